@@ -1,0 +1,139 @@
+"""The `phaeton` command: `run`, `demo`, `check-config`, `plan`.
+
+`check-config` lives here. The other subcommands only parse their arguments and hand them to
+`run_from_cli(args)` of the module that implements them, imported when the subcommand is used
+(so `phaeton check-config` works on a machine where the service's dependencies are not all
+importable). Exit codes: 0 ok, 1 invalid config, 2 usage error, unreadable file or a missing
+part of phaeton.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from phaeton import __version__
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_UNUSABLE = 2
+
+DEFAULT_CONFIG_PATH = "/data/phaeton/config.yaml"
+
+# subcommand -> module whose run_from_cli(args) implements it
+SUBCOMMAND_MODULES = {
+    "run": "phaeton.app",
+    "demo": "phaeton.sim.demo",
+    "plan": "phaeton.planning.cli",
+}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535 (0 = any free port), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (the command line's shape)."""
+    parser = argparse.ArgumentParser(
+        prog="phaeton", description="EV charger controller for Victron Venus OS (GX devices).")
+    parser.add_argument("--version", action="version", version=f"phaeton {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the service on the GX's system D-Bus")
+    run.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
+                     help=f"config file (default {DEFAULT_CONFIG_PATH})")
+
+    demo = commands.add_parser(
+        "demo", help="run a complete simulated GX with a simulated charger and the web UI")
+    demo.add_argument("--speed", type=_positive_float, default=1.0, metavar="N",
+                      help="simulated seconds per real second (default 1)")
+    demo.add_argument("--ocpp", action="store_true",
+                      help="simulate an OCPP 1.6J charger instead of an Alfen (Modbus TCP)")
+    demo.add_argument("--port", type=_port, default=8088, metavar="N",
+                      help="web UI port (default 8088, 0 = any free port)")
+    demo.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+                      help="stop by itself after S real seconds (for scripts and tests)")
+
+    check = commands.add_parser("check-config", help="validate a config file")
+    check.add_argument("path", metavar="PATH", help="the config.yaml to check")
+
+    plan = commands.add_parser("plan", help="print the charging and battery plan")
+    plan.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
+                      help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return parser
+
+
+def check_config(path: str) -> int:
+    """Print every problem of the config at `path` as `PATH:LINE: key: message`."""
+    from phaeton.config import ConfigError, ConfigUnreadable, load_config
+
+    try:
+        load_config(path)
+    except ConfigUnreadable as exc:
+        for problem in exc.problems:
+            print(problem.format(path), file=sys.stderr)
+        return EXIT_UNUSABLE
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem.format(path))
+        count = len(exc.problems)
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: OK")
+    return EXIT_OK
+
+
+def _dispatch(command: str, args: argparse.Namespace) -> int:
+    """Import the subcommand's module and run it; a missing module is a clear exit 2."""
+    module_name = SUBCOMMAND_MODULES[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or module_name
+        print(f"phaeton {command}: not available: module {missing} cannot be imported ({exc})",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
+    run_from_cli = getattr(module, "run_from_cli", None)
+    if not callable(run_from_cli):
+        print(f"phaeton {command}: not available: module {module_name} has no run_from_cli()",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
+    result = run_from_cli(args)
+    return EXIT_OK if result is None else int(result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `phaeton` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_UNUSABLE
+    if args.command == "check-config":
+        return check_config(args.path)
+    try:
+        return _dispatch(args.command, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The charge controller: modes, limits and /Status, one pure decision per control tick.
+
+`ChargeController(settings).step(inputs, now_s, local_dt)` -> `ChargeDecision`. `now_s` is any
+monotonic number of seconds (only differences matter); `local_dt` is the local wall time, used by
+the schedule. The controller keeps only timers and the previous decision; no I/O.
+
+Order of the rules (the first that applies decides; later limits only lower the current):
+1. charger offline -> 0 A, status 0.
+2. StartStop = 0 (after AutoStart) -> 0 A, "stopped by user"; status by vehicle state, or
+   6 "Waiting for start" when AutoStart is off and the vehicle is connected.
+3. charger error -> 0 A, closest error status (see `status.error_status`).
+4. no vehicle -> 0 A, status 0.
+5. a phase switch is running -> 0 A, status 22/23.
+6. the mode: Manual (SetCurrent), Auto (surplus, `auto.AutoCharging`; readings older than
+   `stale_after_s` or without grid power on a site phase -> `safe_current_a`), Scheduled (inside a window: its current or the maximum;
+   outside 0 A, status 6).
+7. caps: /MaxCurrent (user), the charger's max_current_a and station maximum.
+8. the fuse: cut at once (same step) to the fuse headroom; after a cut, no raise until
+   `fuse_recovery_delay_s` have passed without a new cut. Status 20 "Charging limit".
+   Readings older than min(10 s, stale_after_s / 3) but not yet stale never raise the current
+   (a frozen meter must not look like growing surplus); lowering stays allowed.
+9. below min_current_a -> 0 A (IEC 61851).
+
+The result is always 0 or within [min_current_a, min(max_current_a, /MaxCurrent)].
+The service applies `phases` before `current_a`.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from phaeton.chargers.base import Capability, VehicleState
+from phaeton.control.auto import AutoCharging, Bound, floor_tenth
+from phaeton.control.phases import PhaseSwitcher
+from phaeton.control.powerflow import (
+    PowerFlowSnapshot,
+    build_snapshot,
+    ev_phase_indices,
+    fuse_headroom,
+)
+from phaeton.control.readings import EvReadings, SiteReadings
+from phaeton.control.schedule import active_window, next_window_start, window_current_a
+from phaeton.control.settings import ControlSettings
+from phaeton.control.status import ChargerStatus, vehicle_status
+from phaeton.control.surplus import SurplusSmoother, raw_surplus
+
+
+HOLD_AFTER_MAX_S = 10.0   # readings older than this (or stale_after_s / 3) never raise the current
+
+
+class Mode(enum.IntEnum):
+    MANUAL = 0
+    AUTO = 1
+    SCHEDULED = 2
+
+
+def _check_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _check_flag(name: str, value: object) -> int:
+    if value not in (0, 1) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ControllerInputs:
+    """Everything one decision needs. `site` None = no GX readings at all (treated as stale)."""
+
+    mode: int
+    start_stop: int
+    set_current_a: float
+    max_current_a: float                          # the user's /MaxCurrent
+    auto_start: int = 0
+    capabilities: frozenset[Capability] = frozenset()
+    site: SiteReadings | None = None
+    ev: EvReadings = field(default_factory=EvReadings)
+    charger_connected: bool = True
+    charger_max_current_a: float | None = None    # Capability.STATION_MAX_CURRENT, when known
+    manual_phases: int | None = None              # Manual: the phases the user chose (/Ac/PhaseCount)
+    plan_current_a: float | None = None           # Scheduled: the energy plan's current now
+                                                  # (None: no plan, the time windows decide)
+
+    def __post_init__(self) -> None:
+        if self.mode not in (0, 1, 2) or isinstance(self.mode, bool):
+            raise ValueError(f"mode must be 0 (Manual), 1 (Auto) or 2 (Scheduled), got {self.mode!r}")
+        object.__setattr__(self, "mode", int(self.mode))
+        object.__setattr__(self, "start_stop", _check_flag("start_stop", self.start_stop))
+        object.__setattr__(self, "auto_start", _check_flag("auto_start", self.auto_start))
+        object.__setattr__(self, "set_current_a", _check_number("set_current_a", self.set_current_a))
+        object.__setattr__(self, "max_current_a", _check_number("max_current_a", self.max_current_a))
+        if self.charger_max_current_a is not None:
+            object.__setattr__(self, "charger_max_current_a",
+                               _check_number("charger_max_current_a", self.charger_max_current_a))
+        if self.manual_phases not in (None, 1, 3) or isinstance(self.manual_phases, bool):
+            raise ValueError(f"manual_phases must be 1, 3 or None, got {self.manual_phases!r}")
+        if self.plan_current_a is not None:
+            object.__setattr__(self, "plan_current_a",
+                               _check_number("plan_current_a", self.plan_current_a))
+        if not isinstance(self.ev, EvReadings):
+            raise ValueError(f"ev must be EvReadings, got {type(self.ev).__name__}")
+        if self.site is not None and not isinstance(self.site, SiteReadings):
+            raise ValueError(f"site must be SiteReadings or None, got {type(self.site).__name__}")
+        object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+
+
+@dataclass(frozen=True)
+class ChargeDecision:
+    enabled: bool                  # StartStop as the charger should apply it
+    current_a: float               # per phase: 0 or within [min, min(max, /MaxCurrent)]
+    phases: int                    # 1 or 3 (apply before the current)
+    status: int                    # Victron /Status
+    reason: str                    # human words
+    bound_by: str                  # a `Bound` name: which limit bound the current
+    start_stop_request: int | None = None   # 1: set /StartStop to 1 (AutoStart on plug-in)
+    snapshot: PowerFlowSnapshot | None = None
+    surplus_w: float | None = None            # smoothed surplus (None without fresh readings)
+    fuse_limit_a: float | None = None         # the fuse headroom this step (None: not checked)
+
+
+class ChargeController:
+    def __init__(self, settings: ControlSettings):
+        self.settings = settings
+        self.smoother = SurplusSmoother(settings.auto_smoothing_s)
+        self.switcher = PhaseSwitcher(settings)
+        self.auto = AutoCharging(settings)
+        self._previous_vehicle: VehicleState | None = None
+        self._fuse_cut_s: float | None = None
+        self._last_current_a = 0.0
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _caps(self, inputs: ControllerInputs, amps: float, bound: str, reason: str) -> tuple[float, str, str]:
+        caps = [(inputs.max_current_a, Bound.MAX_CURRENT, "MaxCurrent"),
+                (self.settings.max_current_a, Bound.CHARGER, "charger maximum")]
+        if inputs.charger_max_current_a is not None:
+            caps.append((inputs.charger_max_current_a, Bound.CHARGER, "station maximum"))
+        for cap_a, cap_bound, words in caps:
+            if cap_a < amps:
+                amps, bound = cap_a, cap_bound
+                reason = f"{reason}; limited by the {words} {cap_a:g} A"
+        return amps, bound, reason
+
+    def _voltage(self, snapshot: PowerFlowSnapshot | None, phases: int) -> float:
+        if snapshot is None:
+            return self.settings.nominal_voltage_v
+        used = [snapshot.voltage_v[i] for i in ev_phase_indices(phases)]
+        return sum(used) / len(used)
+
+    def _site_problem(self, site: SiteReadings | None) -> str | None:
+        """Why the GX readings cannot be controlled on (None: they can)."""
+        if site is None:
+            return "GX readings missing"
+        if site.is_stale(self.settings.stale_after_s):
+            age = "age unknown" if site.age_s is None else f"{site.age_s:.0f} s old"
+            return f"GX readings stale ({age}, limit {self.settings.stale_after_s:g} s)"
+        missing = [f"L{i + 1}" for i in range(self.settings.site_phases) if site.grid_w[i] is None]
+        if missing:
+            return f"GX grid power not reported on {', '.join(missing)}"
+        return None
+
+    def _battery_first(self, site: SiteReadings) -> tuple[str, str] | None:
+        soc = site.battery_soc_pct
+        if soc is None:
+            return None
+        if site.active_soc_limit_pct is not None and soc < site.active_soc_limit_pct:
+            return Bound.LOW_SOC, f"at {soc:.0f}% is below its ESS minimum {site.active_soc_limit_pct:.0f}%"
+        if soc < self.settings.battery_priority_soc_pct:
+            return (Bound.BATTERY_PRIORITY,
+                    f"at {soc:.0f}% is below the {self.settings.battery_priority_soc_pct:.0f}% priority SoC")
+        return None
+
+    def _decision(self, inputs: ControllerInputs, *, enabled: bool, current_a: float, status: int, reason: str,
+                  bound_by: str, request: int | None, snapshot: PowerFlowSnapshot | None,
+                  surplus_w: float | None, fuse_limit_a: float | None = None) -> ChargeDecision:
+        self._last_current_a = current_a
+        return ChargeDecision(enabled=enabled, current_a=current_a, phases=self.switcher.phases,
+                              status=int(status), reason=reason, bound_by=bound_by,
+                              start_stop_request=request, snapshot=snapshot, surplus_w=surplus_w,
+                              fuse_limit_a=fuse_limit_a)
+
+    # -- the step ------------------------------------------------------------------------------
+    def step(self, inputs: ControllerInputs, now_s: float, local_dt: datetime) -> ChargeDecision:
+        s = self.settings
+        ev = inputs.ev
+        plugged = ev.connected
+
+        # AutoStart: a plug-in edge (no vehicle -> plugged) asks for StartStop = 1.
+        request = None
+        if inputs.charger_connected:
+            if (self._previous_vehicle is VehicleState.NO_VEHICLE and plugged
+                    and inputs.auto_start == 1 and inputs.start_stop == 0):
+                request = 1
+            self._previous_vehicle = ev.vehicle_state
+        start_stop = 1 if request == 1 else inputs.start_stop
+
+        site = inputs.site
+        site_problem = self._site_problem(site)
+        fresh = site_problem is None
+        snapshot = build_snapshot(site, ev, s) if site is not None else None
+        surplus_w = None
+        battery_first = None
+        if fresh and snapshot is not None and site is not None:
+            surplus = raw_surplus(snapshot, site, s.battery_priority_soc_pct)
+            assert surplus is not None     # the grid is reported (checked by _site_problem)
+            surplus_w = self.smoother.update(surplus.raw_w, now_s)
+            battery_first = self._battery_first(site) if surplus.battery_has_priority else None
+        if surplus_w is None:
+            self.smoother.reset()
+
+        if inputs.mode != Mode.AUTO:
+            self.auto.reset()
+
+        def stop(status: int, reason: str, bound: str) -> ChargeDecision:
+            self.auto.reset()
+            return self._decision(inputs, enabled=start_stop == 1 and inputs.charger_connected, current_a=0.0,
+                                  status=status, reason=reason, bound_by=bound, request=request,
+                                  snapshot=snapshot, surplus_w=surplus_w)
+
+        if not inputs.charger_connected:
+            return stop(ChargerStatus.DISCONNECTED, "charger offline: not answering", Bound.CHARGER_OFFLINE)
+        if start_stop == 0:
+            if plugged and inputs.auto_start == 0 and ev.vehicle_state is VehicleState.CONNECTED:
+                return stop(ChargerStatus.WAITING_FOR_START,
+                            "stopped by user: waiting for start (AutoStart is off)", Bound.STOPPED)
+            return stop(vehicle_status(ev.vehicle_state, ev.error_reason), "stopped by user", Bound.STOPPED)
+        if ev.vehicle_state is VehicleState.ERROR:
+            return stop(vehicle_status(ev.vehicle_state, ev.error_reason),
+                        f"charger error: {ev.error_reason or 'no details given'}", Bound.CHARGER_ERROR)
+        if not plugged:
+            self.switcher.cancel()
+            return stop(ChargerStatus.DISCONNECTED, "no vehicle plugged in", Bound.NOT_PLUGGED)
+
+        # Phases: automatic in Auto (with fresh readings), the user's choice in Manual, the
+        # charger's wiring otherwise; a change always goes pause -> settle -> switch.
+        allowed = Capability.PHASE_SWITCHING in inputs.capabilities and s.phase_switching_possible
+        if inputs.mode == Mode.AUTO:
+            phase = self.switcher.step(now_s, surplus_w, allowed)
+        else:
+            wanted = (inputs.manual_phases if inputs.mode == Mode.MANUAL and inputs.manual_phases
+                      else s.charger_phases)
+            phase = self.switcher.step(now_s, None, allowed, wanted_phases=wanted)
+        if phase.switching:
+            return self._decision(inputs, enabled=True, current_a=0.0,
+                                  status=phase.status or ChargerStatus.CONNECTED, reason=phase.reason,
+                                  bound_by=Bound.PHASE_SWITCH, request=request, snapshot=snapshot,
+                                  surplus_w=surplus_w)
+        phases = self.switcher.phases
+        voltage_v = self._voltage(snapshot if fresh else None, phases)
+
+        # The mode's wish.
+        mode_status: int | None = None
+        check_fuse = fresh
+        if inputs.mode == Mode.MANUAL:
+            wanted_a, bound, reason = inputs.set_current_a, Bound.USER, f"manual: SetCurrent {inputs.set_current_a:g} A"
+        elif inputs.mode == Mode.AUTO:
+            if not fresh:
+                wanted_a, bound = s.safe_current_a, Bound.STALE_READINGS
+                reason = f"{site_problem}: fail-safe current {s.safe_current_a:g} A"
+                self.auto.reset()
+            else:
+                assert surplus_w is not None
+                auto = self.auto.step(now_s, surplus_w, voltage_v, phases, battery_first)
+                wanted_a, bound, reason, mode_status = auto.current_a, auto.bound_by, auto.reason, auto.status
+                if phase.reason:
+                    reason = f"{reason}; {phase.reason}"
+        elif inputs.plan_current_a is not None:
+            wanted_a, bound = inputs.plan_current_a, Bound.SCHEDULE
+            # Solar surplus on top of the plan (never the home battery's share when it has
+            # priority): the car takes whichever is more.
+            surplus_a = (surplus_w / (voltage_v * phases)
+                         if surplus_w is not None and battery_first is None else 0.0)
+            if surplus_a >= s.min_current_a and surplus_a > wanted_a:
+                wanted_a, bound = surplus_a, Bound.SURPLUS
+                reason = (f"scheduled: solar surplus {surplus_w:.0f} W on top of the energy "
+                          f"plan's {inputs.plan_current_a:.1f} A")
+            elif wanted_a < s.min_current_a:
+                mode_status = ChargerStatus.WAITING_FOR_START
+                reason = "scheduled: the energy plan charges in cheaper slots later"
+            else:
+                reason = f"scheduled: the energy plan's slot now ({wanted_a:.1f} A)"
+        else:
+            window = active_window(s.schedule_windows, local_dt)
+            if window is None:
+                upcoming = next_window_start(s.schedule_windows, local_dt)
+                when = upcoming.strftime("%a %H:%M") if upcoming else "none configured"
+                wanted_a, bound, mode_status = 0.0, Bound.SCHEDULE, ChargerStatus.WAITING_FOR_START
+                reason = f"scheduled: waiting for start, next window {when}"
+            else:
+                wanted_a = window_current_a(window, s.max_current_a)
+                bound = Bound.SCHEDULE if window.current_a is not None else Bound.CHARGER
+                reason = f"scheduled: inside window {window.start:%H:%M}-{window.end:%H:%M}"
+
+        amps, bound, reason = self._caps(inputs, wanted_a, bound, reason)
+
+        # The fuse: cut at once, raise only after the recovery delay without a new cut.
+        fuse_limit_a = None
+        if check_fuse and snapshot is not None and amps > 0:
+            headroom = fuse_headroom(snapshot, s.fuse_a, phases)
+            fuse_limit_a = headroom.current_a
+            if headroom.current_a is not None and headroom.current_a < amps:
+                amps, bound, reason = headroom.current_a, Bound.FUSE, headroom.reason
+                self._fuse_cut_s = now_s
+            elif (self._fuse_cut_s is not None and now_s - self._fuse_cut_s < s.fuse_recovery_delay_s
+                  and amps > self._last_current_a):
+                wait_s = s.fuse_recovery_delay_s - (now_s - self._fuse_cut_s)
+                amps, bound = self._last_current_a, Bound.FUSE
+                reason = f"fuse recovery: holding {amps:g} A for {wait_s:.0f} s more after a fuse cut"
+            elif headroom.current_a is None:
+                reason = f"{reason}; {headroom.reason}"
+        elif check_fuse and snapshot is not None:
+            fuse_limit_a = fuse_headroom(snapshot, s.fuse_a, phases).current_a
+        elif not fresh and inputs.mode != Mode.AUTO and amps > 0:
+            reason = f"{reason}; fuse not checked: {site_problem}"
+
+        # Readings that stopped changing but are not stale yet: never raise on them. A frozen
+        # grid meter would let the car's own rising draw look like surplus and hide the fuse.
+        hold_after_s = min(HOLD_AFTER_MAX_S, s.stale_after_s / 3.0)
+        age_s = site.age_s if site is not None else None
+        if fresh and age_s is not None and age_s > hold_after_s and amps > self._last_current_a:
+            amps = self._last_current_a
+            reason = f"{reason}; holding {amps:g} A: GX readings {age_s:.0f} s old"
+
+        amps = floor_tenth(max(0.0, amps))
+        if 0 < amps < s.min_current_a:
+            reason = f"{reason}; {amps:g} A is below the {s.min_current_a:g} A minimum: paused"
+            amps = 0.0
+
+        if bound == Bound.FUSE:
+            status = ChargerStatus.CHARGING_LIMIT
+        elif amps == 0 and mode_status is not None:
+            status = mode_status
+        else:
+            status = vehicle_status(ev.vehicle_state, ev.error_reason)
+        return self._decision(inputs, enabled=True, current_a=amps, status=status, reason=reason, bound_by=bound,
+                              request=request, snapshot=snapshot, surplus_w=surplus_w, fuse_limit_a=fuse_limit_a)

@@ -1,0 +1,222 @@
+"""Charging sessions, from plug-in to unplug: energy, duration, peak power, cost, solar share.
+
+Pure: `SessionTracker.update(ev, snapshot, now_s)` is called with the charger's readings, the
+power-flow snapshot (or None) and the wall time in unix seconds (wall time, so a session
+persisted before a restart continues with the right duration). It returns the records to store.
+
+Energy comes from the charger's lifetime counter: each update adds the counter's increase since
+the last valid value. While the counter is missing, energy is estimated from the EV power x the
+time step; when the counter returns, its increase over the gap replaces that estimate. A counter
+that goes down (charger replaced or reset) is re-based: the step adds nothing rather than a
+negative or a huge jump. Steps are also capped at what `MAX_POWER_W` could deliver in that time, so
+a corrupt counter cannot add absurd energy.
+
+Solar share: for each step, the EV's solar power is min(EV power, max(0, PV - house load)) from
+the snapshot: PV serves the house first, and the rest can cover the EV (solar power the home
+battery charged earlier and gives back later is not counted). The step's energy is split by
+solar power / EV power; solar_share = solar energy / energy (0 when no energy was charged).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from phaeton.chargers.base import VehicleState
+from phaeton.control.powerflow import PowerFlowSnapshot
+from phaeton.control.readings import EvReadings
+
+MAX_POWER_W = 50_000.0    # no home charger delivers more; caps the energy one step can add
+NOMINAL_VOLTAGE_V = 230.0
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    session_id: str
+    started_at_s: float
+    start_counter_kwh: float | None
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    session_id: str
+    started_at_s: float
+    ended_at_s: float
+    duration_s: float
+    energy_kwh: float
+    solar_energy_kwh: float
+    solar_share: float
+    peak_power_w: float
+    cost: float
+    currency: str
+
+
+@dataclass
+class _Running:
+    session_id: str
+    started_at_s: float
+    last_update_s: float
+    energy_kwh: float = 0.0
+    solar_energy_kwh: float = 0.0
+    peak_power_w: float = 0.0
+    last_counter_kwh: float | None = None     # last valid lifetime counter
+    gap_estimate_kwh: float = 0.0             # power-integrated energy while the counter is missing
+    gap_solar_kwh: float = 0.0
+    start_counter_kwh: float | None = None
+    last_counter_s: float | None = None       # when last_counter_kwh was read
+
+
+RECORD_VERSION = 1
+
+
+class SessionTracker:
+    def __init__(self, price_per_kwh: float = 0.30, currency: str = "EUR"):
+        if isinstance(price_per_kwh, bool) or not isinstance(price_per_kwh, (int, float)) \
+                or not math.isfinite(price_per_kwh) or price_per_kwh < 0:
+            raise ValueError(f"price_per_kwh must be a number >= 0, got {price_per_kwh!r}")
+        self.price_per_kwh = float(price_per_kwh)
+        self.currency = str(currency)
+        self._running: _Running | None = None
+
+    # -- live values ---------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self._running is not None
+
+    @property
+    def energy_kwh(self) -> float:
+        r = self._running
+        return 0.0 if r is None else r.energy_kwh + r.gap_estimate_kwh
+
+    @property
+    def solar_energy_kwh(self) -> float:
+        r = self._running
+        return 0.0 if r is None else r.solar_energy_kwh + r.gap_solar_kwh
+
+    def duration_s(self, now_s: float) -> float:
+        return 0.0 if self._running is None else max(0.0, now_s - self._running.started_at_s)
+
+    @property
+    def cost(self) -> float:
+        return round(self.energy_kwh * self.price_per_kwh, 4)
+
+    @property
+    def peak_power_w(self) -> float:
+        return 0.0 if self._running is None else self._running.peak_power_w
+
+    @property
+    def solar_share(self) -> float:
+        energy = self.energy_kwh
+        return 0.0 if energy <= 0 else min(1.0, self.solar_energy_kwh / energy)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def running_record(self) -> dict[str, Any] | None:
+        """The running session as a JSON-friendly dict for the service to persist (None when idle)."""
+        if self._running is None:
+            return None
+        record = asdict(self._running)
+        record["version"] = RECORD_VERSION
+        return record
+
+    def restore(self, record: Mapping[str, Any]) -> None:
+        """Continue a session saved with `running_record()` (after a restart). Raises ValueError when
+        the record is malformed; the tracker is unchanged then."""
+        if not isinstance(record, Mapping):
+            raise ValueError(f"session record must be a mapping, got {type(record).__name__}")
+        if record.get("version") != RECORD_VERSION:
+            raise ValueError(f"session record version {record.get('version')!r} is not {RECORD_VERSION}")
+        values: dict[str, Any] = {}
+        for name in ("session_id",):
+            if not isinstance(record.get(name), str) or not record[name]:
+                raise ValueError(f"session record '{name}' must be a non-empty string")
+            values[name] = record[name]
+        for name in ("started_at_s", "last_update_s", "energy_kwh", "solar_energy_kwh", "peak_power_w",
+                     "gap_estimate_kwh", "gap_solar_kwh"):
+            value = record.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or (name != "started_at_s" and name != "last_update_s" and value < 0):
+                raise ValueError(f"session record '{name}' must be a finite number"
+                                 f"{'' if name.endswith('_s') else ' >= 0'}, got {value!r}")
+            values[name] = float(value)
+        for name in ("last_counter_kwh", "start_counter_kwh", "last_counter_s"):
+            value = record.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ValueError(f"session record '{name}' must be a number or null, got {value!r}")
+            values[name] = None if value is None else float(value)
+        self._running = _Running(**values)
+
+    # -- the update ----------------------------------------------------------------------------
+    def update(self, ev: EvReadings, snapshot: PowerFlowSnapshot | None, now_s: float,
+               nominal_voltage_v: float = NOMINAL_VOLTAGE_V) -> list[SessionStarted | SessionEnded]:
+        """Advance with one reading; returns SessionStarted/SessionEnded records (usually none).
+
+        Call it only with real readings (not while the charger is offline): NO_VEHICLE ends the
+        session, an ERROR state does not."""
+        events: list[SessionStarted | SessionEnded] = []
+        plugged = ev.connected
+        if self._running is not None:
+            self._account(ev, snapshot, now_s, nominal_voltage_v)
+            if ev.vehicle_state is VehicleState.NO_VEHICLE:
+                events.append(self._end(now_s))
+        elif plugged:
+            counter = ev.lifetime_energy_kwh
+            session_id = f"{round(now_s * 1000)}"
+            self._running = _Running(session_id=session_id, started_at_s=now_s, last_update_s=now_s,
+                                     last_counter_kwh=counter, start_counter_kwh=counter,
+                                     last_counter_s=None if counter is None else now_s)
+            events.append(SessionStarted(session_id, now_s, counter))
+        return events
+
+    def _account(self, ev: EvReadings, snapshot: PowerFlowSnapshot | None, now_s: float,
+                 nominal_voltage_v: float) -> None:
+        r = self._running
+        assert r is not None
+        dt_s = now_s - r.last_update_s
+        if dt_s < 0:
+            dt_s = 0.0          # clock went back: count no time, keep the counter base
+        r.last_update_s = max(r.last_update_s, now_s)
+        power_w = snapshot.ev_total_w if snapshot is not None else ev.total_w(nominal_voltage_v)
+        power_w = min(max(0.0, power_w), MAX_POWER_W)
+        r.peak_power_w = max(r.peak_power_w, power_w)
+        solar_fraction = 0.0
+        if snapshot is not None and power_w > 0:
+            free_pv_w = max(0.0, snapshot.pv_total_w - (snapshot.house_total_w or 0.0))
+            solar_fraction = min(power_w, free_pv_w) / power_w
+        counter = ev.lifetime_energy_kwh
+        if counter is None:
+            step_kwh = power_w * dt_s / 3.6e6
+            r.gap_estimate_kwh += step_kwh
+            r.gap_solar_kwh += step_kwh * solar_fraction
+            return
+        if r.last_counter_kwh is None or counter < r.last_counter_kwh or r.last_counter_s is None:
+            # First valid value, or the counter went down (reset/replaced): re-base. An estimate
+            # made while the counter was missing stands.
+            r.energy_kwh += r.gap_estimate_kwh
+            r.solar_energy_kwh += r.gap_solar_kwh
+        else:
+            if r.gap_estimate_kwh > 0:
+                # The counter's increase covers the gap and replaces the estimate (same solar split).
+                solar_fraction = r.gap_solar_kwh / r.gap_estimate_kwh
+            cap_kwh = MAX_POWER_W * max(0.0, now_s - r.last_counter_s) / 3.6e6
+            step_kwh = min(counter - r.last_counter_kwh, cap_kwh)
+            r.energy_kwh += step_kwh
+            r.solar_energy_kwh += step_kwh * solar_fraction
+        r.gap_estimate_kwh = 0.0
+        r.gap_solar_kwh = 0.0
+        r.last_counter_kwh = counter
+        r.last_counter_s = max(now_s, r.last_counter_s or now_s)
+
+    def _end(self, now_s: float) -> SessionEnded:
+        r = self._running
+        assert r is not None
+        energy = self.energy_kwh
+        solar = min(self.solar_energy_kwh, energy)
+        ended = SessionEnded(session_id=r.session_id, started_at_s=r.started_at_s, ended_at_s=now_s,
+                             duration_s=max(0.0, now_s - r.started_at_s), energy_kwh=energy,
+                             solar_energy_kwh=solar, solar_share=(solar / energy) if energy > 0 else 0.0,
+                             peak_power_w=r.peak_power_w, cost=round(energy * self.price_per_kwh, 4),
+                             currency=self.currency)
+        self._running = None
+        return ended

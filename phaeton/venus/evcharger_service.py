@@ -1,0 +1,196 @@
+"""phaeton's EV charger on the GX D-Bus: `com.victronenergy.evcharger.phaeton_<id>`.
+
+Every path of venus-dbus.md §4–§5. The user's paths (/Mode, /StartStop, /SetCurrent, /MaxCurrent,
+/Ac/PhaseCount, /AutoStart, /EnableDisplay, /Position, /CustomName) are writeable from the GX GUI,
+VRM (MQTT ints/floats/bools/null), the `dbus` CLI (strings) and the web UI, all through the same
+velib SetValue path: velib coerces and range-checks, `UserChoices.accept` decides, and the owner's
+`on_user_change` persists it and wakes the control loop. Everything the controller measures or
+decides is published once per tick in one batch (`publish`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from velib.service import VeDbusService
+
+from phaeton import __version__
+
+log = logging.getLogger("phaeton.venus.evcharger")
+
+PRODUCT_NAME = "EV Charging Station"
+PRODUCT_ID = 0xFFFF  # third-party driver
+
+MODE_TEXT = {0: "Manual", 1: "Auto", 2: "Scheduled"}
+STATUS_TEXT = {
+    0: "Disconnected", 1: "Connected", 2: "Charging", 3: "Charged", 4: "Waiting for sun",
+    5: "Waiting for RFID", 6: "Waiting for start", 7: "Low SOC", 8: "Ground test error",
+    9: "Welded contacts error", 10: "CP input test error", 11: "Residual current detected",
+    12: "Undervoltage detected", 13: "Overvoltage detected", 14: "Overheating detected",
+    20: "Charging limit", 21: "Start charging", 22: "Switching to 3 phase",
+    23: "Switching to 1 phase", 24: "Stop charging",
+}
+
+
+@dataclass
+class UserChoices:
+    """What the user decides; persisted, and the controller's inputs."""
+
+    mode: int = 0
+    start_stop: int = 0
+    set_current_a: float = 6.0
+    max_current_a: float = 16.0
+    phases: int = 3
+    auto_start: int = 1
+    enable_display: int = 1
+    position: int = 1
+    custom_name: str = ""
+
+    FIELDS = {"/Mode": "mode", "/StartStop": "start_stop", "/SetCurrent": "set_current_a",
+              "/MaxCurrent": "max_current_a", "/Ac/PhaseCount": "phases",
+              "/AutoStart": "auto_start", "/EnableDisplay": "enable_display",
+              "/Position": "position", "/CustomName": "custom_name"}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS.values()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], defaults: "UserChoices") -> "UserChoices":
+        """Restore from a saved state; unusable entries keep their defaults (and are logged)."""
+        choices = UserChoices(**defaults.as_dict())
+        for name, default in defaults.as_dict().items():
+            if name not in data:
+                continue
+            value = data[name]
+            kind = type(default)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not kind:
+                log.warning("saved state %s=%r is not a %s; using %r", name, value,
+                            kind.__name__, default)
+                continue
+            setattr(choices, name, value)
+        return choices
+
+
+@dataclass
+class ChargerLimits:
+    """The bounds the user's writes are checked against (from config and the charger)."""
+
+    min_current_a: float = 6.0
+    max_current_a: float = 16.0        # the config's charger.max_current_a
+    wired_phases: int = 3
+    can_switch_phases: bool = False
+
+
+class EvChargerService:
+    """Builds and owns the velib service; see the module docstring."""
+
+    def __init__(self, unique_id: str, choices: UserChoices, limits: ChargerLimits,
+                 on_user_change: Callable[[str, Any], None], *, device_instance: int = 40,
+                 connection: str = "", bus_address: str | None = None):
+        self.choices = choices
+        self.limits = limits
+        self._on_user_change = on_user_change
+        self.name = f"com.victronenergy.evcharger.phaeton_{unique_id}"
+        svc = self.service = VeDbusService(self.name, bus_address=bus_address)
+        amps = lambda v: f"{v:.1f} A"  # noqa: E731
+        watts = lambda v: f"{v:.0f} W"  # noqa: E731
+
+        svc.add_path("/Mgmt/ProcessName", "phaeton")
+        svc.add_path("/Mgmt/ProcessVersion", __version__)
+        svc.add_path("/Mgmt/Connection", connection)
+        svc.add_path("/DeviceInstance", device_instance)
+        svc.add_path("/ProductId", PRODUCT_ID)
+        svc.add_path("/ProductName", PRODUCT_NAME)
+        svc.add_path("/FirmwareVersion", None)
+        svc.add_path("/HardwareVersion", None)
+        svc.add_path("/Serial", None)
+        svc.add_path("/Model", None)
+        svc.add_path("/Connected", 0)
+        svc.add_path("/Role", "evcharger")
+        svc.add_path("/CustomName", choices.custom_name, writeable=True, kind=str,
+                     on_change=self._accept)
+        svc.add_path("/Mode", choices.mode, writeable=True, kind=int, min=0, max=2,
+                     text=lambda v: MODE_TEXT.get(v, str(v)), on_change=self._accept)
+        svc.add_path("/StartStop", choices.start_stop, writeable=True, kind=int, min=0, max=1,
+                     on_change=self._accept)
+        svc.add_path("/SetCurrent", choices.set_current_a, writeable=True, kind=float,
+                     min=0.0, max=limits.max_current_a, text=amps, on_change=self._accept)
+        svc.add_path("/MaxCurrent", choices.max_current_a, writeable=True, kind=float,
+                     min=limits.min_current_a, max=limits.max_current_a, text=amps,
+                     on_change=self._accept)
+        svc.add_path("/MinCurrent", limits.min_current_a, text=amps)
+        svc.add_path("/Current", None, text=amps)
+        svc.add_path("/Ac/Power", None, text=watts)
+        for phase in (1, 2, 3):
+            svc.add_path(f"/Ac/L{phase}/Power", None, text=watts)
+        svc.add_path("/Ac/PhaseCount", choices.phases, writeable=True, kind=int, min=1, max=3,
+                     on_change=self._accept)
+        svc.add_path("/Ac/Energy/Forward", None, text=lambda v: f"{v:.2f} kWh")
+        svc.add_path("/Session/Energy", None, text=lambda v: f"{v:.2f} kWh")
+        svc.add_path("/Session/Time", None, text=_duration)
+        svc.add_path("/ChargingTime", None, text=_duration)
+        svc.add_path("/Session/Cost", None, text=lambda v: f"{v:.2f}")
+        svc.add_path("/Status", 0, text=lambda v: STATUS_TEXT.get(v, str(v)))
+        svc.add_path("/Position", choices.position, writeable=True, kind=int, min=0, max=1,
+                     text=lambda v: {0: "AC output", 1: "AC input"}.get(v, str(v)),
+                     on_change=self._accept)
+        svc.add_path("/AutoStart", choices.auto_start, writeable=True, kind=int, min=0, max=1,
+                     on_change=self._accept)
+        svc.add_path("/EnableDisplay", choices.enable_display, writeable=True, kind=int,
+                     min=0, max=1, on_change=self._accept)
+        svc.add_path("/GxAutoMode/Enabled", 1)
+        svc.add_path("/GxAutoMode/Source", "phaeton")
+
+    # ---- the user's writes -------------------------------------------------------------------
+
+    def _accept(self, path: str, value: Any) -> bool:
+        """velib has coerced and range-checked `value`; refuse what the charger cannot do."""
+        if path == "/Ac/PhaseCount":
+            if value not in (1, 3) or value > self.limits.wired_phases:
+                return False
+            if value != self.choices.phases and not self.limits.can_switch_phases:
+                return False
+        if path == "/SetCurrent" and 0 < value < self.limits.min_current_a:
+            return False  # below 6 A a car does not charge; 0 is allowed (pause)
+        setattr(self.choices, UserChoices.FIELDS[path], value)
+        try:
+            self._on_user_change(path, value)
+        except Exception:
+            log.exception("handling the write %s=%r", path, value)
+        return True
+
+    def write(self, path: str, value: Any) -> int:
+        """A write from the web UI: exactly the D-Bus SetValue path (codes 0/1/2)."""
+        if path not in UserChoices.FIELDS:
+            return 1
+        return self.service.write(path, value)
+
+    def set_choice(self, path: str, value: Any) -> None:
+        """The service itself changes a choice (AutoStart on plug-in): publish it."""
+        setattr(self.choices, UserChoices.FIELDS[path], value)
+        self.service[path] = value
+
+    # ---- publishing --------------------------------------------------------------------------
+
+    def set_device_instance(self, instance: int) -> None:
+        self.service["/DeviceInstance"] = instance
+
+    def publish(self, values: dict[str, Any]) -> None:
+        """Set many read-only paths at once: one ItemsChanged."""
+        with self.service.batch():
+            for path, value in values.items():
+                self.service[path] = value
+
+    async def register(self) -> None:
+        await self.service.register()
+
+    async def close(self) -> None:
+        await self.service.close()
+
+
+def _duration(seconds: Any) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,150 @@
+"""The battery strategy knobs as GX settings under `/Settings/Phaeton/Planner/`.
+
+Created with AddSettings (default from config.yaml, min, max) in `com.victronenergy.settings`,
+so the GX GUI, VRM/MQTT (`W/<portal>/settings/0/Settings/Phaeton/Planner/Strategy`) and the
+`dbus` CLI can change them; the settings service enforces the ranges. Whoever changes one,
+`on_change(knobs)` is called with the new `PlannerKnobs` (the planner re-plans).
+
+| setting | type | range | meaning |
+|---|---|---|---|
+| Strategy | int | 0..2 | 0 off, 1 self-consumption, 2 optimise |
+| MinimumSoc | float | 0..100 | % the plan never goes below |
+| ReserveSoc | float | 0..100 | % backup reserve kept on top (the higher of the two counts) |
+| AllowGridCharging | int | 0..1 | the plan may charge the battery from the grid |
+| AllowExport | int | 0..1 | the plan may feed into the grid |
+| DegradationCost | float | 0..10 | wear cost per kWh in or out (currency/kWh) |
+| EvDepartureTime | int | 0..1439 | minutes after local midnight |
+| EvTargetSoc | float | 0..100 | % the car should have at departure |
+| EvTargetKwh | float | 0..500 | kWh to add by departure; 0 = use EvTargetSoc |
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from phaeton.planning.problem_builder import PlannerKnobs
+from velib.settings import SettingsClient, SettingSpec
+
+log = logging.getLogger("phaeton.venus.planner_settings")
+
+PREFIX = "/Settings/Phaeton/Planner/"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting: its name under PREFIX, the PlannerKnobs field, type and range."""
+
+    name: str
+    field: str
+    kind: type
+    minimum: float
+    maximum: float
+
+    @property
+    def path(self) -> str:
+        return PREFIX + self.name
+
+    def to_setting(self, value: Any) -> Any:
+        """A knob value as the setting stores it (bools as 0/1)."""
+        return int(bool(value)) if self.kind is bool else self.kind(value)
+
+    def from_setting(self, value: Any) -> Any:
+        """A setting's value as the knob (None when unusable)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if not self.minimum <= value <= self.maximum:
+            return None
+        if self.kind is bool:
+            return bool(value)
+        return self.kind(value)
+
+
+KNOBS = (
+    Knob("Strategy", "strategy", int, 0, 2),
+    Knob("MinimumSoc", "minimum_soc_pct", float, 0, 100),
+    Knob("ReserveSoc", "reserve_soc_pct", float, 0, 100),
+    Knob("AllowGridCharging", "allow_grid_charging", bool, 0, 1),
+    Knob("AllowExport", "allow_export", bool, 0, 1),
+    Knob("DegradationCost", "degradation_eur_per_kwh", float, 0, 10),
+    Knob("EvDepartureTime", "ev_departure_min", int, 0, 1439),
+    Knob("EvTargetSoc", "ev_target_soc_pct", float, 0, 100),
+    Knob("EvTargetKwh", "ev_target_kwh", float, 0, 500),
+)
+KNOB_BY_PATH = {knob.path: knob for knob in KNOBS}
+assert {knob.field for knob in KNOBS} == {f.name for f in fields(PlannerKnobs)}
+
+
+def setting_specs(defaults: PlannerKnobs) -> list[SettingSpec]:
+    """AddSettings entries for every knob, defaults from `defaults` (clipped into range)."""
+    specs = []
+    for knob in KNOBS:
+        value = min(max(getattr(defaults, knob.field), knob.minimum), knob.maximum)
+        minimum, maximum = knob.minimum, knob.maximum
+        if knob.kind is not float:
+            minimum, maximum = int(minimum), int(maximum)
+        else:
+            minimum, maximum = float(minimum), float(maximum)
+        specs.append(SettingSpec(knob.path, knob.to_setting(value), minimum, maximum))
+    return specs
+
+
+def knobs_from_values(values: dict[str, Any], defaults: PlannerKnobs) -> PlannerKnobs:
+    """PlannerKnobs from setting values by path; missing or unusable ones keep `defaults`."""
+    changes = {}
+    for knob in KNOBS:
+        value = knob.from_setting(values.get(knob.path))
+        if value is not None:
+            changes[knob.field] = value
+    return replace(defaults, **changes)
+
+
+class PlannerSettings:
+    """`await start()` adds the settings and subscribes; `knobs` is always usable (the config's
+    defaults while the settings service is away); `on_change(knobs)` after every change."""
+
+    def __init__(self, settings: SettingsClient, defaults: PlannerKnobs, *,
+                 on_change: Callable[[PlannerKnobs], None] | None = None):
+        self.settings = settings
+        self.defaults = defaults
+        self.on_change = on_change
+        self.knobs = defaults
+        self.error: str | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    async def start(self) -> PlannerKnobs:
+        """Create the settings (existing ones keep their values); returns the knobs. A refusal
+        or a missing settings service is logged and kept in `error`; the defaults then apply."""
+        values: dict[str, Any] = {}
+        try:
+            values = await self.settings.add_settings(setting_specs(self.defaults))
+        except Exception as exc:  # noqa: BLE001 - plan with the config's values
+            values = getattr(exc, "values", {}) or {}
+            self.error = f"planner settings: {exc}"
+            log.warning("planner settings not created: %s", exc)
+        for knob in KNOBS:
+            self._unsubscribe.append(self.settings.subscribe(knob.path, self._changed))
+        self.knobs = knobs_from_values(values, self.defaults)
+        return self.knobs
+
+    def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+
+    def _changed(self, path: str, value: Any) -> None:
+        knob = KNOB_BY_PATH.get(path)
+        if knob is None:
+            return
+        parsed = knob.from_setting(value)
+        if parsed is None:
+            log.warning("ignoring unusable %s = %r", path, value)
+            return
+        new = replace(self.knobs, **{knob.field: parsed})
+        if new == self.knobs:
+            return
+        self.knobs = new
+        log.info("planner setting %s = %r", knob.name, parsed)
+        if self.on_change is not None:
+            self.on_change(new)

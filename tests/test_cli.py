@@ -1,0 +1,145 @@
+"""The `phaeton` command as a user runs it: `python -m phaeton.cli` / `python -m phaeton`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from phaeton import __version__, cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def phaeton(*args: str, module: str = "phaeton.cli") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True,
+                          text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_version():
+    result = phaeton("--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"phaeton {__version__}")
+
+
+def test_valid_config_prints_ok_and_exits_0():
+    result = phaeton("check-config", "config.yaml", module="phaeton")
+    assert (result.returncode, result.stdout) == (0, "config.yaml: OK\n")
+
+
+def test_invalid_config_prints_every_problem_with_line_and_exits_1(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent("""\
+        site:
+          fuse_a: 25
+        charger:
+          protocol: alfen
+          max_curent_a: 16
+          min_current_a: 4
+        web:
+          port: 70000
+        """), encoding="utf-8")
+    result = phaeton("check-config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}:3: charger.alfen.host: is required when charger.protocol is 'alfen'",
+        f"{path}:5: charger.max_curent_a: unknown key 'max_curent_a' "
+        f"(did you mean 'max_current_a'?)",
+        f"{path}:6: charger.min_current_a: must be ≥ 6, got 4",
+        f"{path}:8: web.port: must be ≤ 65535, got 70000",
+    ]
+    assert result.stderr.strip() == f"{path}: 4 problems"
+
+
+def test_yaml_syntax_error_is_a_problem_with_line(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("charger:\n  alfen: {host: 10.0.0.1\n", encoding="utf-8")
+    result = phaeton("check-config", str(path))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{path}:3: invalid YAML: ")
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: tmp / "missing.yaml",
+    lambda tmp: tmp,
+])
+def test_unreadable_file_exits_2_with_the_reason(tmp_path, make):
+    target = make(tmp_path)
+    result = phaeton("check-config", str(target))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"{target}: cannot read the file: ")
+
+
+def test_no_subcommand_or_bad_arguments_exit_2_with_usage():
+    result = phaeton()
+    assert result.returncode == 2 and "check-config" in result.stderr
+    result = phaeton("demo", "--speed", "0")
+    assert result.returncode == 2
+    assert "argument --speed: must be a number > 0, got '0'" in result.stderr
+    result = phaeton("demo", "--port", "99999")
+    assert result.returncode == 2 and "must be 0..65535" in result.stderr
+    result = phaeton("check-config")
+    assert result.returncode == 2 and "PATH" in result.stderr
+
+
+# -- dispatch of run/demo/plan to the modules that implement them --------------------------------
+
+@pytest.fixture
+def fake_modules(tmp_path, monkeypatch):
+    """Real importable modules in a temp package, put in place of the subcommands' modules."""
+    package = tmp_path / "fakephaeton"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "works.py").write_text(textwrap.dedent("""\
+        seen = []
+        def run_from_cli(args):
+            seen.append(args)
+            return 3
+        """))
+    (package / "no_entry.py").write_text("x = 1\n")
+    (package / "broken_dependency.py").write_text("import phaeton_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return package
+
+
+def test_subcommand_arguments_reach_run_from_cli(fake_modules, monkeypatch):
+    monkeypatch.setitem(cli.SUBCOMMAND_MODULES, "demo", "fakephaeton.works")
+    monkeypatch.setitem(cli.SUBCOMMAND_MODULES, "run", "fakephaeton.works")
+    monkeypatch.setitem(cli.SUBCOMMAND_MODULES, "plan", "fakephaeton.works")
+    from fakephaeton import works
+
+    assert cli.main(["demo", "--speed", "60", "--ocpp", "--port", "0"]) == 3
+    assert cli.main(["demo"]) == 3
+    assert cli.main(["run", "--config", "/etc/x.yaml"]) == 3
+    assert cli.main(["plan"]) == 3
+    demo, plain_demo, run, plan = works.seen
+    assert (demo.speed, demo.ocpp, demo.port) == (60.0, True, 0)
+    assert (plain_demo.speed, plain_demo.ocpp, plain_demo.port) == (1.0, False, 8088)
+    assert run.config == "/etc/x.yaml"
+    assert plan.config == cli.DEFAULT_CONFIG_PATH
+
+
+@pytest.mark.parametrize("module, expected", [
+    ("fakephaeton.not_written_yet",
+     "phaeton run: not available: module fakephaeton.not_written_yet cannot be imported"),
+    ("fakephaeton.no_entry",
+     "phaeton run: not available: module fakephaeton.no_entry has no run_from_cli()"),
+    ("fakephaeton.broken_dependency",
+     "phaeton run: not available: module phaeton_dependency_xyz cannot be imported"),
+])
+def test_missing_module_is_one_clear_line_and_exit_2(fake_modules, monkeypatch, capsys,
+                                                     module, expected):
+    monkeypatch.setitem(cli.SUBCOMMAND_MODULES, "run", module)
+    assert cli.main(["run", "--config", "config.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_subcommands_point_at_the_agreed_modules():
+    assert cli.SUBCOMMAND_MODULES == {"run": "phaeton.app", "demo": "phaeton.sim.demo",
+                                      "plan": "phaeton.planning.cli"}

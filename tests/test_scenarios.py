@@ -1,0 +1,186 @@
+"""Scenarios on a simulated GX: phaeton running against real D-Bus services and the Alfen
+simulator, driven the way a user would (dbus-send, python3-dbus), in accelerated time."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scripted_gx import NAME, VOLTAGE, ScriptedGx
+from dbus_clients import SYSTEM_PYTHON, dbus_send, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def gx(private_bus, tmp_path):
+    async with ScriptedGx(private_bus, str(tmp_path)) as world:
+        yield world
+
+
+def applied(gx) -> float:
+    return gx.alfen.applied_current_a
+
+
+def charging(gx) -> bool:
+    """phaeton says Charging and the station applies a real current (before phaeton's first
+    setpoint the simulated station applies its own 6 A safe current, which must not count)."""
+    return gx.phaeton.evcharger.service["/Status"] == 2 and applied(gx) >= 6
+
+
+SCAN = r"""
+import json, dbus
+bus = dbus.SystemBus()
+items = bus.get_object("%s", "/", introspect=False).get_dbus_method(
+    "GetItems", "com.victronenergy.BusItem")()
+print(json.dumps({str(p): (None if isinstance(d["Value"], dbus.Array) and not d["Value"]
+                            else (str(d["Value"]) if isinstance(d["Value"], dbus.String)
+                                  else float(d["Value"]))) for p, d in items.items()}))
+""" % NAME
+
+
+async def test_acceptance_scan_auto_follows_surplus_and_cli_stop(gx):
+    app = await gx.start_phaeton()
+    code, out, err = await run(SYSTEM_PYTHON, "-c", SCAN)
+    assert code == 0, err
+    items = json.loads(out)
+    assert items["/DeviceInstance"] == 40 and items["/ProductName"] == "EV Charging Station"
+    assert {"/Mode", "/StartStop", "/SetCurrent", "/Status", "/Ac/Energy/Forward",
+            "/Session/Energy", "/Position", "/Mgmt/Connection"} <= set(items)
+    # the energy planner's live state is on the same service
+    assert {"/Planner/Strategy", "/Planner/Reason", "/Planner/DessConflict"} <= set(items)
+
+    gx.system.pv_w = [2500.0, 2500.0, 2500.0]           # 7.5 kW PV, 0.9 kW house
+    assert "int32 0" in await dbus_send(NAME, "/Mode", "SetValue", "variant:int32:1")
+    assert app.choices.mode == 1
+    gx.alfen.plug_in()
+    await gx.until(lambda: charging(gx), 120, "Auto to start on surplus")
+    await gx.run_for(40)
+    # it follows the surplus: about (7500 - 900) / 3 / 230 = 9.5 A, never importing
+    assert 8 <= applied(gx) <= 10.5
+    assert all(w < 150 for w in gx.system.grid_w())
+    assert app.evcharger.service["/Status"] == 2
+
+    ticks = app.ticks
+    assert "int32 0" in await dbus_send(NAME, "/StartStop", "SetValue", "variant:string:0")
+    await gx.until(lambda: applied(gx) == 0, 4, "StartStop 0 to stop the charger")
+    assert app.ticks - ticks <= 2          # within one tick of the write
+    assert app.evcharger.service["/StartStop"] == 0
+
+
+async def test_passing_cloud_does_not_flap(gx):
+    app = await gx.start_phaeton()
+    gx.system.pv_w = [2500.0] * 3
+    app.evcharger.write("/Mode", 1)
+    gx.alfen.plug_in()
+    await gx.until(lambda: charging(gx), 120, "surplus charging")
+    await gx.run_for(30)
+    gx.system.pv_w = [200.0] * 3                        # a cloud for 60 s (< disable delay)
+    lowest = 99.0
+    for _ in range(60):
+        await gx.run_for(1)
+        lowest = min(lowest, applied(gx))
+    gx.system.pv_w = [2500.0] * 3
+    await gx.run_for(40)
+    assert lowest >= 6, "charging stopped during a short cloud"
+    assert applied(gx) >= 8
+
+
+async def test_house_spike_is_cut_at_once_and_recovers_after_the_delay(gx):
+    app = await gx.start_phaeton()                      # Manual, started, 16 A
+    gx.alfen.plug_in()
+    await gx.until(lambda: applied(gx) == 16, 30, "manual full current")
+    gx.system.house_w = [3000.0, 300.0, 300.0]          # 13 A on L1: 12 A left under 25 A
+    await gx.until(lambda: applied(gx) <= 12, 5, "the fuse cut")
+    assert gx.system.grid_w()[0] / VOLTAGE <= 25.0 + 0.5
+    assert app.status()["bound_by"] == "fuse"
+    assert app.evcharger.service["/Status"] == 20       # Charging limit
+    gx.system.house_w = [300.0] * 3
+    await gx.run_for(15)
+    assert applied(gx) <= 12, "must not rise before the recovery delay"
+    await gx.until(lambda: applied(gx) == 16, 60, "recovery after the delay")
+
+
+async def test_low_home_battery_soc_in_auto(gx):
+    app = await gx.start_phaeton()
+    gx.system.pv_w = [2500.0] * 3
+    gx.system.battery_soc_pct = 5.0                     # below the active SoC limit of 10 %
+    app.evcharger.write("/Mode", 1)
+    gx.alfen.plug_in()
+    await gx.until(lambda: app.evcharger.service["/Status"] == 7, 60, "Low SOC status")
+    assert applied(gx) == 0
+
+
+async def test_restart_mid_session_continues_it(gx):
+    app = await gx.start_phaeton()
+    gx.alfen.plug_in()
+    app.evcharger.write("/SetCurrent", 10)
+    await gx.until(lambda: applied(gx) == 10, 30, "charging at 10 A")
+    await gx.run_for(600)
+    energy_before = app.status()["session"]["energy_kwh"]
+    assert energy_before > 0.5
+    await gx.stop_phaeton()
+    assert gx.alfen.applied_current_a == 0               # left at the safe current (0 A)
+    app = await gx.start_phaeton()
+    assert app.choices.set_current_a == 10.0             # the user's choice survived
+    await gx.until(lambda: applied(gx) == 10, 30, "charging again after the restart")
+    await gx.run_for(60)
+    session = app.status()["session"]
+    assert session["active"] and session["energy_kwh"] > energy_before
+    assert app.evcharger.service["/Session/Energy"] > energy_before
+
+
+async def test_unplug_ends_and_stores_the_session(gx):
+    app = await gx.start_phaeton()
+    gx.alfen.plug_in()
+    await gx.until(lambda: applied(gx) == 16, 30, "charging")
+    await gx.run_for(300)
+    gx.alfen.plug_out()
+    await gx.until(lambda: app.evcharger.service["/Status"] == 0, 10, "Disconnected status")
+    sessions = app.session_store.list_sessions()
+    assert len(sessions) == 1
+    assert sessions[0].energy_kwh > 0.5
+    assert app.status()["session"]["active"] is False
+
+
+async def test_charger_offline_and_back(gx):
+    app = await gx.start_phaeton()
+    gx.alfen.plug_in()
+    await gx.until(lambda: applied(gx) == 16, 30, "charging")
+    await gx.alfen.stop()
+    await gx.until(lambda: app.evcharger.service["/Connected"] == 0, 30, "/Connected 0")
+    assert app.status()["charger"]["connected"] is False
+    assert app.evcharger.service["/Ac/Power"] is None
+    await gx.alfen.start()
+    await gx.until(lambda: app.evcharger.service["/Connected"] == 1, 120, "reconnect")
+    await gx.until(lambda: applied(gx) == 16, 30, "setpoint re-sent after the reconnect")
+
+
+async def test_stale_gx_readings_fall_back_to_safe_current(gx):
+    app = await gx.start_phaeton()
+    gx.system.pv_w = [2500.0] * 3
+    app.evcharger.write("/Mode", 1)
+    gx.alfen.plug_in()
+    await gx.until(lambda: charging(gx), 120, "surplus charging")
+    gx.system.frozen = True
+    await gx.until(lambda: applied(gx) == 0, 60, "the safe current (0 A)")
+    assert "stale" in app.status()["reason"].lower()
+    assert app.status()["readings_stale"] is True
+    gx.system.frozen = False
+    await gx.until(lambda: charging(gx), 120, "charging again with fresh readings")
+
+
+async def test_phase_count_written_from_the_cli_switches_the_charger_in_manual(
+        private_bus, tmp_path):
+    async with ScriptedGx(private_bus, str(tmp_path),
+                          control={"phase_switching": {"enabled": True, "settle_s": 10}}) as gx:
+        app = await gx.start_phaeton()                  # Manual, started, 16 A on 3 phases
+        gx.alfen.plug_in()
+        await gx.until(lambda: applied(gx) == 16 and gx.alfen.phases == 3, 30, "3-phase charging")
+        assert "int32 0" in await dbus_send(NAME, "/Ac/PhaseCount", "SetValue",
+                                            "variant:string:1")
+        await gx.until(lambda: gx.alfen.phases == 1 and applied(gx) == 16, 90,
+                       "the station on 1 phase, charging again")
+        await gx.run_for(10)                            # the car follows the station
+        assert app.evcharger.service["/Ac/PhaseCount"] == 1
+        assert sum(1 for a in gx.alfen.phase_currents_a() if a > 0) == 1
