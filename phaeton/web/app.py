@@ -1,0 +1,63 @@
+"""`create_web_app(backend, web_config)`: the aiohttp application of the web UI and REST API."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from phaeton.clock import Clock
+from phaeton.web import control_api, data_api, pages
+from phaeton.web.auth import Authenticator
+from phaeton.web.backend import WebBackend
+from phaeton.web.events import close_event_streams, get_events
+from phaeton.web.http_json import MAX_BODY_BYTES, json_errors, json_response, security_headers
+from phaeton.web.keys import AUTH, BACKEND, CLOCK, MAX_SSE_CLIENTS, SSE_HEARTBEAT_S, SSE_TASKS
+from phaeton.web.login_limit import LoginRateLimiter
+from phaeton.web.openapi import build_openapi
+from phaeton.web.passwords import PasswordHashError, check_hash_format
+
+log = logging.getLogger(__name__)
+
+
+def create_web_app(backend: WebBackend, web_config: dict[str, Any], *,
+                   clock: Clock | None = None) -> web.Application:
+    """The web application for `backend`.
+
+    `web_config` is the config's `web` section; used here: `password_hash` (None = writes
+    disabled), and optionally `sse_heartbeat_s` (15), `max_sse_clients` (50),
+    `login_failures_per_minute` (5). Host and port are the caller's business (AppRunner/TCPSite).
+    """
+    clock = clock or Clock()
+    password_hash = web_config.get("password_hash") or None
+    if password_hash is not None:
+        try:
+            check_hash_format(password_hash)
+        except PasswordHashError as exc:
+            log.error("web.password_hash is unusable, web writes are disabled: %s", exc)
+            password_hash = None
+    else:
+        log.warning("no web password set: the web UI is read-only (set one with "
+                    "`python -m phaeton.web.set_password --config PATH`)")
+    limiter = LoginRateLimiter(clock, per_client=int(web_config.get(
+        "login_failures_per_minute", 5)))
+    app = web.Application(middlewares=[security_headers, json_errors],
+                          client_max_size=MAX_BODY_BYTES)
+    app[BACKEND] = backend
+    app[CLOCK] = clock
+    app[AUTH] = Authenticator(password_hash, clock, limiter=limiter)
+    app[SSE_TASKS] = set()
+    app[SSE_HEARTBEAT_S] = float(web_config.get("sse_heartbeat_s", 15.0))
+    app[MAX_SSE_CLIENTS] = int(web_config.get("max_sse_clients", 50))
+    openapi = build_openapi()
+
+    async def get_openapi(request: web.Request) -> web.Response:
+        return json_response(openapi)
+
+    control_api.add_routes(app)
+    data_api.add_routes(app)
+    app.router.add_get("/api/events", get_events)
+    app.router.add_get("/api/openapi.json", get_openapi)
+    pages.add_routes(app)
+    app.on_shutdown.append(close_event_streams)
+    return app

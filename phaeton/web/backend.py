@@ -1,0 +1,93 @@
+"""What the web UI needs from the running service: the `WebBackend` protocol.
+
+`phaeton.app.Phaeton` implements it; the web layer (`phaeton.web.app.create_web_app`) only
+talks to the service through these members, so the UI can be tested against any backend made
+of real parts (see tests/web_backend_for_tests.py).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from phaeton.store.sessions import SessionStore
+
+#: The D-Bus paths of our evcharger service that the web UI may write (SetValue semantics).
+WRITEABLE_PATHS = ("/Mode", "/StartStop", "/SetCurrent", "/MaxCurrent", "/Ac/PhaseCount",
+                   "/AutoStart")
+
+#: Victron SetValue return codes.
+WRITE_ACCEPTED = 0
+WRITE_WRONG_TYPE = 1
+WRITE_REFUSED = 2
+
+
+@runtime_checkable
+class WebBackend(Protocol):
+    """The running service as the web UI sees it."""
+
+    def status(self) -> dict:
+        """A JSON-ready snapshot of the service, refreshed every control tick.
+
+        Keys: time, mode, start_stop, set_current_a, min_current_a, max_current_a,
+        charger_max_current_a, phases, auto_start, status_code, status_text, reason, bound_by,
+        charger {connected, connection, model, serial, firmware, error}, power {pv_w, grid_w,
+        grid_current_a, fuse_a, house_w, battery_w, battery_soc_pct, ev_w}, readings_stale,
+        readings_age_s, session {active, energy_kwh, duration_s, cost, currency, solar_share,
+        peak_w}. Unknown values are None.
+        """
+        ...
+
+    def subscribe(self) -> "asyncio.Queue[dict]":
+        """A new queue that receives every status snapshot published from now on."""
+        ...
+
+    def unsubscribe(self, queue: "asyncio.Queue[dict]") -> None:
+        """Stop feeding `queue` (a queue returned by `subscribe`); unknown queues are ignored."""
+        ...
+
+    async def write(self, path: str, value: Any) -> int:
+        """Write one of WRITEABLE_PATHS exactly like a D-Bus SetValue on the evcharger service.
+
+        Returns 0 accepted, 1 wrong type or not writeable, 2 refused (out of range).
+        """
+        ...
+
+    def sessions(self) -> "SessionStore":
+        """The store of finished charging sessions."""
+        ...
+
+    def config_path(self) -> str:
+        """The path of the config file ("" when the service runs without one)."""
+        ...
+
+    def config(self) -> dict:
+        """The current config as plain dicts and lists, every key defaulted."""
+        ...
+
+    async def apply_config(self, data: dict) -> list:
+        """Validate, save (atomically, with a .bak) and apply `data` as the whole config.
+
+        Returns the list of `phaeton.config.ConfigProblem` found; empty means applied. The
+        backend decides which changes take effect live and which need a restart.
+        """
+        ...
+
+    def schedule(self) -> list[dict]:
+        """The Scheduled mode's windows, as in the config's schedule.windows."""
+        ...
+
+    async def set_schedule(self, windows: list[dict]) -> list:
+        """Replace the schedule windows; returns the `ConfigProblem`s found or [] when saved."""
+        ...
+
+    def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
+        """The newest log records at or above `min_level`, oldest first, at most `limit`.
+
+        Each record: {"time": unix_s, "level": "INFO", "logger": name, "message": text}.
+        """
+        ...
+
+    def plan(self) -> dict | None:
+        """The planner's current plan (prices and slots), or None when there is none."""
+        ...

@@ -1,0 +1,226 @@
+"""API of the stored data: sessions (JSON and CSV), config (+ its schema), schedule, logs, plan.
+
+Secrets in the config (passwords, API tokens, the password hash) are never sent out: they are
+replaced by SECRET_KEPT, and a config sent back with SECRET_KEPT keeps the stored secret. The
+password hash can only be changed through POST /api/password.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+
+from phaeton.config_schema import CONFIG_SCHEMA
+from phaeton.web.control_api import problems_json, without_non_finite
+from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
+from phaeton.web.keys import AUTH, BACKEND
+
+SECRET_KEYS = frozenset({"password", "token", "password_hash", "api_key", "secret"})
+SECRET_KEPT = "(unchanged)"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_LOG_LINES = 2000
+MAX_SESSION_ROWS = 1000
+
+
+# ---- query parameters --------------------------------------------------------------------
+
+def query_number(request: web.Request, name: str, *, default: float | None = None,
+                 minimum: float | None = None, maximum: float | None = None,
+                 integer: bool = False) -> float | None:
+    """A numeric query parameter, or 400 saying what is wrong with it."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        fail(400, f"query parameter {name} must be {'a whole number' if integer else 'a number'}"
+                  f", got {raw[:40]!r}")
+    if not math.isfinite(value):
+        fail(400, f"query parameter {name} must be finite, got {raw[:40]!r}")
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        fail(400, f"query parameter {name} must be within {minimum:g}..{maximum:g}, got {raw}")
+    return value
+
+
+def _time_range(request: web.Request) -> tuple[float | None, float | None]:
+    since = query_number(request, "since_s", minimum=0, maximum=1e11)
+    until = query_number(request, "until_s", minimum=0, maximum=1e11)
+    if since is not None and until is not None and until < since:
+        fail(400, f"until_s ({until:g}) is before since_s ({since:g})")
+    return since, until
+
+
+# ---- sessions ------------------------------------------------------------------------------
+
+async def get_sessions(request: web.Request) -> web.Response:
+    """GET /api/sessions?since_s&until_s&limit&offset: sessions (newest first) and totals."""
+    since, until = _time_range(request)
+    limit = int(query_number(request, "limit", default=200, minimum=0,
+                             maximum=MAX_SESSION_ROWS, integer=True))
+    offset = int(query_number(request, "offset", default=0, minimum=0, maximum=1e9,
+                              integer=True))
+    store = request.app[BACKEND].sessions()
+    rows = store.list_sessions(since, until, limit=limit, offset=offset)
+    totals = store.totals(since, until)
+    return json_response(without_non_finite({
+        "sessions": [{"id": s.id, "start_s": s.start_s, "end_s": s.end_s,
+                      "energy_kwh": s.energy_kwh, "duration_s": s.duration_s,
+                      "peak_w": s.peak_w, "cost": s.cost, "currency": s.currency,
+                      "solar_share": s.solar_share, "extra": dict(s.extra)} for s in rows],
+        "totals": {"count": totals.count, "energy_kwh": totals.energy_kwh,
+                   "solar_energy_kwh": totals.solar_energy_kwh,
+                   "duration_s": totals.duration_s, "cost_by_currency": totals.cost_by_currency},
+    }))
+
+
+async def get_sessions_csv(request: web.Request) -> web.Response:
+    """GET /api/sessions.csv?since_s&until_s: the sessions as a CSV download."""
+    since, until = _time_range(request)
+    text = request.app[BACKEND].sessions().export_csv(since, until)
+    return web.Response(text=text, content_type="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="phaeton-sessions.csv"'})
+
+
+# ---- config --------------------------------------------------------------------------------
+
+def redact(value: Any) -> Any:
+    """A copy of `value` with every set secret replaced by SECRET_KEPT."""
+    if isinstance(value, dict):
+        return {k: (SECRET_KEPT if k in SECRET_KEYS and v not in (None, "") else redact(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def restore_secrets(sent: Any, stored: Any) -> Any:
+    """`sent` with SECRET_KEPT put back to the `stored` secret at the same place; the password
+    hash is always the stored one."""
+    if not isinstance(sent, dict):
+        return sent
+    out = {}
+    for key, value in sent.items():
+        old = stored.get(key) if isinstance(stored, dict) else None
+        if key in SECRET_KEYS and value == SECRET_KEPT:
+            out[key] = old
+        else:
+            out[key] = restore_secrets(value, old)
+    web_section = out.get("web")
+    if isinstance(web_section, dict) and isinstance(stored, dict) \
+            and isinstance(stored.get("web"), dict):
+        web_section["password_hash"] = stored["web"].get("password_hash")
+    return out
+
+
+async def get_config(request: web.Request) -> web.Response:
+    """GET /api/config: the current config (secrets hidden) and the file it lives in."""
+    backend = request.app[BACKEND]
+    return json_response({"path": backend.config_path(), "config": redact(backend.config()),
+                          "secret_placeholder": SECRET_KEPT})
+
+
+async def get_config_schema(request: web.Request) -> web.Response:
+    """GET /api/config/schema: the JSON Schema the settings form is generated from."""
+    return json_response(CONFIG_SCHEMA)
+
+
+async def put_config(request: web.Request) -> web.Response:
+    """PUT /api/config {"config": {...}}: validate, save and apply the whole config."""
+    await request.app[AUTH].require_writer(request)
+    body = await read_json_object(request)
+    data = body.get("config")
+    if not isinstance(data, dict):
+        fail(422, f"the body must be {{\"config\": {{...}}}} with the config as an object, "
+                  f"got {json_kind(data)}")
+    backend = request.app[BACKEND]
+    data = restore_secrets(data, backend.config())
+    problems = await _saving(backend.apply_config(data))
+    if problems:
+        fail(422, f"the config has {len(problems)} problem(s); nothing was saved",
+             problems=problems_json(problems))
+    return json_response({"ok": True, "config": redact(backend.config())})
+
+
+async def _saving(saving) -> list:
+    """Await a config save; a file system error becomes a 500 that names it."""
+    try:
+        return await saving
+    except OSError as exc:
+        fail(500, f"could not write the config file: {exc.strerror or exc}")
+
+
+# ---- schedule ------------------------------------------------------------------------------
+
+async def get_schedule(request: web.Request) -> web.Response:
+    """GET /api/schedule: the Scheduled mode's windows."""
+    return json_response({"windows": request.app[BACKEND].schedule()})
+
+
+async def put_schedule(request: web.Request) -> web.Response:
+    """PUT /api/schedule {"windows": [...]}: replace the windows (validated like the config)."""
+    await request.app[AUTH].require_writer(request)
+    body = await read_json_object(request)
+    windows = body.get("windows")
+    if not isinstance(windows, list):
+        fail(422, f"the body must be {{\"windows\": [...]}} with a list, got {json_kind(windows)}")
+    backend = request.app[BACKEND]
+    problems = await _saving(backend.set_schedule(windows))
+    if problems:
+        fail(422, f"the schedule has {len(problems)} problem(s); nothing was saved",
+             problems=problems_json(problems))
+    return json_response({"ok": True, "windows": backend.schedule()})
+
+
+async def get_plan(request: web.Request) -> web.Response:
+    """GET /api/plan: the planner's plan, or null when there is none."""
+    return json_response({"plan": without_non_finite(request.app[BACKEND].plan())})
+
+
+# ---- logs ----------------------------------------------------------------------------------
+
+def _log_query(request: web.Request) -> tuple[str, int]:
+    level = request.query.get("level", "INFO").upper()
+    if level not in LOG_LEVELS:
+        fail(400, f"query parameter level must be one of {', '.join(LOG_LEVELS)}, "
+                  f"got {request.query.get('level', '')[:40]!r}")
+    limit = int(query_number(request, "limit", default=500, minimum=1, maximum=MAX_LOG_LINES,
+                             integer=True))
+    return level, limit
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    """GET /api/logs?level&limit: the newest log records at or above `level`."""
+    level, limit = _log_query(request)
+    return json_response({"records": request.app[BACKEND].log_records(level, limit)})
+
+
+def format_log_line(record: dict) -> str:
+    """One record as `2026-01-31T12:00:00Z WARNING logger: message`."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.get("time") or 0))
+    return f"{stamp} {record.get('level')} {record.get('logger')}: {record.get('message')}"
+
+
+async def get_logs_text(request: web.Request) -> web.Response:
+    """GET /api/logs.txt?level&limit: the same records as a text download."""
+    level, limit = _log_query(request)
+    lines = [format_log_line(r) for r in request.app[BACKEND].log_records(level, limit)]
+    return web.Response(text="\n".join(lines) + ("\n" if lines else ""),
+                        content_type="text/plain", headers={
+                            "Content-Disposition": 'attachment; filename="phaeton.log"'})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the data endpoints."""
+    app.router.add_get("/api/sessions", get_sessions)
+    app.router.add_get("/api/sessions.csv", get_sessions_csv)
+    app.router.add_get("/api/config", get_config)
+    app.router.add_put("/api/config", put_config)
+    app.router.add_get("/api/config/schema", get_config_schema)
+    app.router.add_get("/api/schedule", get_schedule)
+    app.router.add_put("/api/schedule", put_schedule)
+    app.router.add_get("/api/plan", get_plan)
+    app.router.add_get("/api/logs", get_logs)
+    app.router.add_get("/api/logs.txt", get_logs_text)

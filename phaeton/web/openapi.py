@@ -1,0 +1,131 @@
+"""The OpenAPI 3.1 document of the REST API (served at /api/openapi.json)."""
+from __future__ import annotations
+
+from typing import Any
+
+from phaeton.web.control_api import CONTROLS
+
+_ERROR = {"description": "error", "content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Error"}}}}
+_WRITE_ERRORS = {
+    "400": {**_ERROR, "description": "malformed JSON or missing key"},
+    "401": {**_ERROR, "description": "not logged in / wrong password"},
+    "403": {**_ERROR, "description": "CSRF token missing or wrong, cross-site, or no password "
+                                     "set"},
+    "422": {**_ERROR, "description": "wrong type, out of range or invalid config"},
+    "429": {**_ERROR, "description": "too many failed logins"},
+}
+_SECURITY = [{"session": [], "csrf": []}, {"bearer": []}]
+
+
+def _ok(description: str, schema: dict | None = None, media: str = "application/json") -> dict:
+    content = {media: {"schema": schema or {"type": "object"}}}
+    return {"200": {"description": description, "content": content}}
+
+
+def _json_body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _time_params() -> list[dict]:
+    return [{"name": name, "in": "query", "required": False,
+             "schema": {"type": "number", "minimum": 0},
+             "description": f"sessions started {'at or after' if name == 'since_s' else 'before'}"
+                            " this unix time"} for name in ("since_s", "until_s")]
+
+
+def _log_params() -> list[dict]:
+    return [{"name": "level", "in": "query", "schema": {
+                "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "default": "INFO"}},
+            {"name": "limit", "in": "query", "schema": {
+                "type": "integer", "minimum": 1, "maximum": 2000, "default": 500}}]
+
+
+def build_openapi() -> dict[str, Any]:
+    """The document, generated from the same tables the routes are made from."""
+    paths: dict[str, Any] = {
+        "/api/status": {"get": {"summary": "Live status snapshot (refreshed every tick)",
+                                "responses": _ok("status")}},
+        "/api/events": {"get": {"summary": "Server-Sent Events: `hello` then one `status` "
+                                           "per tick", "responses": _ok(
+                                    "event stream", {"type": "string"}, "text/event-stream")}},
+        "/api/session": {"get": {"summary": "Login state and CSRF token of this browser",
+                                 "responses": _ok("login state")}},
+        "/api/login": {"post": {"summary": "Log in; sets the session cookie, returns the CSRF "
+                                           "token", "requestBody": _json_body({
+                                    "type": "object", "required": ["password"],
+                                    "properties": {"password": {"type": "string"}}}),
+                                "responses": {**_ok("logged in"), **_WRITE_ERRORS}}},
+        "/api/logout": {"post": {"summary": "Log out", "responses": _ok("logged out")}},
+        "/api/password": {"post": {"summary": "Change the web password", "security": _SECURITY,
+                                   "requestBody": _json_body({
+                                       "type": "object",
+                                       "required": ["current_password", "new_password"],
+                                       "properties": {"current_password": {"type": "string"},
+                                                      "new_password": {"type": "string",
+                                                                       "minLength": 8}}}),
+                                   "responses": {**_ok("changed"), **_WRITE_ERRORS}}},
+        "/api/sessions": {"get": {"summary": "Charging sessions, newest first, with totals",
+                                  "parameters": _time_params() + [
+                                      {"name": "limit", "in": "query", "schema": {
+                                          "type": "integer", "minimum": 0, "maximum": 1000,
+                                          "default": 200}},
+                                      {"name": "offset", "in": "query", "schema": {
+                                          "type": "integer", "minimum": 0, "default": 0}}],
+                                  "responses": {**_ok("sessions"), "400": _ERROR}}},
+        "/api/sessions.csv": {"get": {"summary": "Sessions as CSV", "parameters": _time_params(),
+                                      "responses": {**_ok("CSV", {"type": "string"},
+                                                          "text/csv"), "400": _ERROR}}},
+        "/api/config": {
+            "get": {"summary": "Current config (secrets shown as '(unchanged)')",
+                    "responses": _ok("config")},
+            "put": {"summary": "Validate, save (with .bak) and apply the whole config",
+                    "security": _SECURITY,
+                    "requestBody": _json_body({"type": "object", "required": ["config"],
+                                               "properties": {"config": {
+                                                   "$ref": "/api/config/schema"}}}),
+                    "responses": {**_ok("saved"), **_WRITE_ERRORS}}},
+        "/api/config/schema": {"get": {"summary": "JSON Schema of the config",
+                                       "responses": _ok("schema")}},
+        "/api/schedule": {
+            "get": {"summary": "Scheduled mode windows", "responses": _ok("windows")},
+            "put": {"summary": "Replace the windows", "security": _SECURITY,
+                    "requestBody": _json_body({"type": "object", "required": ["windows"],
+                                               "properties": {"windows": {"type": "array"}}}),
+                    "responses": {**_ok("saved"), **_WRITE_ERRORS}}},
+        "/api/plan": {"get": {"summary": "The planner's plan or null", "responses": _ok("plan")}},
+        "/api/logs": {"get": {"summary": "Recent log records", "parameters": _log_params(),
+                              "responses": {**_ok("records"), "400": _ERROR}}},
+        "/api/logs.txt": {"get": {"summary": "Recent log lines as a text download",
+                                  "parameters": _log_params(),
+                                  "responses": {**_ok("log", {"type": "string"}, "text/plain"),
+                                                "400": _ERROR}}},
+        "/api/openapi.json": {"get": {"summary": "This document", "responses": _ok("OpenAPI")}},
+    }
+    for control in CONTROLS:
+        value_schema: dict[str, Any] = {"type": "number"}
+        if control.words:
+            value_schema = {"oneOf": [{"type": "number"}, {"enum": list(control.words)}]}
+        paths[f"/api/{control.name}"] = {"post": {
+            "summary": f"Write {control.path} (same as a D-Bus SetValue); allowed: "
+                       f"{control.allowed({})}",
+            "security": _SECURITY,
+            "requestBody": _json_body({"type": "object", "required": [control.key],
+                                       "additionalProperties": False,
+                                       "properties": {control.key: value_schema}}),
+            "responses": {**_ok("accepted"), **_WRITE_ERRORS}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "phaeton web API", "version": "1",
+                 "description": "Read endpoints are open; writes need a login session plus the "
+                                "X-CSRF-Token header, or Authorization: Bearer <password>."},
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+                "error": {"type": "string"}, "problems": {"type": "array"}}}},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "phaeton_session"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,49 @@
+// Sessions page: history with totals, filtered by local dates, CSV export.
+"use strict";
+(() => {
+  const { api, explain, show, fmt, el } = phaeton;
+  const $ = (id) => document.getElementById(id);
+
+  function range() {
+    const query = new URLSearchParams();
+    const from = $("from").value, to = $("to").value;
+    if (from) query.set("since_s", String(new Date(from + "T00:00:00").getTime() / 1000));
+    if (to) {
+      const end = new Date(to + "T00:00:00");
+      end.setDate(end.getDate() + 1);  // the "to" day is included
+      query.set("until_s", String(end.getTime() / 1000));
+    }
+    return query;
+  }
+
+  async function load() {
+    const query = range();
+    $("csv").href = "/api/sessions.csv" + (query.toString() ? "?" + query : "");
+    query.set("limit", "1000");
+    const result = await api("GET", "/api/sessions?" + query);
+    if (!result.ok) { show($("sessions-message"), explain(result), "error"); return; }
+    show($("sessions-message"), "");
+    const { sessions, totals } = result.data;
+    const costs = Object.entries(totals.cost_by_currency).map(([cur, v]) => v.toFixed(2) + " " + cur).join(", ") || "—";
+    const solar = totals.energy_kwh ? totals.solar_energy_kwh / totals.energy_kwh : null;
+    $("totals").replaceChildren(
+      el("dt", { text: "Sessions" }), el("dd", { id: "total-count", text: totals.count }),
+      el("dt", { text: "Energy" }), el("dd", { id: "total-energy", text: fmt.num(totals.energy_kwh, 2, "kWh") }),
+      el("dt", { text: "Solar" }), el("dd", { text: fmt.num(totals.solar_energy_kwh, 2, "kWh") + " (" + fmt.pct(solar) + ")" }),
+      el("dt", { text: "Time" }), el("dd", { text: fmt.duration(totals.duration_s) }),
+      el("dt", { text: "Cost" }), el("dd", { text: costs }));
+    $("rows").replaceChildren(...sessions.map((s) => el("tr", {},
+      el("td", { text: fmt.when(s.start_s) }),
+      el("td", { class: "num", text: fmt.num(s.energy_kwh, 2, "kWh") }),
+      el("td", { class: "num", text: fmt.duration(s.duration_s) }),
+      el("td", { class: "num", text: fmt.power(s.peak_w) }),
+      el("td", { class: "num", text: s.cost.toFixed(2) + " " + s.currency }),
+      el("td", { class: "num", text: fmt.pct(s.solar_share) }))));
+    if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No sessions in this range." })));
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("filter").addEventListener("submit", (event) => { event.preventDefault(); load(); });
+    load();
+  });
+})();

@@ -1,0 +1,271 @@
+"""The pages in a real headless Chromium (Debian's chromium + chromium-driver, via selenium).
+
+Selenium calls block, so they run in a worker thread while the aiohttp server and the D-Bus
+service keep running on the test's event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.web_fixtures import PASSWORD, backend, client  # noqa: F401
+
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module, with a fresh profile directory."""
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "install Debian's chromium and chromium-driver (dev/test)"
+    profile = tempfile.mkdtemp(prefix="phaeton-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=420,1400")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def in_thread(function, *args):
+    """Run a blocking selenium step off the event loop."""
+    return asyncio.to_thread(function, *args)
+
+
+def text_of(driver, element_id: str) -> str:
+    return driver.find_element(By.ID, element_id).text
+
+
+def wait_for_text(driver, element_id: str, expected: str, timeout_s: float = 10) -> str:
+    """Wait until the element's text contains `expected`; returns the text."""
+    WebDriverWait(driver, timeout_s).until(lambda d: expected in text_of(d, element_id))
+    return text_of(driver, element_id)
+
+
+def fresh_page(driver, url: str) -> None:
+    driver.delete_all_cookies()
+    driver.get_log("browser")  # start each page with an empty console log
+    driver.get(url)
+
+
+def log_in(driver, base: str, password: str, next_page: str = "/") -> None:
+    fresh_page(driver, f"{base}/login?next={next_page}")
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-button").click()
+
+
+async def wait_until(condition, timeout_s: float = 10) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def base_url(client) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+async def test_dashboard_updates_live_when_pv_changes(browser, client, backend):
+    base = base_url(client)
+    await in_thread(fresh_page, browser, base + "/")
+    await in_thread(wait_for_text, browser, "pv-w", "4.20 kW")
+    await in_thread(wait_for_text, browser, "live", "live")
+    assert await in_thread(text_of, browser, "status-text") == "Charging"
+    backend.publish(power={"pv_w": 2500.0, "grid_w": [-300.0, -300.0, -300.0]},
+                    reason="surplus: 2.5 kW of solar")
+    await in_thread(wait_for_text, browser, "pv-w", "2.50 kW")
+    assert await in_thread(text_of, browser, "grid-dir") == "export"
+    assert "surplus: 2.5 kW of solar" in await in_thread(text_of, browser, "reason")
+    backend.publish(power={"pv_w": 4200.0, "grid_w": [2400.0, 2300.0, 2300.0]},
+                    reason="manual: 16 A requested")
+    await in_thread(wait_for_text, browser, "pv-w", "4.20 kW")
+    OUTPUT.mkdir(exist_ok=True)
+    assert await in_thread(browser.save_screenshot, str(OUTPUT / "dashboard.png"))
+    errors = [entry for entry in await in_thread(browser.get_log, "browser")
+              if entry["level"] == "SEVERE"]
+    assert errors == []  # no script error, no refused resource, no CSP violation
+
+
+async def test_mode_button_changes_mode_on_dbus(browser, client, backend):
+    base = base_url(client)
+    await in_thread(log_in, browser, base, PASSWORD, "/")
+    await in_thread(wait_for_text, browser, "auth-link", "Log out")
+    await in_thread(wait_for_text, browser, "pv-w", "kW")
+    await in_thread(lambda: browser.find_element(By.ID, "mode-1").click())
+    await wait_until(lambda: backend.service["/Mode"] == 1)
+    await in_thread(lambda: WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "mode-1").get_attribute("aria-pressed") == "true"))
+    assert await in_thread(
+        lambda: browser.find_element(By.ID, "mode-0").get_attribute("aria-pressed")) == "false"
+
+
+async def test_controls_without_login_are_refused_and_say_so(browser, client, backend):
+    base = base_url(client)
+    await in_thread(fresh_page, browser, base + "/")
+    await in_thread(wait_for_text, browser, "pv-w", "kW")
+    await in_thread(lambda: browser.find_element(By.ID, "mode-2").click())
+    message = await in_thread(wait_for_text, browser, "control-message", "log in")
+    assert "Log in" in message
+    assert backend.service["/Mode"] == 0
+
+
+async def test_failed_login_is_refused(browser, client, backend):
+    base = base_url(client)
+    await in_thread(log_in, browser, base, "not the password")
+    assert "wrong password" in await in_thread(wait_for_text, browser, "login-message",
+                                               "wrong password")
+    assert "/login" in browser.current_url
+    assert await in_thread(text_of, browser, "auth-link") == "Log in"
+    assert backend.writes == []
+
+
+async def test_settings_form_rejects_an_invalid_value_with_its_message(browser, client,
+                                                                       backend):
+    base = base_url(client)
+    before = backend.config_file.read_text()
+    await in_thread(log_in, browser, base, PASSWORD, "/settings")
+
+    def enter_bad_fuse() -> None:
+        field = WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.ID, "cfg-site.fuse_a"))
+        field.clear()
+        field.send_keys("1000")
+        browser.find_element(By.ID, "save-settings").click()
+    await in_thread(enter_bad_fuse)
+    message = await in_thread(wait_for_text, browser, "problem-site.fuse_a", "must be")
+    assert message.strip() == "site.fuse_a: must be ≤ 630, got 1000"
+    problems = await in_thread(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".problem") if e.text])
+    assert problems == ["site.fuse_a: must be ≤ 630, got 1000"]
+    assert "1 problem" in await in_thread(text_of, browser, "settings-message")
+    assert backend.config_file.read_text() == before
+
+    def enter_good_fuse() -> None:
+        field = browser.find_element(By.ID, "cfg-site.fuse_a")
+        field.clear()
+        field.send_keys("35")
+        browser.find_element(By.ID, "save-settings").click()
+    await in_thread(enter_good_fuse)
+    await in_thread(wait_for_text, browser, "settings-message", "saved")
+    assert yaml.safe_load(backend.config_file.read_text())["site"]["fuse_a"] == 35
+
+
+async def test_stale_stream_is_shown_and_the_page_reconnects(browser, private_bus, tmp_path):
+    from tests.web_backend_for_tests import WebBackendForTests
+    from tests.web_fixtures import start_client
+    from phaeton.web.keys import SSE_TASKS
+
+    fast = await WebBackendForTests.create(
+        tmp_path, "charger:\n  alfen:\n    host: 127.0.0.1\ncontrol:\n  tick_s: 0.4\n",
+        bus_address=private_bus)
+    client = await start_client(fast)
+    try:
+        await in_thread(fresh_page, browser, base_url(client) + "/")
+        await in_thread(wait_for_text, browser, "live", "live")
+        # no tick for more than 3 ticks (+1 s of slack): the page says so
+        await in_thread(wait_for_text, browser, "live", "stale")
+        # the server drops every stream; the browser reconnects by itself
+        for task in list(client.app[SSE_TASKS]):
+            task.cancel()
+        await wait_until(lambda: not client.app[SSE_TASKS])
+        await wait_until(lambda: fast.subscriber_count == 1)
+        fast.publish(power={"pv_w": 1500.0})
+        await in_thread(wait_for_text, browser, "pv-w", "1.50 kW")
+        await in_thread(wait_for_text, browser, "live", "live")
+    finally:
+        await client.close()
+        await fast.close()
+
+
+async def test_schedule_editor_saves_windows_and_shows_problems(browser, client, backend):
+    base = base_url(client)
+    before = backend.schedule()  # the default config has one window
+    await in_thread(log_in, browser, base, PASSWORD, "/schedule")
+
+    def add_window(start: str, end: str) -> None:
+        WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith("/schedule"))
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("return phaeton.state.logged_in"))
+        WebDriverWait(browser, 10).until(
+            lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+        browser.find_element(By.ID, "add-window").click()
+        box = browser.find_elements(By.CSS_SELECTOR, "#windows .window")[-1]
+        for name, value in (("start", start), ("end", end)):
+            browser.execute_script("arguments[0].value = arguments[1]",
+                                   box.find_element(By.CSS_SELECTOR, "." + name), value)
+        box.find_element(By.CSS_SELECTOR, "input[value=sat]").click()  # untick Saturday
+        browser.find_element(By.ID, "save-schedule").click()
+    await in_thread(add_window, "07:00", "07:00")
+    await in_thread(wait_for_text, browser, "schedule-message", "1 problem")
+    problems = await in_thread(lambda: [p.text for p in browser.find_elements(
+        By.CSS_SELECTOR, "#windows .problem")])
+    assert problems[:-1] == [""] * len(before)
+    assert problems[-1] == (f"schedule.windows[{len(before)}].end: must differ from start "
+                            f"(07:00): an empty window never charges")
+    assert backend.schedule() == before
+
+    def fix_end() -> None:
+        box = browser.find_elements(By.CSS_SELECTOR, "#windows .window")[-1]
+        browser.execute_script("arguments[0].value = '09:30'",
+                               box.find_element(By.CSS_SELECTOR, ".end"))
+        browser.find_element(By.ID, "save-schedule").click()
+    await in_thread(fix_end)
+    await in_thread(wait_for_text, browser, "schedule-message", "saved")
+    assert backend.schedule() == before + [{"days": ["mon", "tue", "wed", "thu", "fri", "sun"],
+                                            "start": "07:00", "end": "09:30",
+                                            "current_a": None}]
+
+
+async def test_sessions_page_shows_history_and_totals(browser, client, backend):
+    from phaeton.store.sessions import ChargingSession
+    for day, energy in enumerate((12.5, 7.5)):
+        start = 1_780_000_000 + day * 86400
+        backend.store.add(ChargingSession(start, start + 3600, energy, 3600, 11000, 2.0, "EUR",
+                                          0.5))
+    await in_thread(fresh_page, browser, base_url(client) + "/sessions")
+    await in_thread(wait_for_text, browser, "total-energy", "20.00 kWh")
+    assert await in_thread(text_of, browser, "total-count") == "2"
+    rows = await in_thread(lambda: [r.text for r in browser.find_elements(
+        By.CSS_SELECTOR, "#rows tr")])
+    assert len(rows) == 2 and "12.50 kWh" in rows[1] and "50 %" in rows[0]
+
+
+async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client, backend):
+    start = 1_780_000_000
+    backend.plan_data = {
+        "slots": [{"start_s": start + i * 3600, "import_eur_per_kwh": 0.20 + 0.02 * i,
+                   "export_eur_per_kwh": 0.05, "ev_kwh": 7.0 if i < 3 else 0.0,
+                   "battery_kwh": 0.0, "soc_pct": 50.0, "why": "cheapest hours for the EV"
+                   if i < 3 else "idle"} for i in range(8)],
+        "total_cost_eur": 4.56, "savings_eur": 1.23, "ev_delivered_kwh": 21.0,
+        "shortfall": None, "warnings": ["prices after 18:00 are a forecast"]}
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    summary = await in_thread(wait_for_text, browser, "plan-summary", "1.23 €")
+    assert "4.56 €" in summary and "21.0 kWh" in summary
+    assert "prices after 18:00 are a forecast" in await in_thread(text_of, browser, "plan")
+    bars = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-chart rect"))
+    assert len(bars) == 3
+    points = await in_thread(lambda: browser.find_element(
+        By.CSS_SELECTOR, "#plan-chart polyline").get_attribute("points"))
+    ys = [float(p.split(",")[1]) for p in points.split()]
+    assert len(ys) == 8 and ys == sorted(ys, reverse=True)  # rising price: the line climbs
+    rows = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-table tbody tr"))
+    assert len(rows) == 8 and "cheapest hours for the EV" in rows[0].text
