@@ -1,0 +1,208 @@
+"""PV forecast: clear-sky production for the site and array, scaled by what history shows.
+
+Pure numpy, no pvlib (not available on the GX). Public formulas used:
+- solar position: NOAA's low-accuracy algorithm (fractional year, equation of time,
+  declination, hour angle), good to a fraction of a degree;
+- clear-sky irradiance: Meinel's direct-beam model DNI = E0·0.7^(AM^0.678) with Kasten-Young
+  air mass, diffuse taken as a fixed share of the beam, GHI = DNI·cos(zenith) + DHI;
+- plane of array: beam on the tilted plane + isotropic sky diffuse + ground reflection.
+The clear-sky energy is multiplied by a scale learned from recent sunny-ish days (ratio of
+measured to clear-sky energy), or by a default derate while there is too little history.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+SOLAR_CONSTANT_W_M2 = 1361.0
+DIFFUSE_SHARE_OF_BEAM = 0.1
+STC_IRRADIANCE_W_M2 = 1000.0
+
+
+def _day_of_year_and_hour(t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t_s, dtype=float)
+    seconds = np.floor(t).astype("datetime64[s]")
+    year_start = seconds.astype("datetime64[Y]").astype("datetime64[s]")
+    since_year_s = (seconds - year_start).astype(float) + (t - np.floor(t))
+    doy = np.floor(since_year_s / 86400.0) + 1.0
+    hour_utc = (since_year_s % 86400.0) / 3600.0
+    return doy, hour_utc
+
+
+def solar_position(t_s, latitude_deg: float, longitude_deg: float):
+    """Sun (zenith°, azimuth° clockwise from north) at unix times `t_s` (array)."""
+    doy, hour = _day_of_year_and_hour(t_s)
+    gamma = 2 * np.pi / 365.0 * (doy - 1 + (hour - 12) / 24.0)
+    eqtime_min = 229.18 * (0.000075 + 0.001868 * np.cos(gamma) - 0.032077 * np.sin(gamma)
+                           - 0.014615 * np.cos(2 * gamma) - 0.040849 * np.sin(2 * gamma))
+    decl = (0.006918 - 0.399912 * np.cos(gamma) + 0.070257 * np.sin(gamma)
+            - 0.006758 * np.cos(2 * gamma) + 0.000907 * np.sin(2 * gamma)
+            - 0.002697 * np.cos(3 * gamma) + 0.00148 * np.sin(3 * gamma))
+    true_solar_min = hour * 60.0 + eqtime_min + 4.0 * longitude_deg
+    hour_angle = np.radians(true_solar_min / 4.0 - 180.0)
+    lat = math.radians(latitude_deg)
+    cos_zenith = np.clip(math.sin(lat) * np.sin(decl)
+                         + math.cos(lat) * np.cos(decl) * np.cos(hour_angle), -1.0, 1.0)
+    zenith = np.degrees(np.arccos(cos_zenith))
+    azimuth = np.degrees(np.arctan2(np.sin(hour_angle),
+                                    np.cos(hour_angle) * math.sin(lat)
+                                    - np.tan(decl) * math.cos(lat))) + 180.0
+    return zenith, azimuth % 360.0
+
+
+def clear_sky_irradiance(t_s, zenith_deg):
+    """(GHI, DNI, DHI) W/m² under a clear sky; zero with the sun below the horizon."""
+    doy, _ = _day_of_year_and_hour(t_s)
+    zenith = np.asarray(zenith_deg, dtype=float)
+    up = zenith < 90.0
+    cos_z = np.cos(np.radians(np.where(up, zenith, 0.0)))
+    air_mass = 1.0 / (cos_z + 0.50572 * (96.07995 - np.where(up, zenith, 0.0)) ** -1.6364)
+    e0 = SOLAR_CONSTANT_W_M2 * (1 + 0.033 * np.cos(2 * np.pi * doy / 365.0))
+    dni = np.where(up, e0 * 0.7 ** (air_mass ** 0.678), 0.0)
+    dhi = DIFFUSE_SHARE_OF_BEAM * dni
+    ghi = dni * cos_z + dhi
+    return ghi, dni, dhi
+
+
+def plane_of_array_w_m2(zenith_deg, sun_azimuth_deg, ghi, dni, dhi, tilt_deg: float,
+                        array_azimuth_deg: float, albedo: float = 0.2):
+    """Irradiance on the array plane (W/m²), isotropic sky."""
+    zen = np.radians(zenith_deg)
+    tilt = math.radians(tilt_deg)
+    cos_aoi = (np.cos(zen) * math.cos(tilt) + np.sin(zen) * math.sin(tilt)
+               * np.cos(np.radians(np.asarray(sun_azimuth_deg) - array_azimuth_deg)))
+    beam = dni * np.clip(cos_aoi, 0.0, None)
+    sky = dhi * (1 + math.cos(tilt)) / 2
+    ground = ghi * albedo * (1 - math.cos(tilt)) / 2
+    return beam + sky + ground
+
+
+def _check(name: str, value: float, low: float, high: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"PV {name} must be within {low}..{high}, got {value!r}")
+    return float(value)
+
+
+class PvForecaster:
+    """Expected PV energy per slot for one array.
+
+    azimuth_deg is the compass direction the panels face (180 = south, 90 = east);
+    tilt_deg 0 = flat. `scale` multiplies the clear-sky DC energy: `default_derate` until
+    `fit` learned it from history.
+    """
+
+    SUBSAMPLES = 3  # irradiance is averaged over 3 points per slot (sunrise/sunset slots)
+
+    def __init__(self, latitude_deg: float, longitude_deg: float, tilt_deg: float,
+                 azimuth_deg: float, kwp: float, tz: str, *, default_derate: float = 0.85,
+                 albedo: float = 0.2, min_days: int = 3, lookback_days: int = 30,
+                 scale_limits: tuple[float, float] = (0.2, 1.2)):
+        self.latitude_deg = _check("latitude_deg", latitude_deg, -90, 90)
+        self.longitude_deg = _check("longitude_deg", longitude_deg, -180, 180)
+        self.tilt_deg = _check("tilt_deg", tilt_deg, 0, 90)
+        self.azimuth_deg = _check("azimuth_deg", azimuth_deg, 0, 360)
+        self.kwp = _check("kwp", kwp, 0, 10_000)
+        self.default_derate = _check("default_derate", default_derate, 0.05, 1.5)
+        self.albedo = _check("albedo", albedo, 0, 1)
+        try:
+            self.zone = ZoneInfo(tz)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {tz!r}") from exc
+        if min_days < 1 or lookback_days < min_days:
+            raise ValueError(f"need 1 <= min_days <= lookback_days, got {min_days}, "
+                             f"{lookback_days}")
+        self.min_days = int(min_days)
+        self.lookback_days = int(lookback_days)
+        self.scale_limits = scale_limits
+        self.scale = self.default_derate
+        self.days_learned = 0
+
+    def clear_sky_kwh(self, start_s: float, n_slots: int, slot_s: int = 900) -> np.ndarray:
+        """Clear-sky energy per slot (kWh) with no losses (scale 1)."""
+        starts = start_s + slot_s * np.arange(int(n_slots), dtype=float)
+        return self._clear_sky_kwh_at(starts, slot_s)
+
+    def _clear_sky_kwh_at(self, starts: np.ndarray, slot_s: int) -> np.ndarray:
+        offsets = (np.arange(self.SUBSAMPLES) + 0.5) / self.SUBSAMPLES * slot_s
+        t = (np.asarray(starts, dtype=float)[:, None] + offsets[None, :]).ravel()
+        zenith, azimuth = solar_position(t, self.latitude_deg, self.longitude_deg)
+        ghi, dni, dhi = clear_sky_irradiance(t, zenith)
+        poa = plane_of_array_w_m2(zenith, azimuth, ghi, dni, dhi, self.tilt_deg,
+                                  self.azimuth_deg, self.albedo)
+        mean_poa = poa.reshape(-1, self.SUBSAMPLES).mean(axis=1)
+        return self.kwp * mean_poa / STC_IRRADIANCE_W_M2 * slot_s / 3600.0
+
+    def forecast_kwh(self, start_s: float, n_slots: int, slot_s: int = 900) -> np.ndarray:
+        """Expected energy per slot (kWh) on a grid starting at `start_s`."""
+        return self.scale * self.clear_sky_kwh(start_s, n_slots, slot_s)
+
+    def fit(self, t_s, kwh, slot_s: int = 900, now_s: float | None = None) -> float:
+        """Learn `scale` from measured PV energy per slot (samples at slot starts `t_s`).
+
+        Per local day with enough daylight samples, ratio = measured / clear-sky energy; the
+        scale is the 90th percentile of the recent daily ratios (the sunny-ish days), clipped
+        to `scale_limits`. With fewer than `min_days` usable days it is blended with the
+        default derate. Returns the new scale.
+        """
+        t = np.asarray(t_s, dtype=float).reshape(-1)
+        measured = np.asarray(kwh, dtype=float).reshape(-1)
+        if t.size != measured.size:
+            raise ValueError(f"PV history: {t.size} times but {measured.size} energies")
+        ok = np.isfinite(t) & np.isfinite(measured) & (measured >= 0)
+        if now_s is not None:
+            ok &= (t >= now_s - self.lookback_days * 86400) & (t < now_s)
+        t, measured = t[ok], measured[ok]
+        ratios = self._daily_ratios(t, measured, slot_s)
+        ratios = ratios[-self.lookback_days:]
+        self.days_learned = int(ratios.size)
+        low, high = self.scale_limits
+        if ratios.size == 0:
+            self.scale = self.default_derate
+            return self.scale
+        learned = float(np.clip(np.quantile(ratios, 0.9), low, high))
+        weight = min(ratios.size, self.min_days) / self.min_days
+        self.scale = weight * learned + (1 - weight) * self.default_derate
+        return self.scale
+
+    def _daily_ratios(self, t: np.ndarray, measured: np.ndarray, slot_s: int) -> np.ndarray:
+        if not t.size:
+            return np.zeros(0)
+        clear = self._clear_sky_kwh_at(t, slot_s)
+        day = _local_day_number(t, self.zone)
+        daylight = clear > 0.02 * self.kwp * slot_s / 3600.0
+        ratios = []
+        for number in np.unique(day):
+            in_day = day == number
+            # a usable day has most of its clear-sky energy covered by samples
+            day_start = _day_start_s(int(number), self.zone)
+            full_day = self._clear_sky_kwh_at(day_start + slot_s * np.arange(86400 // slot_s),
+                                              slot_s).sum()
+            covered = clear[in_day & daylight].sum()
+            if full_day <= 0 or covered < 0.8 * full_day:
+                continue
+            ratios.append(measured[in_day & daylight].sum() / covered)
+        return np.array(ratios)
+
+
+def _local_day_number(t: np.ndarray, zone: ZoneInfo) -> np.ndarray:
+    """Days since 1970-01-01 in local time, for each unix time."""
+    offsets = utc_offsets_s(t, zone)
+    return np.floor((t + offsets) / 86400.0).astype(np.int64)
+
+
+def _day_start_s(day_number: int, zone: ZoneInfo) -> float:
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=day_number)
+    return dt.datetime.combine(day, dt.time(0), zone).timestamp()
+
+
+def utc_offsets_s(t_s, zone: ZoneInfo) -> np.ndarray:
+    """UTC offset (s) of `zone` at each unix time; computed once per distinct hour."""
+    t = np.asarray(t_s, dtype=float)
+    hours = np.floor(t / 3600.0).astype(np.int64)
+    unique, inverse = np.unique(hours, return_inverse=True)
+    offsets = np.array([dt.datetime.fromtimestamp(int(h) * 3600, zone).utcoffset().total_seconds()
+                        for h in unique])
+    return offsets[inverse].reshape(t.shape) if unique.size else np.zeros(t.shape)

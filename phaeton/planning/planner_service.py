@@ -1,0 +1,448 @@
+"""The planner inside the service: plans, re-plans, steers the battery, tells the EV its share.
+
+    planner = PlannerService(config, clock, settings_client, system.value, ess_writer,
+                             ev_state=lambda: EvState(plugged=..., soc_pct=None))
+    await planner.start()            # creates the GX settings, starts the writer, runs the loop
+    planner.state()                  # values for the read-only /Planner/* D-Bus paths
+    planner.ev_allowance_w(now_s)    # what the plan wants the EV to draw now (Scheduled mode)
+    planner.current_plan()           # the last Plan (or None)
+    planner.plan_dict()              # the same as `phaeton plan --json` (for /api/plan)
+    await planner.stop()
+
+Every `check_s` it re-plans when the last plan is `planner.replan_s` old, when a knob changed
+(a GX setting, picked up through its change signal), when the prices changed (new prices, e.g.
+tomorrow's, or different ones for the slots planned), when the EV was plugged in or out or its
+target changed, or when the measured battery SoC drifts from the plan by more than
+`planner.soc_drift_pct`. Strategy 2 is the optimizer, whose plan the `EssWriter` executes;
+1 is the plain self-consumption rule (the battery is handed back to ESS, which does exactly
+that); 0 (off) hands the battery back too, shows a battery-idle plan and gives the EV no
+allowance. Nothing here raises into the caller: a failure becomes the `Reason`.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.planning.baseline import do_nothing, self_consumption
+from phaeton.planning.model import Plan, PlanProblem
+from phaeton.planning.optimizer import plan as optimise
+from phaeton.planning.problem_builder import (
+    STRATEGY_NAMES,
+    STRATEGY_OFF,
+    STRATEGY_OPTIMISE,
+    EnergyHistory,
+    EvState,
+    PlannerKnobs,
+    SiteFacts,
+    build_problem,
+    first_slot_s,
+    forecast,
+)
+from phaeton.planning.tariffs.factory import tariff_from_config
+from phaeton.venus.ess_writer import EssWriter, dess_battery_settings
+from phaeton.venus.planner_settings import PlannerSettings
+
+log = logging.getLogger("phaeton.planner")
+
+SOC_PATH = "/Dc/Battery/Soc"
+
+# the read-only D-Bus paths `state()` fills: path -> (unit suffix for GetText, description)
+STATE_PATHS = {
+    "/Planner/Strategy": ("", "active battery strategy: 0 off, 1 self-consumption, 2 optimise"),
+    "/Planner/TargetSoc": (" %", "battery SoC the plan aims at by the end of this slot"),
+    "/Planner/NextSlot": (" s", "unix time the next plan slot starts"),
+    "/Planner/PlannedCost": ("", "cost of the plan over its horizon (currency)"),
+    "/Planner/PlannedSavings": ("", "doing nothing minus the plan's cost (currency)"),
+    "/Planner/Reason": ("", "what the plan does now and why, or why it cannot"),
+    "/Planner/DessConflict": ("", "1 while Victron's Dynamic ESS runs the battery"),
+}
+EV_SOC_DRIFT_PCT = 5.0
+STOP_WAIT_S = 10.0
+
+
+def tariff_mapping(tariff: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's `planner.tariff` section as `tariff_from_config` wants it: the section of
+    the chosen type, plus formulas, refresh and timeout for the fetching types; keys left
+    null (no token yet) are left out so the tariff names what is missing."""
+    kind = tariff["type"]
+    mapping: dict[str, Any] = {"type": kind}
+    for key, value in dict(tariff[kind]).items():
+        if value is not None:
+            mapping[key] = _plain(value)
+    if kind in ("tibber", "entsoe", "file"):
+        for key in ("import_formula", "export_formula", "refresh"):
+            mapping[key] = {k: v for k, v in _plain(tariff[key]).items() if v is not None}
+        mapping["timeout_s"] = tariff["timeout_s"]
+    return mapping
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def build_ess_writer(config: Mapping[str, Any], settings_client, *, clock: Clock = REAL_CLOCK,
+                     bus_address: str | None = None,
+                     system_value: Callable[[str], Any] | None = None) -> EssWriter:
+    """The EssWriter `planner.ess_control` asks for, with the battery facts DESS needs."""
+    battery = config["planner"]["battery"]
+    return EssWriter(str(config["planner"]["ess_control"]), settings_client, clock=clock,
+                     bus_address=bus_address, system_value=system_value,
+                     dess_settings=dess_battery_settings(
+                         float(battery["capacity_kwh"]), float(battery["max_charge_kw"]),
+                         float(battery["max_discharge_kw"])))
+
+
+def plan_as_dict(problem: PlanProblem, plan: Plan, baseline: Plan, tz: str,
+                 notes: list[str]) -> dict[str, Any]:
+    """Everything the table shows, as plain JSON-able data."""
+    zone = ZoneInfo(tz)
+    slots = []
+    for t in range(plan.slot_count):  # SoC: None without a home battery
+        start = float(plan.slot_start_s[t])
+        slots.append({
+            "start": dt.datetime.fromtimestamp(start, zone).isoformat(),
+            "start_s": int(start),
+            "import_eur_per_kwh": _num(problem.import_price_eur_per_kwh[t]),
+            "export_eur_per_kwh": _num(problem.export_price_eur_per_kwh[t]),
+            "pv_kwh": _num(problem.pv_kwh[t]),
+            "load_kwh": _num(problem.load_kwh[t]),
+            "battery_kwh": _num(plan.battery_charge_kwh[t] - plan.battery_discharge_kwh[t]),
+            "ev_kwh": _num(plan.ev_kwh[t]),
+            "grid_kwh": _num(plan.grid_import_kwh[t] - plan.grid_export_kwh[t]),
+            "soc_pct": _num(100.0 * plan.soc[t + 1]) if problem.battery is not None else None,
+            "why": plan.reasons[t],
+        })
+    shortfall = None
+    if plan.shortfall is not None:
+        shortfall = {"ev_kwh": round(plan.shortfall.ev_kwh, 3), "reason": plan.shortfall.reason}
+    return {"slots": slots, "total_cost_eur": plan.cost_eur,
+            "do_nothing_cost_eur": baseline.cost_eur,
+            "savings_eur": baseline.cost_eur - plan.cost_eur,
+            "ev_delivered_kwh": plan.ev_delivered_kwh, "shortfall": shortfall,
+            "warnings": list(plan.warnings), "notes": notes}
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def _solve(problem: PlanProblem, strategy: int) -> tuple[Plan, Plan]:
+    """(the plan for the strategy, the do-nothing reference); pure, run in a worker thread."""
+    return plan_for_strategy(problem, strategy), do_nothing(problem)
+
+
+def plan_for_strategy(problem: PlanProblem, strategy: int) -> Plan:
+    """Strategy 2: the optimizer; 1: plain self-consumption; 0: battery idle."""
+    if strategy == STRATEGY_OPTIMISE:
+        return optimise(problem)
+    if strategy == STRATEGY_OFF:
+        return do_nothing(problem)
+    return self_consumption(problem)
+
+
+def slot_index(plan: Plan, now_s: float) -> int | None:
+    """Index of the plan's slot containing `now_s`, or None."""
+    starts = np.asarray(plan.slot_start_s, dtype=float)
+    index = int(np.searchsorted(starts, now_s, side="right")) - 1
+    if index < 0 or now_s >= starts[index] + plan.slot_duration_h[index] * 3600.0:
+        return None
+    return index
+
+
+def planned_soc_pct(plan: Plan, now_s: float) -> float | None:
+    """The plan's battery SoC (%) at `now_s`, interpolated inside the slot."""
+    index = slot_index(plan, now_s)
+    if index is None:
+        return None
+    share = (now_s - plan.slot_start_s[index]) / (plan.slot_duration_h[index] * 3600.0)
+    return 100.0 * float(plan.soc[index] + share * (plan.soc[index + 1] - plan.soc[index]))
+
+
+class PlannerService:
+    """See the module docstring. `system_value(path)` reads com.victronenergy.system (e.g.
+    `GxSystemReader.value`); `ev_state()` says whether the car is plugged in and its SoC;
+    `history()` gives measured energy for the forecasts (None: defaults). The service starts
+    and closes `ess_writer`."""
+
+    def __init__(self, config: Mapping[str, Any], clock: Clock, settings_client,
+                 system_value: Callable[[str], Any], ess_writer: EssWriter, *,
+                 ev_state: Callable[[], EvState | None] | None = None,
+                 history: Callable[[], EnergyHistory | None] | None = None,
+                 tariff=None, check_s: float = 5.0):
+        self.config = config
+        self.planner_cfg = config["planner"]
+        self.clock = clock or REAL_CLOCK
+        self.system_value = system_value
+        self.ess_writer = ess_writer
+        self.ev_state = ev_state or (lambda: None)
+        self.history = history or (lambda: None)
+        self.check_s = float(check_s)
+        self.facts = SiteFacts.from_config(config)
+        self.replan_s = float(self.planner_cfg["replan_s"])
+        self.soc_drift_pct = float(self.planner_cfg["soc_drift_pct"])
+        self.settings = PlannerSettings(settings_client, PlannerKnobs.from_config(
+            self.planner_cfg), on_change=self._knobs_changed)
+        self._tariff = tariff
+        self._plan: Plan | None = None
+        self._problem: PlanProblem | None = None
+        self._baseline: Plan | None = None
+        self._baseline_cost: float | None = None
+        self._planned_at_s: float | None = None
+        self._planned_knobs: PlannerKnobs | None = None
+        self._planned_ev: EvState | None = None
+        self._planned_prices: dict[int, tuple[float, float]] = {}
+        self._knobs_dirty = False
+        self._reason = "not planned yet"
+        self._last_trigger = ""
+        self.plans_made = 0
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Tariff, GX settings and writer; then the loop. Failures are logged, not raised."""
+        if self._tariff is None:
+            try:
+                self._tariff = tariff_from_config(tariff_mapping(self.planner_cfg["tariff"]),
+                                                  self.config["data_dir"], clock=self.clock,
+                                                  where="planner.tariff")
+            except Exception as exc:  # noqa: BLE001 - a bad tariff must not stop the service
+                self._reason = f"no prices: {exc}"
+                log.error("planner: %s", self._reason)
+        await self.settings.start()
+        try:
+            await self.ess_writer.start()
+        except Exception as exc:  # noqa: BLE001 - plan without steering rather than not at all
+            log.warning("planner: ESS writer did not start: %s", exc)
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop the loop (it finishes its step), hand the battery back, close the writer."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            # a flag, not only cancel(): Python 3.11's wait_for can lose a cancellation that
+            # arrives as a D-Bus reply completes, and the loop would then sleep on
+            await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        self.settings.stop()
+        try:
+            await self.ess_writer.release()
+            await self.ess_writer.close()
+        except Exception as exc:  # noqa: BLE001 - stopping must finish
+            log.warning("planner: ESS writer did not close cleanly: %s", exc)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # before the step: a change during the step wakes the next
+            await self.tick()
+            if self._stopping:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.check_s / self.clock.speed)
+            except TimeoutError:
+                pass
+
+    def _knobs_changed(self, _knobs: PlannerKnobs) -> None:
+        self._knobs_dirty = True
+        self._wake.set()
+
+    # ---- one step ---------------------------------------------------------------------------
+
+    @property
+    def knobs(self) -> PlannerKnobs:
+        return self.settings.knobs
+
+    async def tick(self) -> bool:
+        """Re-plan if due and steer the battery; returns whether a new plan was made."""
+        try:
+            return await self._tick()
+        except Exception as exc:  # never into the caller
+            self._reason = f"planning failed: {exc}"
+            log.exception("planner tick failed")
+            return False
+
+    async def _tick(self) -> bool:
+        now = self.clock.time()
+        knobs = self.knobs
+        ev = self._ev()
+        replanned = False
+        if self._tariff is not None:
+            series = await self._tariff.prices(now)
+            grid = series.on_grid(first_slot_s(now), int(self.facts.horizon_h * 3600))
+            trigger = self._trigger(now, knobs, ev, grid)
+            if trigger:
+                await self._make_plan(now, knobs, ev, grid, trigger)
+                replanned = True
+        if knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None:
+            await self.ess_writer.apply(self._plan, now, allow_export=knobs.allow_export,
+                                        allow_grid_charging=knobs.allow_grid_charging)
+        else:
+            await self.ess_writer.release()
+        return replanned
+
+    def _ev(self) -> EvState | None:
+        try:
+            return self.ev_state()
+        except Exception as exc:  # noqa: BLE001 - a broken EV source plans without the car
+            log.warning("planner: EV state unavailable: %s", exc)
+            return None
+
+    def _soc_pct(self) -> float | None:
+        try:
+            value = self.system_value(SOC_PATH)
+        except Exception:  # noqa: BLE001 - no reading is a missing SoC
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            return None
+        return float(value)
+
+    def _trigger(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid) -> str:
+        """Why to re-plan now ('' = no need)."""
+        if self._plan is None or self._planned_at_s is None:
+            return "first plan"
+        if self._knobs_dirty or knobs != self._planned_knobs:
+            return "settings changed"
+        if now - self._planned_at_s >= self.replan_s:
+            return "periodic"
+        if _ev_changed(self._planned_ev, ev):
+            return "EV changed"
+        if self._prices_changed(grid):
+            return "prices changed"
+        soc = self._soc_pct()
+        planned = planned_soc_pct(self._plan, now) if self._plan.slot_count else None
+        if soc is not None and planned is not None and self.facts.battery_capacity_kwh > 0 \
+                and abs(soc - planned) > self.soc_drift_pct:
+            return f"battery SoC {soc:.0f} % is off the plan's {planned:.0f} %"
+        return ""
+
+    def _prices_changed(self, grid) -> bool:
+        starts = grid.slot_starts_s
+        for start, buy, sell in zip(starts, grid.import_eur_per_kwh, grid.export_eur_per_kwh):
+            if not (math.isfinite(buy) and math.isfinite(sell)):
+                continue
+            known = self._planned_prices.get(int(start))
+            if known is None or abs(known[0] - buy) > 1e-9 or abs(known[1] - sell) > 1e-9:
+                return True
+        return False
+
+    async def _make_plan(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid,
+                         trigger: str) -> None:
+        self._knobs_dirty = False
+        self._planned_knobs = knobs
+        self._planned_ev = ev
+        self._planned_at_s = now
+        self._last_trigger = trigger
+        self._planned_prices = {
+            int(s): (float(b), float(x)) for s, b, x in zip(
+                grid.slot_starts_s, grid.import_eur_per_kwh, grid.export_eur_per_kwh)
+            if math.isfinite(b) and math.isfinite(x)}
+        starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
+        load, pv = forecast(self.planner_cfg, starts, now, self.history())
+        problem = build_problem(now_s=now, facts=self.facts, knobs=knobs, prices=grid,
+                                load_kwh=load, pv_kwh=pv, battery_soc_pct=self._soc_pct(),
+                                ev=ev)
+        # The optimizer can take seconds on a GX's CPU (charger minimum power): it runs in a
+        # worker thread so D-Bus answers and the control tick never wait for it.
+        self._plan, self._baseline = await asyncio.to_thread(_solve, problem, knobs.strategy)
+        self._problem = problem
+        self._baseline_cost = self._baseline.cost_eur
+        self.plans_made += 1
+        self._reason = ""
+        log.info("planner: new %s plan (%s): cost %.2f, savings %.2f",
+                 STRATEGY_NAMES.get(knobs.strategy, "?"), trigger, self._plan.cost_eur,
+                 self._baseline_cost - self._plan.cost_eur)
+
+    # ---- what others read -------------------------------------------------------------------
+
+    def current_plan(self) -> Plan | None:
+        return self._plan
+
+    def plan_dict(self) -> dict[str, Any] | None:
+        """The current plan in the `phaeton plan --json` shape (for `/api/plan`), plus the
+        strategy and the D-Bus state; None before the first plan."""
+        if self._plan is None or self._problem is None or self._baseline is None:
+            return None
+        result = plan_as_dict(self._problem, self._plan, self._baseline, self.facts.tz,
+                              [self._reason] if self._reason else [])
+        result["strategy"] = STRATEGY_NAMES.get(self.knobs.strategy, "?")
+        result["trigger"] = self._last_trigger
+        result["state"] = self.state()
+        return result
+
+    def ev_allowance_w(self, now_s: float) -> float | None:
+        """Average power (W) the plan gives the EV in the slot containing `now_s`; None when
+        there is no plan for now or the strategy is off (Scheduled mode then uses its
+        windows)."""
+        plan = self._plan
+        if plan is None or self.knobs.strategy == STRATEGY_OFF:
+            return None
+        index = slot_index(plan, now_s)
+        if index is None:
+            return None
+        return float(plan.ev_kwh[index] / plan.slot_duration_h[index] * 1000.0)
+
+    ev_allowance = ev_allowance_w
+
+    def state(self) -> dict[str, Any]:
+        """Values for the read-only D-Bus paths (None = invalid)."""
+        now = self.clock.time()
+        knobs = self.knobs
+        conflict = self.ess_writer.status.conflict
+        plan = self._plan
+        index = slot_index(plan, now) if plan is not None else None
+        target = next_slot = cost = savings = None
+        reason = self._reason
+        if plan is not None and index is not None:
+            target = round(100.0 * float(plan.soc[index + 1]), 1)
+            if index + 1 < plan.slot_count:
+                next_slot = int(plan.slot_start_s[index + 1])
+            cost = round(plan.cost_eur, 2)
+            savings = round((self._baseline_cost or 0.0) - plan.cost_eur, 2)
+            reason = reason or plan.reasons[index]
+        if knobs.strategy == STRATEGY_OFF:
+            reason = "strategy off: phaeton does not steer the battery"
+        if conflict:
+            reason = conflict
+        return {
+            "/Planner/Strategy": int(knobs.strategy),
+            "/Planner/TargetSoc": target,
+            "/Planner/NextSlot": next_slot,
+            "/Planner/PlannedCost": cost,
+            "/Planner/PlannedSavings": savings,
+            "/Planner/Reason": reason,
+            "/Planner/DessConflict": 1 if conflict else 0,
+        }
+
+
+def _ev_changed(old: EvState | None, new: EvState | None) -> bool:
+    old_plugged = bool(old and old.plugged)
+    new_plugged = bool(new and new.plugged)
+    if old_plugged != new_plugged:
+        return True
+    if not new_plugged:
+        return False
+    old_soc, new_soc = old.soc_pct, new.soc_pct
+    if (old_soc is None) != (new_soc is None):
+        return True
+    return old_soc is not None and abs(old_soc - new_soc) >= EV_SOC_DRIFT_PCT

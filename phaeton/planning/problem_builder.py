@@ -1,0 +1,306 @@
+"""Build the optimizer's `PlanProblem` from the config, the knobs, prices, forecasts and SoC.
+
+Pure: no I/O, no clock. The service and `phaeton plan` gather the inputs (prices from the
+tariff, forecasts, the measured SoC) and call `build_problem`; the slots are 15 minutes long
+and start at the quarter hour containing `now_s`.
+
+Knobs (`PlannerKnobs`) are the settings a user may change at run time (the GX settings under
+`/Settings/Phaeton/Planner/`, see `phaeton.venus.planner_settings`); `PlannerKnobs.from_config`
+gives their defaults from config.yaml. Fixed facts of the installation (battery size, fuse, car
+capacity) come from `SiteFacts.from_config`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from phaeton.planning.forecast_load import LoadForecaster
+from phaeton.planning.forecast_pv import PvForecaster
+from phaeton.planning.model import BatterySpec, EVDemand, GridSpec, PlanProblem
+from phaeton.planning.tariffs.series import GridPrices
+
+SLOT_S = 900
+MIN_HORIZON_H = 24
+MAX_HORIZON_H = 48
+
+STRATEGY_OFF = 0
+STRATEGY_SELF_CONSUMPTION = 1
+STRATEGY_OPTIMISE = 2
+STRATEGY_NAMES = {STRATEGY_OFF: "off", STRATEGY_SELF_CONSUMPTION: "self_consumption",
+                  STRATEGY_OPTIMISE: "optimise"}
+STRATEGY_BY_NAME = {name: number for number, name in STRATEGY_NAMES.items()}
+
+
+class PlannerInputError(ValueError):
+    """An input the planner cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class PlannerKnobs:
+    """What the user steers at run time. SoC values in percent, departure in minutes after
+    local midnight, `ev_target_kwh` 0 = use `ev_target_soc_pct` instead."""
+
+    strategy: int = STRATEGY_OPTIMISE
+    minimum_soc_pct: float = 10.0
+    reserve_soc_pct: float = 0.0
+    allow_grid_charging: bool = True
+    allow_export: bool = True
+    degradation_eur_per_kwh: float = 0.02
+    ev_departure_min: int = 7 * 60
+    ev_target_soc_pct: float = 80.0
+    ev_target_kwh: float = 0.0
+
+    @classmethod
+    def from_config(cls, planner: Mapping[str, Any]) -> PlannerKnobs:
+        """The defaults from the config's `planner:` section (already validated)."""
+        battery, grid, ev = planner["battery"], planner["grid"], planner["ev"]
+        hours, minutes = (int(part) for part in str(ev["departure_time"]).split(":"))
+        return cls(strategy=STRATEGY_BY_NAME[planner["strategy"]],
+                   minimum_soc_pct=float(battery["min_soc_pct"]),
+                   reserve_soc_pct=float(battery["reserve_soc_pct"]),
+                   allow_grid_charging=bool(battery["allow_grid_charging"]),
+                   allow_export=bool(grid["allow_export"]),
+                   degradation_eur_per_kwh=float(battery["degradation_eur_per_kwh"]),
+                   ev_departure_min=hours * 60 + minutes,
+                   ev_target_soc_pct=float(ev["target_soc_pct"]),
+                   ev_target_kwh=float(ev["target_kwh"] or 0.0))
+
+    @property
+    def floor_soc_pct(self) -> float:
+        """The lowest SoC the plan may use: the minimum or the reserve, whichever is higher."""
+        return max(self.minimum_soc_pct, self.reserve_soc_pct)
+
+
+@dataclass(frozen=True)
+class SiteFacts:
+    """The installation as the planner needs it (from config.yaml)."""
+
+    tz: str = "Europe/Berlin"
+    import_limit_kw: float = 17.25
+    export_limit_kw: float = 17.25
+    battery_capacity_kwh: float = 0.0
+    battery_max_soc_pct: float = 100.0
+    battery_max_charge_kw: float = 5.0
+    battery_max_discharge_kw: float = 5.0
+    battery_round_trip: float = 0.9
+    ev_capacity_kwh: float = 60.0
+    ev_max_kw: float = 11.0
+    ev_min_kw: float = 0.0
+    ev_charge_efficiency: float = 0.9
+    ev_assumed_soc_pct: float = 30.0
+    horizon_h: int = MAX_HORIZON_H
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SiteFacts:
+        """From a full (defaulted) config: fuse and phases from `site`, the EV's power range
+        from `charger`, the rest from `planner`."""
+        site, charger, planner = config["site"], config["charger"], config["planner"]
+        volts = float(site["nominal_voltage_v"])
+        import_kw = float(site["fuse_a"]) * int(site["phases"]) * volts / 1000.0
+        export_kw = planner["grid"]["export_limit_kw"]
+        ev_phase_kw = int(charger["phases"]) * volts / 1000.0
+        battery, ev = planner["battery"], planner["ev"]
+        return cls(tz=str(planner["site"]["tz"]), import_limit_kw=import_kw,
+                   export_limit_kw=import_kw if export_kw is None else float(export_kw),
+                   battery_capacity_kwh=float(battery["capacity_kwh"]),
+                   battery_max_soc_pct=float(battery["max_soc_pct"]),
+                   battery_max_charge_kw=float(battery["max_charge_kw"]),
+                   battery_max_discharge_kw=float(battery["max_discharge_kw"]),
+                   battery_round_trip=float(battery["round_trip_efficiency_pct"]) / 100.0,
+                   ev_capacity_kwh=float(ev["capacity_kwh"]),
+                   ev_max_kw=float(charger["max_current_a"]) * ev_phase_kw,
+                   ev_min_kw=float(charger["min_current_a"]) * ev_phase_kw,
+                   ev_charge_efficiency=float(ev["charge_efficiency_pct"]) / 100.0,
+                   ev_assumed_soc_pct=float(ev["assumed_soc_pct"]),
+                   horizon_h=int(planner["horizon_h"]))
+
+
+@dataclass(frozen=True)
+class EvState:
+    """The car now: plugged in or not, its SoC if the charger knows it (else None), and the
+    energy charged in this session (kWh; counts against the target when the SoC is unknown)."""
+
+    plugged: bool
+    soc_pct: float | None = None
+    session_kwh: float = 0.0
+
+
+def first_slot_s(now_s: float) -> int:
+    """Start of the quarter hour containing `now_s`."""
+    return int(math.floor(now_s / SLOT_S) * SLOT_S)
+
+
+def slot_starts_s(now_s: float, horizon_h: float) -> np.ndarray:
+    """Quarter-hour slot starts from the current slot over `horizon_h` (24..48) hours."""
+    if not (isinstance(horizon_h, (int, float)) and MIN_HORIZON_H <= horizon_h <= MAX_HORIZON_H):
+        raise PlannerInputError(f"horizon_h must be {MIN_HORIZON_H}..{MAX_HORIZON_H}, "
+                                f"got {horizon_h!r}")
+    n = round(horizon_h * 3600 / SLOT_S)
+    return first_slot_s(now_s) + SLOT_S * np.arange(n, dtype=np.int64)
+
+
+def next_departure_s(now_s: float, departure_min: int, tz: str) -> float:
+    """The next local time `departure_min` minutes after midnight that is after `now_s`."""
+    if not (isinstance(departure_min, int) and 0 <= departure_min < 24 * 60):
+        raise PlannerInputError(f"EV departure must be 0..1439 minutes after midnight, got "
+                                f"{departure_min!r}")
+    zone = _zone(tz)
+    local = dt.datetime.fromtimestamp(now_s, zone)
+    for days in range(3):
+        day = local.date() + dt.timedelta(days=days)
+        moment = dt.datetime.combine(day, dt.time(departure_min // 60, departure_min % 60),
+                                     zone).timestamp()
+        if moment > now_s:
+            return moment
+    raise PlannerInputError("no departure time found")  # unreachable: a day has the time
+
+
+def departure_slot(starts_s: np.ndarray, departure_s: float) -> int:
+    """Index of the first slot starting at or after the departure (the car may charge in all
+    slots before it); len(starts) when the departure lies beyond the horizon."""
+    return int(np.searchsorted(starts_s, departure_s, side="left"))
+
+
+def aligned_prices(prices: GridPrices, starts_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Import and export price per slot of `starts_s` (NaN where `prices` has none)."""
+    if prices.slot_s != SLOT_S:
+        raise PlannerInputError(f"prices must be on the {SLOT_S} s grid, got {prices.slot_s} s")
+    index = (starts_s - prices.start_s) // SLOT_S
+    size = prices.import_eur_per_kwh.size
+    inside = (index >= 0) & (index < size)
+    safe = np.clip(index, 0, max(size - 1, 0))
+    buy = np.full(starts_s.size, np.nan)
+    sell = np.full(starts_s.size, np.nan)
+    if size:
+        buy[inside] = prices.import_eur_per_kwh[safe[inside]]
+        sell[inside] = prices.export_eur_per_kwh[safe[inside]]
+    return buy, sell
+
+
+def forecast(planner: Mapping[str, Any], starts_s: np.ndarray, now_s: float,
+             history: EnergyHistory | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """House load and PV (kWh per slot) for the slots: learned from `history` when there is
+    some, else the configured annual load on a standard profile and a derated clear sky."""
+    site = planner["site"]
+    load = LoadForecaster(str(site["tz"]), annual_kwh=float(site["annual_load_kwh"]))
+    if history is not None and history.load_kwh.size:
+        load.fit(history.t_s, history.load_kwh, now_s)
+    load_kwh = load.forecast_kwh(float(starts_s[0]), starts_s.size)
+    if float(site["pv_kwp"]) <= 0:
+        return load_kwh, np.zeros(starts_s.size)
+    pv = PvForecaster(float(site["latitude_deg"]), float(site["longitude_deg"]),
+                      float(site["pv_tilt_deg"]), float(site["pv_azimuth_deg"]),
+                      float(site["pv_kwp"]), str(site["tz"]))
+    if history is not None and history.pv_kwh.size:
+        pv.fit(history.t_s, history.pv_kwh, now_s=now_s)
+    return load_kwh, pv.forecast_kwh(float(starts_s[0]), starts_s.size)
+
+
+@dataclass(frozen=True)
+class EnergyHistory:
+    """Measured energy per quarter hour: slot starts (unix s), house load and PV (kWh)."""
+
+    t_s: np.ndarray
+    load_kwh: np.ndarray
+    pv_kwh: np.ndarray
+
+
+def build_problem(*, now_s: float, facts: SiteFacts, knobs: PlannerKnobs,
+                  prices: GridPrices, load_kwh: np.ndarray, pv_kwh: np.ndarray,
+                  battery_soc_pct: float | None, ev: EvState | None) -> PlanProblem:
+    """The plan problem for the slots from now over `facts.horizon_h`.
+
+    `load_kwh`/`pv_kwh` are per slot of the same grid (see `forecast`). A battery SoC of None
+    (no reading) plans from the floor SoC, the cautious guess. The EV gets a demand only when
+    it is plugged in; its SoC is `ev.soc_pct` or, when the charger cannot tell,
+    `facts.ev_assumed_soc_pct`. The charger's minimum power is kept (`facts.ev_min_kw`).
+    Out-of-range knobs are clipped to their meaningful range.
+    """
+    if not (isinstance(now_s, (int, float)) and math.isfinite(now_s)):
+        raise PlannerInputError(f"now_s must be a finite unix time, got {now_s!r}")
+    starts = slot_starts_s(now_s, facts.horizon_h)
+    buy, sell = aligned_prices(prices, starts)
+    battery = _battery_spec(facts, knobs, battery_soc_pct)
+    grid = GridSpec(import_limit_kw=facts.import_limit_kw,
+                    export_limit_kw=facts.export_limit_kw,
+                    export_allowed=bool(knobs.allow_export))
+    demand = _ev_demand(facts, knobs, ev, starts, now_s)
+    return PlanProblem(slot_start_s=starts.astype(float), import_price_eur_per_kwh=buy,
+                       export_price_eur_per_kwh=sell,
+                       load_kwh=_per_slot(load_kwh, starts.size),
+                       pv_kwh=_per_slot(pv_kwh, starts.size), battery=battery, grid=grid,
+                       ev=demand)
+
+
+def _per_slot(values, n: int) -> np.ndarray:
+    array = np.asarray(values, dtype=float).reshape(-1)
+    if array.size >= n:
+        return array[:n]
+    return np.concatenate([array, np.full(n - array.size, np.nan)])
+
+
+def _clip_pct(value: float, low: float = 0.0, high: float = 100.0) -> float:
+    value = float(value)
+    return low if not math.isfinite(value) else min(max(value, low), high)
+
+
+def _battery_spec(facts: SiteFacts, knobs: PlannerKnobs,
+                  soc_pct: float | None) -> BatterySpec | None:
+    if facts.battery_capacity_kwh <= 0:
+        return None
+    soc_max = _clip_pct(facts.battery_max_soc_pct) / 100.0
+    soc_min = min(_clip_pct(knobs.floor_soc_pct) / 100.0, soc_max)
+    if soc_pct is None or not math.isfinite(float(soc_pct)):
+        soc_now = soc_min
+    else:
+        soc_now = _clip_pct(soc_pct) / 100.0
+    degradation = float(knobs.degradation_eur_per_kwh)
+    if not math.isfinite(degradation) or degradation < 0:
+        degradation = 0.0
+    return BatterySpec.with_round_trip(
+        facts.battery_round_trip, capacity_kwh=facts.battery_capacity_kwh, soc_now=soc_now,
+        soc_min=soc_min, soc_max=soc_max, max_charge_kw=facts.battery_max_charge_kw,
+        max_discharge_kw=facts.battery_max_discharge_kw,
+        degradation_eur_per_kwh=degradation,
+        allow_grid_charging=bool(knobs.allow_grid_charging))
+
+
+def ev_need_kwh(facts: SiteFacts, knobs: PlannerKnobs, soc_pct: float | None) -> float:
+    """Energy the car's battery needs by departure: the kWh target when set, else the way
+    from its SoC (the assumed SoC when unknown) to the target SoC."""
+    if knobs.ev_target_kwh and math.isfinite(knobs.ev_target_kwh) and knobs.ev_target_kwh > 0:
+        return float(knobs.ev_target_kwh)
+    if soc_pct is None or not math.isfinite(float(soc_pct)):
+        soc_pct = facts.ev_assumed_soc_pct
+    now = _clip_pct(soc_pct)
+    target = _clip_pct(knobs.ev_target_soc_pct)
+    return max(0.0, (target - now) / 100.0 * facts.ev_capacity_kwh)
+
+
+def _ev_demand(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState | None,
+               starts: np.ndarray, now_s: float) -> EVDemand | None:
+    if ev is None or not ev.plugged:
+        return None
+    need = ev_need_kwh(facts, knobs, ev.soc_pct)
+    if ev.soc_pct is None and math.isfinite(ev.session_kwh) and ev.session_kwh > 0:
+        need = max(0.0, need - ev.session_kwh * facts.ev_charge_efficiency)
+    if need <= 0:
+        return None
+    leave = departure_slot(starts, next_departure_s(now_s, int(knobs.ev_departure_min),
+                                                    facts.tz))
+    return EVDemand(plugged_mask=np.ones(starts.size, dtype=bool), departure_slot=leave,
+                    energy_needed_kwh=need, max_kw=facts.ev_max_kw, min_kw=facts.ev_min_kw,
+                    charge_efficiency=facts.ev_charge_efficiency)
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (KeyError, ValueError) as exc:
+        raise PlannerInputError(f"unknown time zone {tz!r}") from exc

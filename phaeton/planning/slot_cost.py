@@ -1,0 +1,159 @@
+"""Per-slot cost as an exact convex piecewise-linear function of the battery's energy change.
+
+For one slot, with house load L, PV P, import price c, export price s (s <= c), import cap F,
+export cap X and optional EV energy e in [0, e_max] rewarded at r per AC kWh, the cheapest way to
+balance the slot when the battery's AC exchange is x (charge > 0) is
+
+    h(m) = min over PV use u in [0, P] and EV e of  phi(m + e - u) - r e,   m = L + x
+    phi(n) = c n for import n >= 0, s n for export n < 0, n in [-X, F], M per kWh beyond F
+
+Each piece is a convex piecewise-linear function, and minimising over u and e is an infimal
+convolution, so h is exactly the convex function whose segments are those of phi, a slope-0
+segment of length P (curtailing PV) and a slope-r segment of length e_max (the EV), sorted by
+slope. The battery turns an energy change d into x = d / eta_c (charging) or x = d * eta_d
+(discharging) and adds degradation per AC kWh, which stretches and shifts the slopes on each
+side of x = 0. `slot_cost_table` builds these functions for all slots at once with numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from phaeton.planning.piecewise import ConvexPL, convex_hull
+from phaeton.planning.slot_data import SlotData
+
+#: kWh per slot used for "unbounded" segments (fuse overload, no fuse limit configured)
+BIG_KWH = 1.0e4
+
+
+@dataclass
+class SlotCostTable:
+    """Slot-cost functions g_t(d) for all slots, ready for the DP.
+
+    Row t holds `count[t]` segments with positive length, sorted by slope (the rest of the row
+    is padding of length 0); the last `charge_count[t]` of them are the charging side (d >= 0).
+    `knot_d`/`knot_cost` are the breakpoints of g_t; `d_end`/`cost_end` its right end, which is
+    where the mirrored function g_t(-d) starts.
+    """
+
+    d0: np.ndarray
+    cost0: np.ndarray
+    lengths: np.ndarray
+    slopes: np.ndarray
+    count: np.ndarray
+    knot_d: np.ndarray
+    knot_cost: np.ndarray
+    d_end: np.ndarray
+    cost_end: np.ndarray
+    charge_count: np.ndarray  # how many of a row's segments (the last ones) lie at d >= 0
+    neg_slopes: np.ndarray    # -slopes: the slopes of the mirrored function g_t(-d)
+
+    def function(self, t: int) -> ConvexPL:
+        k = int(self.count[t])
+        return ConvexPL(float(self.d0[t]), float(self.cost0[t]), self.lengths[t, :k],
+                        self.slopes[t, :k])
+
+
+def _table(d0: np.ndarray, cost0: np.ndarray, lengths: np.ndarray,
+           slopes: np.ndarray) -> SlotCostTable:
+    """Sort each row's positive-length segments by slope, replacing non-convex rows by their
+    convex envelope (only with strongly negative prices, where battery losses would pay: the
+    envelope mixes charging and idling within the slot)."""
+    positive = lengths > 1e-13
+    big = np.where(positive, slopes, np.inf)
+    neg_part, pos_part = np.split(big, 2, axis=1)
+    neg_max = np.where(np.isfinite(neg_part), neg_part, -np.inf).max(1)
+    non_convex = np.flatnonzero(neg_max > pos_part.min(1) + 1e-12)
+    for t in non_convex:
+        keep = positive[t]
+        hull = convex_hull(float(d0[t]), float(cost0[t]), lengths[t][keep], slopes[t][keep])
+        k = len(hull.lengths)
+        lengths[t] = 0.0
+        slopes[t] = 0.0
+        lengths[t, :k] = hull.lengths
+        slopes[t, :k] = hull.slopes
+        big[t] = np.inf
+        big[t, :k] = hull.slopes
+    order = np.argsort(big, axis=1, kind="stable")
+    lengths = np.take_along_axis(np.where(np.isfinite(big), lengths, 0.0), order, 1)
+    slopes = np.take_along_axis(np.where(np.isfinite(big), big, 0.0), order, 1)
+    count = np.isfinite(np.take_along_axis(big, order, 1)).sum(1)
+    n = len(d0)
+    knot_d = d0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(lengths, 1)], 1)
+    knot_cost = cost0[:, None] + np.concatenate(
+        [np.zeros((n, 1)), np.cumsum(lengths * slopes, 1)], 1)
+    charging = (knot_d[:, :-1] >= -1e-12) & (np.arange(lengths.shape[1]) < count[:, None])
+    return SlotCostTable(d0, cost0, lengths, slopes, count, knot_d, knot_cost,
+                         knot_d[:, -1].copy(), knot_cost[:, -1].copy(), charging.sum(1), -slopes)
+
+
+def grid_segments(data: SlotData, penalty: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """phi with PV curtailment, per slot: (start m, lengths T x 4, slopes T x 4), unsorted."""
+    n = data.slots
+    import_cap = np.minimum(data.import_cap_kwh, BIG_KWH)
+    lengths = np.stack([data.export_cap_kwh, data.pv_kwh, import_cap, np.full(n, BIG_KWH)], 1)
+    slopes = np.stack([data.export_price, np.zeros(n), data.import_price, np.full(n, penalty)], 1)
+    return -data.export_cap_kwh, lengths, slopes
+
+
+def slot_cost_table(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
+                    ev_reward: float, penalty: float) -> SlotCostTable:
+    """Build g_t(d) for every slot (vectorised); `ev_reward` is r, per AC kWh to the EV."""
+    m0, lengths, slopes = grid_segments(data, penalty)
+    value0 = -data.export_price * data.export_cap_kwh  # phi at n = -X
+    # the EV: r per kWh over [0, e_max], mirrored because e adds to the demand
+    lengths = np.concatenate([lengths, ev_cap_kwh[:, None]], 1)
+    slopes = np.concatenate([slopes, np.full((data.slots, 1), ev_reward)], 1)
+    m0 = m0 - ev_cap_kwh
+    value0 = value0 - ev_reward * ev_cap_kwh
+    order = np.argsort(slopes, axis=1, kind="stable")
+    lengths = np.take_along_axis(lengths, order, 1)
+    slopes = np.take_along_axis(slopes, order, 1)
+
+    # in terms of the battery's AC exchange x = m - L, within its power limits
+    x0 = m0 - load_kwh
+    starts = x0[:, None] + np.concatenate(
+        [np.zeros((data.slots, 1)), np.cumsum(lengths, 1)[:, :-1]], 1)
+    ends = starts + lengths
+    lo = np.maximum(-data.discharge_cap_kwh, x0)
+    hi = np.minimum(data.charge_cap_kwh, ends[:, -1])
+    a = np.maximum(starts, lo[:, None])
+    b = np.minimum(ends, hi[:, None])
+    neg = np.clip(np.minimum(b, 0.0) - a, 0.0, None)
+    pos = np.clip(b - np.maximum(a, 0.0), 0.0, None)
+    value_lo = value0 + (slopes * np.clip(np.minimum(ends, lo[:, None]) - starts, 0.0, None)).sum(1)
+
+    eta_c, eta_d, deg = data.charge_eff, data.discharge_eff, data.degradation
+    d0 = lo / eta_d
+    y0 = value_lo - deg * lo
+    seg_lengths = np.concatenate([neg / eta_d, pos * eta_c], 1)
+    seg_slopes = np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1)
+    return _table(d0, y0, seg_lengths, seg_slopes)
+
+
+def ev_energy(data: SlotData, demand_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
+              ev_reward: float, penalty: float) -> np.ndarray:
+    """The EV energy per slot that minimises h given demand m = L + x (smallest on ties)."""
+    m0, lengths, slopes = grid_segments(data, penalty)
+    order = np.argsort(slopes, axis=1, kind="stable")
+    lengths = np.take_along_axis(lengths, order, 1)
+    slopes = np.take_along_axis(slopes, order, 1)
+    # the EV runs up to the first point where the grid/PV slope reaches the reward
+    below = slopes < ev_reward
+    stop = m0 + (lengths * below).sum(1)
+    return np.clip(stop - demand_kwh, 0.0, ev_cap_kwh)
+
+
+def grid_exchange(data: SlotData, demand_kwh: np.ndarray) -> np.ndarray:
+    """Net grid energy per slot (import > 0) for total demand m = L + x + e, using PV best.
+
+    The cheapest net n lies in [max(m - P, -X), m] (PV used between 0 and P): as much export as
+    possible when export pays (s >= 0), none when it costs (s < 0 <= c), and as much import
+    as the fuse carries when importing pays (c < 0).
+    """
+    import_cap = np.minimum(data.import_cap_kwh, BIG_KWH)
+    wanted = np.where(data.export_price >= 0, -data.export_cap_kwh,
+                      np.where(data.import_price >= 0, 0.0, import_cap))
+    lowest = np.maximum(demand_kwh - data.pv_kwh, -data.export_cap_kwh)
+    return np.minimum(np.maximum(wanted, lowest), np.maximum(demand_kwh, lowest))

@@ -1,0 +1,151 @@
+"""The planning model as a linear programme, solved by HiGHS: the oracle for the optimizer.
+
+Test and benchmark only (`highspy` is not a runtime dependency; the GX has no LP solver). It
+reads the same cleaned SlotData the optimizer uses, so both solve the same model:
+
+per slot t (energies in kWh): grid import imp in [0, F], fuse overload over >= 0 (penalised),
+export exp in [0, X], battery charge bc in [0, Pc] and discharge bd in [0, Pd] (AC side), EV
+energy ev in [0, cap], PV used pv in [0, P], stored energy E at the end of the slot in [lo, hi];
+one EV shortfall variable short >= 0.
+
+    imp + over - exp + pv + bd - bc - ev = load                     (energy balance)
+    E_t = E_{t-1} + eta_c bc - bd / eta_d                           (storage)
+    eta_ev * sum(ev) + short = need                                 (EV by departure)
+    minimise sum(c imp - s exp + deg (bc + bd) + M over) - v (E_T - E_0) + S short
+
+The LP may charge and discharge in the same slot; with import prices >= 0 that never pays, so
+its optimum equals the optimizer's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from phaeton.planning.model import BatterySpec, EVDemand, GridSpec, PlanProblem
+from phaeton.planning.slot_data import SlotData, prepare
+
+_KINDS = ("imp", "over", "exp", "bc", "bd", "ev", "pv", "stored")
+
+
+@dataclass
+class OracleResult:
+    cost_eur: float            # objective without the overload and shortfall penalties
+    shortfall_kwh: float
+    overload_kwh: float
+    grid_import_kwh: np.ndarray
+    grid_export_kwh: np.ndarray
+    battery_ac_kwh: np.ndarray  # charge - discharge
+    ev_kwh: np.ndarray
+    stored_kwh: np.ndarray      # at the end of each slot
+
+
+def solve_lp(problem: PlanProblem | SlotData, *, overload_penalty: float = 1e4,
+             shortfall_penalty: float = 1e3) -> OracleResult:
+    data = problem if isinstance(problem, SlotData) else prepare(problem)
+    n = data.slots
+    col = {kind: np.arange(n) + i * n for i, kind in enumerate(_KINDS)}
+    short = len(_KINDS) * n
+    ncols = short + 1
+    inf = highspy.kHighsInf
+
+    lower = np.zeros(ncols)
+    upper = np.full(ncols, inf)
+    cost = np.zeros(ncols)
+    upper[col["imp"]] = data.import_cap_kwh
+    upper[col["exp"]] = data.export_cap_kwh
+    upper[col["bc"]] = data.charge_cap_kwh
+    upper[col["bd"]] = data.discharge_cap_kwh
+    upper[col["ev"]] = data.ev_cap_kwh
+    upper[col["pv"]] = data.pv_kwh
+    lower[col["stored"]] = data.stored_min_kwh
+    upper[col["stored"]] = data.stored_max_kwh
+    upper[~np.isfinite(upper)] = inf
+    cost[col["imp"]] = data.import_price
+    cost[col["exp"]] = -data.export_price
+    cost[col["over"]] = overload_penalty
+    cost[col["bc"]] = data.degradation
+    cost[col["bd"]] = data.degradation
+    cost[col["stored"][-1]] = -data.terminal_value
+    cost[short] = shortfall_penalty
+
+    rows, cols, vals, row_lo, row_hi = [], [], [], [], []
+
+    def add_row(indices, coefficients, value):
+        r = len(row_lo)
+        rows.extend([r] * len(indices))
+        cols.extend(indices)
+        vals.extend(coefficients)
+        row_lo.append(value)
+        row_hi.append(value)
+
+    for t in range(n):
+        add_row([col["imp"][t], col["over"][t], col["exp"][t], col["pv"][t], col["bd"][t],
+                 col["bc"][t], col["ev"][t]], [1, 1, -1, 1, 1, -1, -1], data.load_kwh[t])
+        idx = [col["stored"][t], col["bc"][t], col["bd"][t]]
+        coef = [1.0, -data.charge_eff, 1.0 / data.discharge_eff]
+        if t == 0:
+            add_row(idx, coef, data.stored_now_kwh)
+        else:
+            add_row(idx + [col["stored"][t - 1]], coef + [-1.0], 0.0)
+    add_row(list(col["ev"]) + [short], [data.ev_eff] * n + [1.0], data.ev_need_kwh)
+
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.addCols(ncols, cost, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
+                  np.zeros(0))
+    order = np.argsort(rows, kind="stable")
+    rows_arr = np.asarray(rows)[order]
+    starts = np.searchsorted(rows_arr, np.arange(len(row_lo))).astype(np.int32)
+    highs.addRows(len(row_lo), np.asarray(row_lo, float), np.asarray(row_hi, float), len(vals),
+                  starts, np.asarray(cols, np.int32)[order], np.asarray(vals, float)[order])
+    highs.run()
+    status = highs.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError(f"HiGHS: oracle LP not solved: {highs.modelStatusToString(status)}")
+    x = np.asarray(highs.getSolution().col_value)
+    over = x[col["over"]]
+    # overload is still energy bought: count it at the import price, drop only the penalties
+    penalties = (float(np.dot(overload_penalty - data.import_price, over))
+                 + shortfall_penalty * x[short])
+    objective = float(np.dot(cost, x)) - penalties + data.terminal_value * data.stored_now_kwh
+    return OracleResult(
+        cost_eur=objective, shortfall_kwh=float(x[short]), overload_kwh=float(x[col["over"]].sum()),
+        grid_import_kwh=x[col["imp"]] + over, grid_export_kwh=x[col["exp"]],
+        battery_ac_kwh=x[col["bc"]] - x[col["bd"]], ev_kwh=x[col["ev"]],
+        stored_kwh=x[col["stored"]])
+
+
+def random_problem(rng: np.random.Generator, slots: int, *, with_ev: bool = True,
+                   negative_export: bool = True) -> PlanProblem:
+    """A random plausible quarter-hourly problem (import prices >= 0, EV need reachable at
+    full power; the fuse may still make it infeasible)."""
+    imp = rng.uniform(0.0, 0.5, slots)
+    low = -0.3 if negative_export else 0.0
+    exp = imp * rng.uniform(low, 1.0, slots)
+    load = rng.uniform(0.0, 1.5, slots)
+    pv = np.clip(rng.normal(0.5, 1.0, slots), 0.0, None)
+    battery = BatterySpec(
+        capacity_kwh=float(rng.uniform(1, 15)), soc_now=float(rng.uniform(0, 1)),
+        soc_min=float(rng.uniform(0, 0.3)), soc_max=float(rng.uniform(0.7, 1.0)),
+        max_charge_kw=float(rng.uniform(0.5, 6)), max_discharge_kw=float(rng.uniform(0.5, 6)),
+        charge_efficiency=float(rng.uniform(0.8, 1)),
+        discharge_efficiency=float(rng.uniform(0.8, 1)),
+        degradation_eur_per_kwh=float(rng.uniform(0, 0.05)),
+        allow_grid_charging=bool(rng.random() < 0.7),
+        terminal_value_eur_per_kwh=float(rng.uniform(0, 0.3)))
+    grid = GridSpec(float(rng.uniform(6, 20)), float(rng.uniform(0, 10)), bool(rng.random() < 0.8))
+    ev = None
+    if with_ev:
+        arrive = int(rng.integers(0, slots))
+        departure = int(rng.integers(arrive + 1, slots + 1))
+        mask = np.zeros(slots, dtype=bool)
+        mask[arrive:] = True
+        max_kw = float(rng.uniform(1, 11))
+        efficiency = float(rng.uniform(0.8, 1))
+        reachable = max_kw * 0.25 * (departure - arrive) * efficiency
+        ev = EVDemand(mask, departure, float(rng.uniform(0, 0.8)) * reachable, max_kw=max_kw,
+                      charge_efficiency=efficiency)
+    return PlanProblem(1.7e9 + 900.0 * np.arange(slots), imp, exp, load, pv, battery=battery,
+                       grid=grid, ev=ev)

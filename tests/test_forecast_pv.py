@@ -1,0 +1,125 @@
+"""PV forecast: solar geometry, clear-sky shape, scaling with kWp, learning from history."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from phaeton.planning.forecast_pv import PvForecaster, solar_position
+
+BERLIN = ZoneInfo("Europe/Berlin")
+LAT, LON = 52.52, 13.40
+
+
+def utc(*args) -> float:
+    return dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp()
+
+
+def local_midnight(day: dt.date) -> float:
+    return dt.datetime.combine(day, dt.time(0), BERLIN).timestamp()
+
+
+def test_sun_at_solar_noon_on_the_solstices_and_equinox():
+    # at solar noon the zenith is |latitude - declination| (declination ±23.44°, 0°)
+    for when, declination in ((utc(2026, 6, 21), 23.44), (utc(2026, 12, 21), -23.44),
+                              (utc(2026, 3, 20), 0.0)):
+        t = when + np.arange(0, 86400, 60)
+        zenith, azimuth = solar_position(t, LAT, LON)
+        noon = int(np.argmin(zenith))
+        assert zenith[noon] == pytest.approx(LAT - declination, abs=0.5)
+        assert azimuth[noon] == pytest.approx(180, abs=1.0)
+        # Berlin lies 13.4° east: solar noon ~54 min before 12:00 UTC (± equation of time)
+        noon_utc_h = (t[noon] - when) / 3600
+        assert 10.7 < noon_utc_h < 11.4
+        # morning sun is in the east, evening sun in the west
+        assert azimuth[noon - 180] < 180 < azimuth[noon + 180]
+
+
+def test_southern_hemisphere_sun_is_in_the_north():
+    t = utc(2026, 12, 21) + np.arange(0, 86400, 60)
+    zenith, azimuth = solar_position(t, -33.87, 151.21)  # Sydney
+    noon = int(np.argmin(zenith))
+    assert zenith[noon] == pytest.approx(33.87 - 23.44, abs=0.5)
+    assert azimuth[noon] < 20 or azimuth[noon] > 340
+
+
+def test_clear_sky_day_shape_zero_at_night_peak_near_solar_noon():
+    pv = PvForecaster(LAT, LON, tilt_deg=30, azimuth_deg=180, kwp=10, tz="Europe/Berlin")
+    start = local_midnight(dt.date(2026, 6, 21))
+    energy = pv.forecast_kwh(start, 96)
+    assert energy.shape == (96,)
+    assert np.all(energy >= 0)
+    assert np.all(energy[:12] == 0) and np.all(energy[-8:] == 0)  # 00-03 and 22-24 local
+    peak_local_h = int(np.argmax(energy)) / 4
+    assert 12.75 <= peak_local_h <= 13.5  # solar noon ≈ 13:08 CEST
+    daily = energy.sum()
+    assert 50 < daily < 85  # a clear midsummer day in Berlin: 5-8.5 kWh per kWp
+    assert energy.max() * 4 < 10  # never above the peak power
+    winter = pv.forecast_kwh(local_midnight(dt.date(2026, 12, 21)), 96).sum()
+    assert 0 < winter < daily / 3
+
+
+def test_scales_with_kwp_and_orientation_shifts_the_peak():
+    start = local_midnight(dt.date(2026, 6, 21))
+    small = PvForecaster(LAT, LON, 30, 180, 5, "Europe/Berlin").forecast_kwh(start, 96)
+    big = PvForecaster(LAT, LON, 30, 180, 15, "Europe/Berlin").forecast_kwh(start, 96)
+    np.testing.assert_allclose(big, 3 * small)
+    east = PvForecaster(LAT, LON, 30, 90, 5, "Europe/Berlin").forecast_kwh(start, 96)
+    west = PvForecaster(LAT, LON, 30, 270, 5, "Europe/Berlin").forecast_kwh(start, 96)
+    assert np.argmax(east) < np.argmax(small) < np.argmax(west)
+    # an hourly grid carries the same energy as the quarter-hour grid
+    hourly = PvForecaster(LAT, LON, 30, 180, 5, "Europe/Berlin").forecast_kwh(start, 24, 3600)
+    assert hourly.sum() == pytest.approx(small.sum(), rel=0.01)
+
+
+def synthetic_history(pv: PvForecaster, days: int, sunny_ratio: float, cloudy_ratio: float,
+                      end_day: dt.date):
+    """Measured PV: sunny days at `sunny_ratio` × clear sky, every third day cloudy."""
+    t, kwh = [], []
+    for i in range(days):
+        day = end_day - dt.timedelta(days=days - i)
+        start = local_midnight(day)
+        clear = pv.clear_sky_kwh(start, 96)
+        ratio = cloudy_ratio if i % 3 == 2 else sunny_ratio
+        t.append(start + 900 * np.arange(96))
+        kwh.append(clear * ratio)
+    return np.concatenate(t), np.concatenate(kwh)
+
+
+def test_scale_learned_from_sunny_days_and_blended_with_little_history():
+    pv = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
+    today = dt.date(2026, 6, 15)
+    t, kwh = synthetic_history(pv, 21, sunny_ratio=0.72, cloudy_ratio=0.2, end_day=today)
+    scale = pv.fit(t, kwh, now_s=local_midnight(today))
+    assert scale == pytest.approx(0.72, abs=0.01)
+    assert pv.days_learned == 21
+    expected = pv.clear_sky_kwh(local_midnight(today), 96) * 0.72
+    np.testing.assert_allclose(pv.forecast_kwh(local_midnight(today), 96), expected, rtol=0.02)
+    # one day of history: one third learned, two thirds default
+    one_day = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
+    t1, k1 = synthetic_history(one_day, 1, 0.55, 0.55, today)
+    assert one_day.fit(t1, k1) == pytest.approx((0.55 + 2 * 0.85) / 3, abs=0.01)
+
+
+def test_no_or_partial_history_keeps_the_default_derate():
+    pv = PvForecaster(LAT, LON, 30, 180, 6, "Europe/Berlin", default_derate=0.8)
+    assert pv.fit([], []) == 0.8
+    # half a day (morning only) is not a usable day
+    start = local_midnight(dt.date(2026, 6, 10))
+    assert pv.fit(start + 900 * np.arange(48), np.full(48, 0.3)) == 0.8
+    # a broken meter (huge values) is clipped, not trusted blindly
+    t, kwh = synthetic_history(pv, 10, 5.0, 5.0, dt.date(2026, 6, 15))
+    assert pv.fit(t, kwh) == pytest.approx(1.2)
+    with pytest.raises(ValueError, match="3 times but 2"):
+        pv.fit([1, 2, 3], [1, 2])
+
+
+def test_bad_configuration_is_rejected():
+    with pytest.raises(ValueError, match="latitude_deg"):
+        PvForecaster(123, 0, 30, 180, 5, "UTC")
+    with pytest.raises(ValueError, match="kwp"):
+        PvForecaster(50, 0, 30, 180, -5, "UTC")
+    with pytest.raises(ValueError, match="time zone"):
+        PvForecaster(50, 0, 30, 180, 5, "Nowhere/City")

@@ -1,0 +1,255 @@
+"""PlannerService on a private bus: the real settings service, a velib-exported fake
+com.victronenergy.system (battery SoC, DESS state) and hub4; knobs changed by another client."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from phaeton.clock import ScaledClock
+from phaeton.config import Config, default_config
+from phaeton.planning.planner_service import (
+    STATE_PATHS,
+    PlannerService,
+    build_ess_writer,
+)
+from phaeton.planning.problem_builder import EvState
+from phaeton.venus.ess_writer import (
+    MODE_PATH,
+    SCHEDULE_ENTRIES,
+    EssWriter,
+    schedule_path,
+)
+from phaeton.venus.planner_settings import PREFIX
+from velib.service import VeDbusService
+from velib.settings import SettingsClient
+from velib.settings_service import SettingsService
+
+START_S = 1_780_000_000.0  # 22:26 local (Berlin, May): the cheap night window has begun
+
+
+def planner_config(tmp_path, **planner):
+    data = default_config()
+    data["data_dir"] = str(tmp_path / "data")
+    data["charger"]["alfen"] = {"host": "192.168.1.50"}
+    section = data["planner"]
+    section["horizon_h"] = 24
+    section["ess_control"] = "dess_schedule"
+    section["battery"].update(capacity_kwh=10, min_soc_pct=10, allow_grid_charging=True)
+    section["tariff"]["type"] = "time_of_use"
+    section["tariff"]["time_of_use"].update(
+        default_import_eur_per_kwh=0.40, default_export_eur_per_kwh=0.05,
+        windows=[{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                  "start": "22:00", "end": "06:00", "import_eur_per_kwh": 0.10,
+                  "export_eur_per_kwh": None}])
+    for key, value in planner.items():
+        section[key] = value
+    return Config(data)
+
+
+@pytest.fixture
+async def gx(private_bus, tmp_path):
+    settings_service = SettingsService(str(tmp_path / "settings"))
+    settings_service.add_setting(MODE_PATH, 0, 0, 4)
+    await settings_service.register()
+    system = VeDbusService("com.victronenergy.system")
+    system.add_path("/Dc/Battery/Soc", 20.0)
+    system.add_path("/DynamicEss/Active", 0)
+    await system.register()
+    client = SettingsClient()
+    await client.start()
+    await client.wait_until_available(10)
+    outsider = SettingsClient()  # the GX GUI / MQTT / dbus CLI
+    await outsider.start()
+    yield settings_service, system, client, outsider
+    await outsider.close()
+    await client.close()
+    await system.close()
+    await settings_service.close()
+
+
+async def make_service(tmp_path, client, system, *, ev=None, clock=None, **planner):
+    clock = clock or ScaledClock(1.0, start=START_S)
+    config = planner_config(tmp_path, **planner)
+    writer = build_ess_writer(config, client, clock=clock, system_value=system.__getitem__)
+    service = PlannerService(config, clock, client, system.__getitem__, writer, ev_state=ev,
+                             check_s=3600)
+    await service.start()
+    return service
+
+
+async def wait_for(condition, timeout_s=10.0):
+    async def poll():
+        while not condition():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+def written_targets(settings_service):
+    return sorted((settings_service[schedule_path(i, "Start")],
+                   settings_service[schedule_path(i, "TargetSoc")])
+                  for i in range(SCHEDULE_ENTRIES) if settings_service[schedule_path(i, "Start")])
+
+
+async def test_knobs_are_gx_settings_with_ranges_and_config_defaults(gx, tmp_path):
+    settings_service, system, client, _ = gx
+    service = await make_service(tmp_path, client, system)
+    try:
+        strategy = settings_service.settings[PREFIX + "Strategy"]
+        assert (settings_service[PREFIX + "Strategy"], strategy.min, strategy.max) == (2, 0, 2)
+        departure = settings_service.settings[PREFIX + "EvDepartureTime"]
+        assert settings_service[PREFIX + "EvDepartureTime"] == 7 * 60
+        assert (departure.min, departure.max) == (0, 1439)
+        assert settings_service[PREFIX + "MinimumSoc"] == 10.0
+        assert settings_service[PREFIX + "AllowGridCharging"] == 1
+        # out of range from the GUI is refused by the settings service
+        assert await client.write(PREFIX + "Strategy", 7) == -1
+    finally:
+        await service.stop()
+
+
+async def test_first_plan_is_written_as_a_schedule_and_published(gx, tmp_path):
+    settings_service, system, client, _ = gx
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: settings_service[MODE_PATH] == 4)  # written after the plan
+        plan = service.current_plan()
+        assert plan is not None and service.plans_made == 1
+        assert settings_service["/Settings/DynamicEss/BatteryCapacity"] == 10.0
+        targets = written_targets(settings_service)
+        assert targets[0][0] == START_S // 900 * 900
+        assert max(t for _, t in targets) == round(100 * plan.soc.max())
+        # cheap night: the battery is charged from the grid above its 20 %
+        assert plan.soc.max() > 0.5
+        state = service.state()
+        assert set(state) == set(STATE_PATHS)
+        assert state["/Planner/Strategy"] == 2 and state["/Planner/DessConflict"] == 0
+        assert state["/Planner/TargetSoc"] == pytest.approx(100 * plan.soc[1], abs=0.1)
+        assert state["/Planner/NextSlot"] == START_S // 900 * 900 + 900
+        assert state["/Planner/PlannedCost"] == pytest.approx(plan.cost_eur, abs=0.01)
+        assert state["/Planner/PlannedSavings"] > 0
+        assert state["/Planner/Reason"] == plan.reasons[0]
+        shown = json.loads(json.dumps(service.plan_dict()))  # what /api/plan serves
+        assert len(shown["slots"]) == plan.slot_count and shown["strategy"] == "optimise"
+        assert shown["total_cost_eur"] == pytest.approx(plan.cost_eur)
+        assert [s["soc_pct"] for s in shown["slots"]] == pytest.approx(
+            list(100 * plan.soc[1:]), abs=1e-3)
+    finally:
+        await service.stop()
+    assert settings_service[MODE_PATH] == 0  # stop hands the battery back
+    assert written_targets(settings_service) == []
+
+
+async def test_a_knob_written_on_the_bus_changes_the_plan_at_the_next_replan(gx, tmp_path):
+    settings_service, system, client, outsider = gx
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        assert service.current_plan().battery_charge_kwh.sum() > 1
+        assert await outsider.write(PREFIX + "AllowGridCharging", 0) == 0
+        await wait_for(lambda: service.plans_made == 2)  # the loop woke up for it
+        plan = service.current_plan()
+        assert plan.battery_charge_kwh.sum() < 1e-6  # no PV: nothing may charge it now
+        # grid -> battery forbidden in every window (written right after the plan)
+        await wait_for(lambda: {settings_service[schedule_path(i, "Restrictions")]
+                                for i in range(SCHEDULE_ENTRIES)
+                                if settings_service[schedule_path(i, "Start")]} == {2})
+
+        assert await outsider.write(PREFIX + "Strategy", 0) == 0
+        await wait_for(lambda: service.plans_made == 3)
+        assert service.state()["/Planner/Strategy"] == 0
+        assert service.ev_allowance_w(START_S) is None
+        await wait_for(lambda: settings_service[MODE_PATH] == 0)
+        assert "off" in service.state()["/Planner/Reason"]
+    finally:
+        await service.stop()
+
+
+async def test_replans_when_the_measured_soc_drifts_or_the_ev_arrives(gx, tmp_path):
+    _, system, client, _ = gx
+    car = {"state": EvState(plugged=False)}
+    service = await make_service(tmp_path, client, system, ev=lambda: car["state"])
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        assert await service.tick() is False  # nothing changed: no new plan
+        system["/Dc/Battery/Soc"] = 90.0
+        assert await service.tick() is True
+        assert service.current_plan().soc[0] == pytest.approx(0.9)
+        assert service.ev_allowance_w(START_S) == 0.0
+        car["state"] = EvState(plugged=True, soc_pct=None)
+        assert await service.tick() is True
+        plan = service.current_plan()
+        assert plan.ev_delivered_kwh == pytest.approx(0.5 * 60, abs=0.5)  # 30 % -> 80 %
+        allowance = [service.ev_allowance_w(START_S + 900 * i) for i in range(40)]
+        assert max(allowance) > 4000 and min(allowance) == 0.0
+    finally:
+        await service.stop()
+
+
+async def test_vrm_dess_conflict_is_reported_and_nothing_written(gx, tmp_path):
+    settings_service, system, client, outsider = gx
+    assert await outsider.write(MODE_PATH, 1) == 0
+    await wait_for(lambda: client.get(MODE_PATH) == 1)
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        state = service.state()
+        assert state["/Planner/DessConflict"] == 1 and "VRM" in state["/Planner/Reason"]
+        assert written_targets(settings_service) == [] and settings_service[MODE_PATH] == 1
+    finally:
+        await service.stop()
+    assert settings_service[MODE_PATH] == 1
+
+
+async def test_a_failing_tariff_never_raises_into_the_caller(gx, tmp_path):
+    _, system, client, _ = gx
+
+    class BrokenTariff:
+        async def prices(self, now_s):
+            raise RuntimeError("provider answered nonsense")
+
+    clock = ScaledClock(1.0, start=START_S)
+    writer = EssWriter("dess_schedule", client, clock=clock, system_value=system.__getitem__)
+    service = PlannerService(planner_config(tmp_path), clock, client, system.__getitem__,
+                             writer, tariff=BrokenTariff(), check_s=3600)
+    await service.start()
+    try:
+        assert await service.tick() is False
+        state = service.state()
+        assert "provider answered nonsense" in state["/Planner/Reason"]
+        assert state["/Planner/PlannedCost"] is None and service.current_plan() is None
+    finally:
+        await service.stop()
+
+
+async def test_bad_tariff_config_is_a_reason_not_a_crash(gx, tmp_path):
+    _, system, client, _ = gx
+    config = planner_config(tmp_path)
+    data = config.to_dict()
+    data["planner"]["tariff"]["type"] = "tibber"  # no token
+    clock = ScaledClock(1.0, start=START_S)
+    writer = EssWriter("dess_schedule", client, clock=clock, system_value=system.__getitem__)
+    service = PlannerService(Config(data), clock, client, system.__getitem__, writer,
+                             check_s=3600)
+    await service.start()
+    try:
+        await service.tick()
+        assert "token" in service.state()["/Planner/Reason"]
+        assert service.current_plan() is None
+    finally:
+        await service.stop()
+
+
+async def test_periodic_replan_runs_in_accelerated_time(gx, tmp_path):
+    _, system, client, _ = gx
+    clock = ScaledClock(600.0, start=START_S)  # 15 minutes in 1.5 s
+    writer = EssWriter("dess_schedule", client, clock=clock, system_value=system.__getitem__)
+    service = PlannerService(planner_config(tmp_path), clock, client, system.__getitem__,
+                             writer, check_s=60)
+    await service.start()
+    try:
+        await wait_for(lambda: service.plans_made >= 2, timeout_s=20)
+        assert service.current_plan().slot_start_s[0] >= START_S // 900 * 900 + 900
+    finally:
+        await service.stop()
