@@ -1,0 +1,426 @@
+#!/bin/sh
+# phaeton installer for Victron Venus OS (Cerbo GX, Ekrano GX and other GX devices).
+#
+#   ./install.sh                      install, or upgrade in place (config and data are kept)
+#   ./install.sh --password-generate  same, generating the web UI password (printed once)
+#   ./install.sh --status             what is installed and whether it runs
+#   ./install.sh --uninstall          remove phaeton; keeps config.yaml and the session data
+#   ./install.sh --uninstall --purge  remove everything, /data/phaeton included
+#
+# Layout (docs/install.md): /data/phaeton/{install.sh,VERSION,venv,wheels,service,
+# config.yaml,config.yaml.sample} and the data phaeton writes (state.json, sessions.sqlite);
+# /service/phaeton -> /data/phaeton/service; one line in /data/rc.local; logs in
+# /var/log/phaeton. POSIX sh: runs with busybox/bash on the GX and dash elsewhere.
+set -u
+
+NAME=phaeton
+RC_MARKER="# phaeton-install: restores /service/phaeton at boot"
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
+die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    cat <<'EOF'
+Usage: install.sh [--password-generate] [--python PATH] [--root PREFIX]
+       install.sh --status [--root PREFIX]
+       install.sh --uninstall [--purge] [--root PREFIX]
+
+Installs or upgrades phaeton in /data/phaeton on a Venus OS GX device.
+  --password-generate  generate the web UI password and print it (default when not interactive)
+  --python PATH        Python 3 to build the venv from (default: /usr/bin/python3)
+  --status             show what is installed and whether the service runs
+  --uninstall          stop and remove phaeton, its /service link and its rc.local line;
+                       config.yaml and the charging data stay in /data/phaeton
+  --purge              with --uninstall: remove /data/phaeton entirely
+  --root PREFIX        act on PREFIX/data, PREFIX/service, PREFIX/opt/victronenergy
+                       (for tests on a machine that is not a GX)
+EOF
+}
+
+# ---- arguments --------------------------------------------------------------------------------
+ACTION=install
+ROOT=""
+PURGE=0
+PASSWORD_MODE=auto
+PYTHON="${PHAETON_PYTHON:-}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) [ $# -ge 2 ] || die "--root needs a directory"; ROOT=$2; shift ;;
+        --root=*) ROOT=${1#--root=} ;;
+        --python) [ $# -ge 2 ] || die "--python needs a path"; PYTHON=$2; shift ;;
+        --python=*) PYTHON=${1#--python=} ;;
+        --uninstall) ACTION=uninstall ;;
+        --purge) PURGE=1 ;;
+        --status) ACTION=status ;;
+        --boot) ACTION=boot ;;
+        --password-generate) PASSWORD_MODE=generate ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown option: $1" ;;
+    esac
+    shift
+done
+[ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ] && die "--purge only goes with --uninstall"
+
+if [ -n "$ROOT" ]; then
+    [ -d "$ROOT" ] || die "--root $ROOT: no such directory"
+    ROOT=$(cd "$ROOT" && pwd) || die "--root $ROOT: not accessible"
+    [ "$ROOT" = / ] && ROOT=""
+fi
+
+DATA="$ROOT/data"
+DEST="$DATA/$NAME"
+VENV="$DEST/venv"
+SERVICE_DIR="$ROOT/service"
+SERVICE_LINK="$SERVICE_DIR/$NAME"
+RC_LOCAL="$DATA/rc.local"
+LOG_DIR="$ROOT/var/log/$NAME"
+ROOT_ARG=""
+[ -n "$ROOT" ] && ROOT_ARG=" --root $ROOT"
+
+if [ ! -d "$ROOT/opt/victronenergy" ]; then
+    if [ -n "$ROOT" ]; then
+        die "$ROOT does not look like a GX: $ROOT/opt/victronenergy is missing"
+    fi
+    die "this is not a Venus OS GX device (/opt/victronenergy is missing); nothing was changed.
+  To try phaeton on a PC run 'phaeton demo'; to test the installer use --root PREFIX."
+fi
+[ -d "$DATA" ] || die "$DATA is missing: is this really a GX?"
+
+if [ -z "$PYTHON" ]; then
+    if [ -x /usr/bin/python3 ] && [ -z "$ROOT" ]; then PYTHON=/usr/bin/python3
+    else PYTHON=$(command -v python3 || true); fi
+fi
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+supervised() { svok "$1" >/dev/null 2>&1; }
+
+# Wait until supervise of $1 is gone (after svc -dx), at most 15 s.
+wait_unsupervised() {
+    n=0
+    while supervised "$1" && [ $n -lt 75 ]; do
+        sleep 0.2 2>/dev/null || { sleep 1; n=$((n + 4)); }   # busybox may lack fractions
+        n=$((n + 1))
+    done
+}
+
+stop_service() {
+    [ -L "$SERVICE_LINK" ] && rm -f "$SERVICE_LINK"
+    if [ -d "$DEST/service" ]; then
+        svc -dx "$DEST/service" >/dev/null 2>&1 || true
+        svc -dx "$DEST/service/log" >/dev/null 2>&1 || true
+        wait_unsupervised "$DEST/service"
+        wait_unsupervised "$DEST/service/log"
+    fi
+}
+
+link_service() {
+    mkdir -p "$SERVICE_DIR"
+    ln -sfn "$DEST/service" "$SERVICE_LINK" || die "cannot link $SERVICE_LINK"
+    if [ -z "$ROOT" ] && command -v svrescan >/dev/null 2>&1; then
+        svrescan >/dev/null 2>&1 || true
+    fi
+}
+
+# The rc.local line: re-links the service at boot (and repairs a venv broken by a firmware
+# update). Exactly one such line; every other line of the file is kept in order.
+rc_line() {
+    printf '[ -x %s/install.sh ] && %s/install.sh%s --boot  %s\n' \
+        "$DEST" "$DEST" "$ROOT_ARG" "$RC_MARKER"
+}
+
+rc_remove_line() {
+    [ -f "$RC_LOCAL" ] || return 0
+    grep -q -F "$RC_MARKER" "$RC_LOCAL" || return 0
+    tmp="$RC_LOCAL.phaeton.tmp"
+    grep -v -F "$RC_MARKER" "$RC_LOCAL" > "$tmp" || true
+    cat "$tmp" > "$RC_LOCAL" && rm -f "$tmp"   # keeps the file's owner and mode
+}
+
+rc_add_line() {
+    if [ ! -f "$RC_LOCAL" ]; then
+        printf '#!/bin/bash\n' > "$RC_LOCAL" || die "cannot create $RC_LOCAL"
+        chmod 755 "$RC_LOCAL"
+    fi
+    rc_remove_line
+    # a last line without a newline would be glued to ours
+    if [ -s "$RC_LOCAL" ] && [ "$(tail -c 1 "$RC_LOCAL" | od -An -c | tr -d ' ')" != '\n' ]; then
+        printf '\n' >> "$RC_LOCAL"
+    fi
+    rc_line >> "$RC_LOCAL"
+    [ -x "$RC_LOCAL" ] || { chmod 755 "$RC_LOCAL"; warn "$RC_LOCAL was not executable; made it so"; }
+}
+
+venv_works() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -I -c 'import phaeton.app' >/dev/null 2>&1
+}
+
+# numpy and PyYAML are not pure Python: take them from Venus' package feed when missing.
+system_packages() {
+    missing=""
+    "$PYTHON" -c 'import numpy' >/dev/null 2>&1 || missing="$missing python3-numpy"
+    "$PYTHON" -c 'import yaml' >/dev/null 2>&1 || missing="$missing python3-pyyaml"
+    [ -n "$missing" ] || return 0
+    if command -v opkg >/dev/null 2>&1; then
+        say "installing from the Venus package feed:$missing"
+        # shellcheck disable=SC2086
+        { opkg update && opkg install $missing; } || warn "opkg could not install$missing (offline?); trying wheels"
+    else
+        warn "no opkg: $missing must come from wheels"
+    fi
+}
+
+pip_install() {
+    # $1 = wheels dir; rest = requirements. Offline first, then PyPI; never build from source.
+    wheels=$1; shift
+    if "$VENV/bin/python" -I -m pip install -q --disable-pip-version-check --only-binary=:all: \
+            --no-index --find-links "$wheels" "$@" 2>/dev/null; then
+        return 0
+    fi
+    say "the bundled wheels are not enough; trying PyPI"
+    "$VENV/bin/python" -I -m pip install -q --disable-pip-version-check --only-binary=:all: \
+        --find-links "$wheels" "$@"
+}
+
+# Builds (or repairs) the venv and installs phaeton's wheel from $DEST/wheels.
+install_venv() {
+    wheel=$(ls "$DEST"/wheels/phaeton-*.whl 2>/dev/null | head -n 1)
+    [ -n "$wheel" ] || die "no phaeton wheel in $DEST/wheels"
+    pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if [ -d "$VENV" ] && { ! "$VENV/bin/python" -I -c 'import sys' >/dev/null 2>&1 \
+            || [ ! -d "$VENV/lib/python$pyver/site-packages" ]; }; then
+        say "the venv was made for another Python (firmware update?); rebuilding it"
+        rm -rf "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv --system-site-packages "$VENV" || {
+            rm -rf "$VENV"
+            die "'$PYTHON -m venv' failed; on Venus run: opkg update && opkg install python3-venv python3-pip"
+        }
+    fi
+    pip_install "$DEST/wheels" "$wheel" || die "installing phaeton's Python dependencies failed (see above)"
+    # the exact code of this release, even when the version number did not change
+    "$VENV/bin/python" -I -m pip install -q --disable-pip-version-check --no-index --no-deps \
+        --force-reinstall "$wheel" || die "installing $wheel failed"
+    venv_works || die "phaeton does not import in $VENV (see: $VENV/bin/python -c 'import phaeton.app')"
+}
+
+# Prints the hash of password $1 in the web UI's format (phaeton.web.passwords).
+hash_password() {
+    PHAETON_NEW_PASSWORD=$1 "$VENV/bin/python" -I -c \
+        'import os; from phaeton.web.passwords import hash_password as h; print(h(os.environ["PHAETON_NEW_PASSWORD"]))'
+}
+
+# Sets web.password_hash in config.yaml, editing only that line (comments are kept).
+set_password_hash() {
+    PHAETON_HASH=$1 "$VENV/bin/python" -I - "$DEST/config.yaml" <<'EOF'
+import os, re, sys
+path, value = sys.argv[1], os.environ["PHAETON_HASH"]
+lines = open(path, encoding="utf-8").read().splitlines(keepends=True)
+start = next((i for i, l in enumerate(lines) if re.match(r"web:\s*(#.*)?$", l)), None)
+new = f'  password_hash: "{value}"\n'
+if start is None:
+    lines += ["\n" if lines and not lines[-1].endswith("\n") else "", "web:\n", new]
+else:
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].strip() and not lines[i].startswith((" ", "#"))), len(lines))
+    hit = next((i for i in range(start + 1, end)
+                if re.match(r"\s+password_hash:", lines[i])), None)
+    if hit is None:
+        lines.insert(start + 1, new)
+    else:
+        m = re.match(r"(\s+password_hash:)\s*(?:null|~|\"[^\"]*\"|'[^']*'|[^#\s]*)(\s*#.*)?$",
+                     lines[hit].rstrip("\n"))
+        lines[hit] = f'{m.group(1)} "{value}"{m.group(2) or ""}\n' if m else new
+tmp = path + ".tmp"
+with open(tmp, "w", encoding="utf-8") as f:
+    f.writelines(lines)
+os.replace(tmp, path)
+EOF
+}
+
+password_is_set() {
+    "$VENV/bin/python" -I - "$DEST/config.yaml" <<'EOF'
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1], encoding="utf-8")) or {}
+sys.exit(0 if (cfg.get("web") or {}).get("password_hash") else 1)
+EOF
+}
+
+choose_password() {
+    if password_is_set; then
+        say "web UI password: kept (change it in the web UI)"
+        return 0
+    fi
+    if [ "$PASSWORD_MODE" = auto ] && [ -t 0 ] && [ -t 1 ]; then
+        # echo off before the prompt appears, so nothing typed early is shown
+        stty -echo 2>/dev/null
+        trap 'stty echo 2>/dev/null' EXIT
+        trap 'stty echo 2>/dev/null; exit 130' INT TERM
+        while :; do
+            printf 'Web UI password (at least 8 characters, empty = generate one): '
+            read -r pw1 || pw1=""; printf '\n'
+            [ -z "$pw1" ] && break
+            if [ ${#pw1} -lt 8 ]; then say "too short"; continue; fi
+            printf 'Again: '
+            read -r pw2 || pw2=""; printf '\n'
+            [ "$pw1" = "$pw2" ] && break
+            say "the two did not match"
+        done
+        stty echo 2>/dev/null
+        trap - EXIT INT TERM
+        if [ -n "$pw1" ]; then
+            set_password_hash "$(hash_password "$pw1")" || die "could not store the password hash"
+            say "web UI password: set"
+            return 0
+        fi
+    fi
+    pw=$("$VENV/bin/python" -I -c 'import secrets; print(secrets.token_urlsafe(12))')
+    set_password_hash "$(hash_password "$pw")" || die "could not store the password hash"
+    say "web UI password (shown only now, write it down): $pw"
+}
+
+write_service_scripts() {
+    mkdir -p "$DEST/service/log" "$LOG_DIR"
+    for f in run log/run; do
+        sed -e "s|/data/phaeton|$DEST|g" -e "s|/var/log/phaeton|$LOG_DIR|g" \
+            "$SRC/service/$f" > "$DEST/service/$f.tmp" || die "cannot write $DEST/service/$f"
+        chmod 755 "$DEST/service/$f.tmp"
+        mv -f "$DEST/service/$f.tmp" "$DEST/service/$f"
+    done
+}
+
+# ---- actions ------------------------------------------------------------------------------------
+
+do_install() {
+    SRC=$(cd "$(dirname "$0")" && pwd)
+    for f in config.yaml service/run service/log/run; do
+        [ -f "$SRC/$f" ] || die "$SRC/$f is missing: run install.sh from an unpacked release"
+    done
+    [ -n "$PYTHON" ] && "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        2>/dev/null || die "phaeton needs Python >= 3.11 (${PYTHON:-no python3 found})"
+    if [ -f "$SRC/VERSION" ]; then VERSION=$(cat "$SRC/VERSION")
+    else VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$SRC/setup.py"); fi
+    [ -n "$VERSION" ] || die "cannot tell the version of $SRC"
+
+    upgrade=0
+    [ -f "$DEST/VERSION" ] && upgrade=1
+    if [ $upgrade = 1 ]; then say "upgrading phaeton $(cat "$DEST/VERSION") -> $VERSION in $DEST"
+    else say "installing phaeton $VERSION in $DEST"; fi
+    mkdir -p "$DEST" || die "cannot create $DEST"
+
+    # wheels: the release's, or phaeton's own built from a source checkout
+    mkdir -p "$DEST/wheels.new"
+    if ls "$SRC"/wheels/*.whl >/dev/null 2>&1; then
+        cp "$SRC"/wheels/*.whl "$DEST/wheels.new/"
+        [ -f "$SRC/wheels/README.txt" ] && cp "$SRC/wheels/README.txt" "$DEST/wheels.new/"
+    else
+        say "no bundled wheels: building phaeton's wheel from $SRC"
+        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST/wheels.new" "$SRC" \
+            || "$PYTHON" -m pip wheel -q --no-deps -w "$DEST/wheels.new" "$SRC" \
+            || { rm -rf "$DEST/wheels.new"; die "cannot build phaeton's wheel from $SRC"; }
+    fi
+    rm -rf "$DEST/wheels" && mv "$DEST/wheels.new" "$DEST/wheels"
+
+    system_packages
+    install_venv
+
+    if [ "$SRC" != "$DEST" ]; then
+        cp "$SRC/install.sh" "$DEST/install.sh.tmp" && chmod 755 "$DEST/install.sh.tmp" \
+            && mv -f "$DEST/install.sh.tmp" "$DEST/install.sh" || die "cannot copy install.sh"
+    fi
+    sed "s|^data_dir: /data/phaeton |data_dir: $DEST |" "$SRC/config.yaml" > "$DEST/config.yaml.sample"
+    if [ -f "$DEST/config.yaml" ]; then
+        say "config.yaml: kept (the new sample with every key is config.yaml.sample)"
+    else
+        cp "$DEST/config.yaml.sample" "$DEST/config.yaml"
+        say "config.yaml: written from the sample; set charger.alfen.host (or the ocpp section)"
+    fi
+    choose_password
+    if ! "$VENV/bin/python" -I -m phaeton check-config "$DEST/config.yaml"; then
+        warn "config.yaml has problems (above): the service will not start until they are fixed"
+    fi
+
+    write_service_scripts
+    printf '%s\n' "$VERSION" > "$DEST/VERSION"
+    rc_add_line
+    link_service
+    if supervised "$DEST/service"; then
+        svc -t "$DEST/service" && say "service restarted with the new version"
+    else
+        say "service linked: svscan starts it within 5 s"
+    fi
+    say "done. Status: $DEST/install.sh$ROOT_ARG --status   Logs: tail -F $LOG_DIR/current | tai64nlocal"
+}
+
+do_boot() {
+    [ -f "$DEST/VERSION" ] || exit 0
+    if ! venv_works; then
+        # a firmware update replaces Python and the packages from the feed
+        SRC=$DEST
+        system_packages
+        install_venv
+    fi
+    link_service
+}
+
+do_status() {
+    if [ ! -f "$DEST/VERSION" ]; then
+        say "phaeton: not installed in $DEST"
+        [ -f "$DEST/config.yaml" ] && say "  config.yaml and data are left from an earlier install"
+        return 1
+    fi
+    say "phaeton $(cat "$DEST/VERSION") installed in $DEST"
+    if venv_works; then say "  venv: ok ($("$VENV/bin/python" -I -V 2>&1))"
+    else say "  venv: BROKEN (re-run install.sh)"; fi
+    if [ -L "$SERVICE_LINK" ]; then say "  service link: $SERVICE_LINK -> $(readlink "$SERVICE_LINK")"
+    else say "  service link: MISSING (re-run install.sh, or reboot)"; fi
+    if [ -f "$RC_LOCAL" ] && grep -q -F "$RC_MARKER" "$RC_LOCAL"; then say "  boot: line in $RC_LOCAL"
+    else say "  boot: NO line in $RC_LOCAL (re-run install.sh)"; fi
+    say "  config: $DEST/config.yaml"
+    say "  logs: $LOG_DIR/current"
+    running=1
+    for d in "$DEST/service" "$DEST/service/log"; do
+        if supervised "$d"; then
+            state=$(svstat "$d" 2>&1)
+            say "  $state"
+            case "$state" in *": up "*) ;; *) running=0 ;; esac
+        else
+            say "  $d: not supervised"
+            running=0
+        fi
+    done
+    [ $running = 1 ]
+}
+
+do_uninstall() {
+    stop_service
+    rc_remove_line
+    if [ -f "$RC_LOCAL" ] && [ -z "$(grep -v -e '^#!/bin/bash$' -e '^[[:space:]]*$' "$RC_LOCAL")" ]; then
+        rm -f "$RC_LOCAL"   # only our line was in it: the file was ours
+    fi
+    rm -rf "$LOG_DIR"
+    if [ "$PURGE" = 1 ]; then
+        rm -rf "$DEST"
+        say "phaeton removed, with its config and data"
+        return 0
+    fi
+    [ -d "$DEST" ] || { say "phaeton was not installed"; return 0; }
+    rm -rf "$DEST/venv" "$DEST/wheels" "$DEST/wheels.new" "$DEST/service" "$DEST/VERSION" \
+        "$DEST/install.sh" "$DEST/config.yaml.sample"
+    rmdir "$DEST" 2>/dev/null || true
+    if [ -d "$DEST" ]; then
+        say "phaeton removed; kept in $DEST: $(ls -A "$DEST" | tr '\n' ' ')"
+        say "(remove them too with: install.sh --uninstall --purge, or rm -rf $DEST)"
+    else
+        say "phaeton removed"
+    fi
+}
+
+case "$ACTION" in
+    install) do_install ;;
+    boot) do_boot ;;
+    status) do_status ;;
+    uninstall) do_uninstall ;;
+esac

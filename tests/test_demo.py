@@ -1,0 +1,63 @@
+"""`phaeton demo` runs headless: the charger appears on its private bus, the web UI answers,
+and it stops leaving no dbus-daemon or temporary directory behind."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+
+import aiohttp
+
+from dbus_clients import run
+from phaeton.sim.demo import SERVICE, run_demo
+
+
+def _daemons_for(bus_address: str) -> list[str]:
+    """dbus-daemon processes serving this bus (its config lives in the bus's directory)."""
+    directory = bus_address.split("path=", 1)[1].split(",", 1)[0].rsplit("/", 1)[0]
+    out = subprocess.run(["pgrep", "-f", directory], capture_output=True, text=True).stdout
+    return out.split()
+
+
+async def test_demo_serves_dbus_and_web_then_cleans_up(monkeypatch):
+    before_dirs = set(glob.glob(os.path.join(tempfile.gettempdir(), "phaeton-demo-*")))
+    seen = {}
+
+    async def ready(world, app, url):
+        env_address = world.bus_address
+        seen["bus"] = env_address
+        seen["daemons_while_running"] = _daemons_for(env_address)
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", env_address)
+        code, out, err = await run("dbus-send", "--system", "--print-reply", f"--dest={SERVICE}",
+                                   "/ProductName", "com.victronenergy.BusItem.GetValue")
+        seen["product"] = out
+        code, out, err = await run("dbus-send", "--system", "--print-reply", f"--dest={SERVICE}",
+                                   "/Mode", "com.victronenergy.BusItem.GetValue")
+        seen["mode"] = out
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "api/status") as response:
+                seen["http"] = response.status
+                seen["status"] = await response.json()
+            async with session.get(url) as response:
+                seen["page"] = response.status
+
+    assert await run_demo(speed=30, port=0, seconds=3, ready=ready) == 0
+    assert "EV Charging Station" in seen["product"]
+    assert "int32 1" in seen["mode"]                       # the demo shows Auto
+    assert seen["http"] == 200 and seen["page"] == 200
+    assert "mode" in seen["status"]
+    assert len(seen["daemons_while_running"]) == 1
+    assert _daemons_for(seen["bus"]) == []
+    after_dirs = set(glob.glob(os.path.join(tempfile.gettempdir(), "phaeton-demo-*")))
+    assert after_dirs == before_dirs
+
+
+def test_demo_command_line_runs_and_stops():
+    result = subprocess.run([sys.executable, "-m", "phaeton", "demo", "--speed", "30",
+                             "--port", "0", "--seconds", "3"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "web UI" in result.stdout and "dbus-send" in result.stdout
+    assert "phaeton demo stopped" in result.stdout

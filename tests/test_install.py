@@ -1,0 +1,405 @@
+"""install.sh in a prefix that mimics a GX (PREFIX/data, PREFIX/service, PREFIX/opt/victronenergy)
+with Debian's real daemontools (svscan, supervise, svc, svstat, multilog) and phaeton against a
+simulated GX (`SimWorld`) on a private bus.
+
+The installer is run from a release bundle built with `scripts/build_release.sh
+--without-dependencies`; the venv's dependencies come from this machine's base Python through
+--system-site-packages, as Venus' packages do on a GX, and pip never reaches an index
+(PIP_NO_INDEX) unless that Python lacks one of them.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from phaeton.sim.world import SimWorld
+from phaeton.web.passwords import verify_password
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICE_NAME = "com.victronenergy.evcharger.phaeton_0"
+ORIGINAL_RC_LOCAL = "#!/bin/bash\n# the owner's own lines\necho started >> /tmp/boot.log\n"
+# What --uninstall may leave in PREFIX/data/phaeton: the rows "**kept**" of the table in
+# docs/install.md (tests/test_release_docs.py checks that the two agree).
+KEPT_AFTER_UNINSTALL = {"config.yaml", "config.yaml.bak", "state.json", "sessions.sqlite",
+                        "sessions.sqlite-wal", "sessions.sqlite-shm"}
+
+pytestmark = pytest.mark.skipif(shutil.which("svscan") is None,
+                                reason="daemontools is not installed (./dev/test installs it)")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    """An unpacked release (phaeton's wheel only), built once for this module."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([str(REPO / "scripts/build_release.sh"), "--without-dependencies",
+                    "--out", str(out)], check=True, capture_output=True, text=True,
+                   env={**os.environ, "PYTHON": sys.executable})
+    [tarball] = out.glob("phaeton-*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(out, filter="data")
+    [unpacked] = [p for p in out.iterdir() if p.is_dir()]
+    return unpacked
+
+
+@pytest.fixture
+def gx(tmp_path) -> Path:
+    """A GX-like prefix whose /data/rc.local already has the owner's lines."""
+    root = tmp_path / "gx"
+    for d in ("data", "service", "opt/victronenergy", "var/log"):
+        (root / d).mkdir(parents=True)
+    rc = root / "data/rc.local"
+    rc.write_text(ORIGINAL_RC_LOCAL)
+    rc.chmod(0o755)
+    return root
+
+
+def _base_python_has_the_dependencies() -> bool:
+    """The venv install.sh makes sees the base interpreter's site-packages (as it sees Venus'
+    packages on a GX), not those of a venv the tests may run in."""
+    probe = "import aiohttp, dbus_next, jsonschema, numpy, ocpp, pymodbus, yaml"
+    return subprocess.run([getattr(sys, "_base_executable", sys.executable), "-c", probe],
+                          capture_output=True).returncode == 0
+
+
+OFFLINE = _base_python_has_the_dependencies()
+
+
+def installer_env(**extra: str) -> dict[str, str]:
+    """Offline pip (no index, no pip.conf) when the base Python has every dependency, as a GX
+    with the feed's packages and the bundled wheels has; else pip may fetch them from PyPI."""
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if OFFLINE:
+        env["PIP_NO_INDEX"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_installer(script: Path, root: Path, *args: str, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs install.sh with dash/busybox-like `sh`, no terminal on stdin."""
+    result = subprocess.run(["sh", str(script), "--root", str(root), "--python", sys.executable,
+                             *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env=env or installer_env(), timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"install.sh {args} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def tree(root: Path) -> set[str]:
+    """Every file, link and directory below root, relative."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+class Supervisor:
+    """`svscan PREFIX/service` in its own process group; `stop()` kills svscan, every supervise,
+    phaeton and multilog (the whole group), so no test leaves them behind."""
+
+    def __init__(self, service_dir: Path, bus_address: str):
+        self.process = subprocess.Popen(
+            ["svscan", str(service_dir)], start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus_address})
+
+    def stop(self) -> None:
+        if self.process.poll() is not None and not _group_alive(self.process.pid):
+            return
+        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_s
+            while _group_alive(self.process.pid) and time.monotonic() < deadline:
+                self.process.poll()
+                time.sleep(0.05)
+            if not _group_alive(self.process.pid):
+                break
+        self.process.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # zombies of the group count as gone
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+@pytest.fixture
+def supervisors():
+    started: list[Supervisor] = []
+
+    def start(service_dir: Path, bus_address: str) -> Supervisor:
+        sup = Supervisor(service_dir, bus_address)
+        started.append(sup)
+        return sup
+
+    yield start
+    for sup in started:
+        sup.stop()
+
+
+def bus_call(bus_address: str, *args: str) -> str:
+    result = subprocess.run(["dbus-send", f"--bus={bus_address}", "--print-reply", *args],
+                            capture_output=True, text=True, timeout=10)
+    return result.stdout + result.stderr
+
+
+def name_on_bus(bus_address: str) -> bool:
+    out = bus_call(bus_address, "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                   "org.freedesktop.DBus.NameHasOwner", f"string:{SERVICE_NAME}")
+    return "boolean true" in out
+
+
+def charger_connected(bus_address: str) -> bool:
+    out = bus_call(bus_address, f"--dest={SERVICE_NAME}", "/Connected",
+                   "com.victronenergy.BusItem.GetValue")
+    return "int32 1" in out
+
+
+async def until(predicate, what: str, limit_s: float = 60.0) -> None:
+    """Polls `predicate` in a thread (the world's loop keeps running) until it holds."""
+    deadline = time.monotonic() + limit_s
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.2)
+
+
+def svstat(path: Path) -> str:
+    return subprocess.run(["svstat", str(path)], capture_output=True, text=True).stdout
+
+
+def point_config_at(config_path: Path, world_config: dict) -> None:
+    """Merge the world's charger/site/web settings into the installed config.yaml."""
+    data = yaml.safe_load(config_path.read_text())
+    for key in ("charger", "site"):
+        data[key] = world_config[key]
+    data["web"].update(world_config["web"])
+    data["control"] = {"tick_s": 0.5}
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+# ---- refusals -------------------------------------------------------------------------------
+
+def test_refuses_a_machine_that_is_not_a_gx(tmp_path, bundle):
+    plain = tmp_path / "pc"
+    (plain / "data").mkdir(parents=True)
+    result = run_installer(bundle / "install.sh", plain, check=False)
+    assert result.returncode == 1
+    assert "does not look like a GX" in result.stderr
+    assert "opt/victronenergy is missing" in result.stderr
+    assert tree(plain) == {"data"}   # nothing was written
+
+
+def test_refuses_an_unknown_option_and_purge_without_uninstall(gx, bundle):
+    result = run_installer(bundle / "install.sh", gx, "--frobnicate", check=False)
+    assert result.returncode == 1 and "unknown option: --frobnicate" in result.stderr
+    result = run_installer(bundle / "install.sh", gx, "--purge", check=False)
+    assert result.returncode == 1 and "--purge only goes with --uninstall" in result.stderr
+    assert (gx / "data/rc.local").read_text() == ORIGINAL_RC_LOCAL
+    assert not (gx / "data/phaeton").exists()
+
+
+# ---- the whole life on a GX -----------------------------------------------------------------
+
+async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, supervisors):
+    script = bundle / "install.sh"
+    dest = gx / "data/phaeton"
+    out = (await asyncio.to_thread(run_installer, script, gx)).stdout
+
+    # first install: the sample config with a generated password, the link, ONE rc.local line
+    assert "installing phaeton" in out
+    password = out.split("write it down): ", 1)[1].split()[0]
+    config = yaml.safe_load((dest / "config.yaml").read_text())
+    assert verify_password(password, config["web"]["password_hash"])
+    assert config["data_dir"] == str(dest)
+    assert os.readlink(gx / "service/phaeton") == str(dest / "service")
+    rc = (gx / "data/rc.local").read_text()
+    assert rc.startswith(ORIGINAL_RC_LOCAL) and rc.count("phaeton-install") == 1
+    run_script = (dest / "service/run").read_text()
+    assert run_script.startswith("#!/bin/sh\n") and "exec 2>&1" in run_script
+    assert f"exec {dest}/venv/bin/python -m phaeton run --config {dest}/config.yaml" in run_script
+    assert f"exec multilog t s25000 n4 {gx}/var/log/phaeton" in (dest / "service/log/run").read_text()
+
+    async with SimWorld(speed=1) as world:
+        bus = world.bus_address
+        point_config_at(dest / "config.yaml", world.config_for_phaeton(str(dest)))
+        edited_config = (dest / "config.yaml").read_text()
+
+        # svscan brings it up under supervision; it appears on the bus and reaches the charger
+        sup = supervisors(gx / "service", bus)
+        await until(lambda: name_on_bus(bus), "phaeton on the bus after install")
+        await until(lambda: charger_connected(bus), "/Connected 1 (the simulated Alfen)")
+        assert ": up (pid " in svstat(gx / "service/phaeton")
+        assert ": up (pid " in svstat(gx / "service/phaeton/log")
+        status = await asyncio.to_thread(run_installer, dest / "install.sh", gx, "--status")
+        assert "phaeton 0.1.0 installed" in status.stdout and "venv: ok" in status.stdout
+        await until(lambda: (gx / "var/log/phaeton/current").exists()
+                    and "phaeton running as" in (gx / "var/log/phaeton/current").read_text(),
+                    "the service's log in /var/log/phaeton/current")
+
+        # upgrade in place: config kept byte for byte, the service restarted, still one line
+        pid_before = svstat(gx / "service/phaeton").split("pid ")[1].split(")")[0]
+        out = (await asyncio.to_thread(run_installer, script, gx)).stdout
+        assert "upgrading phaeton 0.1.0 -> 0.1.0" in out and "config.yaml: kept" in out
+        assert "web UI password: kept" in out
+        assert (dest / "config.yaml").read_text() == edited_config
+        assert (gx / "data/rc.local").read_text().count("phaeton-install") == 1
+        await until(lambda: ": up (pid " in svstat(gx / "service/phaeton")
+                    and pid_before not in svstat(gx / "service/phaeton"),
+                    "the service restarted after the upgrade")
+        await until(lambda: name_on_bus(bus) and charger_connected(bus),
+                    "phaeton back on the bus after the upgrade")
+
+        # reboot: everything stops, /service is rebuilt empty, rc.local brings the link back
+        await asyncio.to_thread(sup.stop)
+        await until(lambda: not name_on_bus(bus), "phaeton gone with the reboot")
+        shutil.rmtree(gx / "service")
+        (gx / "service").mkdir()
+        boot = await asyncio.to_thread(subprocess.run, ["bash", str(gx / "data/rc.local")],
+                                       capture_output=True, text=True, env=installer_env())
+        assert os.readlink(gx / "service/phaeton") == str(dest / "service"), boot.stderr
+        supervisors(gx / "service", bus)
+        await until(lambda: name_on_bus(bus) and charger_connected(bus),
+                    "phaeton on the bus after the reboot")
+
+        # uninstall while running: off the bus, supervise gone, only the documented files left
+        out = (await asyncio.to_thread(run_installer, dest / "install.sh", gx,
+                                       "--uninstall")).stdout
+        assert "phaeton removed; kept in" in out
+        assert not name_on_bus(bus)
+    assert (gx / "data/rc.local").read_text() == ORIGINAL_RC_LOCAL
+    assert stat.S_IMODE((gx / "data/rc.local").stat().st_mode) == 0o755
+    assert tree(gx / "service") == set()
+    assert not (gx / "var/log/phaeton").exists()
+    left = {p.name for p in dest.iterdir()}
+    assert "config.yaml" in left and left <= KEPT_AFTER_UNINSTALL, left
+    assert (dest / "config.yaml").read_text() == edited_config
+    status = await asyncio.to_thread(run_installer, script, gx, "--status", check=False)
+    assert status.returncode == 1 and "not installed" in status.stdout
+
+
+# ---- rc.local, purge, status --------------------------------------------------------------
+
+def test_creates_rc_local_when_missing_and_purge_leaves_the_gx_as_it_was(tmp_path, bundle):
+    root = tmp_path / "gx"
+    for d in ("data", "service", "opt/victronenergy", "var/log"):
+        (root / d).mkdir(parents=True)
+    before = tree(root)
+    run_installer(bundle / "install.sh", root, "--password-generate")
+    rc = root / "data/rc.local"
+    lines = rc.read_text().splitlines()
+    assert lines[0] == "#!/bin/bash" and len(lines) == 2 and "--boot" in lines[1]
+    assert stat.S_IMODE(rc.stat().st_mode) == 0o755
+    status = run_installer(root / "data/phaeton/install.sh", root, "--status", check=False)
+    assert status.returncode == 1   # installed, but no svscan supervises it
+    assert "not supervised" in status.stdout and "boot: line in" in status.stdout
+
+    # a firmware update: /service is new and Python has another version than the venv was
+    # made for; the boot line repairs both from the kept wheels, offline
+    dest = root / "data/phaeton"
+    [site_dir] = (dest / "venv/lib").glob("python3.*")
+    site_dir.rename(site_dir.with_name("python3.0"))
+    (root / "service/phaeton").unlink()
+    boot = subprocess.run(["bash", str(rc)], capture_output=True, text=True, env=installer_env())
+    assert boot.returncode == 0, boot.stdout + boot.stderr
+    assert os.readlink(root / "service/phaeton") == str(dest / "service")
+    version = subprocess.run([str(dest / "venv/bin/python"), "-m", "phaeton", "--version"],
+                             capture_output=True, text=True)
+    assert version.stdout.startswith("phaeton ")
+    assert "rebuilding it" in boot.stdout and not (dest / "venv/lib/python3.0").exists()
+
+    run_installer(root / "data/phaeton/install.sh", root, "--uninstall", "--purge")
+    assert tree(root) == before
+
+
+def test_rc_local_without_final_newline_and_an_invalid_config_on_upgrade(gx, bundle):
+    rc = gx / "data/rc.local"
+    rc.write_text("#!/bin/bash\necho last-line-without-newline")
+    run_installer(bundle / "install.sh", gx)
+    lines = rc.read_text().splitlines()
+    assert lines[1] == "echo last-line-without-newline" and "phaeton-install" in lines[2]
+
+    # a config with a mistake is kept as it is, and the upgrade says what is wrong
+    config = gx / "data/phaeton/config.yaml"
+    broken = config.read_text().replace("fuse_a: 25", "fuse_a: 2")
+    config.write_text(broken)
+    result = run_installer(bundle / "install.sh", gx)
+    assert "site.fuse_a" in result.stdout
+    assert "config.yaml has problems" in result.stderr
+    assert config.read_text() == broken
+
+    run_installer(gx / "data/phaeton/install.sh", gx, "--uninstall", "--purge")
+    assert rc.read_text() == "#!/bin/bash\necho last-line-without-newline\n"
+
+
+def test_asks_for_the_password_on_a_terminal_without_echoing_it(gx, bundle):
+    """A person at the GX's shell: too short and mismatched entries are asked again."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        ["sh", str(bundle / "install.sh"), "--root", str(gx), "--python", sys.executable],
+        stdin=slave, stdout=slave, stderr=slave, env=installer_env(), start_new_session=True)
+    os.close(slave)
+    screen = b""
+
+    def wait_for(text: bytes, count: int = 1) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + 120
+        while screen.count(text) < count and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(master, 4096)
+                except OSError:   # the installer ended
+                    break
+        assert screen.count(text) >= count, screen
+
+    prompt, again = b"empty = generate one): ", b"Again: "
+    try:
+        for (wait_text, count), answer in (((prompt, 1), b"short"),
+                                           ((prompt, 2), b"correct horse"),
+                                           ((again, 1), b"battery staple"),
+                                           ((prompt, 3), b"correct horse"),
+                                           ((again, 2), b"correct horse")):
+            wait_for(wait_text, count)
+            os.write(master, answer + b"\n")
+        wait_for(b"done.")
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    assert b"too short" in screen and b"did not match" in screen
+    assert b"web UI password: set" in screen
+    assert b"correct horse" not in screen and b"battery staple" not in screen
+    config = yaml.safe_load((gx / "data/phaeton/config.yaml").read_text())
+    assert verify_password("correct horse", config["web"]["password_hash"])
+    subprocess.run(["sh", str(gx / "data/phaeton/install.sh"), "--root", str(gx), "--uninstall",
+                    "--purge"], check=True, capture_output=True)
