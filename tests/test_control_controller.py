@@ -227,6 +227,27 @@ def test_low_battery_soc_gives_the_battery_the_surplus():
     assert d.current_a > 6
 
 
+def test_below_the_ess_minimum_auto_leaves_even_exported_surplus():
+    # Battery in its reserve and not charging (e.g. at its charge limit): 6 kW goes to the grid,
+    # but Auto still does not start the EV.
+    rig = Rig(pv_ac_w=7000, battery_w=0, soc=5, soc_limit=10)
+    for d in rig.run(600):
+        assert (d.current_a, d.status, d.bound_by) == (0.0, ChargerStatus.LOW_SOC, "low_soc")
+    assert "below its ESS minimum 10%" in d.reason
+
+
+def test_falling_below_the_ess_minimum_stops_a_running_charge_at_once():
+    rig = Rig(pv_ac_w=7000, soc=40, soc_limit=10)
+    assert rig.run(300)[-1].current_a > 6
+    rig.soc_limit = 50          # BatteryLife raised the limit above the SoC
+    d = rig.step()
+    assert (d.current_a, d.status) == (0.0, ChargerStatus.LOW_SOC)
+    rig.soc = 50                # back at the limit: starts again through the enable delay
+    d = rig.step()
+    assert d.current_a == 0.0 and d.status == ChargerStatus.WAITING_FOR_SUN
+    assert rig.run(300)[-1].current_a > 6
+
+
 def test_battery_priority_soc():
     settings = ControlSettings(battery_priority_soc_pct=90)
     rig = Rig(settings, pv_ac_w=5900, battery_w=5000, soc=70)

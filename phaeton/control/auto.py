@@ -6,8 +6,14 @@
   minimum). When the surplus stays below the minimum charging power for `auto_disable_delay_s`,
   charging stops, but not before it has run `auto_min_charge_duration_s`; until then it keeps the
   minimum current. (The fuse and the user's stop act elsewhere and override this.)
+- Home battery below its ESS minimum (the GX's active SoC limit): the battery is in its reserve,
+  so Auto does not charge the EV at all, even from exported surplus; a running charge stops at
+  once and the status is 7 "Low SOC". Charging starts again through the normal enable delay
+  once the SoC is back at the limit.
+- Home battery below `battery_priority_soc_pct` (optional): the battery's charging power is left
+  to it and the EV takes only what is left.
 - While waiting, the status is 4 "Waiting for sun", or 7 "Low SOC" when the home battery takes
-  the surplus first (below its ESS active SoC limit or below `battery_priority_soc_pct`).
+  the surplus first.
 """
 from __future__ import annotations
 
@@ -85,6 +91,11 @@ class AutoCharging:
         s = self.settings
         min_power_w = s.min_current_a * voltage_v * phases
         start_w = min_power_w + s.auto_start_margin_w
+        if battery_first is not None and battery_first[0] == Bound.LOW_SOC:
+            self.reset()
+            return AutoDecision(0.0, Bound.LOW_SOC, ChargerStatus.LOW_SOC,
+                                f"home battery {battery_first[1]}: Auto charges the EV again once "
+                                f"it is back at that limit (surplus {surplus_w:.0f} W)")
         if not self.charging:
             self._short_since_s = None
             if surplus_w < start_w:
