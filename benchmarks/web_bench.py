@@ -37,7 +37,8 @@ PAGE_TARGET_BYTES = 150_000
 
 def page_weight(static_dir: Path) -> dict:
     """Bytes of the dashboard's HTML plus every /static/ asset it references (uncompressed)."""
-    html = (static_dir / "index.html").read_text(encoding="utf-8")
+    from phaeton.web.pages import PAGES, render_page
+    html = render_page(*PAGES["/"]).decode("utf-8")
     assets = sorted(set(re.findall(r'(?:src|href)="/static/([^"]+)"', html)))
     sizes = {"index.html": len(html.encode("utf-8"))}
     for name in assets:

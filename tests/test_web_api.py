@@ -61,6 +61,22 @@ async def test_pages_are_served_with_a_strict_content_policy(client):
     assert response.status == 200
 
 
+async def test_every_page_is_whole_with_its_own_title_script_and_the_shared_navigation(client):
+    pages = {"/": ("Dashboard", "dashboard.js", 'id="live"'),
+             "/sessions": ("Sessions", "sessions.js", "<main>"),
+             "/schedule": ("Schedule", "schedule.js", "<main>"),
+             "/settings": ("Settings", "settings.js", "<main>"),
+             "/logs": ("Logs", "logs.js", 'id="level"'),
+             "/login": ("Log in", "login.js", "<form")}
+    for url, (title, script, content) in pages.items():
+        html = await (await client.get(url)).text()
+        assert f"<title>{title} · phaeton</title>" in html, url
+        assert f'<script src="/static/{script}" defer></script>' in html, url
+        assert '<a data-page href="/settings">Settings</a>' in html, url
+        assert content in html and html.rstrip().endswith("</html>"), url
+        assert "<!--" not in html, f"{url}: a template marker was left unfilled"
+
+
 async def test_static_path_traversal_is_refused(client):
     response = await client.get("/static/../app.py")
     assert response.status in (403, 404)

@@ -1,4 +1,8 @@
-"""The HTML pages and their static assets (hand-written, shipped in phaeton/web/static)."""
+"""The HTML pages and their static assets (hand-written, no build step: the GX may be offline).
+
+Every page is `templates/layout.html` (head, navigation) around the page's own `<main>` content
+in `templates/<page>.html`; the pages are put together once, when the routes are added.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,25 +10,38 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC_DIR = Path(__file__).with_name("static")
+TEMPLATE_DIR = Path(__file__).with_name("templates")
 
-#: URL -> HTML file of every page.
+#: URL -> (content file in templates/, page title, the page's script in static/).
 PAGES = {
-    "/": "index.html",
-    "/sessions": "sessions.html",
-    "/schedule": "schedule.html",
-    "/settings": "settings.html",
-    "/logs": "logs.html",
-    "/login": "login.html",
+    "/": ("index.html", "Dashboard", "dashboard.js"),
+    "/sessions": ("sessions.html", "Sessions", "sessions.js"),
+    "/schedule": ("schedule.html", "Schedule", "schedule.js"),
+    "/settings": ("settings.html", "Settings", "settings.js"),
+    "/logs": ("logs.html", "Logs", "logs.js"),
+    "/login": ("login.html", "Log in", "login.js"),
 }
 
+_MARKERS = ("<!--title-->", "<!--script-->", "<!--main-->")
 
-def _page_handler(filename: str):
-    path = STATIC_DIR / filename
 
-    async def handle(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache",
-                                               "Content-Type": "text/html; charset=utf-8"})
-    handle.__name__ = f"page_{path.stem}"
+def render_page(content_file: str, title: str, script: str) -> bytes:
+    """One whole page: the layout with the page's title, script and content filled in."""
+    layout = (TEMPLATE_DIR / "layout.html").read_text(encoding="utf-8")
+    missing = [m for m in _MARKERS if m not in layout]
+    if missing:
+        raise RuntimeError(f"templates/layout.html lacks {', '.join(missing)}")
+    content = (TEMPLATE_DIR / content_file).read_text(encoding="utf-8")
+    html = (layout.replace("<!--title-->", title).replace("<!--script-->", script)
+            .replace("<!--main-->", content))
+    return html.encode("utf-8")
+
+
+def _page_handler(url: str, body: bytes):
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Cache-Control": "no-cache",
+                                                "Content-Type": "text/html; charset=utf-8"})
+    handle.__name__ = f"page_{url.strip('/') or 'index'}"
     return handle
 
 
@@ -35,7 +52,7 @@ async def _cache_static(request: web.Request, response: web.StreamResponse) -> N
 
 def add_routes(app: web.Application) -> None:
     """Register the pages and /static/."""
-    for url, filename in PAGES.items():
-        app.router.add_get(url, _page_handler(filename))
+    for url, (content_file, title, script) in PAGES.items():
+        app.router.add_get(url, _page_handler(url, render_page(content_file, title, script)))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_cache_static)
