@@ -97,12 +97,17 @@ async def test_schedule_in_settings_matches_the_plan_with_merged_windows(gx):
     settings_service, _, _, client = gx
     plan = sample_plan()
     writer = await started("dess_schedule", client,
-                           dess_settings=dess_battery_settings(10, 4, 4))
+                           dess_settings=dess_battery_settings(
+                               10, 4, 4, round_trip_pct=30, import_limit_kw=11.0,
+                               export_limit_kw=5.0))
     status = await writer.apply(plan, T0 + 10)
     assert status.conflict is None and status.error is None
     assert settings_service[MODE_PATH] == 4
     assert settings_service["/Settings/DynamicEss/BatteryCapacity"] == 10.0
     assert settings_service["/Settings/DynamicEss/BatteryDischargeLimit"] == 4.0
+    assert settings_service["/Settings/DynamicEss/SystemEfficiency"] == 50.0  # Victron's lowest
+    assert settings_service["/Settings/DynamicEss/GridImportLimit"] == 11.0
+    assert settings_service["/Settings/DynamicEss/GridExportLimit"] == 5.0
     entries = schedule(settings_service)
     assert 1 < len(entries) < plan.slot_count  # slots were merged into windows
     # contiguous from the current slot to the plan's end

@@ -117,6 +117,14 @@ async def test_first_plan_is_written_as_a_schedule_and_published(gx, tmp_path):
         plan = service.current_plan()
         assert plan is not None and service.plans_made == 1
         assert settings_service["/Settings/DynamicEss/BatteryCapacity"] == 10.0
+        # DESS paces the windows with the same facts the plan used
+        site = default_config()["site"]
+        fuse_kw = site["fuse_a"] * site["phases"] * site["nominal_voltage_v"] / 1000.0
+        battery = default_config()["planner"]["battery"]
+        assert settings_service["/Settings/DynamicEss/SystemEfficiency"] == \
+            battery["round_trip_efficiency_pct"]
+        assert settings_service["/Settings/DynamicEss/GridImportLimit"] == pytest.approx(fuse_kw)
+        assert settings_service["/Settings/DynamicEss/GridExportLimit"] == pytest.approx(fuse_kw)
         targets = written_targets(settings_service)
         assert targets[0][0] == START_S // 900 * 900
         assert max(t for _, t in targets) == round(100 * plan.soc.max())

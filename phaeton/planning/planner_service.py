@@ -96,12 +96,15 @@ def build_ess_writer(config: Mapping[str, Any], settings_client, *, clock: Clock
                      bus_address: str | None = None,
                      system_value: Callable[[str], Any] | None = None) -> EssWriter:
     """The EssWriter `planner.ess_control` asks for, with the battery facts DESS needs."""
-    battery = config["planner"]["battery"]
+    facts = SiteFacts.from_config(config)
     return EssWriter(str(config["planner"]["ess_control"]), settings_client, clock=clock,
                      bus_address=bus_address, system_value=system_value,
                      dess_settings=dess_battery_settings(
-                         float(battery["capacity_kwh"]), float(battery["max_charge_kw"]),
-                         float(battery["max_discharge_kw"])))
+                         facts.battery_capacity_kwh, facts.battery_max_charge_kw,
+                         facts.battery_max_discharge_kw,
+                         round_trip_pct=facts.battery_round_trip * 100.0,
+                         import_limit_kw=facts.import_limit_kw,
+                         export_limit_kw=facts.export_limit_kw))
 
 
 def plan_as_dict(problem: PlanProblem, plan: Plan, baseline: Plan, tz: str,

@@ -72,6 +72,11 @@ def _gx_settings(site: SiteConfig) -> list[tuple[str, Any, Any, Any]]:
         ("/Settings/CGwacs/MaxFeedInPower", -1.0, -1.0, 1e6),
         ("/Settings/DynamicEss/Mode", 0, 0, 4),
         ("/Settings/DynamicEss/BatteryCapacity", float(site.battery_capacity_kwh), 0.0, 1000.0),
+        ("/Settings/DynamicEss/SystemEfficiency", 85.0, 50.0, 100.0),
+        ("/Settings/DynamicEss/BatteryChargeLimit", -1.0, -1.0, 1000.0),
+        ("/Settings/DynamicEss/BatteryDischargeLimit", -1.0, -1.0, 1000.0),
+        ("/Settings/DynamicEss/GridImportLimit", -1.0, -1.0, 1000.0),
+        ("/Settings/DynamicEss/GridExportLimit", -1.0, -1.0, 1000.0),
     ]
 
 

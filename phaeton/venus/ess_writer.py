@@ -57,12 +57,22 @@ ESS_CONTROL_MODES = ("dess_schedule", "setpoint", "off")
 _EPS_KWH = 1e-4
 
 
-def dess_battery_settings(capacity_kwh: float, max_charge_kw: float,
-                          max_discharge_kw: float) -> dict[str, float]:
-    """The battery facts Dynamic ESS needs to pace a target-SoC window (kWh, kW)."""
-    return {"/Settings/DynamicEss/BatteryCapacity": float(capacity_kwh),
-            "/Settings/DynamicEss/BatteryChargeLimit": float(max_charge_kw),
-            "/Settings/DynamicEss/BatteryDischargeLimit": float(max_discharge_kw)}
+def dess_battery_settings(capacity_kwh: float, max_charge_kw: float, max_discharge_kw: float,
+                          *, round_trip_pct: float | None = None,
+                          import_limit_kw: float | None = None,
+                          export_limit_kw: float | None = None) -> dict[str, float]:
+    """The system facts Dynamic ESS paces a target-SoC window with, from the same numbers the
+    plan was made with (kWh, kW, %). The efficiency is kept in Victron's range 50..100 %."""
+    settings = {"/Settings/DynamicEss/BatteryCapacity": float(capacity_kwh),
+                "/Settings/DynamicEss/BatteryChargeLimit": float(max_charge_kw),
+                "/Settings/DynamicEss/BatteryDischargeLimit": float(max_discharge_kw)}
+    if round_trip_pct is not None:
+        settings["/Settings/DynamicEss/SystemEfficiency"] = float(min(100.0, max(50.0, round_trip_pct)))
+    if import_limit_kw is not None:
+        settings["/Settings/DynamicEss/GridImportLimit"] = float(import_limit_kw)
+    if export_limit_kw is not None:
+        settings["/Settings/DynamicEss/GridExportLimit"] = float(export_limit_kw)
+    return settings
 
 
 def schedule_path(index: int, field: str) -> str:
@@ -242,7 +252,7 @@ class EssWriter:
             await self.monitor.start()
         if self.control == "dess_schedule":
             specs = [SettingSpec(MODE_PATH, 0, 0, 4)]
-            specs += [SettingSpec(path, -1.0) for path in self.dess_settings]
+            specs += [SettingSpec(path, value) for path, value in self.dess_settings.items()]
             for index in range(SCHEDULE_ENTRIES):
                 specs += [SettingSpec(schedule_path(index, "Start"), 0),
                           SettingSpec(schedule_path(index, "Duration"), 0),
