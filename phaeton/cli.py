@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
                       help=f"config file (default {DEFAULT_CONFIG_PATH})")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--assumed", action="store_true",
+                      help="plan from the config's assumed SoCs and knobs, without asking the GX "
+                           "(default: the battery SoC, the planner knobs and whether a car is "
+                           "plugged in are read from the GX when its D-Bus is there)")
     return parser
 
 

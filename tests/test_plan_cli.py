@@ -12,6 +12,9 @@ from planner_oracle import solve_lp
 
 from phaeton.config import load_config
 from phaeton.planning.cli import gather_prices, make_plan, read_history, run_from_cli
+from phaeton.venus.planner_settings import PREFIX
+from velib.service import VeDbusService
+from velib.settings_service import SettingsService
 
 NOW_S = 1_780_000_000.0  # a Thursday in May 2026, 20:26 UTC
 
@@ -41,6 +44,8 @@ def write_config(tmp_path, ev_target=0, text=SMALL):
 
 
 def run(path, **extra):
+    """`phaeton plan` in-process; from the config's assumptions unless `assumed=False`."""
+    extra.setdefault("assumed", True)
     out, err = io.StringIO(), io.StringIO()
     code = run_from_cli(Namespace(config=path, now_s=NOW_S, **extra), out, err)
     return code, out.getvalue(), err.getvalue()
@@ -161,3 +166,60 @@ def test_phaeton_plan_on_the_demos_data_matches_the_lp_optimum(tmp_path):
     total = float(re.search(r"^Total cost: (-?[\d.]+)$", out, re.MULTILINE).group(1))
     problem, _, _ = rebuild(str(path))
     assert total == pytest.approx(solve_lp(problem).cost_eur, rel=0.01, abs=1e-2)
+
+
+# ---- live inputs from the GX ------------------------------------------------------------------
+
+@pytest.fixture
+async def live_gx(private_bus, tmp_path):
+    """A GX on the private bus: system (battery at 63 %), settings with two planner knobs
+    changed on the GX (Strategy off, EvTargetSoc 90), and phaeton's charger, no car."""
+    settings = SettingsService(str(tmp_path / "settings"))
+    settings.add_setting(PREFIX + "Strategy", 0, 0, 2)
+    settings.add_setting(PREFIX + "EvTargetSoc", 90.0, 0.0, 100.0)
+    system = VeDbusService("com.victronenergy.system")
+    system.add_path("/Dc/Battery/Soc", 63.0)
+    charger = VeDbusService("com.victronenergy.evcharger.phaeton_0")
+    charger.add_path("/Status", 0)
+    for service in (settings, system, charger):
+        await service.register()
+    yield settings, system, charger
+    for service in (settings, system, charger):
+        await service.close()
+
+
+async def test_on_a_gx_the_plan_starts_from_the_live_soc_knobs_and_plug_state(live_gx, tmp_path):
+    _, _, charger = live_gx
+    path = write_config(tmp_path, ev_target=80)
+    code, out, err = await asyncio.to_thread(run, path, json=True, assumed=False)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["strategy"] == "off"                       # the GX's knob, not config's
+    assert all(slot["soc_pct"] == pytest.approx(63.0) for slot in result["slots"])
+    assert result["ev_delivered_kwh"] == 0.0                 # no car at the charger
+    note = result["notes"][0]
+    assert note.startswith("live inputs: battery SoC 63 % from the GX")
+    assert "knobs from the GX settings (2 of 9" in note
+    assert "car not plugged in (com.victronenergy.evcharger.phaeton_0)" in note
+
+    charger["/Status"] = 1                                   # a car arrives
+    code, out, _ = await asyncio.to_thread(run, path, json=True, assumed=False)
+    result = json.loads(out)
+    # 60 kWh car, assumed at 30 %, to the GX's 90 % target
+    assert result["ev_delivered_kwh"] == pytest.approx(36.0, abs=1.0)
+
+
+async def test_assumed_ignores_the_gx(live_gx, tmp_path):
+    code, out, _ = await asyncio.to_thread(run, write_config(tmp_path), json=True)
+    result = json.loads(out)
+    assert result["strategy"] == "optimise"
+    assert result["notes"][0].startswith("assumed inputs: battery SoC 40 %")
+    assert "(--assumed)" in result["notes"][0]
+
+
+def test_without_a_gx_bus_the_plan_says_it_assumed(tmp_path, monkeypatch):
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-such-socket")
+    code, out, _ = run(write_config(tmp_path), assumed=False)
+    assert code == 0
+    note = next(line for line in out.splitlines() if line.startswith("Note: assumed inputs"))
+    assert "battery SoC 40 %" in note and "the GX's D-Bus is not reachable" in note

@@ -4,8 +4,14 @@ Prices come from the configured tariff (fetching tariffs use their cache in `dat
 the network once; offline with nothing cached, the static prices of `planner.tariff.static`
 stand in and the output says so). Forecasts are learned from `<data_dir>/energy_history.csv`
 (columns `start_s,load_kwh,pv_kwh`, one row per quarter hour) when it exists, else the
-configured defaults. The battery starts at `planner.battery.assumed_soc_pct`; the car is taken
-as plugged in now at `planner.ev.assumed_soc_pct`, to leave at the configured departure time.
+configured defaults.
+
+On a GX (its D-Bus reachable, `com.victronenergy.system` there) the battery starts at its live
+SoC, the knobs are the ones set on the GX (`/Settings/Phaeton/Planner/*`), and the car counts as
+plugged in only when phaeton's charger service says so. Otherwise, or with `--assumed`, the
+battery starts at `planner.battery.assumed_soc_pct` and the knobs come from config.yaml. A
+plugged-in car (or, off the GX, an assumed one) is at `planner.ev.assumed_soc_pct` and leaves
+at the departure time. The output says which inputs were used.
 
 Exit codes: 0 ok, 1 invalid config, 2 unreadable config or unusable tariff.
 """
@@ -16,6 +22,7 @@ import csv
 import datetime as dt
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +37,7 @@ from phaeton.planning.planner_service import (
     tariff_mapping,
 )
 from phaeton.planning.problem_builder import (
+    STRATEGY_NAMES,
     EnergyHistory,
     EvState,
     PlannerInputError,
@@ -41,6 +49,8 @@ from phaeton.planning.problem_builder import (
 )
 from phaeton.planning.tariffs.factory import TariffConfigError, tariff_from_config
 from phaeton.planning.tariffs.series import GridPrices
+from phaeton.venus.live_inputs import LiveInputs, LiveUnavailable, read_live_inputs
+from phaeton.venus.planner_settings import KNOBS, knobs_from_values
 
 HISTORY_FILE = "energy_history.csv"
 EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
@@ -81,19 +91,71 @@ async def gather_prices(config, now_s: float) -> tuple[GridPrices, str]:
                       f"using planner.tariff.static")
 
 
-def make_plan(config, now_s: float, prices: GridPrices,
-              history: EnergyHistory | None) -> tuple[PlanProblem, Plan, Plan]:
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the plan starts from besides config facts, prices and forecasts."""
+
+    knobs: PlannerKnobs
+    battery_soc_pct: float
+    ev_plugged: bool
+    note: str          # where these came from, for the output
+
+
+def assumed_inputs(config, why: str | None = None) -> PlanInputs:
+    planner = config["planner"]
+    soc = float(planner["battery"]["assumed_soc_pct"])
+    note = (f"assumed inputs: battery SoC {soc:g} % (planner.battery.assumed_soc_pct), knobs from "
+            f"config.yaml, a car plugged in")
+    return PlanInputs(PlannerKnobs.from_config(planner), soc, True,
+                      f"{note} ({why})" if why else note)
+
+
+def live_plan_inputs(config, live: LiveInputs) -> PlanInputs:
+    """The GX's values where it has them, the config's where it has not."""
+    defaults = assumed_inputs(config)
+    knobs = knobs_from_values(live.knob_values, defaults.knobs)
+    parts = []
+    if live.battery_soc_pct is None:
+        soc = defaults.battery_soc_pct
+        parts.append(f"battery SoC {soc:g} % assumed (the GX reports none)")
+    else:
+        soc = live.battery_soc_pct
+        parts.append(f"battery SoC {soc:g} % from the GX")
+    found = sum(1 for knob in KNOBS if knob.path in live.knob_values)
+    parts.append(f"knobs from the GX settings ({found} of {len(KNOBS)}, the rest from config.yaml)"
+                 if found < len(KNOBS) else "knobs from the GX settings")
+    if live.ev_plugged is None:
+        plugged = True
+        parts.append("a car assumed plugged in (phaeton's charger service is not running)")
+    else:
+        plugged = live.ev_plugged
+        parts.append(f"car {'plugged in' if plugged else 'not plugged in'} "
+                     f"({live.charger_service})")
+    return PlanInputs(knobs, soc, plugged, "live inputs: " + ", ".join(parts))
+
+
+def gather_inputs(config, assumed: bool, bus_address: str | None = None) -> PlanInputs:
+    if assumed:
+        return assumed_inputs(config, "--assumed")
+    try:
+        live = asyncio.run(read_live_inputs(bus_address))
+    except LiveUnavailable as exc:
+        return assumed_inputs(config, str(exc))
+    return live_plan_inputs(config, live)
+
+
+def make_plan(config, now_s: float, prices: GridPrices, history: EnergyHistory | None,
+              inputs: PlanInputs | None = None) -> tuple[PlanProblem, Plan, Plan]:
     """The problem `phaeton plan` solves, its plan and the do-nothing reference."""
     planner = config["planner"]
+    inputs = inputs or assumed_inputs(config)
     facts = SiteFacts.from_config(config)
-    knobs = PlannerKnobs.from_config(planner)
     starts = first_slot_s(now_s) + 900 * np.arange(int(facts.horizon_h * 4))
     load, pv = forecast(planner, starts, now_s, history)
-    problem = build_problem(now_s=now_s, facts=facts, knobs=knobs, prices=prices,
-                            load_kwh=load, pv_kwh=pv,
-                            battery_soc_pct=float(planner["battery"]["assumed_soc_pct"]),
-                            ev=EvState(plugged=True, soc_pct=None))
-    return problem, plan_for_strategy(problem, knobs.strategy), do_nothing(problem)
+    problem = build_problem(now_s=now_s, facts=facts, knobs=inputs.knobs, prices=prices,
+                            load_kwh=load, pv_kwh=pv, battery_soc_pct=inputs.battery_soc_pct,
+                            ev=EvState(plugged=inputs.ev_plugged, soc_pct=None))
+    return problem, plan_for_strategy(problem, inputs.knobs.strategy), do_nothing(problem)
 
 
 _COLUMNS = (("import_eur_per_kwh", 7, 4), ("export_eur_per_kwh", 7, 4), ("pv_kwh", 6, 2),
@@ -147,19 +209,20 @@ def run_from_cli(args, out: TextIO | None = None, err: TextIO | None = None) -> 
         return EXIT_INVALID
     now_s = getattr(args, "now_s", None)
     now_s = float(now_s) if now_s is not None else dt.datetime.now(dt.UTC).timestamp()
+    inputs = gather_inputs(config, bool(getattr(args, "assumed", False)))
     try:
         prices, note = asyncio.run(gather_prices(config, now_s))
         history = read_history(Path(config["data_dir"]) / HISTORY_FILE)
-        problem, plan, baseline = make_plan(config, now_s, prices, history)
+        problem, plan, baseline = make_plan(config, now_s, prices, history, inputs)
     except (TariffConfigError, PlannerInputError) as exc:
         print(f"{path}: {exc}", file=err)
         return EXIT_UNUSABLE
     except (OSError, ValueError) as exc:
         print(f"phaeton plan: {exc}", file=err)
         return EXIT_UNUSABLE
-    strategy = config["planner"]["strategy"]
+    strategy = STRATEGY_NAMES[inputs.knobs.strategy]
     result = plan_as_dict(problem, plan, baseline, str(config["planner"]["site"]["tz"]),
-                          [note] if note else [])
+                          [inputs.note] + ([note] if note else []))
     result["strategy"] = strategy
     if getattr(args, "json", False):
         json.dump(result, out, indent=1)
