@@ -83,3 +83,24 @@ def test_links_between_the_docs_resolve():
             if target.startswith("http"):
                 continue
             assert (DOCS / target).exists(), f"{name} links to missing {target}"
+
+
+def test_every_yaml_example_in_the_docs_passes_check_config(tmp_path):
+    """An owner copies these into config.yaml: each must be valid as it stands (a charger host
+    is added where the example is not about the charger)."""
+    import yaml
+
+    examples = 0
+    for doc in sorted(DOCS.glob("*.md")):
+        if doc.name == "config.md":
+            continue
+        for index, block in enumerate(re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S)):
+            config = yaml.safe_load(block)
+            config.setdefault("charger", {"alfen": {"host": "192.168.1.50"}})
+            path = tmp_path / f"{doc.stem}-{index}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            result = subprocess.run([sys.executable, "-m", "phaeton", "check-config", str(path)],
+                                    capture_output=True, text=True, cwd=REPO)
+            assert result.returncode == 0, f"{doc.name} example {index + 1}: {result.stdout}"
+            examples += 1
+    assert examples >= 4
