@@ -30,8 +30,10 @@ from phaeton.control.readings import EvReadings
 from phaeton.control.session import SessionEnded, SessionStarted, SessionTracker
 from phaeton.control.settings import ControlSettings
 from phaeton.logbuffer import LogBuffer
+from phaeton.planning.energy_meter import QuarterHourMeter
 from phaeton.planning.planner_service import PlannerService, build_ess_writer
 from phaeton.planning.problem_builder import EvState
+from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
 from phaeton.store.sessions import ChargingSession, SessionStore
 from phaeton.store.state_file import StateFile, StateFileError
 from phaeton.venus.evcharger_service import (STATUS_TEXT, ChargerLimits, EvChargerService,
@@ -68,6 +70,10 @@ class Phaeton:
                                           history_limit=config["session"]["history_limit"])
         self.tracker = SessionTracker(config["session"]["price_per_kwh"],
                                       config["session"]["currency"])
+        # measured house load and PV per quarter hour: what the forecasts learn from
+        self.energy_history = EnergyHistoryFile(os.path.join(self.data_dir, HISTORY_FILE))
+        self.energy_history.load()
+        self.energy_meter = QuarterHourMeter()
 
         charger_cfg = config["charger"]
         self.limits = ChargerLimits(
@@ -93,7 +99,8 @@ class Phaeton:
                                           bus_address=bus_address,
                                           system_value=self.system.value)
         self.planner = PlannerService(config, clock, self.settings, self.system.value,
-                                      self.ess_writer, ev_state=self._ev_state)
+                                      self.ess_writer, ev_state=self._ev_state,
+                                      history=self.energy_history.history)
         for path, value in self.planner.state().items():   # read-only /Planner/* paths
             self.evcharger.service.add_path(path, value)
 
@@ -305,11 +312,24 @@ class Phaeton:
             for event in self.tracker.update(ev, decision.snapshot, self.clock.time()):
                 self._session_event(event)
             self._save_running_session()
+        self._record_energy(decision, site)
         self._last_decision = decision
         self._last_measurement = measurement
         self._publish(decision, measurement, site)
         self.ticks += 1
         return decision
+
+    def _record_energy(self, decision: ChargeDecision, site) -> None:
+        """House load (without the EV) and PV of this tick into the quarter-hour history;
+        stale or missing readings count as not measured."""
+        snapshot = decision.snapshot
+        fresh = (site is not None and snapshot is not None
+                 and not site.is_stale(self.control_settings.stale_after_s))
+        slots = self.energy_meter.add(self.clock.time(),
+                                      snapshot.house_total_w if fresh else None,
+                                      snapshot.pv_total_w if fresh else None)
+        if slots:
+            self.energy_history.append(slots)
 
     def _plan_current_a(self, measurement: ChargerMeasurement | None) -> float | None:
         """Scheduled mode: the plan's EV power for this slot as a current (None: no plan)."""

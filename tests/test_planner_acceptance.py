@@ -63,6 +63,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
                 soc = world.site.battery_soc_pct
                 lowest_soc, highest_soc = min(lowest_soc, soc), max(highest_soc, soc)
             status = app.status()
+            learned = app.planner.history()    # what the next forecast learns from
         finally:
             await app.stop()
     assert energy >= TARGET_KWH, f"only {energy:.2f} kWh by departure; {status['reason']}"
@@ -70,6 +71,12 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
     assert cost < TARGET_KWH * DAY_PRICE * 0.6  # charging at once would cost 6.00
     assert min_soc - 0.5 <= lowest_soc and highest_soc <= 100.0
     assert not status["readings_stale"]
+    # the house load and PV of the night were recorded per quarter hour, on disk too
+    assert learned is not None and len(learned.t_s) >= 36
+    assert all(0.005 < kwh < 2.0 for kwh in learned.load_kwh)  # without the car (2.8 kWh)
+    assert all(0.0 <= kwh < 0.5 for kwh in learned.pv_kwh)     # night: next to no PV
+    rows = (tmp_path / "data" / "energy_history.csv").read_text().splitlines()
+    assert rows[0] == "start_s,load_kwh,pv_kwh" and len(rows) == len(learned.t_s) + 1
 
 
 def _local_tz_name() -> str:

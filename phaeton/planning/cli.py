@@ -18,7 +18,6 @@ Exit codes: 0 ok, 1 invalid config, 2 unreadable config or unusable tariff.
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
 import json
 import sys
@@ -49,27 +48,11 @@ from phaeton.planning.problem_builder import (
 )
 from phaeton.planning.tariffs.factory import TariffConfigError, tariff_from_config
 from phaeton.planning.tariffs.series import GridPrices
+from phaeton.store.energy_history import HISTORY_FILE, read_history
 from phaeton.venus.live_inputs import LiveInputs, LiveUnavailable, read_live_inputs
 from phaeton.venus.planner_settings import KNOBS, knobs_from_values
 
-HISTORY_FILE = "energy_history.csv"
 EXIT_OK, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
-
-
-def read_history(path: Path) -> EnergyHistory | None:
-    """The history CSV, or None when absent; unusable rows are skipped."""
-    if not path.is_file():
-        return None
-    t, load, pv = [], [], []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                t.append(float(row["start_s"]))
-                load.append(float(row.get("load_kwh") or "nan"))
-                pv.append(float(row.get("pv_kwh") or "nan"))
-            except (KeyError, TypeError, ValueError):
-                continue
-    return EnergyHistory(np.array(t), np.array(load), np.array(pv))
 
 
 async def gather_prices(config, now_s: float) -> tuple[GridPrices, str]:
