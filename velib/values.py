@@ -38,10 +38,6 @@ def _variant(signature: str, value: Any) -> Variant:
 INVALID_SIGNATURE = "ai"
 
 
-def invalid_variant() -> Variant:
-    return _variant("ai", [])
-
-
 def wrap(value: Any) -> Variant:
     """A Python value as a Variant the Victron way (None → `ai []`)."""
     sig = signature_of(value)
