@@ -526,8 +526,10 @@ class Phaeton:
         return config_to_dict(self.cfg)
 
     async def apply_config(self, data: dict) -> list:
-        """Validate, save atomically (with a backup) and apply what can change live: the
-        control settings and schedule. Charger, bus and web addresses need a restart."""
+        """Validate, save atomically (with a backup) and apply what can change live: control
+        settings and schedule (what is under way carries on), session price and currency, and
+        the planner (restarted with the new config when its inputs changed). The charger, the
+        device, the web server and logging need a restart."""
         if not self._config_path:
             from phaeton.config import ConfigProblem
             return [ConfigProblem("", None, "phaeton was started without a config file")]
@@ -535,13 +537,30 @@ class Phaeton:
             config = save_config(self._config_path, data)
         except ConfigError as exc:
             return list(exc.problems)
-        self.cfg = config
+        old, self.cfg = self.cfg, config
         self.control_settings = ControlSettings.from_config(config)
-        self.controller = ChargeController(self.control_settings)
+        self.controller.update_settings(self.control_settings)
         self.tracker.price_per_kwh = config["session"]["price_per_kwh"]
+        self.tracker.currency = config["session"]["currency"]
+        if _planner_inputs(old) != _planner_inputs(config):
+            await self._restart_planner(config)
         self._wake.set()
-        log.info("configuration saved and applied (charger/bus/web changes need a restart)")
+        log.info("configuration saved and applied (charger, device, web and logging changes "
+                 "need a restart)")
         return []
+
+    async def _restart_planner(self, config: Config) -> None:
+        """A new planner (and battery writer) for a changed config; the old one hands the
+        battery back first."""
+        await self.planner.stop()
+        self.ess_writer = build_ess_writer(config, self.settings, clock=self.clock,
+                                          bus_address=self.bus_address,
+                                          system_value=self.system.value)
+        self.planner = PlannerService(config, self.clock, self.settings, self.system.value,
+                                      self.ess_writer, ev_state=self._ev_state,
+                                      history=self.energy_history.history)
+        await self.planner.start()
+        log.info("planner restarted with the saved configuration")
 
     def schedule(self) -> list[dict]:
         return config_to_dict(self.cfg).get("schedule", {}).get("windows", [])
@@ -558,6 +577,12 @@ class Phaeton:
         """The current plan (the `phaeton plan --json` shape) for the web UI; None before
         the first plan."""
         return self.planner.plan_dict()
+
+
+def _planner_inputs(config: Config) -> tuple:
+    """The parts of the config the planner is built from."""
+    data = config_to_dict(config)
+    return tuple(data.get(section) for section in ("planner", "site", "charger", "data_dir"))
 
 
 def _total(phases) -> float:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -293,6 +294,24 @@ def test_house_spike_is_cut_at_once_and_recovers_after_the_delay():
     assert all(x.current_a == pytest.approx(11.9, abs=0.05) for x in held)
     assert "fuse recovery" in held[-1].reason
     assert rig.run(20)[-1].current_a == 16.0
+
+
+def test_saving_new_settings_mid_charge_keeps_the_fuse_hold_and_the_auto_timers():
+    rig = Rig(mode=0, set_current_a=16)
+    rig.run(30)
+    rig.house = (3000.0, 300.0, 300.0)
+    rig.step()
+    rig.house = (300.0, 300.0, 300.0)
+    rig.controller.update_settings(replace(rig.settings, auto_start_margin_w=500.0))
+    assert rig.step().bound_by == "fuse"               # still held after the save
+    # Auto: a save during the enable delay does not restart the delay
+    auto = Rig(ControlSettings(auto_enable_delay_s=60), **sunny(6000))
+    assert auto.run(40)[-1].current_a == 0.0
+    auto.controller.update_settings(replace(auto.settings, battery_priority_soc_pct=5.0))
+    assert auto.run(30)[-1].current_a > 6            # 70 s of surplus: started
+    # new limits do apply at once
+    auto.controller.update_settings(replace(auto.settings, max_current_a=8.0))
+    assert auto.step().current_a == 8.0
 
 
 def test_house_alone_over_the_fuse_gives_the_ev_nothing():

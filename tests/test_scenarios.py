@@ -188,3 +188,27 @@ async def test_phase_count_written_from_the_cli_switches_the_charger_in_manual(
         await gx.run_for(10)                            # the car follows the station
         assert app.evcharger.service["/Ac/PhaseCount"] == 1
         assert sum(1 for a in gx.alfen.phase_currents_a() if a > 0) == 1
+
+
+async def test_saving_settings_mid_charge_keeps_the_fuse_hold_and_applies_the_planner(gx):
+    from phaeton.config import config_to_dict
+
+    app = await gx.start_phaeton()                      # Manual, 16 A
+    gx.alfen.plug_in()
+    await gx.until(lambda: applied(gx) == 16, 30, "manual full current")
+    gx.system.house_w = [3000.0, 300.0, 300.0]
+    await gx.until(lambda: applied(gx) <= 12, 5, "the fuse cut")
+    gx.system.house_w = [300.0] * 3
+    await gx.until(lambda: "fuse recovery" in app.status()["reason"], 10, "the recovery hold")
+    data = config_to_dict(app.cfg)
+    data["session"]["price_per_kwh"] = 0.25             # the owner saves the settings page
+    data["planner"]["strategy"] = "self_consumption"
+    old_planner = app.planner
+    assert await app.apply_config(data) == []
+    await gx.run_for(10)
+    assert applied(gx) <= 12, "the save must not cut the fuse recovery short"
+    assert app.status()["bound_by"] == "fuse"
+    assert app.tracker.price_per_kwh == 0.25
+    assert app.planner is not old_planner and app.planner.planner_cfg["strategy"] == \
+        "self_consumption"
+    await gx.until(lambda: applied(gx) == 16, 60, "recovery after the delay")

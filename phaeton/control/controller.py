@@ -133,6 +133,17 @@ class ChargeController:
         self._fuse_cut_s: float | None = None
         self._last_current_a = 0.0
 
+    def update_settings(self, settings: ControlSettings) -> None:
+        """New settings (a saved config) without forgetting what is under way: a fuse cut's
+        recovery hold, the Auto delays and minimum duration, the smoothed surplus and a phase
+        switch with its grace period all carry on."""
+        old, self.settings = self.settings, settings
+        self.auto.settings = settings
+        self.switcher.settings = settings
+        if self.switcher.voltage_v == old.nominal_voltage_v:
+            self.switcher.voltage_v = settings.nominal_voltage_v
+        self.smoother.time_constant_s = float(settings.auto_smoothing_s)
+
     # -- helpers -------------------------------------------------------------------------------
     def _caps(self, inputs: ControllerInputs, amps: float, bound: str, reason: str) -> tuple[float, str, str]:
         caps = [(inputs.max_current_a, Bound.MAX_CURRENT, "MaxCurrent"),

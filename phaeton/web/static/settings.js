@@ -107,7 +107,7 @@
     const result = await api("PUT", "/api/config", { config: data });
     if (result.ok) {
       config = result.data.config;
-      show($("settings-message"), "saved and applied (charger, bus and web address changes need a restart)", "ok");
+      show($("settings-message"), "saved and applied (charger, device, web and logging changes need a restart)", "ok");
       return;
     }
     show($("settings-message"), explain(result), "error");
