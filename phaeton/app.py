@@ -25,6 +25,7 @@ from phaeton.chargers.base import Capability, ChargerMeasurement, ChargerUnavail
 from phaeton.chargers.factory import build_charger
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.config import Config, ConfigError, config_to_dict, load_config, save_config
+from phaeton.control.auto import Bound
 from phaeton.control.controller import ChargeController, ChargeDecision, ControllerInputs, Mode
 from phaeton.control.readings import EvReadings
 from phaeton.control.session import SessionEnded, SessionStarted, SessionTracker
@@ -114,6 +115,8 @@ class Phaeton:
         self._last_session_save = 0.0
         self._last_session: SessionEnded | None = None
         self._last_decision: ChargeDecision | None = None
+        self._logged_decision: tuple[str, int] | None = None    # (bound_by, status)
+        self._logged_at = -1e9
         self._last_measurement: ChargerMeasurement | None = None
         self.web_runner = None
         self.ticks = 0
@@ -313,11 +316,27 @@ class Phaeton:
                 self._session_event(event)
             self._save_running_session()
         self._record_energy(decision, site)
+        self._log_decision(decision)
         self._last_decision = decision
         self._last_measurement = measurement
         self._publish(decision, measurement, site)
         self.ticks += 1
         return decision
+
+    def _log_decision(self, decision: ChargeDecision) -> None:
+        """One log line when what limits the charge (or the status) changes, with the reason;
+        a fail-safe is a warning. Plain changes at most every 10 s, so a current hovering at
+        the fuse limit does not flood the log."""
+        state = (decision.bound_by, int(decision.status))
+        if state == self._logged_decision:
+            return
+        alarming = decision.bound_by in _FAIL_SAFE_BOUNDS
+        now = self.clock.monotonic()
+        if not alarming and now - self._logged_at < DECISION_LOG_GAP_S:
+            return
+        self._logged_decision, self._logged_at = state, now
+        log.log(logging.WARNING if alarming else logging.INFO, "%s, %g A: %s",
+                STATUS_TEXT.get(state[1], str(state[1])), decision.current_a, decision.reason)
 
     def _record_energy(self, decision: ChargeDecision, site) -> None:
         """House load (without the EV) and PV of this tick into the quarter-hour history;
@@ -577,6 +596,10 @@ class Phaeton:
         """The current plan (the `phaeton plan --json` shape) for the web UI; None before
         the first plan."""
         return self.planner.plan_dict()
+
+
+_FAIL_SAFE_BOUNDS = frozenset({Bound.STALE_READINGS, Bound.CHARGER_OFFLINE, Bound.CHARGER_ERROR})
+DECISION_LOG_GAP_S = 10.0
 
 
 def _planner_inputs(config: Config) -> tuple:

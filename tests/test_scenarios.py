@@ -160,7 +160,8 @@ async def test_charger_offline_and_back(gx):
     await gx.until(lambda: applied(gx) == 16, 30, "setpoint re-sent after the reconnect")
 
 
-async def test_stale_gx_readings_fall_back_to_safe_current(gx):
+async def test_stale_gx_readings_fall_back_to_safe_current(gx, caplog):
+    caplog.set_level("INFO", logger="phaeton.app")
     app = await gx.start_phaeton()
     gx.system.pv_w = [2500.0] * 3
     app.evcharger.write("/Mode", 1)
@@ -170,8 +171,13 @@ async def test_stale_gx_readings_fall_back_to_safe_current(gx):
     await gx.until(lambda: applied(gx) == 0, 60, "the safe current (0 A)")
     assert "stale" in app.status()["reason"].lower()
     assert app.status()["readings_stale"] is True
+    # the owner finds it in the log too, once, as a warning
+    stale = [r for r in caplog.records if "GX readings stale" in r.getMessage()]
+    assert len(stale) == 1 and stale[0].levelname == "WARNING"
     gx.system.frozen = False
     await gx.until(lambda: charging(gx), 120, "charging again with fresh readings")
+    after = caplog.records[caplog.records.index(stale[0]) + 1:]
+    assert any(r.levelname == "INFO" and "solar surplus" in r.getMessage() for r in after)
 
 
 async def test_phase_count_written_from_the_cli_switches_the_charger_in_manual(
