@@ -295,7 +295,8 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
         "capacity_kwh": _number(0, "Usable capacity (0 = no battery).", "kWh", minimum=0,
                                 maximum=10000),
         "min_soc_pct": _number(10, "Lowest SoC the plan uses (default of the GX setting "
-                               "MinimumSoc).", "%", minimum=0, maximum=100),
+                               "MinimumSoc; the GX's ESS minimum applies when higher).", "%",
+                               minimum=0, maximum=100),
         "reserve_soc_pct": _number(0, "Backup reserve the plan keeps on top (default of the GX "
                                    "setting ReserveSoc).", "%", minimum=0, maximum=100),
         "max_soc_pct": _number(100, "Highest SoC the plan charges to.", "%", minimum=1,

@@ -180,6 +180,7 @@ async def live_gx(private_bus, tmp_path):
     settings.add_setting(PREFIX + "EvTargetSoc", 90.0, 0.0, 100.0)
     system = VeDbusService("com.victronenergy.system")
     system.add_path("/Dc/Battery/Soc", 63.0)
+    system.add_path("/Control/ActiveSocLimit", 10.0)
     charger = VeDbusService("com.victronenergy.evcharger.phaeton_0")
     charger.add_path("/Status", 0)
     for service in (settings, system, charger):
@@ -224,3 +225,15 @@ def test_without_a_gx_bus_the_plan_says_it_assumed(tmp_path, monkeypatch):
     assert code == 0
     note = next(line for line in out.splitlines() if line.startswith("Note: assumed inputs"))
     assert "battery SoC 40 %" in note and "the GX's D-Bus is not reachable" in note
+
+
+async def test_on_a_gx_the_ess_minimum_is_the_battery_floor(live_gx, tmp_path):
+    settings, system, _ = live_gx
+    settings[PREFIX + "Strategy"] = 2                        # optimise, set on the GX
+    system["/Control/ActiveSocLimit"] = 55.0                 # BatteryLife raised it
+    code, out, _ = await asyncio.to_thread(
+        run, write_config(tmp_path), json=True, assumed=False)
+    result = json.loads(out)
+    assert result["strategy"] == "optimise"
+    assert "the GX's ESS minimum 55 % as the battery floor" in result["notes"][0]
+    assert min(slot["soc_pct"] for slot in result["slots"]) >= 55.0 - 1e-6

@@ -261,3 +261,22 @@ async def test_periodic_replan_runs_in_accelerated_time(gx, tmp_path):
         assert service.current_plan().slot_start_s[0] >= START_S // 900 * 900 + 900
     finally:
         await service.stop()
+
+
+async def test_the_gx_ess_minimum_is_the_floor_when_it_is_higher(gx, tmp_path):
+    settings_service, system, client, _ = gx
+    system.add_path("/Control/ActiveSocLimit", 35.0)   # BatteryLife raised it above 10 %
+    system["/Dc/Battery/Soc"] = 60.0
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: settings_service[MODE_PATH] == 4)   # planned and written
+        plan = service.current_plan()
+        assert service.knobs.minimum_soc_pct == 10.0     # the knob itself is unchanged
+        assert plan.soc.min() >= 0.35 - 1e-6           # 10 % would drain to 10 in the day
+        assert min(t for _, t in written_targets(settings_service)) >= 35
+        # BatteryLife lowers it again: a re-plan, which uses the battery down to 10 %
+        system["/Control/ActiveSocLimit"] = 10.0
+        assert await service.tick() is True
+        assert service.current_plan().soc.min() < 0.35
+    finally:
+        await service.stop()

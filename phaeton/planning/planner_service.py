@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+from dataclasses import replace
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +54,7 @@ from phaeton.venus.planner_settings import PlannerSettings
 log = logging.getLogger("phaeton.planner")
 
 SOC_PATH = "/Dc/Battery/Soc"
+ESS_LIMIT_PATH = "/Control/ActiveSocLimit"     # the ESS minimum, raised by BatteryLife
 
 # the read-only D-Bus paths `state()` fills: path -> (unit suffix for GetText, description)
 STATE_PATHS = {
@@ -286,7 +288,7 @@ class PlannerService:
 
     async def _tick(self) -> bool:
         now = self.clock.time()
-        knobs = self.knobs
+        knobs = self._with_ess_minimum(self.knobs)
         ev = self._ev()
         replanned = False
         if self._tariff is not None:
@@ -310,15 +312,26 @@ class PlannerService:
             log.warning("planner: EV state unavailable: %s", exc)
             return None
 
-    def _soc_pct(self) -> float | None:
+    def _system_number(self, path: str) -> float | None:
         try:
-            value = self.system_value(SOC_PATH)
-        except Exception:  # noqa: BLE001 - no reading is a missing SoC
+            value = self.system_value(path)
+        except Exception:  # noqa: BLE001 - no reading is a missing value
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
             return None
         return float(value)
+
+    def _soc_pct(self) -> float | None:
+        return self._system_number(SOC_PATH)
+
+    def _with_ess_minimum(self, knobs: PlannerKnobs) -> PlannerKnobs:
+        """The knobs with the GX's ESS minimum as the floor when it is higher: ESS stops
+        discharging there (BatteryLife moves it), so a plan below it could not be followed."""
+        limit = self._system_number(ESS_LIMIT_PATH)
+        if limit is not None and knobs.minimum_soc_pct < limit <= 100.0:
+            return replace(knobs, minimum_soc_pct=limit)
+        return knobs
 
     def _trigger(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid) -> str:
         """Why to re-plan now ('' = no need)."""

@@ -34,6 +34,12 @@ class LiveInputs:
     knob_values: dict[str, Any] = field(default_factory=dict)   # full setting path -> value
     ev_plugged: bool | None = None           # None: phaeton's charger service is not running
     charger_service: str | None = None
+    ess_minimum_soc_pct: float | None = None  # /Control/ActiveSocLimit
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 async def _get_value(bus: MessageBus, service: str, path: str, timeout_s: float) -> Any:
@@ -46,7 +52,11 @@ async def _read(bus: MessageBus, timeout_s: float) -> LiveInputs:
         soc = await _get_value(bus, SYSTEM, "/Dc/Battery/Soc", timeout_s)
     except DbusCallError as exc:
         raise LiveUnavailable(f"{SYSTEM} did not answer: {exc}") from None
-    soc = float(soc) if isinstance(soc, (int, float)) and not isinstance(soc, bool) else None
+    soc = _number(soc)
+    try:
+        ess_minimum = _number(await _get_value(bus, SYSTEM, "/Control/ActiveSocLimit", timeout_s))
+    except DbusCallError:
+        ess_minimum = None
 
     knob_values: dict[str, Any] = {}
     try:
@@ -68,7 +78,7 @@ async def _read(bus: MessageBus, timeout_s: float) -> LiveInputs:
             status = None
         if isinstance(status, int) and not isinstance(status, bool):
             plugged = status != STATUS_DISCONNECTED
-    return LiveInputs(soc, knob_values, plugged, service)
+    return LiveInputs(soc, knob_values, plugged, service, ess_minimum)
 
 
 async def read_live_inputs(bus_address: str | None = None, timeout_s: float = 2.0) -> LiveInputs:

@@ -8,7 +8,7 @@ so the GX GUI, VRM/MQTT (`W/<portal>/settings/0/Settings/Phaeton/Planner/Strateg
 | setting | type | range | meaning |
 |---|---|---|---|
 | Strategy | int | 0..2 | 0 off, 1 self-consumption, 2 optimise |
-| MinimumSoc | float | 0..100 | % the plan never goes below |
+| MinimumSoc | float | 0..100 | % the plan never goes below (the GX's ESS minimum, `/Control/ActiveSocLimit`, when that is higher) |
 | ReserveSoc | float | 0..100 | % backup reserve kept on top (the higher of the two counts) |
 | AllowGridCharging | int | 0..1 | the plan may charge the battery from the grid |
 | AllowExport | int | 0..1 | the plan may feed into the grid |
