@@ -280,3 +280,16 @@ async def test_the_gx_ess_minimum_is_the_floor_when_it_is_higher(gx, tmp_path):
         assert service.current_plan().soc.min() < 0.35
     finally:
         await service.stop()
+
+
+async def test_with_ess_control_off_the_reason_says_the_battery_is_not_steered(gx, tmp_path):
+    settings_service, system, client, _ = gx
+    service = await make_service(tmp_path, client, system, ess_control="off")
+    try:
+        await wait_for(lambda: service.current_plan() is not None)
+        reason = service.state()["/Planner/Reason"]
+        assert reason.startswith("plan only, the battery is not steered "
+                                 "(planner.ess_control is off)")
+        assert settings_service[MODE_PATH] == 0            # and nothing was written
+    finally:
+        await service.stop()

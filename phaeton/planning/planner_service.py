@@ -438,6 +438,9 @@ class PlannerService:
             reason = reason or plan.reasons[index]
         if knobs.strategy == STRATEGY_OFF:
             reason = "strategy off: phaeton does not steer the battery"
+        elif self.ess_writer.control == "off":
+            reason = (f"plan only, the battery is not steered (planner.ess_control is off)"
+                      f"{': ' + reason if reason else ''}")
         if conflict:
             reason = conflict
         return {
