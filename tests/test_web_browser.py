@@ -254,18 +254,32 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
         "slots": [{"start_s": start + i * 3600, "import_eur_per_kwh": 0.20 + 0.02 * i,
                    "export_eur_per_kwh": 0.05, "ev_kwh": 7.0 if i < 3 else 0.0,
                    "battery_kwh": 0.0, "soc_pct": 50.0, "why": "cheapest hours for the EV"
-                   if i < 3 else "idle"} for i in range(8)],
+                   if i < 3 else "idle", "pv_kwh": [0, 0, 0, 0.5, 1.5, 2.5, 1.5, 0.5][i],
+                   "load_kwh": 0.3} for i in range(8)],
         "total_cost_eur": 4.56, "savings_eur": 1.23, "ev_delivered_kwh": 21.0,
-        "shortfall": None, "warnings": ["prices after 18:00 are a forecast"]}
+        "shortfall": None, "warnings": ["prices after 18:00 are a forecast"],
+        "strategy": "optimise",
+        "state": {"/Planner/DessConflict": 1, "/Planner/Reason": "Victron Dynamic ESS is "
+                  "active (VRM mode 1); phaeton does not write the battery schedule"}}
     await in_thread(fresh_page, browser, base_url(client) + "/schedule")
     summary = await in_thread(wait_for_text, browser, "plan-summary", "1.23 €")
     assert "4.56 €" in summary and "21.0 kWh" in summary
     assert "prices after 18:00 are a forecast" in await in_thread(text_of, browser, "plan")
     bars = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-chart rect"))
     assert len(bars) == 3
-    points = await in_thread(lambda: browser.find_element(
-        By.CSS_SELECTOR, "#plan-chart polyline").get_attribute("points"))
-    ys = [float(p.split(",")[1]) for p in points.split()]
-    assert len(ys) == 8 and ys == sorted(ys, reverse=True)  # rising price: the line climbs
+    def ys(selector):
+        points = browser.find_element(By.CSS_SELECTOR, selector).get_attribute("points")
+        return [float(p.split(",")[1]) for p in points.split()]
+    price = await in_thread(ys, "#plan-chart polyline.plan-price")
+    assert len(price) == 8 and price == sorted(price, reverse=True)  # rising price: it climbs
+    pv = await in_thread(ys, "#plan-chart polyline.plan-pv")
+    assert len(pv) == 8 and min(pv) == pv[5]          # the PV forecast peaks at slot 5
+    house = await in_thread(ys, "#plan-chart polyline.plan-load")
+    assert len(set(house)) == 1                       # a flat house-load forecast
     rows = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-table tbody tr"))
     assert len(rows) == 8 and "cheapest hours for the EV" in rows[0].text
+    assert "2.50" in rows[5].text and "0.30" in rows[5].text    # PV and house columns
+    # Victron's own DESS is running: the page says phaeton leaves the battery alone
+    conflict = await in_thread(text_of, browser, "plan-conflict")
+    assert "Dynamic ESS is active" in conflict and "VRM mode 1" in conflict
+    assert "optimise" in summary

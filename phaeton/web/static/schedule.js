@@ -50,9 +50,11 @@
     return node;
   }
 
-  // The planner's plan (phaeton plan --json shape): price curve, planned EV and battery energy.
+  // The planner's plan (phaeton plan --json shape): price curve, PV and house-load forecasts,
+  // planned EV energy, and what the planner does with the battery (or why it does not).
   function renderPlan(plan) {
     const slots = Array.isArray(plan.slots) ? plan.slots : [];
+    const state = plan.state || {};
     const box = $("plan");
     box.className = "";
     box.replaceChildren();
@@ -61,7 +63,12 @@
       el("dt", { text: "Planned cost" }), el("dd", { text: money(plan.total_cost_eur) }),
       el("dt", { text: "Savings" }), el("dd", { text: money(plan.savings_eur) }),
       el("dt", { text: "EV energy" }), el("dd", { text: typeof plan.ev_delivered_kwh === "number" ? plan.ev_delivered_kwh.toFixed(1) + " kWh" : "—" }),
+      plan.strategy ? [el("dt", { text: "Strategy" }), el("dd", { text: plan.strategy.replace("_", " ") })] : null,
+      state["/Planner/Reason"] ? [el("dt", { text: "Battery" }), el("dd", { id: "plan-battery", text: state["/Planner/Reason"] })] : null,
       plan.shortfall ? [el("dt", { text: "Shortfall" }), el("dd", { text: plan.shortfall.ev_kwh + " kWh: " + plan.shortfall.reason })] : null));
+    if (state["/Planner/DessConflict"]) {
+      box.append(el("div", { class: "message error", id: "plan-conflict", text: "Victron's own Dynamic ESS is active, so phaeton leaves the battery alone: " + (state["/Planner/Reason"] || "") }));
+    }
     for (const warning of plan.warnings || []) box.append(el("div", { class: "message error", text: warning }));
     if (!slots.length) return;
     const prices = slots.map((s) => s.import_eur_per_kwh).filter((v) => typeof v === "number");
@@ -69,25 +76,34 @@
     const width = 360, height = 140, step = width / slots.length;
     const y = (price) => height - 20 - ((price - low) / (top - low)) * (height - 42);
     const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "flow", id: "plan-chart", role: "img", "aria-label": "price curve and plan" });
-    const maxEv = Math.max(0.01, ...slots.map((s) => Math.abs(s.ev_kwh || 0)));
+    // one energy scale (kWh per slot) for the EV bars and the PV and house-load lines
+    const energy = (s, key) => (typeof s[key] === "number" ? Math.abs(s[key]) : null);
+    const maxKwh = Math.max(0.01, ...slots.flatMap((s) => ["ev_kwh", "pv_kwh", "load_kwh"].map((k) => energy(s, k) || 0)));
+    const yKwh = (kwh) => height - 20 - (kwh / maxKwh) * (height - 30);
     slots.forEach((s, i) => {
       if (s.ev_kwh) {
-        const h = (Math.abs(s.ev_kwh) / maxEv) * (height - 30);
+        const h = (Math.abs(s.ev_kwh) / maxKwh) * (height - 30);
         chart.append(svg("rect", { x: i * step, y: height - 20 - h, width: Math.max(1, step - 1), height: h, class: "plan-ev" }));
       }
     });
-    const points = slots.map((s, i) => typeof s.import_eur_per_kwh === "number" ? (i * step + step / 2).toFixed(1) + "," + y(s.import_eur_per_kwh).toFixed(1) : null).filter(Boolean);
-    chart.append(svg("polyline", { points: points.join(" "), class: "plan-price" }));
+    const line = (value, scale, cls) => {
+      const points = slots.map((s, i) => value(s) === null ? null : (i * step + step / 2).toFixed(1) + "," + scale(value(s)).toFixed(1)).filter(Boolean);
+      if (points.length) chart.append(svg("polyline", { points: points.join(" "), class: cls }));
+    };
+    line((s) => energy(s, "pv_kwh"), yKwh, "plan-pv");
+    line((s) => energy(s, "load_kwh"), yKwh, "plan-load");
+    line((s) => (typeof s.import_eur_per_kwh === "number" ? s.import_eur_per_kwh : null), y, "plan-price");
     const label = svg("text", { x: 2, y: 12 });
-    label.textContent = "price " + low.toFixed(2) + "–" + top.toFixed(2) + " €/kWh; bars: EV";
+    label.textContent = "price " + low.toFixed(2) + "–" + top.toFixed(2) + " €/kWh; up to " + maxKwh.toFixed(2) + " kWh: EV bars, PV and house lines";
     chart.append(label);
     box.append(chart);
     const time = (s) => new Date(s.start_s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const num = (v, d) => (typeof v === "number" ? v.toFixed(d) : "—");
     box.append(el("div", { class: "scroll" }, el("table", { id: "plan-table" },
-      el("thead", {}, el("tr", {}, ["Start", "€/kWh", "EV kWh", "Battery kWh", "SoC", "Why"].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ["Start", "€/kWh", "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"].map((h) => el("th", { text: h })))),
       el("tbody", {}, slots.slice(0, 192).map((s) => el("tr", {},
         el("td", { text: time(s) }), el("td", { class: "num", text: num(s.import_eur_per_kwh, 3) }),
+        el("td", { class: "num", text: num(s.pv_kwh, 2) }), el("td", { class: "num", text: num(s.load_kwh, 2) }),
         el("td", { class: "num", text: num(s.ev_kwh, 2) }), el("td", { class: "num", text: num(s.battery_kwh, 2) }),
         el("td", { class: "num", text: typeof s.soc_pct === "number" ? Math.round(s.soc_pct) + " %" : "—" }),
         el("td", { text: s.why || "" })))))));
