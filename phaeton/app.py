@@ -115,6 +115,7 @@ class Phaeton:
         self._last_session_save = 0.0
         self._last_session: SessionEnded | None = None
         self._last_decision: ChargeDecision | None = None
+        self._settings_attached = False
         self._logged_decision: tuple[str, int] | None = None    # (bound_by, status)
         self._logged_at = -1e9
         self._last_measurement: ChargerMeasurement | None = None
@@ -138,6 +139,7 @@ class Phaeton:
         await self._attach_settings()
         await self.evcharger.register()
         await self.planner.start()
+        self.settings.on_appeared(self._settings_appeared)
         self._tasks.append(asyncio.create_task(self._control_loop(), name="phaeton-control"))
         await self._start_web()
         log.info("phaeton running as %s (charger: %s)", self.evcharger.name,
@@ -191,8 +193,17 @@ class Phaeton:
             if isinstance(stored, str) and stored != self.choices.custom_name:
                 self.evcharger.set_choice("/CustomName", stored)
             self.settings.subscribe(name_path, self._custom_name_changed)
+            self._settings_attached = True
         except Exception as exc:
             log.warning("settings service refused phaeton's settings: %s", exc)
+
+    async def _settings_appeared(self) -> None:
+        """com.victronenergy.settings came (back) after start-up: what could not be set up
+        without it is set up now (once), and the planner adds its settings."""
+        if not self._settings_attached:
+            log.info("settings service appeared: allocating the device instance now")
+            await self._attach_settings()
+        await self.planner.settings_appeared()
 
     def _device_instance_changed(self, instance: int) -> None:
         log.info("device instance changed to %d", instance)

@@ -3,6 +3,7 @@ simulator, driven the way a user would (dbus-send, python3-dbus), in accelerated
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -218,3 +219,23 @@ async def test_saving_settings_mid_charge_keeps_the_fuse_hold_and_applies_the_pl
     assert app.planner is not old_planner and app.planner.planner_cfg["strategy"] == \
         "self_consumption"
     await gx.until(lambda: applied(gx) == 16, 60, "recovery after the delay")
+
+
+async def test_a_settings_service_that_comes_late_is_attached_when_it_appears(
+        private_bus, tmp_path):
+    from velib.settings_service import SettingsService
+
+    async with ScriptedGx(private_bus, str(tmp_path)) as gx:
+        await gx.settings.close()                       # the GX is still booting
+        app = await gx.start_phaeton()                  # waits 5 s, then runs without it
+        assert app.evcharger.service["/DeviceInstance"] == 40
+        gx.settings = SettingsService(os.path.join(str(tmp_path), "settings-late"))
+        await gx.settings.register()
+        knob = "/Settings/Phaeton/Planner/Strategy"
+        instance = "/Settings/Devices/phaeton_0/ClassAndVrmInstance"
+        await gx.until(lambda: knob in gx.settings.settings and instance in gx.settings.settings,
+                       30, "phaeton's settings added to the late settings service")
+        assert gx.settings[instance] == "evcharger:40"
+        # and they are live: the GX GUI changes the strategy, the planner follows
+        gx.settings[knob] = 1
+        await gx.until(lambda: app.planner.knobs.strategy == 1, 30, "the planner following")

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from phaeton.clock import REAL_CLOCK, Clock
 from velib.monitor import DbusCallError, DbusMonitor, Watch, call_method
@@ -108,6 +108,8 @@ class SettingsClient:
         self._values: dict[str, Any] = {}
         self._subscribers: dict[str, list[ChangeCallback]] = {}
         self._available = asyncio.Event()
+        self._appeared: list[Callable[[], Awaitable[None]]] = []
+        self._appeared_tasks: set[asyncio.Task] = set()
         self.monitor = DbusMonitor(
             [Watch(service_name, require_device_instance=False)],
             on_value_changed=self._on_value_changed, on_service_added=self._on_added,
@@ -118,6 +120,9 @@ class SettingsClient:
         await self.monitor.start()
 
     async def close(self) -> None:
+        for task in list(self._appeared_tasks):
+            task.cancel()
+        await asyncio.gather(*self._appeared_tasks, return_exceptions=True)
         await self.monitor.close()
 
     async def __aenter__(self) -> "SettingsClient":
@@ -260,8 +265,23 @@ class SettingsClient:
             except Exception:
                 log.exception("settings callback for %s failed", path)
 
+    def on_appeared(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `await callback()` each time the settings service appears from now on (late at
+        boot, or restarted), e.g. to add settings that could not be added before."""
+        self._appeared.append(callback)
+
     def _on_added(self, service: str) -> None:
         self._available.set()
+        for callback in self._appeared:
+            task = asyncio.get_running_loop().create_task(self._run_appeared(callback))
+            self._appeared_tasks.add(task)
+            task.add_done_callback(self._appeared_tasks.discard)
+
+    async def _run_appeared(self, callback: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await callback()
+        except Exception:
+            log.exception("settings service appeared, but a follow-up failed")
 
     def _on_removed(self, service: str) -> None:
         self._available.clear()

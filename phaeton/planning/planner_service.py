@@ -237,6 +237,14 @@ class PlannerService:
         self._stopping = False
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    async def settings_appeared(self) -> None:
+        """The settings service (re)appeared: add the knobs and DESS settings that could not be
+        added before (existing ones keep their values), then re-plan with the GX's knobs."""
+        if self.settings.error is not None:
+            await self.settings.add()
+        await self.ess_writer.ensure_settings()
+        self._wake.set()
+
     async def stop(self) -> None:
         """Stop the loop (it finishes its step), hand the battery back, close the writer."""
         self._stopping = True

@@ -250,6 +250,10 @@ class EssWriter:
         """Follow hub4/system; make sure the DESS schedule settings exist (a GX has them)."""
         if self.monitor is not None:
             await self.monitor.start()
+        await self.ensure_settings()
+
+    async def ensure_settings(self) -> None:
+        """AddSettings for the DESS schedule (again when the settings service appears late)."""
         if self.control == "dess_schedule":
             specs = [SettingSpec(MODE_PATH, 0, 0, 4)]
             specs += [SettingSpec(path, value) for path, value in self.dess_settings.items()]

@@ -114,19 +114,30 @@ class PlannerSettings:
         self._unsubscribe: list[Callable[[], None]] = []
 
     async def start(self) -> PlannerKnobs:
-        """Create the settings (existing ones keep their values); returns the knobs. A refusal
-        or a missing settings service is logged and kept in `error`; the defaults then apply."""
+        """Create the settings (existing ones keep their values) and follow them; returns the
+        knobs. A refusal or a missing settings service is logged and kept in `error`; the
+        defaults then apply until `add()` succeeds (when the settings service appears)."""
+        await self.add()
+        for knob in KNOBS:
+            self._unsubscribe.append(self.settings.subscribe(knob.path, self._changed))
+        return self.knobs
+
+    async def add(self) -> PlannerKnobs:
+        """AddSettings for every knob; the knobs from what the settings service holds.
+        `on_change` is called when that differs from the knobs in use."""
         values: dict[str, Any] = {}
         try:
             values = await self.settings.add_settings(setting_specs(self.defaults))
+            self.error = None
         except Exception as exc:  # noqa: BLE001 - plan with the config's values
             values = getattr(exc, "values", {}) or {}
             self.error = f"planner settings: {exc}"
             log.warning("planner settings not created: %s", exc)
-        for knob in KNOBS:
-            self._unsubscribe.append(self.settings.subscribe(knob.path, self._changed))
-        self.knobs = knobs_from_values(values, self.defaults)
-        return self.knobs
+        knobs = knobs_from_values(values, self.defaults)
+        changed, self.knobs = knobs != self.knobs, knobs
+        if changed and self.on_change is not None:
+            self.on_change(knobs)
+        return knobs
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
