@@ -73,3 +73,30 @@ def test_bad_input_is_refused():
         site.step(-1)
     with pytest.raises(ValueError, match="needs 3 phases"):
         site.readings((1.0, 2.0))
+
+
+def test_a_dess_target_window_moves_the_battery_to_its_target_by_the_end():
+    from phaeton.sim.site import DessTarget
+
+    night = datetime(2026, 6, 2, 0, 0)                    # no PV
+    model = SiteModel(seed=3, start=night, config=SiteConfig(battery_initial_soc_pct=30.0))
+    end = night.timestamp() + 2 * 3600
+    model.dess_target = DessTarget(70.0, end)             # +4 kWh in 2 h: 2 kW from the grid
+    readings = run(model, 3600)
+    assert readings.battery_power_w == pytest.approx(2000.0, rel=0.05)
+    assert sum_phases(readings.grid_w) > 1900.0           # the grid pays for it
+    run(model, 3600)
+    assert model.battery_soc_pct == pytest.approx(70.0, abs=1.0)
+    # after the window: plain self-consumption again (the house runs from the battery)
+    model.dess_target = None
+    assert run(model, 600).battery_power_w < 0
+
+    # grid -> battery forbidden: at night there is no surplus, so it does not charge
+    model = SiteModel(seed=3, start=night, config=SiteConfig(battery_initial_soc_pct=30.0))
+    model.dess_target = DessTarget(70.0, end, restrictions=2)
+    assert run(model, 600).battery_power_w <= 0.0
+    # a discharge target with battery -> grid forbidden only covers the house
+    model = SiteModel(seed=3, start=night, config=SiteConfig(battery_initial_soc_pct=90.0))
+    model.dess_target = DessTarget(30.0, end, restrictions=1)
+    readings = run(model, 600)
+    assert readings.battery_power_w < 0 and min(readings.grid_w) > -50.0   # no export

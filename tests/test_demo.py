@@ -45,7 +45,7 @@ async def test_demo_serves_dbus_and_web_then_cleans_up(monkeypatch):
 
     assert await run_demo(speed=30, port=0, seconds=3, ready=ready) == 0
     assert "EV Charging Station" in seen["product"]
-    assert "int32 1" in seen["mode"]                       # the demo shows Auto
+    assert "int32 2" in seen["mode"]                 # the demo follows the energy plan
     assert seen["http"] == 200 and seen["page"] == 200
     assert "mode" in seen["status"]
     assert len(seen["daemons_while_running"]) == 1

@@ -1,45 +1,39 @@
-"""The energy planner end to end, in a simulated GX at 600x: the car plugged in at 21:00 with
-a departure at 07:00 reaches its target, charged in the cheap night hours (lower cost than
-charging at once), and the home battery never leaves its SoC limits."""
+"""The energy planner end to end with the demo's own config (`phaeton demo`: day/night tariff,
+Dynamic ESS steering), in a simulated GX at 600x: the car plugged in at 21:00 with a departure
+at 07:00 reaches its target, charged in the cheap night hours (lower cost than charging at
+once); the home battery follows the plan's Dynamic ESS windows and never leaves its SoC
+limits."""
 from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 
 import yaml
 
 from phaeton.app import Phaeton
 from phaeton.config import load_config
+from phaeton.sim.demo import DAY_PRICE, NIGHT_PRICE, demo_config
 from phaeton.sim.ev import SimulatedEV
 from phaeton.sim.world import SimWorld
+from phaeton.web.passwords import hash_password
 
-DAY_PRICE, NIGHT_PRICE = 0.40, 0.15
 TARGET_KWH = 15.0
 START = datetime(2026, 6, 1, 21, 0)
 DEPARTURE = datetime(2026, 6, 2, 7, 0)
 
 
 def price_at(local: datetime) -> float:
-    return NIGHT_PRICE if local.hour >= 23 or local.hour < 6 else DAY_PRICE
+    return NIGHT_PRICE if local.hour >= 23 or local.hour < 6 else DAY_PRICE   # demo's NIGHT
 
 
 async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at_once(tmp_path):
     ev = SimulatedEV(capacity_kwh=60, soc_pct=30, onboard_max_current_a=16)
     async with SimWorld(speed=600, start=START, ev=ev, update_interval_s=10) as world:
-        config = world.config_for_phaeton(str(tmp_path / "data"))
+        config = demo_config(world, str(tmp_path / "data"), 8088, hash_password("x" * 12))
         config["web"]["enabled"] = False
         config["control"] = {"tick_s": 10}
-        planner = config.setdefault("planner", {})
-        planner.update({"strategy": "optimise", "ess_control": "off"})
-        planner.setdefault("ev", {}).update({"departure_time": "07:00",
-                                             "target_kwh": TARGET_KWH})
-        planner["site"] = {**planner.get("site", {}), "tz": _local_tz_name()}
-        planner["tariff"] = {"type": "time_of_use", "time_of_use": {
-            "tz": _local_tz_name(), "default_import_eur_per_kwh": DAY_PRICE,
-            "default_export_eur_per_kwh": 0.05,
-            "windows": [{"start": "23:00", "end": "06:00",
-                         "import_eur_per_kwh": NIGHT_PRICE}]}}
+        config["planner"]["ev"]["target_kwh"] = TARGET_KWH     # this car's need tonight
         path = os.path.join(tmp_path, "config.yaml")
         with open(path, "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f)
@@ -52,6 +46,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
             min_soc = world.site.config.battery_min_soc_pct
             energy, cost, lowest_soc, highest_soc = 0.0, 0.0, 100.0, 0.0
             charged_before_night = 0.0
+            soc_before_night = world.site.battery_soc_pct
             while world.clock.time() < DEPARTURE.timestamp():
                 await asyncio.sleep(0.2)
                 now = datetime.fromtimestamp(world.clock.time())
@@ -62,7 +57,10 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
                     charged_before_night += delta
                 soc = world.site.battery_soc_pct
                 lowest_soc, highest_soc = min(lowest_soc, soc), max(highest_soc, soc)
+                if now < datetime(2026, 6, 1, 23, 0):
+                    soc_before_night = soc
             status = app.status()
+            mode = world.settings["/Settings/DynamicEss/Mode"]
             learned = app.planner.history()    # what the next forecast learns from
         finally:
             await app.stop()
@@ -70,6 +68,10 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
     assert charged_before_night < 0.5           # waited for the cheap night
     assert cost < TARGET_KWH * DAY_PRICE * 0.6  # charging at once would cost 6.00
     assert min_soc - 0.5 <= lowest_soc and highest_soc <= 100.0
+    # the battery was steered: DESS mode 4, and it charged in the cheap night for the morning
+    # (by itself, with no PV at night, ESS self-consumption would only have discharged it)
+    assert mode == 4
+    assert highest_soc > soc_before_night + 5
     assert not status["readings_stale"]
     # the house load and PV of the night were recorded per quarter hour, on disk too
     assert learned is not None and len(learned.t_s) >= 36
@@ -77,12 +79,3 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
     assert all(0.0 <= kwh < 0.5 for kwh in learned.pv_kwh)     # night: next to no PV
     rows = (tmp_path / "data" / "energy_history.csv").read_text().splitlines()
     assert rows[0] == "start_s,load_kwh,pv_kwh" and len(rows) == len(learned.t_s) + 1
-
-
-def _local_tz_name() -> str:
-    """The machine's local zone (the simulated day runs in local wall time)."""
-    offset = datetime.now(timezone.utc).astimezone().utcoffset()
-    if offset is None or offset.total_seconds() == 0:
-        return "UTC"
-    link = os.path.realpath("/etc/localtime")
-    return link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "UTC"

@@ -1,9 +1,10 @@
 """`phaeton demo`: a complete simulated GX with phaeton and its web UI, on a private bus.
 
 Starts a private dbus-daemon (never the machine's system bus), velib's settings service, a
-simulated `com.victronenergy.system` (a June day of PV, house load and an ESS battery), an Alfen
-simulator (or with --ocpp an OCPP 1.6J charge point), a car that plugs in, phaeton itself and the
-web UI; prints the bus address, the URL, the web password and commands to poke it; stops cleanly
+simulated `com.victronenergy.system` (a June day of PV, house load and an ESS battery that
+carries out Dynamic ESS windows), an Alfen simulator (or with --ocpp an OCPP 1.6J charge point),
+a car that plugs in, and phaeton in Scheduled mode (the energy plan against a day/night tariff,
+solar surplus on top) with its web UI; prints the bus address, the URL, the web password and commands to poke it; stops cleanly
 on Ctrl-C (or after --seconds), leaving no process or file behind.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from datetime import datetime, timezone
 
 import yaml
 
@@ -42,19 +44,44 @@ phaeton demo is running ({speed:g}x time)
   charger      : {charger}
 Try:
   {send} / com.victronenergy.BusItem.GetItems
-  {send} /Mode com.victronenergy.BusItem.SetValue variant:int32:1      # Auto (solar)
+  {send} /Mode com.victronenergy.BusItem.SetValue variant:int32:1      # Auto (solar only)
   {send} /StartStop com.victronenergy.BusItem.SetValue variant:string:0  # stop
   DBUS_SYSTEM_BUS_ADDRESS='{bus}' busctl --system tree {SERVICE}
 Ctrl-C stops everything.
 """
 
 
+DAY_PRICE, NIGHT_PRICE, EXPORT_PRICE = 0.40, 0.15, 0.08    # EUR/kWh of the demo's tariff
+NIGHT = ("23:00", "06:00")
+
+
 def demo_config(world: SimWorld, data_dir: str, web_port: int, password_hash: str) -> dict:
-    """The config `phaeton demo` runs phaeton with (also used by the tests)."""
+    """The config `phaeton demo` runs phaeton with (also used by the tests): a day/night
+    tariff, the car to reach 80 % by 07:00, and the planner steering the home battery
+    through Dynamic ESS, which the simulated GX carries out."""
     config = world.config_for_phaeton(data_dir)
     config["web"].update({"port": web_port, "password_hash": password_hash})
     config["control"] = {"auto": {"enable_delay_s": 60}}
+    zone = local_tz_name()
+    config["planner"].update({
+        "strategy": "optimise", "ess_control": "dess_schedule",
+        "site": {**config["planner"]["site"], "tz": zone},
+        "tariff": {"type": "time_of_use", "time_of_use": {
+            "tz": zone, "default_import_eur_per_kwh": DAY_PRICE,
+            "default_export_eur_per_kwh": EXPORT_PRICE,
+            "windows": [{"start": NIGHT[0], "end": NIGHT[1],
+                         "import_eur_per_kwh": NIGHT_PRICE}]}}})
+    config["planner"]["ev"].update({"departure_time": "07:00", "target_soc_pct": 80})
     return config
+
+
+def local_tz_name() -> str:
+    """The machine's zone (the simulated day runs in local wall time), e.g. Europe/Berlin."""
+    offset = datetime.now(timezone.utc).astimezone().utcoffset()
+    if offset is None or offset.total_seconds() == 0:
+        return "UTC"
+    link = os.path.realpath("/etc/localtime")
+    return link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "UTC"
 
 
 async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
@@ -76,7 +103,7 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
             try:
                 if ocpp:
                     await world.start_charge_point()
-                app.evcharger.write("/Mode", 1)           # show solar charging
+                app.evcharger.write("/Mode", 2)   # Scheduled: the plan, with solar on top
                 await world.plug_in()
                 url = f"http://127.0.0.1:{config['web']['port']}/"
                 print(_banner(world, url, password, speed, ocpp), flush=True)

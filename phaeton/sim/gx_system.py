@@ -42,7 +42,7 @@ from typing import Self
 from phaeton import __version__
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.control.readings import SiteReadings
-from phaeton.sim.site import SiteConfig, SiteModel
+from phaeton.sim.site import DessTarget, SiteConfig, SiteModel
 from velib.service import VeDbusService
 
 log = logging.getLogger("phaeton.sim.gx_system")
@@ -176,7 +176,8 @@ class SimulatedSystemService:
                  ev_power_w: EvPower | None = None, ev_position: int = 1,
                  update_interval_s: float = 1.0, bus_address: str | None = None,
                  portal_id: str = DEFAULT_PORTAL_ID, output_load_share: float = 0.3,
-                 seed: int = 0, meter_noise_w: float = 2.0):
+                 seed: int = 0, meter_noise_w: float = 2.0,
+                 dess_target: Callable[[float], DessTarget | None] | None = None):
         if ev_position not in (0, 1):
             raise ValueError(f"ev_position must be 0 (AC output) or 1 (AC input), "
                              f"got {ev_position!r}")
@@ -195,6 +196,7 @@ class SimulatedSystemService:
         self.meter_noise_w = float(meter_noise_w)
         self.clock = clock
         self.ev_power_w = ev_power_w
+        self.dess_target = dess_target     # unix s -> the Dynamic ESS window in force, or None
         self.ev_position = ev_position
         self.update_interval_s = float(update_interval_s)
         self.output_load_share = float(output_load_share)
@@ -371,6 +373,8 @@ class SimulatedSystemService:
         while True:
             dt = min(MAX_STEP_S, max(0.0, target - site.t_s))
             self._spikes = [s for s in self._spikes if s.until_s > site.t_s]
+            if self.dess_target is not None:
+                site.dess_target = self.dess_target(site.now.timestamp())
             extra = self.extra_load_w()
             readings = site.step(dt, tuple(self.ev_w[i] + extra[i] for i in range(3)))
             if site.t_s >= target - 1e-9:

@@ -7,7 +7,10 @@ advancing time (e.g. "what would the grid show if the EV drew this instead").
 
 The home battery runs like Victron ESS with grid setpoint 0: the inverter covers the AC demand
 (house + EV - AC PV) from the battery and DC PV, and stores any surplus, within its SoC limits
-and power limits; the inverter loses `inverter_loss_fraction` of the power it converts. So
+and power limits; the inverter loses `inverter_loss_fraction` of the power it converts. While a
+Dynamic ESS target-SoC window is set (`dess_target`, as Venus' mode 4 runs one), the battery
+instead moves evenly towards the window's target SoC by its end, from the grid too unless the
+window's restrictions forbid it (bit 2: no grid to battery, bit 1: no battery to grid). So
 
     grid (per phase) = house + EV - AC PV - inverter AC output / 3
     grid + PV AC + PV DC = house + EV + battery + inverter losses   (the power balance)
@@ -41,6 +44,15 @@ DEFAULT_APPLIANCES = (
 
 
 @dataclass(frozen=True)
+class DessTarget:
+    """A Dynamic ESS target-SoC window: reach `target_soc_pct` by `end_unix_s`."""
+
+    target_soc_pct: float
+    end_unix_s: float
+    restrictions: int = 0        # bit 1: no battery -> grid, bit 2: no grid -> battery
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     pv_ac_peak_w: float = 6000.0               # AC-coupled PV (on grid, spread over 3 phases)
     pv_dc_peak_w: float = 3000.0               # MPPT PV
@@ -60,6 +72,7 @@ class SiteModel:
         self.rng = random.Random(seed)
         self.start = start
         self.t_s = 0.0
+        self.dess_target: DessTarget | None = None
         self.battery_soc_pct = self.config.battery_initial_soc_pct
         self.battery_w = 0.0
         self._cloud_until_s = -1.0
@@ -128,7 +141,18 @@ class SiteModel:
         c = self.config
         loss = c.inverter_loss_fraction
         dc_flow = demand_ac_w / (1 - loss) if demand_ac_w > 0 else demand_ac_w / (1 + loss)
-        battery = pv_dc_w - dc_flow
+        battery = pv_dc_w - dc_flow                      # setpoint 0: what self-consumption does
+        target = self.dess_target
+        now_unix = self.now.timestamp()
+        if target is not None and now_unix < target.end_unix_s:
+            left_s = max(60.0, target.end_unix_s - now_unix)
+            wanted = ((target.target_soc_pct - self.battery_soc_pct) / 100.0
+                      * c.battery_capacity_kwh * 3.6e6 / left_s)
+            if wanted >= 0 and target.restrictions & 2:  # charge from the surplus only
+                wanted = min(wanted, max(0.0, battery))
+            if wanted < 0 and target.restrictions & 1:   # discharge into the house only
+                wanted = max(wanted, min(0.0, battery))
+            battery = wanted
         battery = min(battery, c.battery_max_charge_w)
         battery = max(battery, -c.battery_max_discharge_w)
         if self.battery_soc_pct >= 100.0:

@@ -44,7 +44,7 @@ from phaeton.sim.ev import SimulatedEV
 from phaeton.sim.gx_system import CloudWindow, SimulatedSite, SimulatedSystemService
 from phaeton.sim.ocpp_cp import SimulatedChargePoint
 from phaeton.sim.private_bus import PrivateBus
-from phaeton.sim.site import SiteConfig
+from phaeton.sim.site import DessTarget, SiteConfig
 from velib.settings_service import SettingsService
 
 log = logging.getLogger("phaeton.sim.world")
@@ -81,6 +81,8 @@ def _gx_settings(site: SiteConfig) -> list[tuple[str, Any, Any, Any]]:
 
 
 STOP_TIMEOUT_S = 5.0   # real seconds a part may take to stop
+DESS_PREFIX = "/Settings/DynamicEss/"
+DESS_ENTRIES = 48
 
 
 async def _bounded(stopping: Awaitable[None], what: str) -> bool:
@@ -178,10 +180,30 @@ class SimWorld:
         self.system = SimulatedSystemService(
             site=self.site, clock=self.clock, ev_power_w=self.ev_power_w,
             ev_position=self.ev_position, update_interval_s=self.update_interval_s,
-            bus_address=self.bus_address)
+            bus_address=self.bus_address, dess_target=self.dess_target_at)
         await self.system.start()
         log.info("simulated GX on %s (speed x%g, %s charger)", self.bus_address, self.speed,
                  self.charger_kind)
+
+    def dess_target_at(self, unix_s: float) -> DessTarget | None:
+        """The target-SoC window the GX's Dynamic ESS runs at `unix_s`: with
+        `/Settings/DynamicEss/Mode` 4 (a local schedule), the window containing that moment,
+        if its Strategy is 0 (target SoC); otherwise None (plain self-consumption)."""
+        settings = self.settings
+        if settings is None or settings[DESS_PREFIX + "Mode"] != 4:
+            return None
+        for index in range(DESS_ENTRIES):
+            entry = f"{DESS_PREFIX}Schedule/{index}/"
+            if entry + "Start" not in settings.settings or not settings[entry + "Start"]:
+                continue                              # not written, or unused (Start 0)
+            start_s = float(settings[entry + "Start"])
+            end_s = start_s + float(settings[entry + "Duration"])
+            if start_s <= unix_s < end_s:
+                if settings[entry + "Strategy"] != 0:
+                    return None
+                return DessTarget(float(settings[entry + "TargetSoc"]), end_s,
+                                  int(settings[entry + "Restrictions"]))
+        return None
 
     async def stop(self) -> None:
         """Stop every part (charger, system, settings, bus) and remove the temporary files.
