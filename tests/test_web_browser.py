@@ -283,3 +283,53 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     conflict = await in_thread(text_of, browser, "plan-conflict")
     assert "Dynamic ESS is active" in conflict and "VRM mode 1" in conflict
     assert "optimise" in summary
+
+
+async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mode(
+        browser, private_bus, tmp_path):
+    """No test double: phaeton with the demo's config on a simulated GX; the sky changes, the
+    dashboard follows; a click on Auto changes /Mode for every D-Bus client."""
+    from datetime import datetime
+
+    from dbus_clients import dbus_send
+    from phaeton.app import Phaeton
+    from phaeton.config import load_config
+    from phaeton.sim.demo import demo_config
+    from phaeton.sim.world import SimWorld, free_tcp_port
+    from phaeton.web.passwords import hash_password
+
+    password = "a-long-owner-password"
+    async with SimWorld(speed=20, start=datetime(2026, 6, 1, 12, 0), cloud_script=(),
+                        bus_address=private_bus) as world:
+        config = demo_config(world, str(tmp_path / "data"), free_tcp_port(),
+                             hash_password(password))
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        app = Phaeton(load_config(str(path)), config_path=str(path), clock=world.clock,
+                      bus_address=world.bus_address)
+        await app.start()
+        try:
+            base = f"http://127.0.0.1:{config['web']['port']}"
+            await in_thread(log_in, browser, base, password, "/")
+            await in_thread(wait_for_text, browser, "auth-link", "Log out")
+            await in_thread(wait_for_text, browser, "live", "live")
+            def pv_w(driver) -> float:
+                number, unit = (text_of(driver, "pv-w").split() + ["", ""])[:2]
+                return float(number) * (1000.0 if unit == "kW" else 1.0) if unit else -1.0
+
+            await in_thread(lambda: WebDriverWait(browser, 20).until(
+                lambda d: pv_w(d) > 3000.0))                   # June noon, clear sky
+            world.site.force_cloud(1.0)                        # a thick cloud: no PV at all
+            await in_thread(wait_for_text, browser, "pv-w", "0 W", 20)
+            world.site.clear_forced_cloud()
+            await in_thread(lambda: WebDriverWait(browser, 20).until(
+                lambda d: pv_w(d) > 3000.0))
+            await in_thread(lambda: browser.find_element(By.ID, "mode-1").click())
+            await wait_until(lambda: app.choices.mode == 1)
+            assert "int32 1" in await dbus_send("com.victronenergy.evcharger.phaeton_0",
+                                                "/Mode", "GetValue")
+            await in_thread(lambda: WebDriverWait(browser, 10).until(
+                lambda d: d.find_element(By.ID, "mode-1").get_attribute("aria-pressed")
+                == "true"))
+        finally:
+            await app.stop()
