@@ -4,8 +4,8 @@
 #   ./install.sh                      install, or upgrade in place (config and data are kept)
 #   ./install.sh --password-generate  same, generating the web UI password (printed once)
 #   ./install.sh --status             what is installed and whether it runs
-#   ./install.sh --uninstall          remove phaeton; keeps config.yaml and the session data
-#   ./install.sh --uninstall --purge  remove everything, /data/phaeton included
+#   ./install.sh --uninstall              remove everything and leave the GX as it was
+#   ./install.sh --uninstall --keep-data  the same, but keep config.yaml and the charging data
 #
 # Layout (docs/install.md): /data/phaeton/{install.sh,VERSION,venv,wheels,service,
 # config.yaml,config.yaml.sample} and the data phaeton writes (state.json, sessions.sqlite);
@@ -24,15 +24,16 @@ usage() {
     cat <<'EOF'
 Usage: install.sh [--password-generate] [--python PATH] [--root PREFIX]
        install.sh --status [--root PREFIX]
-       install.sh --uninstall [--purge] [--root PREFIX]
+       install.sh --uninstall [--keep-data] [--root PREFIX]
 
 Installs or upgrades phaeton in /data/phaeton on a Venus OS GX device.
   --password-generate  generate the web UI password and print it (default when not interactive)
   --python PATH        Python 3 to build the venv from (default: /usr/bin/python3)
   --status             show what is installed and whether the service runs
-  --uninstall          stop and remove phaeton, its /service link and its rc.local line;
-                       config.yaml and the charging data stay in /data/phaeton
-  --purge              with --uninstall: remove /data/phaeton entirely
+  --uninstall          stop and remove phaeton: /data/phaeton, its /service link, its logs
+                       and its rc.local line (rc.local goes back to how it was)
+  --keep-data          with --uninstall: keep config.yaml and the charging data in
+                       /data/phaeton, for a later install
   --root PREFIX        act on PREFIX/data, PREFIX/service, PREFIX/opt/victronenergy
                        (for tests on a machine that is not a GX)
 EOF
@@ -41,7 +42,7 @@ EOF
 # ---- arguments --------------------------------------------------------------------------------
 ACTION=install
 ROOT=""
-PURGE=0
+KEEP_DATA=0
 PASSWORD_MODE=auto
 PYTHON="${PHAETON_PYTHON:-}"
 while [ $# -gt 0 ]; do
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
         --python) [ $# -ge 2 ] || die "--python needs a path"; PYTHON=$2; shift ;;
         --python=*) PYTHON=${1#--python=} ;;
         --uninstall) ACTION=uninstall ;;
-        --purge) PURGE=1 ;;
+        --keep-data) KEEP_DATA=1 ;;
         --status) ACTION=status ;;
         --boot) ACTION=boot ;;
         --password-generate) PASSWORD_MODE=generate ;;
@@ -60,7 +61,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ] && die "--purge only goes with --uninstall"
+[ "$KEEP_DATA" = 1 ] && [ "$ACTION" != uninstall ] && die "--keep-data only goes with --uninstall"
 
 if [ -n "$ROOT" ]; then
     [ -d "$ROOT" ] || die "--root $ROOT: no such directory"
@@ -74,6 +75,7 @@ VENV="$DEST/venv"
 SERVICE_DIR="$ROOT/service"
 SERVICE_LINK="$SERVICE_DIR/$NAME"
 RC_LOCAL="$DATA/rc.local"
+RC_WAS="$DEST/.rc_local_was"
 LOG_DIR="$ROOT/var/log/$NAME"
 ROOT_ARG=""
 [ -n "$ROOT" ] && ROOT_ARG=" --root $ROOT"
@@ -138,7 +140,32 @@ rc_remove_line() {
     cat "$tmp" > "$RC_LOCAL" && rm -f "$tmp"   # keeps the file's owner and mode
 }
 
+# How rc.local was before the first install ("absent", or its mode such as 755), so that
+# uninstalling can put it back exactly: delete a file the installer created, restore a mode
+# the installer changed.
+rc_remember() {
+    [ -f "$RC_WAS" ] && return 0
+    if [ -f "$RC_LOCAL" ]; then
+        stat -c %a "$RC_LOCAL" > "$RC_WAS" 2>/dev/null || echo unknown > "$RC_WAS"
+    else
+        echo absent > "$RC_WAS"
+    fi
+}
+
+rc_restore() {
+    was=$(cat "$RC_WAS" 2>/dev/null || echo unknown)
+    [ -f "$RC_LOCAL" ] || return 0
+    case "$was" in
+        absent)
+            if [ -z "$(grep -v -e '^#!/bin/bash$' -e '^[[:space:]]*$' "$RC_LOCAL")" ]; then
+                rm -f "$RC_LOCAL"   # the installer made it, and nobody added a line since
+            fi ;;
+        [0-7][0-7][0-7]|[0-7][0-7][0-7][0-7]) chmod "$was" "$RC_LOCAL" ;;
+    esac
+}
+
 rc_add_line() {
+    rc_remember
     if [ ! -f "$RC_LOCAL" ]; then
         printf '#!/bin/bash\n' > "$RC_LOCAL" || die "cannot create $RC_LOCAL"
         chmod 755 "$RC_LOCAL"
@@ -397,22 +424,20 @@ do_status() {
 do_uninstall() {
     stop_service
     rc_remove_line
-    if [ -f "$RC_LOCAL" ] && [ -z "$(grep -v -e '^#!/bin/bash$' -e '^[[:space:]]*$' "$RC_LOCAL")" ]; then
-        rm -f "$RC_LOCAL"   # only our line was in it: the file was ours
-    fi
+    rc_restore
     rm -rf "$LOG_DIR"
-    if [ "$PURGE" = 1 ]; then
+    [ -d "$DEST" ] || { say "phaeton was not installed"; return 0; }
+    if [ "$KEEP_DATA" = 0 ]; then
         rm -rf "$DEST"
         say "phaeton removed, with its config and data"
         return 0
     fi
-    [ -d "$DEST" ] || { say "phaeton was not installed"; return 0; }
     rm -rf "$DEST/venv" "$DEST/wheels" "$DEST/wheels.new" "$DEST/service" "$DEST/VERSION" \
-        "$DEST/install.sh" "$DEST/config.yaml.sample"
+        "$DEST/install.sh" "$DEST/config.yaml.sample" "$RC_WAS"
     rmdir "$DEST" 2>/dev/null || true
     if [ -d "$DEST" ]; then
         say "phaeton removed; kept in $DEST: $(ls -A "$DEST" | tr '\n' ' ')"
-        say "(remove them too with: install.sh --uninstall --purge, or rm -rf $DEST)"
+        say "(remove them too with: rm -rf $DEST)"
     else
         say "phaeton removed"
     fi

@@ -29,10 +29,11 @@ from phaeton.web.passwords import verify_password
 REPO = Path(__file__).resolve().parents[1]
 SERVICE_NAME = "com.victronenergy.evcharger.phaeton_0"
 ORIGINAL_RC_LOCAL = "#!/bin/bash\n# the owner's own lines\necho started >> /tmp/boot.log\n"
-# What --uninstall may leave in PREFIX/data/phaeton: the rows "**kept**" of the table in
-# docs/install.md (tests/test_release_docs.py checks that the two agree).
+# What --uninstall --keep-data may leave in PREFIX/data/phaeton: the rows "**kept**" of the
+# table in docs/install.md (tests/test_release_docs.py checks that the two agree).
 KEPT_AFTER_UNINSTALL = {"config.yaml", "config.yaml.bak", "state.json", "sessions.sqlite",
-                        "sessions.sqlite-wal", "sessions.sqlite-shm"}
+                        "sessions.sqlite-wal", "sessions.sqlite-shm", "energy_history.csv",
+                        "prices-*.json"}
 
 pytestmark = pytest.mark.skipif(shutil.which("svscan") is None,
                                 reason="daemontools is not installed (./dev/test installs it)")
@@ -214,11 +215,11 @@ def test_refuses_a_machine_that_is_not_a_gx(tmp_path, bundle):
     assert tree(plain) == {"data"}   # nothing was written
 
 
-def test_refuses_an_unknown_option_and_purge_without_uninstall(gx, bundle):
+def test_refuses_an_unknown_option_and_keep_data_without_uninstall(gx, bundle):
     result = run_installer(bundle / "install.sh", gx, "--frobnicate", check=False)
     assert result.returncode == 1 and "unknown option: --frobnicate" in result.stderr
-    result = run_installer(bundle / "install.sh", gx, "--purge", check=False)
-    assert result.returncode == 1 and "--purge only goes with --uninstall" in result.stderr
+    result = run_installer(bundle / "install.sh", gx, "--keep-data", check=False)
+    assert result.returncode == 1 and "--keep-data only goes with --uninstall" in result.stderr
     assert (gx / "data/rc.local").read_text() == ORIGINAL_RC_LOCAL
     assert not (gx / "data/phaeton").exists()
 
@@ -288,7 +289,7 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
 
         # uninstall while running: off the bus, supervise gone, only the documented files left
         out = (await asyncio.to_thread(run_installer, dest / "install.sh", gx,
-                                       "--uninstall")).stdout
+                                       "--uninstall", "--keep-data")).stdout
         assert "phaeton removed; kept in" in out
         assert not name_on_bus(bus)
     assert (gx / "data/rc.local").read_text() == ORIGINAL_RC_LOCAL
@@ -302,9 +303,9 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
     assert status.returncode == 1 and "not installed" in status.stdout
 
 
-# ---- rc.local, purge, status --------------------------------------------------------------
+# ---- rc.local, uninstall, status -----------------------------------------------------------
 
-def test_creates_rc_local_when_missing_and_purge_leaves_the_gx_as_it_was(tmp_path, bundle):
+def test_creates_rc_local_when_missing_and_uninstall_leaves_the_gx_as_it_was(tmp_path, bundle):
     root = tmp_path / "gx"
     for d in ("data", "service", "opt/victronenergy", "var/log"):
         (root / d).mkdir(parents=True)
@@ -332,7 +333,7 @@ def test_creates_rc_local_when_missing_and_purge_leaves_the_gx_as_it_was(tmp_pat
     assert version.stdout.startswith("phaeton ")
     assert "rebuilding it" in boot.stdout and not (dest / "venv/lib/python3.0").exists()
 
-    run_installer(root / "data/phaeton/install.sh", root, "--uninstall", "--purge")
+    run_installer(root / "data/phaeton/install.sh", root, "--uninstall")
     assert tree(root) == before
 
 
@@ -352,8 +353,34 @@ def test_rc_local_without_final_newline_and_an_invalid_config_on_upgrade(gx, bun
     assert "config.yaml has problems" in result.stderr
     assert config.read_text() == broken
 
-    run_installer(gx / "data/phaeton/install.sh", gx, "--uninstall", "--purge")
+    run_installer(gx / "data/phaeton/install.sh", gx, "--uninstall")
     assert rc.read_text() == "#!/bin/bash\necho last-line-without-newline\n"
+    assert not (gx / "data/phaeton").exists()
+
+
+def test_uninstall_restores_rc_local_exactly_as_the_owner_had_it(tmp_path, bundle):
+    root = tmp_path / "gx"
+    for d in ("data", "service", "opt/victronenergy", "var/log"):
+        (root / d).mkdir(parents=True)
+    # an rc.local that was not executable: the install must make it so, and say it
+    rc = root / "data/rc.local"
+    rc.write_text("#!/bin/bash\n")
+    rc.chmod(0o644)
+    result = run_installer(bundle / "install.sh", root)
+    assert "was not executable" in result.stderr
+    assert stat.S_IMODE(rc.stat().st_mode) == 0o755
+    run_installer(bundle / "install.sh", root)            # an upgrade remembers the first state
+    run_installer(root / "data/phaeton/install.sh", root, "--uninstall")
+    assert rc.read_text() == "#!/bin/bash\n" and stat.S_IMODE(rc.stat().st_mode) == 0o644
+
+    # an rc.local the installer created, to which the owner then added a line: it stays
+    rc.unlink()
+    run_installer(bundle / "install.sh", root)
+    with rc.open("a") as f:
+        f.write("echo mine >> /tmp/boot.log\n")
+    run_installer(root / "data/phaeton/install.sh", root, "--uninstall")
+    assert rc.read_text() == "#!/bin/bash\necho mine >> /tmp/boot.log\n"
+    assert not (root / "data/phaeton").exists()
 
 
 def test_asks_for_the_password_on_a_terminal_without_echoing_it(gx, bundle):
@@ -401,5 +428,5 @@ def test_asks_for_the_password_on_a_terminal_without_echoing_it(gx, bundle):
     assert b"correct horse" not in screen and b"battery staple" not in screen
     config = yaml.safe_load((gx / "data/phaeton/config.yaml").read_text())
     assert verify_password("correct horse", config["web"]["password_hash"])
-    subprocess.run(["sh", str(gx / "data/phaeton/install.sh"), "--root", str(gx), "--uninstall",
-                    "--purge"], check=True, capture_output=True)
+    subprocess.run(["sh", str(gx / "data/phaeton/install.sh"), "--root", str(gx), "--uninstall"],
+                   check=True, capture_output=True)
