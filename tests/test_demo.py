@@ -61,3 +61,36 @@ def test_demo_command_line_runs_and_stops():
     assert result.returncode == 0, result.stderr
     assert "web UI" in result.stdout and "dbus-send" in result.stdout
     assert "phaeton demo stopped" in result.stdout
+
+
+def test_ctrl_c_in_the_terminal_stops_the_demo_cleanly():
+    """A terminal's Ctrl-C goes to the whole foreground process group: the demo must still shut
+    down over its bus (the bus daemon stays up until phaeton is done) and leave nothing."""
+    import re
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "phaeton", "demo", "--speed", "30",
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)   # its own group, a terminal
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or not line:
+                break
+        address = re.search(r"D-Bus\s+: (\S+)", "".join(lines)).group(1)
+        assert len(_daemons_for(address)) == 1
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)                      # Ctrl-C
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, err
+    assert "phaeton demo stopped" in out
+    assert "Traceback" not in err and "failed" not in err, err
+    assert _daemons_for(address) == []

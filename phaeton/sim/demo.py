@@ -111,14 +111,14 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
                     await ready(world, app, url)
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     loop.add_signal_handler(sig, stop.set)
                 try:
                     await asyncio.wait_for(stop.wait(), seconds)
                 except asyncio.TimeoutError:
                     pass
                 finally:
-                    for sig in (signal.SIGINT, signal.SIGTERM):
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                         loop.remove_signal_handler(sig)
             finally:
                 await app.stop()

@@ -54,10 +54,12 @@ class PrivateBus:
         config = os.path.join(self.directory, "bus.conf")
         with open(config, "w", encoding="utf-8") as f:
             f.write(_CONFIG.format(socket=socket))
+        # Its own session: a Ctrl-C in the terminal reaches only our process, which then
+        # shuts down over this bus and stops the daemon last (see stop()).
         self._process = subprocess.Popen(
             [daemon, "--nofork", "--nopidfile", "--nosyslog", "--print-address",
              f"--config-file={config}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         line = self._process.stdout.readline().strip()
         if not line:
             err = self._process.stderr.read() if self._process.poll() is not None else ""
