@@ -110,34 +110,54 @@ async def py3dbus(service: str, path: str, member: str, *args) -> dict:
 
 
 class SignalRecorder:
-    """A python3-dbus process recording BusItem signals from one service."""
+    """A python3-dbus process recording BusItem signals from one service.
+
+    A reader task drains the process's output into a queue all the time: a busy service (a
+    simulated GX publishing 20x faster than real time) must never fill the pipe, or the
+    recorder blocks in print() and can no longer notice that it should stop."""
 
     def __init__(self, service: str):
         self.service = service
         self.process: asyncio.subprocess.Process | None = None
+        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
+        self._reader: asyncio.Task | None = None
 
     async def __aenter__(self) -> "SignalRecorder":
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await asyncio.wait_for(asyncio.create_subprocess_exec(
             SYSTEM_PYTHON, "-c", PY3DBUS_RECORDER, self.service,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        line = await asyncio.wait_for(self.process.stdout.readline(), 10)
+            stderr=asyncio.subprocess.PIPE), 10)
+        self._reader = asyncio.create_task(self._drain())
+        line = await asyncio.wait_for(self._lines.get(), 10)
         if line.strip() != b"ready":
-            err = await self.process.stderr.read()
+            err = await asyncio.wait_for(self.process.stderr.read(), 5)
             raise RuntimeError(f"signal recorder did not start: {line!r} {err.decode()}")
         return self
 
+    async def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            await self._lines.put(line)
+            if not line:
+                return
+
     async def next(self, timeout: float = 5.0) -> dict:
-        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        line = await asyncio.wait_for(self._lines.get(), timeout)
         if not line:
             raise EOFError("recorder ended")
         return json.loads(line)
 
     async def until(self, member: str, path: str, timeout: float = 5.0) -> list[dict]:
-        """Every signal up to and including the first `member` on `path`."""
+        """Every signal up to and including the first `member` on `path`, within `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
         seen = []
         while True:
-            signal = await self.next(timeout)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no {member} on {path} within {timeout:g} s "
+                                   f"({len(seen)} other signals)")
+            signal = await self.next(left)
             seen.append(signal)
             if signal["member"] == member and signal["path"] == path:
                 return seen
@@ -149,7 +169,10 @@ class SignalRecorder:
                 await asyncio.wait_for(self.process.wait(), 5)
             except asyncio.TimeoutError:
                 self.process.kill()
-                await self.process.wait()
+                await asyncio.wait_for(self.process.wait(), 5)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 def python_executable() -> str:
