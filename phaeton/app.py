@@ -37,6 +37,7 @@ from phaeton.planning.problem_builder import EvState
 from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
 from phaeton.store.sessions import ChargingSession, SessionStore
 from phaeton.store.state_file import StateFile, StateFileError
+from phaeton.venus.ess_writer import EssWriter
 from phaeton.venus.evcharger_service import (STATUS_TEXT, ChargerLimits, EvChargerService,
                                              UserChoices)
 from phaeton.venus.system_reader import GxSystemReader
@@ -96,12 +97,7 @@ class Phaeton:
             connection=self.charger.connection_text, bus_address=bus_address)
         self.system = GxSystemReader(clock=clock, bus_address=bus_address)
         self.settings = SettingsClient(clock=clock, bus_address=bus_address)
-        self.ess_writer = build_ess_writer(config, self.settings, clock=clock,
-                                          bus_address=bus_address,
-                                          system_value=self.system.value)
-        self.planner = PlannerService(config, clock, self.settings, self.system.value,
-                                      self.ess_writer, ev_state=self._ev_state,
-                                      history=self.energy_history.history)
+        self.ess_writer, self.planner = self._build_planner(config)
         for path, value in self.planner.state().items():   # read-only /Planner/* paths
             self.evcharger.service.add_path(path, value)
 
@@ -579,16 +575,19 @@ class Phaeton:
                  "need a restart)")
         return []
 
+    def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
+        """The battery writer `planner.ess_control` asks for, and the planner using it."""
+        writer = build_ess_writer(config, self.settings, clock=self.clock,
+                                  bus_address=self.bus_address, system_value=self.system.value)
+        planner = PlannerService(config, self.clock, self.settings, self.system.value, writer,
+                                 ev_state=self._ev_state, history=self.energy_history.history)
+        return writer, planner
+
     async def _restart_planner(self, config: Config) -> None:
         """A new planner (and battery writer) for a changed config; the old one hands the
         battery back first."""
         await self.planner.stop()
-        self.ess_writer = build_ess_writer(config, self.settings, clock=self.clock,
-                                          bus_address=self.bus_address,
-                                          system_value=self.system.value)
-        self.planner = PlannerService(config, self.clock, self.settings, self.system.value,
-                                      self.ess_writer, ev_state=self._ev_state,
-                                      history=self.energy_history.history)
+        self.ess_writer, self.planner = self._build_planner(config)
         await self.planner.start()
         log.info("planner restarted with the saved configuration")
 

@@ -21,7 +21,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -98,10 +98,10 @@ def live_plan_inputs(config, live: LiveInputs) -> PlanInputs:
     defaults = assumed_inputs(config)
     knobs = knobs_from_values(live.knob_values, defaults.knobs)
     parts = []
-    floor = live.ess_minimum_soc_pct
-    if floor is not None and knobs.minimum_soc_pct < floor <= 100.0:   # as the service does
-        knobs = replace(knobs, minimum_soc_pct=floor)
-        parts.append(f"the GX's ESS minimum {floor:g} % as the battery floor")
+    floored = knobs.with_ess_minimum(live.ess_minimum_soc_pct)      # as the service does
+    if floored != knobs:
+        knobs = floored
+        parts.append(f"the GX's ESS minimum {knobs.minimum_soc_pct:g} % as the battery floor")
     if live.battery_soc_pct is None:
         soc = defaults.battery_soc_pct
         parts.append(f"battery SoC {soc:g} % assumed (the GX reports none)")

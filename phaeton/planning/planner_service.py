@@ -24,7 +24,6 @@ import asyncio
 import datetime as dt
 import logging
 import math
-from dataclasses import replace
 from collections.abc import Callable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.control.readings import clean_value
 from phaeton.planning.baseline import do_nothing, self_consumption
 from phaeton.planning.model import Plan, PlanProblem
 from phaeton.planning.optimizer import plan as optimise
@@ -296,7 +296,7 @@ class PlannerService:
 
     async def _tick(self) -> bool:
         now = self.clock.time()
-        knobs = self._with_ess_minimum(self.knobs)
+        knobs = self.knobs.with_ess_minimum(self._system_number(ESS_LIMIT_PATH))
         ev = self._ev()
         replanned = False
         if self._tariff is not None:
@@ -325,21 +325,10 @@ class PlannerService:
             value = self.system_value(path)
         except Exception:  # noqa: BLE001 - no reading is a missing value
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            return None
-        return float(value)
+        return clean_value(value)
 
     def _soc_pct(self) -> float | None:
         return self._system_number(SOC_PATH)
-
-    def _with_ess_minimum(self, knobs: PlannerKnobs) -> PlannerKnobs:
-        """The knobs with the GX's ESS minimum as the floor when it is higher: ESS stops
-        discharging there (BatteryLife moves it), so a plan below it could not be followed."""
-        limit = self._system_number(ESS_LIMIT_PATH)
-        if limit is not None and knobs.minimum_soc_pct < limit <= 100.0:
-            return replace(knobs, minimum_soc_pct=limit)
-        return knobs
 
     def _trigger(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid) -> str:
         """Why to re-plan now ('' = no need)."""

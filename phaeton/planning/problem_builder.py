@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -75,6 +75,14 @@ class PlannerKnobs:
     def floor_soc_pct(self) -> float:
         """The lowest SoC the plan may use: the minimum or the reserve, whichever is higher."""
         return max(self.minimum_soc_pct, self.reserve_soc_pct)
+
+    def with_ess_minimum(self, ess_minimum_pct: float | None) -> PlannerKnobs:
+        """These knobs with the GX's ESS minimum (`/Control/ActiveSocLimit`) as the minimum
+        when it is higher: ESS stops discharging there (BatteryLife moves it), so a plan below
+        it could not be followed."""
+        if ess_minimum_pct is not None and self.minimum_soc_pct < ess_minimum_pct <= 100.0:
+            return replace(self, minimum_soc_pct=ess_minimum_pct)
+        return self
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from dbus_next import BusType
 from dbus_next.aio import MessageBus
 
+from phaeton.control.readings import clean_value
 from phaeton.venus.planner_settings import PREFIX
 from velib.monitor import DbusCallError, call_method
 from velib.values import unwrap
@@ -37,11 +38,6 @@ class LiveInputs:
     ess_minimum_soc_pct: float | None = None  # /Control/ActiveSocLimit
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else None
-
-
 async def _get_value(bus: MessageBus, service: str, path: str, timeout_s: float) -> Any:
     reply = await call_method(bus, service, path, BUS_ITEM, "GetValue", timeout_s=timeout_s)
     return unwrap(reply.body[0]) if reply.body else None
@@ -52,9 +48,10 @@ async def _read(bus: MessageBus, timeout_s: float) -> LiveInputs:
         soc = await _get_value(bus, SYSTEM, "/Dc/Battery/Soc", timeout_s)
     except DbusCallError as exc:
         raise LiveUnavailable(f"{SYSTEM} did not answer: {exc}") from None
-    soc = _number(soc)
+    soc = clean_value(soc)
     try:
-        ess_minimum = _number(await _get_value(bus, SYSTEM, "/Control/ActiveSocLimit", timeout_s))
+        ess_minimum = clean_value(
+            await _get_value(bus, SYSTEM, "/Control/ActiveSocLimit", timeout_s))
     except DbusCallError:
         ess_minimum = None
 

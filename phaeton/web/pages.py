@@ -25,9 +25,11 @@ PAGES = {
 _MARKERS = ("<!--title-->", "<!--script-->", "<!--main-->")
 
 
-def render_page(content_file: str, title: str, script: str) -> bytes:
-    """One whole page: the layout with the page's title, script and content filled in."""
-    layout = (TEMPLATE_DIR / "layout.html").read_text(encoding="utf-8")
+def render_page(content_file: str, title: str, script: str, layout: str | None = None) -> bytes:
+    """One whole page: the layout (read from templates/ unless given) with the page's title,
+    script and content filled in."""
+    if layout is None:
+        layout = (TEMPLATE_DIR / "layout.html").read_text(encoding="utf-8")
     missing = [m for m in _MARKERS if m not in layout]
     if missing:
         raise RuntimeError(f"templates/layout.html lacks {', '.join(missing)}")
@@ -52,7 +54,9 @@ async def _cache_static(request: web.Request, response: web.StreamResponse) -> N
 
 def add_routes(app: web.Application) -> None:
     """Register the pages and /static/."""
+    layout = (TEMPLATE_DIR / "layout.html").read_text(encoding="utf-8")
     for url, (content_file, title, script) in PAGES.items():
-        app.router.add_get(url, _page_handler(url, render_page(content_file, title, script)))
+        body = render_page(content_file, title, script, layout)
+        app.router.add_get(url, _page_handler(url, body))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     app.on_response_prepare.append(_cache_static)
