@@ -32,9 +32,12 @@ async def test_every_reference_path_is_published(service):
                 "/MinCurrent", "/Current", "/Ac/Power", "/Ac/L1/Power", "/Ac/L2/Power",
                 "/Ac/L3/Power", "/Ac/PhaseCount", "/Ac/Energy/Forward", "/Session/Energy",
                 "/Session/Time", "/ChargingTime", "/Session/Cost", "/Status", "/Position",
-                "/AutoStart", "/EnableDisplay", "/Model", "/Role", "/GxAutoMode/Enabled",
+                "/AutoStart", "/SetPhases", "/Model", "/Role", "/GxAutoMode/Enabled",
                 "/GxAutoMode/Source"]
     assert set(required) <= set(items)
+    # gui-v2 shows a "Lock charger display" switch whenever /EnableDisplay is valid; neither
+    # Alfen's register map nor OCPP can lock a display, so the path must not exist.
+    assert "/EnableDisplay" not in items
     assert items["/DeviceInstance"]["v"]["Value"] == {"t": "i", "v": 41}
     assert items["/ProductName"]["v"]["Value"]["v"] == "EV Charging Station"
     assert items["/ProductId"]["v"]["Value"]["v"] == 0xFFFF
@@ -60,7 +63,8 @@ async def test_writes_from_gui_mqtt_and_cli_reach_the_owner(service):
     ("/SetCurrent", "variant:double:3", 2),          # between 0 and the 6 A minimum
     ("/SetCurrent", "variant:double:20", 2),         # above the charger's maximum
     ("/MaxCurrent", "variant:double:5", 2),          # below the minimum current
-    ("/Ac/PhaseCount", "variant:int32:2", 2),        # only 1 or 3
+    ("/SetPhases", "variant:int32:2", 2),            # only 1 or 3
+    ("/Ac/PhaseCount", "variant:int32:1", 1),        # the phases in use: measured, read-only
     ("/Mode", "variant:string:fast", 1),             # not a number at all
     ("/Status", "variant:int32:2", 1),               # read-only
     ("/Ac/Power", "variant:double:100", 1),
@@ -83,7 +87,7 @@ async def test_phase_count_refused_when_the_charger_cannot_switch(private_bus):
                            lambda *a: None)
     await svc.register()
     try:
-        out = await dbus_send("com.victronenergy.evcharger.phaeton_8", "/Ac/PhaseCount",
+        out = await dbus_send("com.victronenergy.evcharger.phaeton_8", "/SetPhases",
                               "SetValue", "variant:int32:1")
         assert "int32 2" in out
         assert svc.choices.phases == 3

@@ -126,7 +126,7 @@ async def test_mode_write_changes_the_dbus_path_and_the_status(client, backend):
     ("/api/startstop", {"start_stop": "stop"}, "/StartStop", 0),
     ("/api/current", {"current_a": 10.5}, "/SetCurrent", 10.5),
     ("/api/max_current", {"max_current_a": 13}, "/MaxCurrent", 13.0),
-    ("/api/phases", {"phases": 1}, "/Ac/PhaseCount", 1),
+    ("/api/phases", {"phases": 1}, "/SetPhases", 1),
     ("/api/autostart", {"auto_start": 0}, "/AutoStart", 0),
 ])
 async def test_each_control_writes_its_dbus_path(client, backend, url, body, path, expected):
@@ -170,7 +170,7 @@ async def test_phase_count_two_is_refused_by_the_service(client, backend):
     response = await client.post("/api/phases", json={"phases": 2}, headers=headers)
     assert response.status == 422
     assert "allowed is 1 or 3" in (await response.json())["error"]
-    assert backend.service["/Ac/PhaseCount"] == 3
+    assert backend.service["/SetPhases"] == 3
 
 
 @pytest.mark.parametrize("raw, words", [

@@ -176,7 +176,7 @@ async def test_no_garbage_request_crashes_or_changes_state_without_login(client,
     rng = random.Random(5)
     config_before = backend.config_file.read_text()
     values_before = {path: backend.service[path] for path in
-                     ("/Mode", "/StartStop", "/SetCurrent", "/MaxCurrent", "/Ac/PhaseCount",
+                     ("/Mode", "/StartStop", "/SetCurrent", "/MaxCurrent", "/SetPhases",
                       "/AutoStart")}
     for n in range(300):
         method, url = rng.choice(WRITE_ROUTES)

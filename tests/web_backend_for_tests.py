@@ -26,7 +26,7 @@ from velib.service import VeDbusService
 SERVICE_NAME = "com.victronenergy.evcharger.phaeton_web_test"
 
 STATUS_OF_PATH = {"/Mode": "mode", "/StartStop": "start_stop", "/SetCurrent": "set_current_a",
-                  "/MaxCurrent": "max_current_a", "/Ac/PhaseCount": "phases",
+                  "/MaxCurrent": "max_current_a", "/SetPhases": "phases",
                   "/AutoStart": "auto_start"}
 
 
@@ -38,6 +38,7 @@ def initial_status(config: dict) -> dict:
         "min_current_a": float(charger["min_current_a"]),
         "max_current_a": float(charger["max_current_a"]),
         "charger_max_current_a": float(charger["max_current_a"]), "phases": 3,
+        "phases_in_use": 3,
         "auto_start": 1, "status_code": 2, "status_text": "Charging",
         "reason": "manual: 16 A requested", "bound_by": "user",
         "charger": {"connected": True, "connection": "Modbus TCP 127.0.0.1", "model": "NG910",
@@ -85,7 +86,7 @@ class WebBackendForTests:
                      max=float(charger["max_current_a"]))
         svc.add_path("/MaxCurrent", float(charger["max_current_a"]), writeable=True, kind=float,
                      min=float(charger["min_current_a"]), max=float(charger["max_current_a"]))
-        svc.add_path("/Ac/PhaseCount", 3, writeable=True, kind=int, min=1, max=3,
+        svc.add_path("/SetPhases", 3, writeable=True, kind=int, min=1, max=3,
                      on_change=lambda _path, value: value in (1, 3))
         svc.add_path("/AutoStart", 1, writeable=True, kind=int, min=0, max=1)
         await svc.register()

@@ -1,11 +1,17 @@
 """phaeton's EV charger on the GX D-Bus: `com.victronenergy.evcharger.phaeton_<id>`.
 
 Every path of venus-dbus.md §4–§5. The user's paths (/Mode, /StartStop, /SetCurrent, /MaxCurrent,
-/Ac/PhaseCount, /AutoStart, /EnableDisplay, /Position, /CustomName) are writeable from the GX GUI,
+/SetPhases, /AutoStart, /Position, /CustomName) are writeable from the GX GUI,
 VRM (MQTT ints/floats/bools/null), the `dbus` CLI (strings) and the web UI, all through the same
 velib SetValue path: velib coerces and range-checks, `UserChoices.accept` decides, and the owner's
 `on_user_change` persists it and wakes the control loop. Everything the controller measures or
 decides is published once per tick in one batch (`publish`).
+
+A choice and its measurement never share a path, the way Victron's EVCS keeps /SetCurrent (the
+user's) apart from /Current (measured): `/SetPhases` is the user's phase choice for Manual and
+reads back exactly what was written; `/Ac/PhaseCount` is the phases in use, read-only. One path
+for both would let the tick overwrite the choice with the measurement, after which velib (like
+velib_python) takes a write equal to the shown value as done without telling the owner.
 """
 from __future__ import annotations
 
@@ -43,13 +49,12 @@ class UserChoices:
     max_current_a: float = 16.0
     phases: int = 3
     auto_start: int = 1
-    enable_display: int = 1
     position: int = 1
     custom_name: str = ""
 
     FIELDS = {"/Mode": "mode", "/StartStop": "start_stop", "/SetCurrent": "set_current_a",
-              "/MaxCurrent": "max_current_a", "/Ac/PhaseCount": "phases",
-              "/AutoStart": "auto_start", "/EnableDisplay": "enable_display",
+              "/MaxCurrent": "max_current_a", "/SetPhases": "phases",
+              "/AutoStart": "auto_start",
               "/Position": "position", "/CustomName": "custom_name"}
 
     def as_dict(self) -> dict[str, Any]:
@@ -126,8 +131,9 @@ class EvChargerService:
         svc.add_path("/Ac/Power", None, text=watts)
         for phase in (1, 2, 3):
             svc.add_path(f"/Ac/L{phase}/Power", None, text=watts)
-        svc.add_path("/Ac/PhaseCount", choices.phases, writeable=True, kind=int, min=1, max=3,
-                     on_change=self._accept)
+        svc.add_path("/Ac/PhaseCount", None)              # in use (measured)
+        svc.add_path("/SetPhases", choices.phases, writeable=True, kind=int, min=1, max=3,
+                     on_change=self._accept)                # the user's choice for Manual
         svc.add_path("/Ac/Energy/Forward", None, text=lambda v: f"{v:.2f} kWh")
         svc.add_path("/Session/Energy", None, text=lambda v: f"{v:.2f} kWh")
         svc.add_path("/Session/Time", None, text=_duration)
@@ -139,8 +145,9 @@ class EvChargerService:
                      on_change=self._accept)
         svc.add_path("/AutoStart", choices.auto_start, writeable=True, kind=int, min=0, max=1,
                      on_change=self._accept)
-        svc.add_path("/EnableDisplay", choices.enable_display, writeable=True, kind=int,
-                     min=0, max=1, on_change=self._accept)
+        # No /EnableDisplay: gui-v2 shows a "Lock charger display" switch whenever it is valid,
+        # and neither the Alfen register map nor OCPP 1.6 can lock a display (Victron's own
+        # driver publishes it only for models with a display).
         svc.add_path("/GxAutoMode/Enabled", 1)
         svc.add_path("/GxAutoMode/Source", "phaeton")
 
@@ -148,7 +155,7 @@ class EvChargerService:
 
     def _accept(self, path: str, value: Any) -> bool:
         """velib has coerced and range-checked `value`; refuse what the charger cannot do."""
-        if path == "/Ac/PhaseCount":
+        if path == "/SetPhases":
             if value not in (1, 3) or value > self.limits.wired_phases:
                 return False
             if value != self.choices.phases and not self.limits.can_switch_phases:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from phaeton.store.sessions import SessionStore
 
 #: The D-Bus paths of our evcharger service that the web UI may write (SetValue semantics).
-WRITEABLE_PATHS = ("/Mode", "/StartStop", "/SetCurrent", "/MaxCurrent", "/Ac/PhaseCount",
+WRITEABLE_PATHS = ("/Mode", "/StartStop", "/SetCurrent", "/MaxCurrent", "/SetPhases",
                    "/AutoStart")
 
 #: Victron SetValue return codes.
@@ -30,7 +30,8 @@ class WebBackend(Protocol):
         """A JSON-ready snapshot of the service, refreshed every control tick.
 
         Keys: time, mode, start_stop, set_current_a, min_current_a, max_current_a,
-        charger_max_current_a, phases, auto_start, status_code, status_text, reason, bound_by,
+        charger_max_current_a, phases (the user's choice for Manual), phases_in_use (None
+        while the charger does not answer), auto_start, status_code, status_text, reason, bound_by,
         charger {connected, connection, model, serial, firmware, error}, power {pv_w, grid_w,
         grid_current_a, fuse_a, house_w, battery_w, battery_soc_pct, ev_w}, readings_stale,
         readings_age_s, session {active, energy_kwh, duration_s, cost, currency, solar_share,

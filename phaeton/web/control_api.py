@@ -52,7 +52,7 @@ CONTROLS = (
     Control("current", "current_a", "/SetCurrent", {}, _amps(None, "charger_max_current_a")),
     Control("max_current", "max_current_a", "/MaxCurrent", {},
             _amps("min_current_a", "charger_max_current_a")),
-    Control("phases", "phases", "/Ac/PhaseCount", {}, _fixed("1 or 3")),
+    Control("phases", "phases", "/SetPhases", {}, _fixed("1 or 3")),
     Control("autostart", "auto_start", "/AutoStart", {}, _fixed("0 off, 1 on")),
 )
 

@@ -60,6 +60,7 @@
     $("start-stop").textContent = s.start_stop ? "Stop charging" : "Start charging";
     $("auto-start").checked = !!s.auto_start;
     for (const n of [1, 3]) $("phases-" + n).setAttribute("aria-pressed", String(s.phases === n));
+    $("phases-in-use").textContent = s.phases_in_use ? "in use: " + s.phases_in_use : "";
     const slider = $("current");
     slider.min = s.min_current_a ?? 6;
     slider.max = s.max_current_a ?? 16;
