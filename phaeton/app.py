@@ -95,7 +95,8 @@ class Phaeton:
             self.unique_id, self.choices, self.limits, self._on_user_change,
             device_instance=int(config["device"]["instance"]),
             connection=self.charger.connection_text, bus_address=bus_address)
-        self.system = GxSystemReader(clock=clock, bus_address=bus_address)
+        self.system = GxSystemReader(clock=clock, bus_address=bus_address,
+                                     on_change=self._gx_updated)
         self.settings = SettingsClient(clock=clock, bus_address=bus_address)
         self.ess_writer, self.planner = self._build_planner(config)
         for path, value in self.planner.state().items():   # read-only /Planner/* paths
@@ -112,11 +113,13 @@ class Phaeton:
         self._last_session: SessionEnded | None = None
         self._last_decision: ChargeDecision | None = None
         self._settings_attached = False
+        self._names_in_flight: list[str] = []     # /CustomName values written to settings
         self._logged_decision: tuple[str, int] | None = None    # (bound_by, status)
         self._logged_at = -1e9
         self._last_measurement: ChargerMeasurement | None = None
         self.web_runner = None
         self.ticks = 0
+        self.fuse_wakes = 0          # steps run early because a GX update broke the fuse
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -206,6 +209,11 @@ class Phaeton:
         self.evcharger.set_device_instance(instance)
 
     def _custom_name_changed(self, _path: str, value: Any) -> None:
+        """The name setting changed. Echoes of our own writes are not news: after two quick
+        writes the echo of the first would otherwise bring the older name back for a moment."""
+        if value in self._names_in_flight:
+            del self._names_in_flight[:self._names_in_flight.index(value) + 1]
+            return
         if isinstance(value, str) and value != self.choices.custom_name:
             self.evcharger.set_choice("/CustomName", value)
             self._persist_choices()
@@ -244,6 +252,8 @@ class Phaeton:
         log.info("user set %s = %r", path, value)
         self._persist_choices()
         if path == "/CustomName" and self.settings.available:
+            self._names_in_flight.append(value)
+            del self._names_in_flight[:-16]         # echoes that never came are forgotten
             name_path = f"/Settings/Devices/phaeton_{self.unique_id}/CustomName"
             asyncio.get_running_loop().create_task(self.settings.write(name_path, value))
         self._wake.set()   # takes effect now, not at the next tick
@@ -277,6 +287,19 @@ class Phaeton:
     def wake(self) -> None:
         self._wake.set()
 
+    def _gx_updated(self) -> None:
+        """A GX update between ticks: when a load spike leaves less fuse headroom than the
+        charger was told, the next step runs now (it cuts), not at the next tick."""
+        applied_a = self._applied.get("current_a")
+        m, decision = self._last_measurement, self._last_decision
+        if not applied_a or m is None or decision is None or self._wake.is_set():
+            return
+        phases = _phases_in_use(decision, m)
+        if self.controller.fuse_cut_needed(self.system.readings(), EvReadings.from_measurement(m),
+                                           float(applied_a), int(phases)):
+            self.fuse_wakes += 1
+            self._wake.set()
+
     async def _read_charger(self) -> ChargerMeasurement | None:
         if not self.charger.connected:
             return None
@@ -300,7 +323,7 @@ class Phaeton:
         ev = EvReadings.from_measurement(measurement) if connected else EvReadings()
         site = self.system.readings()
         c = self.choices
-        # /Ac/PhaseCount writes are accepted once the charger shows it can switch
+        # /SetPhases writes are accepted once the charger shows it can switch
         self.limits.can_switch_phases = (
             Capability.PHASE_SWITCHING in self.charger.capabilities
             and self.control_settings.phase_switching_possible)
@@ -445,11 +468,10 @@ class Phaeton:
             values["/Ac/Power"] = None if m.total_power_w is None else round(m.total_power_w, 1)
             for n, watts in enumerate(m.power_w, start=1):
                 values[f"/Ac/L{n}/Power"] = None if watts is None else round(watts, 1)
-            if m.phases in (1, 3):
-                values["/Ac/PhaseCount"] = m.phases
+            values["/Ac/PhaseCount"] = _phases_in_use(decision, m)
         else:
             values.update({"/Current": None, "/Ac/Power": None, "/Ac/L1/Power": None,
-                           "/Ac/L2/Power": None, "/Ac/L3/Power": None})
+                           "/Ac/L2/Power": None, "/Ac/L3/Power": None, "/Ac/PhaseCount": None})
         lifetime = m.lifetime_energy_kwh if connected else None
         if lifetime is None:
             lifetime = getattr(self.charger, "lifetime_energy_kwh", None)
@@ -500,7 +522,8 @@ class Phaeton:
             "mode": c.mode, "start_stop": c.start_stop, "set_current_a": c.set_current_a,
             "min_current_a": self.limits.min_current_a, "max_current_a": c.max_current_a,
             "charger_max_current_a": self.limits.max_current_a,
-            "phases": (m.phases if m is not None and m.phases in (1, 3) else decision.phases),
+            "phases": c.phases,
+            "phases_in_use": _phases_in_use(decision, m) if m is not None else None,
             "auto_start": c.auto_start, "status_code": int(decision.status),
             "status_text": STATUS_TEXT.get(int(decision.status), str(decision.status)),
             "reason": decision.reason, "bound_by": str(decision.bound_by),
@@ -515,7 +538,7 @@ class Phaeton:
                 "grid_w": grid,
                 "grid_current_a": [None if w is None else round(w / voltage, 2) for w in grid],
                 "fuse_a": float(self.cfg["site"]["fuse_a"]),
-                "house_w": _total(snapshot.house_w) if snapshot is not None else None,
+                "house_w": snapshot.house_total_w if snapshot is not None else None,
                 "battery_w": site.battery_power_w if site is not None else None,
                 "battery_soc_pct": site.battery_soc_pct if site is not None else None,
                 "ev_w": m.total_power_w if m is not None else None,
@@ -616,6 +639,11 @@ def _planner_inputs(config: Config) -> tuple:
     """The parts of the config the planner is built from."""
     data = config_to_dict(config)
     return tuple(data.get(section) for section in ("planner", "site", "charger", "data_dir"))
+
+
+def _phases_in_use(decision: ChargeDecision, m: ChargerMeasurement) -> int:
+    """What the charger reports it uses, else what it was told."""
+    return m.phases if m.phases in (1, 3) else decision.phases
 
 
 def _total(phases) -> float:

@@ -338,6 +338,31 @@ def test_charger_offline_and_errors():
     assert "Residual current detected" in d.reason
 
 
+
+def test_an_unreachable_charger_s_draw_is_not_counted_as_house_load_in_auto():
+    """The charger stops answering while it keeps charging at 16 A (its own safe current): the
+    GX still sees the car's 11 kW in its consumption. That draw is neither house load nor a
+    deficit: no surplus is computed on it, and after the charger returns Auto carries on from
+    the true surplus instead of a smoothed -11 kW."""
+    settings = ControlSettings(auto_enable_delay_s=0, auto_disable_delay_s=120,
+                               auto_smoothing_s=60)
+    rig = Rig(settings, **sunny(12000))
+    rig.run(600)
+    assert rig.amps == 16.0
+    drawing = ev_power(16.0, 3)
+    offline = ControllerInputs(**{**rig.inputs().__dict__, "ev": EvReadings(),
+                                  "charger_connected": False,
+                                  "site": site_for(ev=drawing, **sunny(12000))})
+    for t in range(10):
+        d = rig.controller.step(offline, rig.t + 10 * (t + 1), NOON)
+        assert d.bound_by == "charger_offline"
+        assert d.surplus_w is None
+        assert d.snapshot is not None and d.snapshot.house_total_w is None
+    rig.t += 100
+    back = rig.step()
+    assert back.surplus_w == pytest.approx(12000.0 - 0.0, abs=1.0)
+    assert back.current_a == 16.0
+
 # --- Scheduled --------------------------------------------------------------------------------------
 
 def test_scheduled_mode_charges_only_inside_windows():
@@ -491,3 +516,15 @@ def test_ageing_readings_never_raise_the_current():
     assert rig.step().current_a < charging_a
     rig.pv_ac_w, rig.house, rig.age_s = 20000.0, (300.0, 300.0, 300.0), 0.0   # fresh: may rise
     assert max(d.current_a for d in rig.run(300)) > charging_a
+
+
+def test_fuse_cut_needed_between_ticks_only_when_the_applied_current_breaks_the_fuse():
+    controller = ChargeController(ControlSettings(fuse_a=25))
+    ev = EvReadings(vehicle_state=VehicleState.CHARGING, power_w=ev_power(16, 3), phases=3)
+    calm = site_for(ev=ev_power(16, 3))
+    spike = site_for(house=(3000.0, 300.0, 300.0), ev=ev_power(16, 3))   # 12 A left on L1
+    assert not controller.fuse_cut_needed(calm, ev, 16.0, 3)
+    assert controller.fuse_cut_needed(spike, ev, 16.0, 3)
+    assert not controller.fuse_cut_needed(spike, ev, 11.9, 3)       # already below the headroom
+    assert not controller.fuse_cut_needed(spike, ev, 0.0, 3)        # not charging
+    assert not controller.fuse_cut_needed(replace(spike, age_s=999.0), ev, 16.0, 3)  # stale: the tick decides

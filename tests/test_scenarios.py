@@ -181,20 +181,35 @@ async def test_stale_gx_readings_fall_back_to_safe_current(gx, caplog):
     assert any(r.levelname == "INFO" and "solar surplus" in r.getMessage() for r in after)
 
 
-async def test_phase_count_written_from_the_cli_switches_the_charger_in_manual(
+async def test_phase_choice_written_from_the_cli_switches_the_charger_in_manual(
         private_bus, tmp_path):
+    """/SetPhases is the choice, /Ac/PhaseCount what is in use: a choice of 1 reads back 1
+    while the station still runs on 3, and a later choice of 3 is not lost (it used to be,
+    when the tick wrote the measured 3 into the path that held the choice)."""
     async with ScriptedGx(private_bus, str(tmp_path),
                           control={"phase_switching": {"enabled": True, "settle_s": 10}}) as gx:
         app = await gx.start_phaeton()                  # Manual, started, 16 A on 3 phases
         gx.alfen.plug_in()
         await gx.until(lambda: applied(gx) == 16 and gx.alfen.phases == 3, 30, "3-phase charging")
-        assert "int32 0" in await dbus_send(NAME, "/Ac/PhaseCount", "SetValue",
+        assert app.evcharger.service["/Ac/PhaseCount"] == 3
+        assert "int32 0" in await dbus_send(NAME, "/SetPhases", "SetValue",
                                             "variant:string:1")
+        await gx.run_for(2)                             # a tick or more, still switching
+        assert app.evcharger.service["/SetPhases"] == 1
         await gx.until(lambda: gx.alfen.phases == 1 and applied(gx) == 16, 90,
                        "the station on 1 phase, charging again")
         await gx.run_for(10)                            # the car follows the station
         assert app.evcharger.service["/Ac/PhaseCount"] == 1
+        assert app.evcharger.service["/SetPhases"] == 1
         assert sum(1 for a in gx.alfen.phase_currents_a() if a > 0) == 1
+        # back to 3: the write reaches phaeton, is kept, and the station follows
+        assert "int32 0" in await dbus_send(NAME, "/SetPhases", "SetValue", "variant:int32:3")
+        assert app.choices.phases == 3
+        assert app.state_file.load()["phases"] == 3
+        await gx.until(lambda: gx.alfen.phases == 3 and applied(gx) == 16, 90,
+                       "the station on 3 phases again")
+        await gx.run_for(10)                            # the car follows the station
+        assert app.evcharger.service["/Ac/PhaseCount"] == 3
 
 
 async def test_saving_settings_mid_charge_keeps_the_fuse_hold_and_applies_the_planner(gx):
@@ -239,3 +254,54 @@ async def test_a_settings_service_that_comes_late_is_attached_when_it_appears(
         # and they are live: the GX GUI changes the strategy, the planner follows
         gx.settings[knob] = 1
         await gx.until(lambda: app.planner.knobs.strategy == 1, 30, "the planner following")
+
+
+async def test_a_load_spike_is_cut_at_the_meter_s_pace_not_the_tick_s(private_bus, tmp_path):
+    """With a 30 s tick, a spike right after a tick is still cut within a few meter updates
+    (the GX publishes every second): phaeton follows the system service's updates."""
+    async with ScriptedGx(private_bus, str(tmp_path), control={"tick_s": 30, "stale_after_s": 90}) as gx:
+        app = await gx.start_phaeton()                  # Manual, started, 16 A
+        gx.alfen.plug_in()
+        await gx.until(lambda: applied(gx) == 16, 90, "manual full current")
+        ticks = app.ticks
+        await gx.until(lambda: app.ticks > ticks, 60, "a tick")
+        ticks = app.ticks
+        gx.system.house_w = [3000.0, 300.0, 300.0]      # 13 A on L1: 12 A left under 25 A
+        await gx.until(lambda: applied(gx) <= 12, 10, "the fuse cut before the next tick")
+        assert app.fuse_wakes >= 1
+        assert app.ticks <= ticks + 2                   # a step run early, not a tick later
+        assert app.status()["bound_by"] == "fuse"
+
+
+async def test_two_quick_name_writes_never_read_back_the_older_one(gx):
+    import asyncio
+
+    from dbus_clients import SignalRecorder
+
+    app = await gx.start_phaeton()
+    setting = "/Settings/Devices/phaeton_0/CustomName"
+    names = []
+    async with SignalRecorder(NAME) as recorder:
+        assert app.evcharger.write("/CustomName", "First") == 0    # two saves from the web UI
+        assert app.evcharger.write("/CustomName", "Garage") == 0
+        try:
+            while True:                                  # every signal while the echoes arrive
+                signal = await recorder.next(timeout=1.5)
+                for path, item in _changed_items(signal):
+                    if path == "/CustomName":
+                        names.append(item["Value"])
+        except asyncio.TimeoutError:
+            pass
+    assert names == ["First", "Garage"]
+    assert app.evcharger.service["/CustomName"] == "Garage"
+    assert gx.settings[setting] == "Garage"
+    # a rename on the GX (through the settings) still comes through
+    assert gx.settings.write(setting, "Carport") == 0
+    await gx.until(lambda: app.evcharger.service["/CustomName"] == "Carport", 10, "the GX's name")
+
+
+def _changed_items(signal: dict) -> list[tuple[str, dict]]:
+    """(path, {Value, Text}) of a recorded PropertiesChanged or ItemsChanged."""
+    if signal["member"] == "ItemsChanged":
+        return list(signal["body"].items())
+    return [(signal["path"], signal["body"])]

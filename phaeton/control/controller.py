@@ -194,6 +194,17 @@ class ChargeController:
                               start_stop_request=request, snapshot=snapshot, surplus_w=surplus_w,
                               fuse_limit_a=fuse_limit_a)
 
+    def fuse_cut_needed(self, site: SiteReadings | None, ev: EvReadings, current_a: float,
+                        phases: int) -> bool:
+        """Between ticks, on every GX update: would `current_a` (what the charger was told)
+        take a phase over the fuse now? Then the service runs a step at once, which cuts.
+        Readings that cannot be checked say no: the tick handles them."""
+        if current_a <= 0 or site is None or self._site_problem(site) is not None:
+            return False
+        headroom = fuse_headroom(build_snapshot(site, ev, self.settings), self.settings.fuse_a,
+                                 phases)
+        return headroom.current_a is not None and headroom.current_a < current_a
+
     # -- the step ------------------------------------------------------------------------------
     def step(self, inputs: ControllerInputs, now_s: float, local_dt: datetime) -> ChargeDecision:
         s = self.settings
@@ -212,10 +223,13 @@ class ChargeController:
         site = inputs.site
         site_problem = self._site_problem(site)
         fresh = site_problem is None
-        snapshot = build_snapshot(site, ev, s) if site is not None else None
+        snapshot = (build_snapshot(site, ev, s, ev_known=inputs.charger_connected)
+                    if site is not None else None)
         surplus_w = None
         battery_first = None
-        if fresh and snapshot is not None and site is not None:
+        # An unreachable charger may still draw (at its own safe current): the surplus would
+        # count that draw as house load, so nothing in Auto is decided on it.
+        if fresh and snapshot is not None and site is not None and inputs.charger_connected:
             surplus = raw_surplus(snapshot, site, s.battery_priority_soc_pct)
             assert surplus is not None     # the grid is reported (checked by _site_problem)
             surplus_w = self.smoother.update(surplus.raw_w, now_s)

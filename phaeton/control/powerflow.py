@@ -78,12 +78,19 @@ class PowerFlowSnapshot:
         return None if grid is None else grid - self.ev_w[phase]
 
 
-def build_snapshot(site: SiteReadings, ev: EvReadings, settings: ControlSettings) -> PowerFlowSnapshot:
-    """One snapshot from the GX readings and the charger's measurement."""
+def build_snapshot(site: SiteReadings, ev: EvReadings, settings: ControlSettings, *,
+                   ev_known: bool = True) -> PowerFlowSnapshot:
+    """One snapshot from the GX readings and the charger's measurement.
+
+    `ev_known` False: the charger does not answer, so what it draws is unknown (it may well
+    be charging at its own safe current). The GX's consumption then cannot be split into
+    house and EV, so the house load is unknown rather than counting the car as house."""
     nominal = settings.nominal_voltage_v
     voltage = tuple(v if plausible_voltage(v) else nominal for v in ev.voltage_v)
     ev_w = ev.phase_power_w(nominal)
-    if settings.consumption_includes_ev:
+    if not ev_known and settings.consumption_includes_ev:
+        house: PhaseW = (None, None, None)
+    elif settings.consumption_includes_ev:
         house = tuple(None if c is None else max(0.0, c - e) for c, e in zip(site.consumption_w, ev_w))
     else:
         house = site.consumption_w

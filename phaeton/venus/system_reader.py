@@ -7,6 +7,7 @@ system, so `age_s` is the time since the service last told us anything (None whi
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Callable
 
@@ -47,7 +48,11 @@ def readings_from_values(values: dict[str, Any], age_s: float | None) -> SiteRea
 
 
 class GxSystemReader:
-    """`await start()`, then `readings()` at any time; `on_change()` is called on updates."""
+    """`await start()`, then `readings()` at any time.
+
+    `on_change()` is called once per update the system service sends (an ItemsChanged of many
+    paths is one call, made after all its values are in), and when the service comes or goes:
+    the control loop uses it to react to a load spike at the meter's pace, not the tick's."""
 
     def __init__(self, *, clock: Clock = REAL_CLOCK, bus_address: str | None = None,
                  on_change: Callable[[], None] | None = None):
@@ -56,6 +61,7 @@ class GxSystemReader:
         self._values: dict[str, Any] = {}
         self._last_update: float | None = None
         self._present = False
+        self._notify_pending = False
         self.monitor = DbusMonitor(
             [Watch(SYSTEM, require_device_instance=False)],
             on_value_changed=self._changed, on_service_added=self._added,
@@ -88,6 +94,25 @@ class GxSystemReader:
         self._values[path] = value
         if self._present:
             self._last_update = self.clock.monotonic()
+            self._notify_soon()
+
+    def _notify_soon(self) -> None:
+        """One on_change call after the values of the message being handled are all in."""
+        if self._on_change is None or self._notify_pending:
+            return
+        self._notify_pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self._notify)
+        except RuntimeError:          # no loop (a synchronous caller): tell at once
+            self._notify()
+
+    def _notify(self) -> None:
+        self._notify_pending = False
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                log.exception("handling a GX system update")
 
     def _added(self, service: str) -> None:
         if service == SYSTEM:
