@@ -313,17 +313,20 @@ def test_battery_electrics_charge_raises_voltage():
 async def test_each_update_is_one_itemschanged_with_every_changed_value(private_bus):
     service, _clock = make_service(speed=20.0)    # noon: PV, grid and battery move every update
     async with service, SignalRecorder(SERVICE_NAME) as recorder:
-        await recorder.until("ItemsChanged", "/", timeout=10)   # align on a batch end
+        aligned = await recorder.until("ItemsChanged", "/", timeout=10)  # align on a batch end
         batches = []
         for _ in range(3):
             seen = await recorder.until("ItemsChanged", "/", timeout=10)
             batches.append(seen)
+    known = {path: item["Value"] for path, item in aligned[-1]["body"].items()}
     for seen in batches:
-        items = seen[-1]["body"]
-        changed = [s["path"] for s in seen[:-1]]
-        assert all(s["member"] == "PropertiesChanged" for s in seen[:-1])
-        assert sorted(items) == sorted(changed)         # one ItemsChanged for the whole update
+        # one ItemsChanged for the whole update, and no PropertiesChanged beside it
+        assert [(s["member"], s["path"]) for s in seen] == [("ItemsChanged", "/")]
+        items = seen[0]["body"]
         assert "/Dc/Battery/Soc" in items and "/Dc/Pv/Power" in items
+        for path, item in items.items():   # only values that changed since they were last sent
+            assert path not in known or known[path] != item["Value"], path
+            known[path] = item["Value"]
 
 
 def daemon_pid_of(address: str) -> int:

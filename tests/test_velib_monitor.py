@@ -8,6 +8,7 @@ import pytest
 from peers import start_busitem_service
 from phaeton.clock import ScaledClock
 from velib.monitor import (CallTimeout, DbusMonitor, PathNotFound, ServiceNotFound, Watch)
+from velib.service import VeDbusService
 
 VEBUS = "com.victronenergy.vebus.ttyS4"
 VEBUS_ITEMS = {
@@ -99,6 +100,33 @@ async def test_service_appearing_later_is_scanned_and_followed(private_bus):
             assert monitor.get_value(VEBUS, "/Soc") is None
         finally:
             await peer.stop()
+
+
+async def test_follows_a_velib_service_through_either_signal(private_bus):
+    """velib sends PropertiesChanged alone for a single change and ItemsChanged alone for a
+    batch (as velib_python does): the monitor must follow both."""
+    name = "com.victronenergy.evcharger.velibpeer"
+    svc = VeDbusService(name)
+    svc.add_path("/DeviceInstance", 40)
+    svc.add_path("/Ac/Power", 0.0)
+    svc.add_path("/Status", 0)
+    await svc.register()
+    rec = Recorder()
+    try:
+        async with DbusMonitor(["com.victronenergy.evcharger.*"], **rec.kwargs()) as monitor:
+            assert monitor.seen_services() == [name]
+            svc["/Status"] = 2                          # PropertiesChanged only
+            await rec.wait_for(("value", name, "/Status", 2))
+            with svc.batch():                           # ItemsChanged only
+                svc["/Ac/Power"] = 1200.0
+                svc["/Status"] = 3
+            await rec.wait_for(("value", name, "/Status", 3))
+            assert monitor.get_value(name, "/Ac/Power") == 1200.0
+            svc.add_path("/Session/Energy", 1.5)        # a new path: PropertiesChanged only
+            await rec.wait_for(("value", name, "/Session/Energy", 1.5))
+            assert "/Session/Energy" in monitor.get_paths(name)
+    finally:
+        await svc.close()
 
 
 async def test_unchanged_value_refreshes_age_without_callback(vebus):

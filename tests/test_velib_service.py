@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 
@@ -61,6 +62,26 @@ async def service(private_bus):
     await svc.register()
     yield svc
     await svc.close()
+
+
+async def signals_before_marker(recorder: SignalRecorder, svc: VeDbusService) -> list[dict]:
+    """Every signal sent before a marker change (/Connected flipped outside a batch), marker
+    excluded. Signals from one connection arrive in order, so once the marker is seen nothing
+    sent before it can still be on its way: a test can assert that a signal did NOT come."""
+    svc["/Connected"] = 1 - svc["/Connected"]
+    return (await recorder.until("PropertiesChanged", "/Connected"))[:-1]
+
+
+def values_signalled(signals: list[dict]) -> Counter:
+    """How many times each path's value went out: a PropertiesChanged counts for its own path,
+    an ItemsChanged for every path it carries."""
+    counts: Counter = Counter()
+    for s in signals:
+        if s["member"] == "PropertiesChanged":
+            counts[s["path"]] += 1
+        elif s["member"] == "ItemsChanged" and s["path"] == "/":
+            counts.update(s["body"].keys())
+    return counts
 
 
 # ---- discovery and GetItems ------------------------------------------------------------------
@@ -139,7 +160,30 @@ async def test_min_max_default_and_description(private_bus):
 async def test_unknown_member_gets_a_dbus_error_not_a_crash(service):
     reply = await py3dbus(NAME, "/Mode", "NoSuchMethod")
     assert reply["error"] == "org.freedesktop.DBus.Error.UnknownMethod"
+    assert (await py3dbus(NAME, "/Ac", "NoSuchMethod"))["error"] == \
+        "org.freedesktop.DBus.Error.UnknownMethod"
     # still serving
+    assert (await py3dbus(NAME, "/Mode", "GetValue"))["ok"]["v"] == 0
+
+
+async def test_missing_path_answers_unknown_object(service):
+    # What a velib_python service answers; gui-v2 stays quiet only for this error name.
+    unknown_object = "org.freedesktop.DBus.Error.UnknownObject"
+    for path in ("/NoSuchPath", "/Ac/L4/Power", "/Mode/Sub"):
+        for member, args in (("GetValue", []), ("GetText", []), ("SetValue", [["i", 1]])):
+            reply = await py3dbus(NAME, path, member, *args)
+            assert reply.get("error") == unknown_object, (path, member, reply)
+    code, _out, err = await run("dbus-send", "--system", "--print-reply", f"--dest={NAME}",
+                                "/NoSuchPath", "com.victronenergy.BusItem.SetValue",
+                                "variant:int32:1")
+    assert code != 0 and f"Error {unknown_object}:" in err
+    # the standard interfaces stay with dbus-next, on existing and missing paths
+    for path in ("/Mode", "/NoSuchPath"):
+        out = await dbus_send(NAME, path, "Ping", interface="org.freedesktop.DBus.Peer")
+        assert "method return" in out
+    code, out, err = await run("busctl", "--system", "introspect", NAME, "/Ac")
+    assert code == 0 and "com.victronenergy.BusItem" in out, err
+    # and the service still answers
     assert (await py3dbus(NAME, "/Mode", "GetValue"))["ok"]["v"] == 0
 
 
@@ -191,16 +235,15 @@ async def test_introspect_lists_children_on_every_node(service):
 
 # ---- SetValue: the acceptance of issue 2 ---------------------------------------------------------
 
-async def test_setvalue_int32_accepted_and_signals_sent(service):
+async def test_setvalue_int32_accepted_and_one_propertieschanged_sent(service):
     async with SignalRecorder(NAME) as recorder:
         out = await dbus_send(NAME, "/Mode", "SetValue", "variant:int32:1")
         assert "int32 0" in out
-        signals = await recorder.until("ItemsChanged", "/")
+        signals = await signals_before_marker(recorder, service)
     assert service["/Mode"] == 1
-    assert signals[0] == {"member": "PropertiesChanged", "path": "/Mode",
-                          "body": {"Value": 1, "Text": "Auto"}}
-    assert signals[1]["body"] == {"/Mode": {"Value": 1, "Text": "Auto"}}
-    assert len(signals) == 2
+    # velib_python: a SetValue from the bus sends the leaf's PropertiesChanged, no ItemsChanged
+    assert signals == [{"member": "PropertiesChanged", "path": "/Mode",
+                        "body": {"Value": 1, "Text": "Auto"}}]
 
 
 async def test_setvalue_string_from_cli_is_coerced(service):
@@ -317,7 +360,7 @@ async def test_invalid_both_ways(private_bus):
 
 # ---- batching ------------------------------------------------------------------------------------
 
-async def test_one_itemschanged_per_batch(service):
+async def test_one_itemschanged_per_batch_and_nothing_else(service):
     async with SignalRecorder(NAME) as recorder:
         with service.batch():
             service["/Ac/Power"] = 7360.0
@@ -327,14 +370,50 @@ async def test_one_itemschanged_per_batch(service):
             service["/Status"] = 2
             service["/Status"] = 2          # unchanged: no second signal
             service["/Role"] = "evcharger"  # unchanged
-        signals = await recorder.until("ItemsChanged", "/")
-    properties = [s for s in signals if s["member"] == "PropertiesChanged"]
-    assert sorted(s["path"] for s in properties) == sorted(
-        ["/Ac/Power", "/Current", "/Ac/L1/Power", "/Ac/L2/Power", "/Ac/L3/Power", "/Status"])
-    items = signals[-1]["body"]
-    assert set(items) == {s["path"] for s in properties}
+        signals = await signals_before_marker(recorder, service)
+    # velib_python's ServiceContext.flush: only the root's ItemsChanged, no PropertiesChanged
+    assert [(s["member"], s["path"]) for s in signals] == [("ItemsChanged", "/")]
+    items = signals[0]["body"]
+    assert set(items) == {"/Ac/Power", "/Current", "/Ac/L1/Power", "/Ac/L2/Power",
+                          "/Ac/L3/Power", "/Status"}
     assert items["/Ac/Power"] == {"Value": 7360.0, "Text": "7360 W"}
-    assert len([s for s in signals if s["member"] == "ItemsChanged"]) == 1
+
+
+async def test_signal_counter_sees_each_changed_value_exactly_once(service):
+    """The acceptance of "one signal per change, never both": an independent python3-dbus
+    client counts every value that goes out (dbus-flashmq republishes each one to MQTT)."""
+    batch = {"/Ac/Power": 4140.0, "/Current": 6.0, "/Status": 2, "/Session/Energy": 0.5,
+             "/Ac/L1/Power": 1380.0, "/Ac/L2/Power": 1380.0, "/Ac/L3/Power": 1380.0}
+    async with SignalRecorder(NAME) as recorder:
+        with service.batch():
+            for path, value in batch.items():
+                service[path] = value
+        batch_signals = await signals_before_marker(recorder, service)
+
+        service["/Session/Time"] = 60                     # owner, outside a batch
+        assert "int32 0" in await dbus_send(NAME, "/SetCurrent", "SetValue",
+                                            "variant:double:10")   # another process
+        assert service.write("/AutoStart", 0) == 0        # in-process writer (web UI)
+        service.add_path("/Session/Soc", 55.0)            # a path added while on the bus
+        single_signals = await signals_before_marker(recorder, service)
+    assert len(batch_signals) == 1
+    assert values_signalled(batch_signals) == Counter(batch.keys())
+    assert {s["member"] for s in single_signals} == {"PropertiesChanged"}
+    assert values_signalled(single_signals) == Counter(
+        ["/Session/Time", "/SetCurrent", "/AutoStart", "/Session/Soc"])
+
+
+async def test_setvalue_during_an_open_batch_is_signalled_at_once_and_once(service):
+    async with SignalRecorder(NAME) as recorder:
+        with service.batch():
+            service["/Mode"] = 1                          # the owner, in its batch
+            service["/Current"] = 3.0
+            assert service.write("/Mode", 2) == 0         # a writer while the batch is open
+        signals = await signals_before_marker(recorder, service)
+    assert [(s["member"], s["path"]) for s in signals] == [("PropertiesChanged", "/Mode"),
+                                                          ("ItemsChanged", "/")]
+    assert signals[0]["body"] == {"Value": 2, "Text": "Scheduled"}
+    assert signals[1]["body"] == {"/Current": {"Value": 3.0, "Text": "3.0 A"}}
 
 
 async def test_explicit_flush_and_nested_batches(service):
@@ -344,20 +423,21 @@ async def test_explicit_flush_and_nested_batches(service):
                 service["/Current"] = 1.0
             service["/Ac/Power"] = 230.0
         signals = await recorder.until("ItemsChanged", "/")
-        assert set(signals[-1]["body"]) == {"/Current", "/Ac/Power"}
+        assert len(signals) == 1 and set(signals[0]["body"]) == {"/Current", "/Ac/Power"}
         service._batch_depth += 1       # as an owner managing its own cycle would
         service["/Current"] = 2.0
         service._batch_depth -= 1
         service.flush()
         signals = await recorder.until("ItemsChanged", "/")
-        assert set(signals[-1]["body"]) == {"/Current"}
+        assert len(signals) == 1 and set(signals[0]["body"]) == {"/Current"}
 
 
-async def test_unbatched_owner_set_emits_both_signals(service):
+async def test_unbatched_owner_set_emits_only_propertieschanged(service):
     async with SignalRecorder(NAME) as recorder:
         service["/Status"] = 2
-        signals = await recorder.until("ItemsChanged", "/")
-    assert [s["member"] for s in signals] == ["PropertiesChanged", "ItemsChanged"]
+        signals = await signals_before_marker(recorder, service)
+    assert signals == [{"member": "PropertiesChanged", "path": "/Status",
+                        "body": {"Value": 2, "Text": "2"}}]
 
 
 # ---- types ------------------------------------------------------------------------------------------
@@ -505,8 +585,49 @@ async def test_remove_path(service):
 async def test_add_path_after_register_is_announced(service):
     async with SignalRecorder(NAME) as recorder:
         service.add_path("/Session/Soc", 55.0)
-        signals = await recorder.until("ItemsChanged", "/")
-    assert signals[-1]["body"] == {"/Session/Soc": {"Value": 55.0, "Text": "55.0"}}
+        signals = await signals_before_marker(recorder, service)
+        assert signals == [{"member": "PropertiesChanged", "path": "/Session/Soc",
+                            "body": {"Value": 55.0, "Text": "55.0"}}]
+        with service.batch():           # inside a batch: part of its one ItemsChanged
+            service.add_path("/Session/Cost2", 1.5)
+            service["/Status"] = 1
+        signals = await signals_before_marker(recorder, service)
+        assert [(s["member"], s["path"]) for s in signals] == [("ItemsChanged", "/")]
+        assert signals[0]["body"] == {"/Session/Cost2": {"Value": 1.5, "Text": "1.5"},
+                                      "/Status": {"Value": 1, "Text": "1"}}
+
+
+async def test_product_id_text_is_hexadecimal(private_bus):
+    svc = VeDbusService(NAME)
+    svc.add_path("/ProductId", 0xFFFF)
+    svc.add_path("/DeviceInstance", 40)
+    svc.add_path("/Sub/ProductId", 0xC024)                  # only the path /ProductId itself
+    await svc.register()
+    try:
+        # velib_python's GetText: "0x%X" for /ProductId when no text callback is given
+        assert (await py3dbus(NAME, "/ProductId", "GetText"))["ok"] == {"t": "s", "v": "0xFFFF"}
+        assert (await py3dbus(NAME, "/ProductId", "GetValue"))["ok"] == {"t": "i", "v": 0xFFFF}
+        assert (await py3dbus(NAME, "/DeviceInstance", "GetText"))["ok"]["v"] == "40"
+        assert (await py3dbus(NAME, "/Sub/ProductId", "GetText"))["ok"]["v"] == "49188"
+        text = (await py3dbus(NAME, "/", "GetText"))["ok"]["v"]
+        assert text["ProductId"] == {"t": "s", "v": "0xFFFF"}
+        code, out, err = await run("gdbus", "call", "--system", "--dest", NAME,
+                                   "--object-path", "/",
+                                   "--method", "com.victronenergy.BusItem.GetItems")
+        assert code == 0, err
+        assert "'/ProductId': {'Value': <65535>, 'Text': <'0xFFFF'>}" in out
+        async with SignalRecorder(NAME) as recorder:
+            svc["/ProductId"] = 0xC024
+            signal = await recorder.next()
+        assert signal["body"] == {"Value": 0xC024, "Text": "0xC024"}
+        svc["/ProductId"] = None
+        assert svc.get_text("/ProductId") == "---"
+    finally:
+        await svc.close()
+    # an explicit text formatter wins
+    other = VeDbusService(NAME)
+    other.add_path("/ProductId", 0xFFFF, text=lambda v: f"product {v}")
+    assert other.get_text("/ProductId") == "product 65535"
 
 
 def test_bad_paths_are_refused_when_building():

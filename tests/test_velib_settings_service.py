@@ -210,25 +210,66 @@ async def test_set_value_codes_and_coercion(service):
     assert await get_value("/Settings/P/Name") == {"type": "s", "data": "7"}
 
 
-async def test_changes_signal_properties_and_items_changed_refusals_do_not(service):
+async def signals_until(listener: Peer, path: str) -> list[dict]:
+    """The signal_listener's lines up to and including the first PropertiesChanged on `path`
+    (signals from one connection arrive in order: nothing sent earlier can come later)."""
+    seen = []
+    while not seen or (seen[-1]["member"], seen[-1]["path"]) != ("PropertiesChanged", path):
+        line = await asyncio.wait_for(listener.process.stdout.readline(), 10)
+        seen.append(json.loads(line))
+    return seen
+
+
+async def test_a_change_sends_one_propertieschanged_refusals_nothing(service):
     await busctl("/", SETTINGS, "AddSettings", "aa{sv}", *entries(
         {"path": ("s", "/Settings/P/Amps"), "default": ("i", 6), "min": ("i", 0),
-         "max": ("i", 32)}))
+         "max": ("i", 32)},
+        {"path": ("s", "/Settings/P/Marker"), "default": ("i", 0)}))
     listener = await Peer.start("signal_listener.py", DEST)
     try:
         assert await busctl("/Settings/P/Amps", BUSITEM, "SetValue", "v", "i", 99) == [-1]
         assert await busctl("/Settings/P/Amps", BUSITEM, "SetValue", "v", "i", 10) == [0]
-        seen = []
-        while len(seen) < 2:
-            line = await asyncio.wait_for(listener.process.stdout.readline(), 10)
-            seen.append(json.loads(line))
-        by_member = {s["member"]: s for s in seen}
-        assert by_member["PropertiesChanged"]["path"] == "/Settings/P/Amps"
-        assert by_member["PropertiesChanged"]["body"]["Value"] == 10
-        assert by_member["ItemsChanged"]["path"] == "/"
-        assert by_member["ItemsChanged"]["body"]["/Settings/P/Amps"]["Value"] == 10
+        assert await busctl("/Settings/P/Marker", BUSITEM, "SetValue", "v", "i", 1) == [0]
+        seen = await signals_until(listener, "/Settings/P/Marker")
+        # like localsettings: the setting's own PropertiesChanged, and no ItemsChanged
+        assert [(s["member"], s["path"]) for s in seen] == [
+            ("PropertiesChanged", "/Settings/P/Amps"), ("PropertiesChanged", "/Settings/P/Marker")]
+        assert seen[0]["body"]["Value"] == 10
     finally:
         await listener.stop()
+
+
+async def test_settings_added_or_removed_together_each_send_one_propertieschanged(service):
+    await busctl("/", SETTINGS, "AddSettings", "aa{sv}", *entries(
+        {"path": ("s", "/Settings/P/Marker"), "default": ("i", 0)}))
+    listener = await Peer.start("signal_listener.py", DEST)
+    try:
+        # AddSettings adds both in one batch: still one PropertiesChanged each, as localsettings
+        await busctl("/", SETTINGS, "AddSettings", "aa{sv}", *entries(
+            {"path": ("s", "/Settings/P/A"), "default": ("i", 1)},
+            {"path": ("s", "/Settings/P/B"), "default": ("s", "x")}))
+        await busctl("/", SETTINGS, "RemoveSettings", "as", 1, "/Settings/P/A")
+        assert await busctl("/Settings/P/Marker", BUSITEM, "SetValue", "v", "i", 1) == [0]
+        seen = await signals_until(listener, "/Settings/P/Marker")
+        assert [(s["member"], s["path"]) for s in seen[:-1]] == [
+            ("PropertiesChanged", "/Settings/P/A"), ("PropertiesChanged", "/Settings/P/B"),
+            ("PropertiesChanged", "/Settings/P/A")]
+        assert [s["body"]["Value"] for s in seen[:-1]] == [1, "x", None]   # removed: invalid
+    finally:
+        await listener.stop()
+
+
+async def test_missing_path_answers_unknown_object(service):
+    await busctl("/", SETTINGS, "AddSettings", "aa{sv}", *entries(
+        {"path": ("s", "/Settings/P/A"), "default": ("i", 1)}))
+    add_setting = ["string:G", "string:N", "variant:int32:1", "string:i", "variant:int32:0",
+                   "variant:int32:0"]
+    for path, member, args in (("/Settings/P/Nope", f"{BUSITEM}.GetValue", []),
+                               ("/Settings/P/A/Sub", f"{BUSITEM}.SetValue", ["variant:int32:1"]),
+                               ("/Nowhere", f"{SETTINGS}.AddSetting", add_setting)):
+        with pytest.raises(ToolError, match="^Error org.freedesktop.DBus.Error.UnknownObject:"):
+            await run_tool("dbus-send", "--system", "--print-reply", f"--dest={DEST}", path,
+                           member, *args)
 
 
 # ---------------------------------------------------------------- RemoveSettings, reading trees

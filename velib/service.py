@@ -3,10 +3,16 @@
 What consumers rely on (reference venus-dbus.md §2, §3) and how this module meets it:
 
 - Every path is a leaf object answering GetValue, GetText, SetValue, GetDescription, GetMin,
-  GetMax, GetDefault and emitting PropertiesChanged {"Value", "Text"} on its own path.
+  GetMax, GetDefault. GetText of `/ProductId` without a text formatter is hexadecimal ("0xFFFF").
 - `/` answers GetItems (absolute paths), GetValue/GetText (dicts keyed relative to `/`, no
-  leading slash) and emits ONE ItemsChanged per batch; intermediate nodes (`/Ac`, `/Ac/L1`)
-  answer GetValue/GetText keyed relative to themselves. Every node answers Introspect.
+  leading slash); intermediate nodes (`/Ac`, `/Ac/L1`) answer GetValue/GetText keyed relative
+  to themselves. Every node answers Introspect. A path that does not exist answers
+  org.freedesktop.DBus.Error.UnknownObject; an unknown member of an existing path UnknownMethod.
+- One signal per change, never both (as velib_python does; dbus-flashmq republishes every
+  signal to MQTT/VRM): a change made outside a batch (owner `svc[path] = v`, a SetValue from
+  the bus, `write()`, `add_path` after registration) sends PropertiesChanged {"Value", "Text"}
+  on the leaf's own path only; the changes made inside `batch()` send ONE ItemsChanged on `/`
+  only, at the end of the batch.
 - Invalid (None) is `ai []` both ways; SetValue returns 0 accepted (also when equal), 1 not
   writeable or a type that cannot be coerced, 2 refused by the owner (range or on_change hook).
   A refused write changes nothing and emits nothing. Bad input never raises.
@@ -17,9 +23,10 @@ Usage::
     svc = VeDbusService("com.victronenergy.evcharger.phaeton_0")
     svc.add_path("/Mode", 0, writeable=True, kind=int, min=0, max=2)
     await svc.register()
-    with svc.batch():          # one ItemsChanged for the whole batch
+    with svc.batch():          # one ItemsChanged for the whole batch, no PropertiesChanged
         svc["/Ac/Power"] = 1200.0
         svc["/Current"] = 5.2
+    svc["/Status"] = 2         # outside a batch: one PropertiesChanged on /Status
 
 Method calls are answered directly from a raw message handler (one dict lookup per call),
 instead of one dbus-next ServiceInterface object per path: it keeps a 60-path service fast and
@@ -43,6 +50,8 @@ log = logging.getLogger("velib.service")
 
 BUSITEM = "com.victronenergy.BusItem"
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+UNKNOWN_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
+UNKNOWN_METHOD = "org.freedesktop.DBus.Error.UnknownMethod"
 
 # SetValue return codes (Victron vedbus conventions)
 ACCEPTED = 0
@@ -79,6 +88,8 @@ class _Item:
                 return str(self.text(value))
             except Exception:  # a formatter bug must not break the bus answer
                 log.exception("text formatter of %s failed", self.path)
+        elif self.path == "/ProductId" and type(value) is int:
+            return f"0x{value:X}"   # as velib_python: 0xFFFF reads "0xFFFF", not "65535"
         return str(value)
 
 
@@ -168,8 +179,8 @@ class VeDbusService:
         return self._items[path].value
 
     def __setitem__(self, path: str, value: Any) -> None:
-        """Set a value as the owner (no range check, no on_change). Emits PropertiesChanged and
-        ItemsChanged at once, or at the end of the enclosing batch."""
+        """Set a value as the owner (no range check, no on_change). Emits PropertiesChanged at
+        once, or inside a batch, its share of the batch's one ItemsChanged."""
         item = self._items[path]
         value = self._normalise(item, value)
         if value == item.value and type(value) is type(item.value):
@@ -201,10 +212,15 @@ class VeDbusService:
 
     # ---- batching --------------------------------------------------------------------
 
+    # Signal for the changes of a batch: one ItemsChanged on `/`. A localsettings-like
+    # subclass sets this False: localsettings sends one PropertiesChanged per setting instead.
+    items_changed_for_batches = True
+
     @contextlib.contextmanager
     def batch(self) -> Iterator["VeDbusService"]:
-        """Collect every change made inside; on exit emit PropertiesChanged per changed leaf
-        and ONE ItemsChanged. Nested batches flush at the outermost exit."""
+        """Collect every change made inside; on exit emit ONE ItemsChanged on `/` carrying every
+        changed leaf, and no PropertiesChanged. Nested batches flush at the outermost exit.
+        A SetValue from the bus arriving meanwhile is still signalled at once."""
         self._batch_depth += 1
         try:
             yield self
@@ -219,34 +235,36 @@ class VeDbusService:
             return
         paths = list(self._pending)
         self._pending.clear()
-        self._emit(paths)
+        self._emit(paths, batched=True)
 
-    def _changed(self, path: str) -> None:
+    def _changed(self, path: str, *, now: bool = False) -> None:
+        """`path` changed: forget its encodings and signal it, at once or (inside a batch and
+        not `now`) with the batch."""
         self._cache.pop(path, None)
         self._value_bodies.pop(path, None)
         self._text_bodies.pop(path, None)
         self._items_bodies.clear()
         if not self._registered:
             return
-        if self._batch_depth:
+        if self._batch_depth and not now:
             self._pending[path] = None
         else:
-            self._emit([path])
+            # A signal now also covers an earlier change of the path in the open batch.
+            self._pending.pop(path, None)
+            self._emit([path], batched=False)
 
-    def _emit(self, paths: list[str]) -> None:
+    def _emit(self, paths: list[str], *, batched: bool) -> None:
+        """Signal the current values of `paths`: ONE ItemsChanged on `/` for a batch,
+        otherwise one PropertiesChanged per path on its own object; never both."""
         bus = self._bus
         if bus is None or not bus.connected:
             return
-        messages = []
-        item_entries = []
-        for path in paths:
-            entries, item_entry = self._wire_of(path)
-            messages.append(wire.signal(path, BUSITEM, "PropertiesChanged", "a{sv}",
-                                        wire.value_text_body(entries)))
-            item_entries.append(item_entry)
-        messages.append(wire.signal("/", BUSITEM, "ItemsChanged", "a{sa{sv}}",
-                                    wire.items_body(item_entries)))
-        bus.send_many(messages)
+        if batched and self.items_changed_for_batches:
+            bus.send(wire.signal("/", BUSITEM, "ItemsChanged", "a{sa{sv}}",
+                                 wire.items_body([self._wire_of(p)[1] for p in paths])))
+            return
+        bus.send_many([wire.signal(p, BUSITEM, "PropertiesChanged", "a{sv}",
+                                   wire.value_text_body(self._wire_of(p)[0])) for p in paths])
 
     def _wire_of(self, path: str) -> tuple[bytes, bytes]:
         """({Value, Text} entries, GetItems entry) of a path, encoded once per change."""
@@ -340,11 +358,14 @@ class VeDbusService:
                 return self._handle_leaf(msg, item, member)
             if path in self._node_map():
                 return self._handle_node(msg, path, member)
+            # No object at this path: what a velib_python (libdbus) service answers, and the
+            # one error gui-v2 stays quiet about while it probes optional paths.
+            return self._send(msg, wire.error(msg, UNKNOWN_OBJECT,
+                                              f"no object {path} on {self.name}"))
         except Exception:
             log.exception("answering %s %s on %s", member, path, self.name)
             return self._send(msg, wire.error(msg, "org.freedesktop.DBus.Error.Failed",
                                               "internal error"))
-        return None
 
     def _reply(self, msg: Message, signature: str, body: bytes) -> bool:
         return self._send(msg, wire.method_return(msg, signature, body))
@@ -356,8 +377,7 @@ class VeDbusService:
 
     def _unknown(self, msg: Message, path: str, member: str) -> bool:
         return self._send(msg, wire.error(
-            msg, "org.freedesktop.DBus.Error.UnknownMethod",
-            f"{member} is not a member of {BUSITEM} on {path}"))
+            msg, UNKNOWN_METHOD, f"{member} is not a member of {BUSITEM} on {path}"))
 
     def _handle_leaf(self, msg: Message, item: _Item, member: str):
         if member == "GetValue":
@@ -447,7 +467,7 @@ class VeDbusService:
                 log.exception("on_change hook of %s failed; write refused", item.path)
                 return self.code_refused
         item.value = value
-        self._changed(item.path)
+        self._changed(item.path, now=True)   # a bus write is signalled at once, even in a batch
         return ACCEPTED
 
     def _introspection(self, path: str) -> str:

@@ -6,10 +6,12 @@ It follows localsettings' D-Bus API (reference venus-dbus.md §6):
 - interface `com.victronenergy.Settings` on `/` and on every group node:
   AddSetting (s s v s v v → i), AddSilentSetting (same), AddSettings (aa{sv} → aa{sv}),
   RemoveSettings (as → ai); on every setting: GetAttributes (→ v v v i), GetSilent (→ i);
-- every setting is a BusItem (GetValue, GetText, SetValue → 0 or -1, GetMin/GetMax/GetDefault,
-  PropertiesChanged), `/` and groups answer GetValue/GetText/GetItems, ItemsChanged is sent on
-  `/`, every node answers Introspect: all of this comes from `velib.service.VeDbusService`,
-  which this class extends (the Settings interface is answered by `_handle_settings`);
+- every setting is a BusItem (GetValue, GetText, SetValue → 0 or -1, GetMin/GetMax/GetDefault),
+  `/` and groups answer GetValue/GetText/GetItems, every node answers Introspect, a missing
+  path answers UnknownObject: all of this comes from `velib.service.VeDbusService`, which this
+  class extends (the Settings interface is answered by `_handle_settings`);
+- like localsettings, every changed, added or removed setting sends one PropertiesChanged on
+  its own path, also when AddSettings adds several at once; no ItemsChanged is ever sent;
 - AddSetting(s) error codes: -1 called on a setting, -2 path containing `/_`, -3 unknown type
   (a bool default), -4 invalid path, -5 type differs from the existing setting, -6 invalid
   default, -7 default out of range, -8 the path is a group, -9 not under `/Settings/`;
@@ -135,6 +137,8 @@ class SettingsService(VeDbusService):
     # localsettings answers -1 for every refused SetValue
     code_not_writeable = -1
     code_refused = -1
+    # localsettings signals each setting with its own PropertiesChanged, batch or not
+    items_changed_for_batches = False
 
     def __init__(self, data_dir: str, *, name: str = SERVICE_NAME,
                  bus_address: str | None = None):
@@ -304,7 +308,8 @@ class SettingsService(VeDbusService):
             return self._reply_body(msg, out_sig, [wrap(setting.default), wrap(low),
                                                    wrap(high), silent])
         if not self._is_group(path) and path not in self.settings:
-            return None  # unknown object: dbus-next answers with an error
+            return self._answer(Message.new_error(
+                msg, "org.freedesktop.DBus.Error.UnknownObject", f"no object {path}"), msg)
         if member in ("AddSetting", "AddSilentSetting"):
             group, name, default, kind, minimum, maximum = msg.body
             code = self._add_one_setting(path, group, name, unwrap(default), kind,
