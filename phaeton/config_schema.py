@@ -140,6 +140,11 @@ _ALFEN = _section("Alfen NG9xx over Modbus TCP (used when charger.protocol is al
                                   "charger falls back to its safe current when it is not "
                                   "rewritten within its validity time (60 s).", "s",
                                   minimum=1, maximum=25),
+    "reconnect_max_s": _number(5, "While the charger is unreachable, try to connect at least "
+                               "this often (attempts start 1 s apart and back off to this); a "
+                               "charger that answers again gets its setpoint within about this "
+                               "time. The log backs off on its own: one warning, then rare "
+                               "reminders.", "s", minimum=1, maximum=300),
 })
 
 _OCPP = _section("OCPP 1.6J central system (used when charger.protocol is ocpp). The charger "

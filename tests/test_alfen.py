@@ -6,11 +6,14 @@ import socket
 
 import pytest
 
-from phaeton.chargers.alfen import (AlfenCharger, AlfenConfig, merge_lifetime_energy,
-                                    next_backoff_s, target_setpoint_a)
+from phaeton.chargers.alfen import (LOG_REMINDER_FIRST_S, AlfenCharger, AlfenConfig,
+                                    duration_text, merge_lifetime_energy, next_backoff_s,
+                                    target_setpoint_a)
 from phaeton.chargers.base import (Capability, CapabilityMissing, ChargerUnavailable,
                                    VehicleState)
+from phaeton.chargers.factory import build_charger
 from phaeton.clock import ScaledClock
+from phaeton.config import parse_config_text
 from phaeton.sim.alfen import AlfenSimulator
 from phaeton.sim.ev import SimulatedEV
 
@@ -316,6 +319,95 @@ async def test_server_vanishes_and_returns(sim, charger, clock):
     assert charger.last_error is None
 
 
+class WaitRecordingClock(ScaledClock):
+    """A scaled clock that also remembers every wait asked of it (how long, not when)."""
+
+    def __init__(self, speed: float):
+        super().__init__(speed)
+        self.waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await super().sleep(seconds)
+
+
+@pytest.mark.parametrize("yaml_extra, cap_s", [("", 5.0), ("    reconnect_max_s: 2\n", 2.0)],
+                         ids=["default cap", "cap from config.yaml"])
+async def test_charger_back_after_a_long_outage_gets_its_setpoint_within_the_cap(
+        yaml_extra, cap_s):
+    """Issue 10 item 9: the station stays away long enough for a doubling back-off to grow far
+    beyond the cap (the old driver waited up to 30 s between attempts); once it answers again
+    the driver must be connected and 1210 hold the commanded current within about the cap."""
+    clock = WaitRecordingClock(10.0)
+    async with AlfenSimulator(clock=ScaledClock(10.0),
+                              ev=SimulatedEV(onboard_max_current_a=32.0)) as sim:
+        sim.plug_in()
+        config = parse_config_text(f"charger:\n  alfen:\n    host: 127.0.0.1\n"
+                                   f"    port: {sim.port}\n    timeout_s: 0.5\n{yaml_extra}")
+        drv, _ = build_charger(config, clock=clock)
+        assert drv.config.reconnect_max_s == cap_s
+        await drv.start()
+        try:
+            await until(lambda: drv.connected, what="connected")
+            await drv.set_current(14)
+            await sim.stop()
+            sim.reboot()                  # it comes back without our setpoint
+            await until(lambda: not drv.connected, what="loss noticed")
+            clock.waits.clear()           # from here on, every wait is one between attempts
+            first = drv.connect_attempts
+            await until(lambda: drv.connect_attempts >= first + 7, real_timeout_s=20,
+                        what="seven failed attempts")
+            await asyncio.sleep(0.05)     # let that attempt fail (refused) before returning
+            assert clock.waits and max(clock.waits) <= cap_s, clock.waits
+            back_t = clock.monotonic()
+            await sim.start()
+            await until(lambda: drv.connected and sim.setpoint_active and sim.setpoint_a == 14.0,
+                        real_timeout_s=20, what="reconnected with the setpoint")
+            waited_s = clock.monotonic() - back_t
+            # the cap, one attempt and generous scheduling slack; far below the old 30 s
+            assert waited_s <= cap_s + 10.0, f"setpoint back after {waited_s:.1f} s"
+            assert (await drv.read()).applied_current_a == 14.0
+        finally:
+            await drv.stop()
+
+
+async def test_staying_away_warns_once_then_reminds_rarely_and_says_when_back(caplog):
+    caplog.set_level(logging.DEBUG, logger="phaeton.chargers.alfen")
+    clock = ScaledClock(1000.0)   # minutes of outage in a fraction of a second
+    port = free_port()
+    drv = AlfenCharger(AlfenConfig("127.0.0.1", port=port, timeout_s=0.5, reconnect_max_s=1.0),
+                       clock=clock)
+    started = clock.monotonic()
+
+    def warnings():
+        return [r.getMessage() for r in caplog.records
+                if r.name == "phaeton.chargers.alfen" and r.levelno >= logging.WARNING]
+
+    await drv.start()
+    try:
+        await until(lambda: len(warnings()) >= 3 and drv.connect_attempts >= 50,
+                    real_timeout_s=30, what="two reminders and fifty attempts")
+        async with AlfenSimulator(port=port, clock=ScaledClock(100.0)) as sim:
+            sim.plug_in()
+            await until(lambda: drv.connected, real_timeout_s=20, what="back")
+            away_s = clock.monotonic() - started
+            attempts = drv.connect_attempts
+            await drv.stop()
+    finally:
+        await drv.stop()
+    mine = [r for r in caplog.records if r.name == "phaeton.chargers.alfen"]
+    warned = warnings()
+    assert "unavailable" in warned[0] and "refused" in warned[0]
+    reminders = warned[1:]
+    assert all("still unavailable after" in text and "refused" in text for text in reminders)
+    # reminders 1, 2, 4, ... min apart: at most log2(away / 1 min + 1) of them, not one a minute
+    assert len(reminders) <= math.log2(away_s / LOG_REMINDER_FIRST_S + 1), (away_s, reminders)
+    assert attempts >= 50 > 10 * len(warned)
+    back = [r.getMessage() for r in mine
+            if r.levelno == logging.INFO and "back after" in r.getMessage()]
+    assert len(back) == 1 and f"({attempts} connection attempts)" in back[0]
+
+
 async def test_nan_registers_give_none_and_keep_lifetime_energy(sim, charger):
     await charger.set_current(10)
     good = (await charger.read()).lifetime_energy_kwh
@@ -463,3 +555,10 @@ def test_pure_decisions():
     for _ in range(6):
         delays.append(next_backoff_s(delays[-1], cfg))
     assert delays == [1, 2, 4, 8, 16, 30, 30]
+    cfg = AlfenConfig("h")   # default: keep trying at least every 5 s
+    delays = [cfg.reconnect_min_s]
+    for _ in range(4):
+        delays.append(next_backoff_s(delays[-1], cfg))
+    assert delays == [1, 2, 4, 5, 5]
+    assert [duration_text(s) for s in (45, 150, 3600, 9000)] == ["45 s", "2 min", "60 min",
+                                                                  "2.5 h"]

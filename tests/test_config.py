@@ -171,7 +171,7 @@ def test_default_config_has_every_defaulted_key():
     defaults = default_config()
     assert defaults["charger"]["alfen"] == {"port": 502, "station_unit_id": 200,
                                             "socket_unit_id": 1, "timeout_s": 3,
-                                            "setpoint_refresh_s": 20}
+                                            "setpoint_refresh_s": 20, "reconnect_max_s": 5}
     assert defaults["session"] == {"price_per_kwh": 0.30, "currency": "EUR",
                                    "history_limit": 1000}
 

@@ -16,6 +16,16 @@ driver re-sends the last setpoint every `setpoint_refresh_s` (<= 25 s) and right
 (re)connect. After a write, the next read checks 1214/1210/1206; a charger that does not apply
 the setpoint is reported in `last_error` and `extra`, not hidden.
 
+Reconnecting: a rebooted or unplugged station runs on its own safe current until the driver is
+back, so the driver keeps trying quickly. Connection attempts start `reconnect_min_s` (1 s)
+apart, doubling up to `reconnect_max_s` (config `charger.alfen.reconnect_max_s`, default 5 s),
+measured start to start: a station that answers again is reconnected (and told its setpoint)
+within about that cap. An attempt is one TCP connect on the LAN (plus one diagnostic connect
+when it fails), so trying every few seconds for hours costs nothing; attempts never follow
+each other faster than every `reconnect_min_s`. What backs off is the log: one warning when the
+station is lost (or the first attempt fails), reminders 1 min, 2 min, 4 min ... (at most 1 h)
+apart while it stays away, and one info line with the outage's length when it is back.
+
 Pure decoding and decision logic (module-level functions) is kept apart from the I/O class
 `AlfenCharger`. Note on stop(): nothing is written; without refreshes the station falls back
 to its own safe current after the validity time, which is its designed safe state.
@@ -47,6 +57,8 @@ CONTROL_BLOCK = (1200, 16)   # socket 1200..1215
 SETPOINT_REGISTER = 1210
 PHASES_REGISTER = 1215
 MAX_SETPOINT_REFRESH_S = 25.0
+LOG_REMINDER_FIRST_S = 60.0    # while the station stays away: first reminder after 1 min,
+LOG_REMINDER_MAX_S = 3600.0    # then doubling gaps up to one per hour
 METER_ERROR_BIT = 8
 SETPOINT_TOLERANCE_A = 0.05
 
@@ -74,7 +86,7 @@ class AlfenConfig:
     timeout_s: float = 3.0
     setpoint_refresh_s: float = 20.0
     reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 5.0   # longest time between the starts of two connection attempts
 
     def __post_init__(self):
         if not isinstance(self.host, str) or not self.host.strip():
@@ -219,7 +231,18 @@ def merge_lifetime_energy(last_kwh: float | None, new_kwh: float | None) -> floa
 
 
 def next_backoff_s(delay_s: float, config: AlfenConfig) -> float:
+    """The interval between connection attempts after one more failure: doubling from
+    reconnect_min_s, capped at reconnect_max_s."""
     return min(max(delay_s * 2.0, config.reconnect_min_s), config.reconnect_max_s)
+
+
+def duration_text(seconds: float) -> str:
+    """A length of time for the log: '45 s', '12 min', '3.5 h'."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # ---- I/O -----------------------------------------------------------------------------------
@@ -260,6 +283,11 @@ class AlfenCharger(Charger):
         self.setpoint_writes = 0     # successful writes to 1210
         self.reconnects = 0          # successful (re)connections
         self.connect_attempts = 0
+        # the current outage (None while connected and before the first attempt)
+        self._away_since: float | None = None
+        self._away_attempts = 0                  # failed connection attempts in this outage
+        self._remind_at = 0.0                    # clock.monotonic() of the next log reminder
+        self._remind_gap_s = LOG_REMINDER_FIRST_S
 
     # ---- Charger interface -----------------------------------------------------------------
 
@@ -459,10 +487,15 @@ class AlfenCharger(Charger):
         while True:
             try:
                 if not self._connected:
+                    started = self.clock.monotonic()
                     if await self._connect():
                         delay = self.config.reconnect_min_s
                     else:
-                        await self.clock.sleep(delay)
+                        self._away_attempts += 1
+                        self._remind_if_due()
+                        # `delay` from start to start: a slow attempt (a host that does not
+                        # answer) is not followed by the full wait on top
+                        await self.clock.sleep(started + delay - self.clock.monotonic())
                         delay = next_backoff_s(delay, self.config)
                     continue
                 wait_s = self._refresh_due_in_s()
@@ -545,11 +578,16 @@ class AlfenCharger(Charger):
             self._link_error = None
             self._command_error = None   # anything still wrong is found again by the checks
             self.reconnects += 1
-            log.info("connected to %s: %s %s (%s), serial %s, firmware %s, capabilities %s",
+            outage = ""
+            if self._away_since is not None:
+                outage = (f"; back after {duration_text(self.clock.monotonic() - self._away_since)}"
+                          f" unavailable ({self._away_attempts + 1} connection attempts)")
+                self._away_since = None
+            log.info("connected to %s: %s %s (%s), serial %s, firmware %s, capabilities %s%s",
                      self.connection_text, self._identity.manufacturer,
                      self._station_info.get("station_name"), self._identity.model,
                      self._identity.serial, self._identity.firmware,
-                     sorted(c.value for c in self._capabilities))
+                     sorted(c.value for c in self._capabilities), outage)
             try:
                 if self._has_setpoint():   # a reboot or outage may have lost it
                     await self._write_setpoint()
@@ -589,15 +627,34 @@ class AlfenCharger(Charger):
             self._lost("the charger closed the connection")
 
     def _lost(self, reason: str) -> None:
-        """Mark the link down (state changes and new reasons are logged, repeats are not)."""
-        if self._connected:
-            log.warning("lost %s: %s", self.connection_text, reason)
+        """Mark the link down. The start of an outage is a warning; while it lasts, a changed
+        reason is only a debug line (the reminders of `_remind_if_due` repeat it)."""
+        if self._connected or self._away_since is None:
+            if self._connected:
+                log.warning("lost %s: %s", self.connection_text, reason)
+            else:
+                log.warning("%s unavailable: %s", self.connection_text, reason)
+            self._away_since = self.clock.monotonic()
+            self._away_attempts = 0
+            self._remind_gap_s = LOG_REMINDER_FIRST_S
+            self._remind_at = self._away_since + self._remind_gap_s
         elif reason != self._link_error:
-            log.warning("%s unavailable: %s", self.connection_text, reason)
+            log.debug("%s still unavailable: %s", self.connection_text, reason)
         self._connected = False
         self._link_error = reason
         self._close_client()
         self._wake.set()
+
+    def _remind_if_due(self) -> None:
+        """While the station stays away: a warning now and then, at growing gaps."""
+        now = self.clock.monotonic()
+        if self._away_since is None or now < self._remind_at:
+            return
+        log.warning("%s still unavailable after %s (%d connection attempts): %s",
+                    self.connection_text, duration_text(now - self._away_since),
+                    self._away_attempts, self._link_error)
+        self._remind_gap_s = min(self._remind_gap_s * 2.0, LOG_REMINDER_MAX_S)
+        self._remind_at = now + self._remind_gap_s
 
     def _close_client(self) -> None:
         client, self._client = self._client, None

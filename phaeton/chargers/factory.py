@@ -17,7 +17,8 @@ def build_charger(config: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> tuple
         return AlfenCharger(AlfenConfig(
             host=alfen["host"], port=alfen["port"], station_unit_id=alfen["station_unit_id"],
             socket_unit_id=alfen["socket_unit_id"], timeout_s=float(alfen["timeout_s"]),
-            setpoint_refresh_s=float(alfen["setpoint_refresh_s"])), clock=clock), None
+            setpoint_refresh_s=float(alfen["setpoint_refresh_s"]),
+            reconnect_max_s=float(alfen["reconnect_max_s"])), clock=clock), None
     if charger["protocol"] == "ocpp":
         from phaeton.chargers.ocpp import OcppCharger, OcppChargerConfig
         from phaeton.chargers.ocpp_server import OcppCentralSystem
