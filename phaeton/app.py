@@ -38,8 +38,8 @@ from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
 from phaeton.store.sessions import ChargingSession, SessionStore
 from phaeton.store.state_file import StateFile, StateFileError
 from phaeton.venus.ess_writer import EssWriter
-from phaeton.venus.evcharger_service import (STATUS_TEXT, ChargerLimits, EvChargerService,
-                                             UserChoices)
+from phaeton.venus.evcharger_service import (CUSTOM_NAME_MAX, STATUS_TEXT, ChargerLimits,
+                                             EvChargerService, UserChoices)
 from phaeton.venus.system_reader import GxSystemReader
 
 log = logging.getLogger("phaeton.app")
@@ -215,6 +215,10 @@ class Phaeton:
             del self._names_in_flight[:self._names_in_flight.index(value) + 1]
             return
         if isinstance(value, str) and value != self.choices.custom_name:
+            if len(value) > CUSTOM_NAME_MAX:
+                log.warning("ignoring a %d-character name from the GX settings (at most %d)",
+                            len(value), CUSTOM_NAME_MAX)
+                return
             self.evcharger.set_choice("/CustomName", value)
             self._persist_choices()
 
@@ -427,12 +431,11 @@ class Phaeton:
                      event.duration_s, event.solar_share * 100)
             self._last_session = event
             try:
-                self.session_store.add(ChargingSession(
+                self.session_store.finish_running(ChargingSession(
                     start_s=event.started_at_s, end_s=event.ended_at_s,
                     energy_kwh=event.energy_kwh, duration_s=event.duration_s,
                     peak_w=event.peak_power_w, cost=event.cost, currency=event.currency,
                     solar_share=event.solar_share))
-                self.session_store.clear_running()
             except Exception:
                 log.exception("could not store the finished session")
 

@@ -66,6 +66,13 @@ async def test_writes_from_gui_mqtt_and_cli_reach_the_owner(service):
     ("/SetPhases", "variant:int32:2", 2),            # only 1 or 3
     ("/Ac/PhaseCount", "variant:int32:1", 1),        # the phases in use: measured, read-only
     ("/Mode", "variant:string:fast", 1),             # not a number at all
+    ("/Mode", "variant:string:\uff11", 1),           # a full-width digit is not a number
+    ("/AutoStart", "variant:string:\uff10", 1),
+    ("/SetPhases", "variant:string:\uff13", 1),
+    ("/SetCurrent", "variant:string:1_0", 1),         # Python reads 10; nobody else would
+    ("/SetCurrent", "variant:string:nan", 1),
+    ("/CustomName", "variant:string:" + "x" * 65, 2),  # the config's 64-character limit
+    ("/CustomName", "variant:string:two\nlines", 1),  # control characters are not a name
     ("/Status", "variant:int32:2", 1),               # read-only
     ("/Ac/Power", "variant:double:100", 1),
 ])
@@ -75,6 +82,15 @@ async def test_invalid_writes_are_refused_and_change_nothing(service, path, valu
     assert f"int32 {code}" in out
     assert service.choices.as_dict() == before
     assert service.changes == []
+
+
+async def test_a_huge_name_is_refused_and_changes_nothing(service):
+    reply = await py3dbus(NAME, "/CustomName", "SetValue", ["s", "x" * 100_000])
+    assert reply["ok"]["v"] == 2
+    assert service.choices.custom_name == ""
+    assert service.changes == []
+    assert "int32 0" in await dbus_send(NAME, "/CustomName", "SetValue",
+                                        "variant:string:" + "\u00e9" * 64)   # 64 is fine
 
 
 async def test_zero_current_is_a_pause_not_a_refusal(service):

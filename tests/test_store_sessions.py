@@ -133,6 +133,28 @@ def test_running_session_survives_a_restart_until_cleared(tmp_path):
         store.save_running({"start": object()})
 
 
+def test_finishing_the_running_session_is_one_transaction(tmp_path):
+    """Storing the finished session and forgetting the running record succeed or fail
+    together: a failure (or a crash) between them used to leave both, so the restarted service
+    continued the stored session and stored it a second time."""
+    path = tmp_path / "sessions.db"
+    with SessionStore(path) as store:
+        store.save_running({"start_s": T0, "energy_kwh": 3.0})
+        with sqlite3.connect(path) as raw:          # the second step fails, e.g. a full disk
+            raw.execute("CREATE TRIGGER refuse BEFORE DELETE ON running_session "
+                        "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        with pytest.raises(SessionStoreError, match="disk full"):
+            store.finish_running(session(T0, energy_kwh=3.0))
+        assert store.list_sessions() == []          # nothing half-done
+        assert store.load_running() == {"start_s": T0, "energy_kwh": 3.0}
+        with sqlite3.connect(path) as raw:
+            raw.execute("DROP TRIGGER refuse")
+        store.finish_running(session(T0, energy_kwh=3.0))
+    with SessionStore(path) as after_restart:
+        assert after_restart.load_running() is None
+        assert [s.start_s for s in after_restart.list_sessions()] == [T0]
+
+
 def test_corrupt_database_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
     path = tmp_path / "sessions.db"
     path.write_bytes(b"this is not an SQLite database\n" * 200)

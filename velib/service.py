@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -59,6 +60,7 @@ NOT_WRITEABLE = 1   # also: a value of a type that cannot be coerced
 REFUSED = 2         # the owner refused it: out of range, not allowed now
 
 OnChange = Callable[[str, Any], bool]
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 TextFormatter = Callable[[Any], str]
 
 
@@ -79,6 +81,7 @@ class _Item:
     text: TextFormatter | None
     on_change: OnChange | None
     nullable: bool
+    max_length: int | None = None
 
     def text_of(self, value: Any) -> str:
         if value is None:
@@ -138,11 +141,13 @@ class VeDbusService:
                  kind: type | None = None, min: Any = None, max: Any = None,
                  default: Any = None, description: str = "",
                  text: TextFormatter | None = None, on_change: OnChange | None = None,
-                 nullable: bool | None = None) -> None:
+                 nullable: bool | None = None, max_length: int | None = None) -> None:
         """Add a leaf. `kind` (int, float, str, bool or None for any) is what writes are
         coerced to; `min`/`max` bound writes (return 2); `on_change(path, value)` may refuse a
         write by returning False (return 2). `nullable`: may a writer set it invalid (default:
-        only when the initial value is None)."""
+        only when the initial value is None). `max_length`: the longest text a writer may set
+        (longer: return 2); text with control characters is refused (return 1) on any text
+        path, so a write can never put line breaks into logs or settings files."""
         _check_path(path)
         if path in self._items:
             raise ValueError(f"path {path} already exists")
@@ -152,7 +157,7 @@ class VeDbusService:
             if prefix in self._items:
                 raise ValueError(f"{path} would be below the leaf {prefix}")
         item = _Item(path, None, writeable, kind, min, max, default, description, text,
-                     on_change, value is None if nullable is None else nullable)
+                     on_change, value is None if nullable is None else nullable, max_length)
         item.value = self._normalise(item, value)
         self._items[path] = item
         self._items_bodies.clear()
@@ -449,7 +454,12 @@ class VeDbusService:
                 value = coerce(value, item.kind)
         except CoercionError:
             return self.code_not_writeable
-        if value is not None:
+        if isinstance(value, str):
+            if _CONTROL_CHARACTERS.search(value):
+                return self.code_not_writeable
+            if item.max_length is not None and len(value) > item.max_length:
+                return self.code_refused
+        elif value is not None:
             try:
                 if item.min is not None and value < item.min:
                     return self.code_refused

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from dbus_next import Variant
@@ -80,6 +81,12 @@ _TRUE_STRINGS = {"true", "yes", "on"}
 _FALSE_STRINGS = {"false", "no", "off"}
 
 
+# What a writer may send as a number in text: ASCII digits only. Python's own int() and
+# float() also take full-width and other Unicode digits, underscores, "nan" and "infinity".
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_HEXADECIMAL = re.compile(r"-?0[xX][0-9a-fA-F]+")
+
+
 def coerce(value: Any, kind: type | None) -> Any:
     """Convert a written (already unwrapped) value to `kind` (int, float, str, bool, or None for
     'any type'). Numeric strings, bools and floats are accepted where they mean the same thing;
@@ -110,10 +117,9 @@ def _to_float(value: Any) -> float:
     if isinstance(value, (int, float)):
         result = float(value)
     elif isinstance(value, str):
-        try:
-            result = float(value.strip())
-        except ValueError:
-            raise CoercionError(f"not a number: {value!r}") from None
+        if not _DECIMAL.fullmatch(value.strip()):
+            raise CoercionError(f"not a number: {value!r}")
+        result = float(value.strip())
     else:
         raise CoercionError(f"expected a number, got {type(value).__name__}")
     if not math.isfinite(result):
@@ -129,10 +135,9 @@ def _to_int(value: Any) -> int:
     number = _to_float(value) if not isinstance(value, str) else None
     if isinstance(value, str):
         text = value.strip()
-        try:
-            return int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text)
-        except ValueError:
-            number = _to_float(text)
+        if _HEXADECIMAL.fullmatch(text):
+            return int(text, 16)
+        number = _to_float(text)
     if number != int(number):
         raise CoercionError(f"not a whole number: {value!r}")
     return int(number)

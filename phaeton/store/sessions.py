@@ -234,6 +234,15 @@ class SessionStore:
 
     def add(self, session: ChargingSession) -> int:
         """Store a finished session, drop the oldest beyond `history_limit`; returns its id."""
+        return self._store_finished(session, clear_running=False)
+
+    def finish_running(self, session: ChargingSession) -> int:
+        """Store the finished running session and forget its running record in ONE
+        transaction: a crash between the two would otherwise continue the stored session after
+        a restart and store it twice."""
+        return self._store_finished(session, clear_running=True)
+
+    def _store_finished(self, session: ChargingSession, clear_running: bool) -> int:
         session.validate()
         try:
             extra_json = json.dumps(dict(session.extra), sort_keys=True, allow_nan=False)
@@ -251,6 +260,8 @@ class SessionStore:
                 connection.execute(
                     "DELETE FROM sessions WHERE id NOT IN (SELECT id FROM sessions "
                     "ORDER BY start_s DESC, id DESC LIMIT ?)", (self.history_limit,))
+                if clear_running:
+                    connection.execute("DELETE FROM running_session")
                 return int(cursor.lastrowid)
         return self._run(insert)
 

@@ -27,6 +27,7 @@ log = logging.getLogger("phaeton.venus.evcharger")
 
 PRODUCT_NAME = "EV Charging Station"
 PRODUCT_ID = 0xFFFF  # third-party driver
+CUSTOM_NAME_MAX = 64  # characters, as config.yaml's device.custom_name
 
 MODE_TEXT = {0: "Manual", 1: "Auto", 2: "Scheduled"}
 STATUS_TEXT = {
@@ -72,8 +73,12 @@ class UserChoices:
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if type(value) is not kind:
-                log.warning("saved state %s=%r is not a %s; using %r", name, value,
+                log.warning("saved state %s=%.80r is not a %s; using %r", name, value,
                             kind.__name__, default)
+                continue
+            if kind is str and len(value) > CUSTOM_NAME_MAX:
+                log.warning("saved state %s is %d characters long (at most %d); using %r",
+                            name, len(value), CUSTOM_NAME_MAX, default)
                 continue
             setattr(choices, name, value)
         return choices
@@ -116,7 +121,7 @@ class EvChargerService:
         svc.add_path("/Connected", 0)
         svc.add_path("/Role", "evcharger")
         svc.add_path("/CustomName", choices.custom_name, writeable=True, kind=str,
-                     on_change=self._accept)
+                     max_length=CUSTOM_NAME_MAX, on_change=self._accept)
         svc.add_path("/Mode", choices.mode, writeable=True, kind=int, min=0, max=2,
                      text=lambda v: MODE_TEXT.get(v, str(v)), on_change=self._accept)
         svc.add_path("/StartStop", choices.start_stop, writeable=True, kind=int, min=0, max=1,
