@@ -46,6 +46,7 @@ log = logging.getLogger("phaeton.app")
 
 RUNNING_SESSION_SAVE_S = 60.0     # how often a running session is written to disk
 SETTINGS_WAIT_S = 5.0             # how long start-up waits for com.victronenergy.settings
+MIN_TICK_GAP_S = 0.02             # real seconds between two ticks at the least
 
 
 class Phaeton:
@@ -286,6 +287,9 @@ class Phaeton:
                     await asyncio.wait_for(self._wake.wait(), remaining / self.clock.speed)
                 except asyncio.TimeoutError:
                     pass
+            # Always give the loop a turn, however long the tick took or however often it is
+            # woken: D-Bus answers, the web server and SIGTERM must never starve.
+            await asyncio.sleep(MIN_TICK_GAP_S)
             self._wake.clear()
 
     def wake(self) -> None:

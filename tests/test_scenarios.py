@@ -305,3 +305,27 @@ def _changed_items(signal: dict) -> list[tuple[str, dict]]:
     if signal["member"] == "ItemsChanged":
         return list(signal["body"].items())
     return [(signal["path"], signal["body"])]
+
+
+async def test_an_overrunning_tick_never_starves_the_bus_or_stop(private_bus, tmp_path):
+    """A tick interval no tick can keep (what the schema now refuses, forced past it) with a
+    charger that never answers, so a tick awaits nothing: D-Bus still answers and stop works."""
+    import asyncio
+
+    from phaeton.app import Phaeton
+    from phaeton.config import Config, config_to_dict, load_config
+
+    async with ScriptedGx(private_bus, str(tmp_path)) as gx:
+        path = gx.config_path()
+        data = config_to_dict(load_config(path))
+        data["control"]["tick_s"] = 1e-9
+        data["charger"]["alfen"]["port"] = 1            # nobody listens there
+        app = Phaeton(Config(data), config_path=path, clock=gx.clock)
+        await app.start()
+        try:
+            ticks = app.ticks
+            out = await dbus_send(NAME, "/Connected", "GetValue")
+            assert "int32 0" in out
+            assert app.ticks > ticks                    # it does tick meanwhile
+        finally:
+            await asyncio.wait_for(app.stop(), 30)
