@@ -46,7 +46,7 @@ log = logging.getLogger("phaeton.app")
 
 RUNNING_SESSION_SAVE_S = 60.0     # how often a running session is written to disk
 SETTINGS_WAIT_S = 5.0             # how long start-up waits for com.victronenergy.settings
-MIN_TICK_GAP_S = 0.02             # real seconds between two ticks at the least
+MIN_TICK_GAP_S = 0.02             # seconds between two ticks at the least
 
 
 class Phaeton:
@@ -289,7 +289,7 @@ class Phaeton:
                     pass
             # Always give the loop a turn, however long the tick took or however often it is
             # woken: D-Bus answers, the web server and SIGTERM must never starve.
-            await asyncio.sleep(MIN_TICK_GAP_S)
+            await asyncio.sleep(MIN_TICK_GAP_S / self.clock.speed)
             self._wake.clear()
 
     def wake(self) -> None:

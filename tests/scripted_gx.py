@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import yaml
 
@@ -22,6 +23,7 @@ from velib.service import VeDbusService
 from velib.settings_service import SettingsService
 
 SPEED = 20.0
+UNTIL_MIN_REAL_S = 20.0
 VOLTAGE = 230.0
 NAME = "com.victronenergy.evcharger.phaeton_0"
 
@@ -148,9 +150,13 @@ class ScriptedGx:
         await self.clock.sleep(simulated_s)
 
     async def until(self, predicate, simulated_s: float = 120.0, what: str = "condition"):
-        """Wait until predicate() is true, at most `simulated_s`."""
+        """Wait until predicate() is true, at most `simulated_s` of simulated time, and never
+        less than UNTIL_MIN_REAL_S of real time: on a busy machine the simulated clock runs on
+        while phaeton waits for the CPU, so a simulated budget alone races the machine's load.
+        (Tests that assert speed count ticks or events, not seconds.)"""
         deadline = self.clock.monotonic() + simulated_s
-        while self.clock.monotonic() < deadline:
+        real_deadline = time.monotonic() + UNTIL_MIN_REAL_S
+        while self.clock.monotonic() < deadline or time.monotonic() < real_deadline:
             if predicate():
                 return
             await self.clock.sleep(0.5)
