@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import pytest
 
@@ -16,12 +17,14 @@ from phaeton.planning.planner_service import (
 )
 from phaeton.planning.problem_builder import EvState
 from phaeton.venus.ess_writer import (
+    DESS_STATE_OWNER_OFF,
+    DESS_STATE_STEERING,
     MODE_PATH,
     SCHEDULE_ENTRIES,
     EssWriter,
     schedule_path,
 )
-from phaeton.venus.planner_settings import PREFIX
+from phaeton.venus.planner_settings import DESS_STATE_PATH, PREFIX
 from velib.service import VeDbusService
 from velib.settings import SettingsClient
 from velib.settings_service import SettingsService
@@ -127,7 +130,7 @@ async def test_first_plan_is_written_as_a_schedule_and_published(gx, tmp_path):
         assert settings_service["/Settings/DynamicEss/GridExportLimit"] == pytest.approx(fuse_kw)
         targets = written_targets(settings_service)
         assert targets[0][0] == START_S // 900 * 900
-        assert max(t for _, t in targets) == round(100 * plan.soc.max())
+        assert max(t for _, t in targets) == round(100 * plan.soc.max(), 1)  # a decimal
         # cheap night: the battery is charged from the grid above its 20 %
         assert plan.soc.max() > 0.5
         state = service.state()
@@ -291,5 +294,52 @@ async def test_with_ess_control_off_the_reason_says_the_battery_is_not_steered(g
         assert reason.startswith("plan only, the battery is not steered "
                                  "(planner.ess_control is off)")
         assert settings_service[MODE_PATH] == 0            # and nothing was written
+    finally:
+        await service.stop()
+
+
+async def test_the_owner_switching_dynamic_ess_off_wins_across_a_restart(gx, tmp_path, caplog):
+    settings_service, system, client, outsider = gx
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: settings_service[MODE_PATH] == 4)       # phaeton took over
+        await wait_for(lambda: client.get(MODE_PATH) == 4)
+        await service.tick()
+        assert settings_service[DESS_STATE_PATH] == DESS_STATE_STEERING
+        assert await outsider.write(MODE_PATH, 0) == 0                 # the owner: DESS off
+        await wait_for(lambda: client.get(MODE_PATH) == 0)
+        with caplog.at_level(logging.WARNING, logger="phaeton.venus.ess"):
+            for _ in range(3):
+                await service.tick()
+        assert settings_service[MODE_PATH] == 0                        # not set back to 4
+        state = service.state()
+        reason = state["/Planner/Reason"]
+        assert reason.startswith("Dynamic ESS was switched off on the GX")
+        assert "phaeton does not steer the battery until" in reason
+        assert state["/Planner/DessConflict"] == 0
+        shown = json.loads(json.dumps(service.plan_dict()))            # what /api/plan serves
+        assert shown["ess"]["owner_off"] == reason and shown["ess"]["in_control"] is False
+        assert shown["state"]["/Planner/Reason"] == reason
+        assert len([r for r in caplog.records if "switched off on the GX" in r.getMessage()
+                    and r.levelno == logging.WARNING]) == 1
+    finally:
+        await service.stop()
+    assert settings_service[MODE_PATH] == 0
+    assert settings_service[DESS_STATE_PATH] == DESS_STATE_OWNER_OFF
+
+    # a restart: Mode 0 is the owner's choice, not a first start
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        await service.tick()
+        assert settings_service[MODE_PATH] == 0
+        assert service.state()["/Planner/Reason"].startswith("Dynamic ESS was switched off")
+        # the owner re-enables phaeton's strategy: Strategy 2 -> 1 -> 2 on the GX
+        assert await outsider.write(PREFIX + "Strategy", 1) == 0
+        await wait_for(lambda: service.plans_made == 2)
+        assert settings_service[MODE_PATH] == 0
+        assert await outsider.write(PREFIX + "Strategy", 2) == 0
+        await wait_for(lambda: settings_service[MODE_PATH] == 4)
+        assert not service.state()["/Planner/Reason"].startswith("Dynamic ESS was switched")
     finally:
         await service.stop()

@@ -17,6 +17,12 @@ target changed, or when the measured battery SoC drifts from the plan by more th
 1 is the plain self-consumption rule (the battery is handed back to ESS, which does exactly
 that); 0 (off) hands the battery back too, shows a battery-idle plan and gives the EV no
 allowance. Nothing here raises into the caller: a failure becomes the `Reason`.
+
+When the GX owner switches Dynamic ESS off (`/Settings/DynamicEss/Mode` 0) while phaeton steers
+the battery with its schedule, the writer stops (see `venus/ess_writer.py`) and the `Reason`
+says "Dynamic ESS was switched off on the GX; phaeton does not steer the battery until ...".
+A change of the Strategy knob on the GX is one way the owner re-enables phaeton: the service
+tells the writer (`EssWriter.owner_reenabled`).
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ from phaeton.planning.problem_builder import (
 )
 from phaeton.planning.tariffs.factory import tariff_from_config
 from phaeton.venus.ess_writer import EssWriter, dess_battery_settings
-from phaeton.venus.planner_settings import PlannerSettings
+from phaeton.venus.planner_settings import STRATEGY_PATH, PlannerSettings
 
 log = logging.getLogger("phaeton.planner")
 
@@ -198,8 +204,10 @@ class PlannerService:
         self.facts = SiteFacts.from_config(config)
         self.replan_s = float(self.planner_cfg["replan_s"])
         self.soc_drift_pct = float(self.planner_cfg["soc_drift_pct"])
+        self.settings_client = settings_client
         self.settings = PlannerSettings(settings_client, PlannerKnobs.from_config(
             self.planner_cfg), on_change=self._knobs_changed)
+        self._unsubscribe_strategy: Callable[[], None] | None = None
         self._tariff = tariff
         self._plan: Plan | None = None
         self._problem: PlanProblem | None = None
@@ -230,6 +238,9 @@ class PlannerService:
                 self._reason = f"no prices: {exc}"
                 log.error("planner: %s", self._reason)
         await self.settings.start()
+        if self._unsubscribe_strategy is None:
+            self._unsubscribe_strategy = self.settings_client.subscribe(
+                STRATEGY_PATH, self._strategy_written)
         try:
             await self.ess_writer.start()
         except Exception as exc:  # noqa: BLE001 - plan without steering rather than not at all
@@ -258,6 +269,9 @@ class PlannerService:
                 task.cancel()
                 await asyncio.wait({task}, timeout=STOP_WAIT_S)
         self.settings.stop()
+        if self._unsubscribe_strategy is not None:
+            self._unsubscribe_strategy()
+            self._unsubscribe_strategy = None
         try:
             await self.ess_writer.release()
             await self.ess_writer.close()
@@ -277,6 +291,12 @@ class PlannerService:
 
     def _knobs_changed(self, _knobs: PlannerKnobs) -> None:
         self._knobs_dirty = True
+        self._wake.set()
+
+    def _strategy_written(self, _path: str, value: Any) -> None:
+        """Someone changed the Strategy knob on the GX: the owner re-enables phaeton's battery
+        strategy, an earlier Dynamic ESS off on the GX no longer holds it back."""
+        self.ess_writer.owner_reenabled(f"the planner Strategy was changed to {value}")
         self._wake.set()
 
     # ---- one step ---------------------------------------------------------------------------
@@ -401,7 +421,17 @@ class PlannerService:
         result["strategy"] = STRATEGY_NAMES.get(self.knobs.strategy, "?")
         result["trigger"] = self._last_trigger
         result["state"] = self.state()
+        result["ess"] = self.ess_dict()
         return result
+
+    def ess_dict(self) -> dict[str, Any]:
+        """How the battery is steered now (for `/api/plan`): the writer's control, whether it
+        is in control, and the sentences for a Victron DESS conflict, the owner's Dynamic ESS
+        off and a write error (None when there is none)."""
+        status = self.ess_writer.status
+        return {"control": self.ess_writer.control, "in_control": bool(status.in_control),
+                "conflict": status.conflict, "owner_off": status.owner_off,
+                "error": status.error, "windows": int(status.windows)}
 
     def ev_allowance_w(self, now_s: float) -> float | None:
         """Average power (W) the plan gives the EV in the slot containing `now_s`; None when
@@ -422,6 +452,7 @@ class PlannerService:
         now = self.clock.time()
         knobs = self.knobs
         conflict = self.ess_writer.status.conflict
+        owner_off = self.ess_writer.status.owner_off
         plan = self._plan
         index = slot_index(plan, now) if plan is not None else None
         target = next_slot = cost = savings = None
@@ -438,6 +469,8 @@ class PlannerService:
         elif self.ess_writer.control == "off":
             reason = (f"plan only, the battery is not steered (planner.ess_control is off)"
                       f"{': ' + reason if reason else ''}")
+        elif owner_off:
+            reason = owner_off
         if conflict:
             reason = conflict
         return {

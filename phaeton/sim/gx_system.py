@@ -6,7 +6,7 @@ stepped on a clock (a `ScaledClock` makes a day pass in minutes):
 - AC-coupled PV per phase on grid / output / genset, MPPT PV (`/Dc/Pv/Power`), grid per phase
   (+ import), consumption per phase split into on-input and on-output loads, the battery
   (`/Dc/Battery/{Soc,Power,Voltage,Current,State}`), `/Control/ActiveSocLimit`,
-  `/Ac/ActiveIn/Source`, `/DynamicEss/Active`, `/Serial` (the VRM portal id);
+  `/Ac/ActiveIn/Source`, `/DynamicEss/Active`, `/Serial` (the VRM portal id), `/Pv/Disable`;
 - the mandatory paths the way the real systemcalc sets them: `/DeviceInstance` 0,
   `/Mgmt/ProcessName`, `/Mgmt/ProcessVersion`, `/Mgmt/Connection` "data from other dbus
   processes", `/Connected` 1, `/FirmwareVersion`, and `/ProductId`, `/ProductName`,
@@ -20,6 +20,11 @@ load, so the grid and the consumption include it wherever the charger is wired; 
 `/Ac/ConsumptionOnOutput` or `/Ac/ConsumptionOnInput`. The house's base load is split between
 the two with `output_load_share` (critical loads on the inverter's output); appliances run on
 the input side.
+
+Dynamic ESS: `dess_target(unix_s)` gives the target-SoC window in force (the site moves the
+battery towards it), `pv_disabled(unix_s)` whether systemcalc's Dynamic ESS switches PV off
+now (a window with Flags bit 2): `/Pv/Disable` is then 1 and a `SimulatedSite` makes no PV,
+as the PV inverters systemcalc switches off would; otherwise 0. (`SimWorld` gives both.)
 
 All values change in ONE batch (one ItemsChanged) every `update_interval_s` of simulated time.
 
@@ -106,6 +111,7 @@ class SimulatedSite(SiteModel):
         self.cloud_script = tuple(cloud_script)
         self.forced_cover: float | None = None
         self.forced_until_s: float | None = None
+        self.pv_off = False          # switched off (systemcalc's /Pv/Disable): no PV at all
 
     def scripted_cover(self) -> float | None:
         """The cover the daily script sets now, None outside its windows."""
@@ -127,6 +133,8 @@ class SimulatedSite(SiteModel):
     def pv_w(self) -> tuple[float, float]:
         if self.forced_until_s is not None and self.t_s >= self.forced_until_s:
             self.clear_forced_cloud()
+        if self.pv_off:
+            return 0.0, 0.0
         cover = self.forced_cover if self.forced_cover is not None else self.scripted_cover()
         if cover is None:
             return super().pv_w()
@@ -177,7 +185,8 @@ class SimulatedSystemService:
                  update_interval_s: float = 1.0, bus_address: str | None = None,
                  portal_id: str = DEFAULT_PORTAL_ID, output_load_share: float = 0.3,
                  seed: int = 0, meter_noise_w: float = 2.0,
-                 dess_target: Callable[[float], DessTarget | None] | None = None):
+                 dess_target: Callable[[float], DessTarget | None] | None = None,
+                 pv_disabled: Callable[[float], bool] | None = None):
         if ev_position not in (0, 1):
             raise ValueError(f"ev_position must be 0 (AC output) or 1 (AC input), "
                              f"got {ev_position!r}")
@@ -197,6 +206,8 @@ class SimulatedSystemService:
         self.clock = clock
         self.ev_power_w = ev_power_w
         self.dess_target = dess_target     # unix s -> the Dynamic ESS window in force, or None
+        self.pv_disabled = pv_disabled     # unix s -> Dynamic ESS switches PV off now
+        self.pv_disable = 0                # what /Pv/Disable says
         self.ev_position = ev_position
         self.update_interval_s = float(update_interval_s)
         self.output_load_share = float(output_load_share)
@@ -242,6 +253,7 @@ class SimulatedSystemService:
         svc.add_path("/Control/ActiveSocLimit", None, text=_percent)
         svc.add_path("/Ac/ActiveIn/Source", None)
         svc.add_path("/DynamicEss/Active", 0)
+        svc.add_path("/Pv/Disable", 0)
         return svc
 
     @property
@@ -375,12 +387,21 @@ class SimulatedSystemService:
             self._spikes = [s for s in self._spikes if s.until_s > site.t_s]
             if self.dess_target is not None:
                 site.dess_target = self.dess_target(site.now.timestamp())
+            self._follow_pv_disable(site)
             extra = self.extra_load_w()
             readings = site.step(dt, tuple(self.ev_w[i] + extra[i] for i in range(3)))
             if site.t_s >= target - 1e-9:
                 break
         self.readings = readings
         return readings
+
+    def _follow_pv_disable(self, site: SiteModel) -> None:
+        """systemcalc's rule: PV off while the Dynamic ESS window in force says so."""
+        if self.pv_disabled is None:
+            return
+        self.pv_disable = 1 if self.pv_disabled(site.now.timestamp()) else 0
+        if isinstance(site, SimulatedSite):
+            site.pv_off = bool(self.pv_disable)
 
     def _advance_and_publish(self) -> None:
         readings = self._advance_site()
@@ -429,6 +450,7 @@ class SimulatedSystemService:
             svc["/Dc/Battery/State"] = state
             svc["/Control/ActiveSocLimit"] = r.active_soc_limit_pct
             svc["/Ac/ActiveIn/Source"] = r.active_input_source
+            svc["/Pv/Disable"] = self.pv_disable
         self.updates += 1
 
     async def _run(self) -> None:

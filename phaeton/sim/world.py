@@ -3,8 +3,10 @@
 One async context manager builds, on one shared `ScaledClock(speed)`:
 
 - a private dbus-daemon (`PrivateBus`), or an existing bus address you pass;
-- `com.victronenergy.settings` (velib's `SettingsService`, in-process), seeded with the ESS
-  settings a GX has;
+- `com.victronenergy.settings` (velib's `SettingsService`, in-process, saving its file 2 s
+  after a change like localsettings does), seeded with the ESS settings a GX has and the
+  Dynamic ESS ones (mode, system facts and all 48 schedule entries) with the types, defaults
+  and ranges dbus-systemcalc-py's `delegates/dynamicess.py` registers them with;
 - `com.victronenergy.system` (`SimulatedSystemService`) over a `SimulatedSite`: a June day
   with a clear morning, a few passing clouds after midday, random appliances and an evening
   cooking peak;
@@ -59,9 +61,18 @@ DEFAULT_CLOUD_SCRIPT: tuple[CloudWindow, ...] = (
 )
 DEFAULT_START = datetime(2026, 6, 1, 8, 0)   # local wall time the simulated day starts at
 OCPP_PATH = "/ocpp"
+DESS_PREFIX = "/Settings/DynamicEss/"
+DESS_ENTRIES = 48      # systemcalc's number of schedule entries
+DESS_LOCAL = 4         # /Settings/DynamicEss/Mode of a local program's schedule
 
-# Settings a GX has that phaeton reads or writes (ESS, Dynamic ESS), with Victron's defaults.
+
+# Settings a GX has that phaeton reads or writes (ESS, Dynamic ESS), with Victron's defaults
+# (the DESS battery capacity as the owner set it up).
 def _gx_settings(site: SiteConfig) -> list[tuple[str, Any, Any, Any]]:
+    return _ess_settings(site) + _dess_schedule_settings()
+
+
+def _ess_settings(site: SiteConfig) -> list[tuple[str, Any, Any, Any]]:
     return [
         ("/Settings/CGwacs/Hub4Mode", 1, 1, 3),
         ("/Settings/CGwacs/AcPowerSetPoint", 0.0, -1e6, 1e6),
@@ -72,17 +83,68 @@ def _gx_settings(site: SiteConfig) -> list[tuple[str, Any, Any, Any]]:
         ("/Settings/CGwacs/MaxFeedInPower", -1.0, -1.0, 1e6),
         ("/Settings/DynamicEss/Mode", 0, 0, 4),
         ("/Settings/DynamicEss/BatteryCapacity", float(site.battery_capacity_kwh), 0.0, 1000.0),
-        ("/Settings/DynamicEss/SystemEfficiency", 85.0, 50.0, 100.0),
-        ("/Settings/DynamicEss/BatteryChargeLimit", -1.0, -1.0, 1000.0),
-        ("/Settings/DynamicEss/BatteryDischargeLimit", -1.0, -1.0, 1000.0),
-        ("/Settings/DynamicEss/GridImportLimit", -1.0, -1.0, 1000.0),
-        ("/Settings/DynamicEss/GridExportLimit", -1.0, -1.0, 1000.0),
+        ("/Settings/DynamicEss/SystemEfficiency", 90.0, 50.0, 100.0),
+        ("/Settings/DynamicEss/BatteryChargeLimit", -1.0, -1.0, 9999.9),
+        ("/Settings/DynamicEss/BatteryDischargeLimit", -1.0, -1.0, 9999.9),
+        ("/Settings/DynamicEss/GridImportLimit", -1.0, -1.0, 9999.9),
+        ("/Settings/DynamicEss/GridExportLimit", -1.0, -1.0, 9999.9),
     ]
 
 
+# The fields of one Dynamic ESS schedule entry as systemcalc registers them (default, min, max;
+# min = max = 0: no range): TargetSoc is a decimal, Soc its legacy integer form.
+DESS_ENTRY_FIELDS: dict[str, tuple[Any, Any, Any]] = {
+    "Start": (0, 0, 0), "Duration": (0, 0, 0), "TargetSoc": (0.0, 0.0, 100.0),
+    "Soc": (0, 0, 100), "AllowGridFeedIn": (0, 0, 1), "Restrictions": (0, 0, 3),
+    "Strategy": (0, 0, 3), "Flags": (0, 0, 3),
+}
+DESS_FLAG_PV_OFF = 2
+
+
+def _dess_schedule_settings() -> list[tuple[str, Any, Any, Any]]:
+    return [(f"/Settings/DynamicEss/Schedule/{index}/{field}", *spec)
+            for index in range(DESS_ENTRIES) for field, spec in DESS_ENTRY_FIELDS.items()]
+
+
+class GxSettingsService(SettingsService):
+    """The world's `com.victronenergy.settings`. Like localsettings on a GX, which collects the
+    changes of 2 s before it writes its file, changes are saved together SAVE_DELAY_S after
+    the first one (not one file write per change: a burst of Dynamic ESS schedule writes must
+    not stall the event loop the whole world shares). `save_pending()` saves at once."""
+
+    SAVE_DELAY_S = 2.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._save_timer: asyncio.TimerHandle | None = None
+
+    def _persist(self) -> None:
+        if self._save_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            super()._persist()
+            return
+        self._save_timer = loop.call_later(self.SAVE_DELAY_S, self.save_pending)
+
+    def save_pending(self) -> None:
+        """Save the changes not saved yet (nothing when there are none)."""
+        timer, self._save_timer = self._save_timer, None
+        if timer is not None:
+            timer.cancel()
+            super()._persist()
+
+
+def _seed_settings(service: SettingsService, entries: list[tuple[str, Any, Any, Any]]) -> None:
+    """Add the settings a GX already has before anyone asks (existing ones keep their values).
+    Added in one go and saved once: `add_setting` saves the file for each of the ~400."""
+    for path, default, minimum, maximum in entries:
+        service._add(path, default, None, minimum, maximum, False)
+    service.save()
+
+
 STOP_TIMEOUT_S = 5.0   # real seconds a part may take to stop
-DESS_PREFIX = "/Settings/DynamicEss/"
-DESS_ENTRIES = 48
 
 
 async def _bounded(stopping: Awaitable[None], what: str) -> bool:
@@ -139,7 +201,7 @@ class SimWorld:
         self.data_dir = data_dir or ""
         self.ocpp_port: int | None = None
         self.bus: PrivateBus | None = None
-        self.settings: SettingsService | None = None
+        self.settings: GxSettingsService | None = None
         self.system: SimulatedSystemService | None = None
         self.charger_sim: AlfenSimulator | SimulatedChargePoint | None = None
         self._own_dir: str | None = None
@@ -166,10 +228,9 @@ class SimWorld:
         if self._given_bus_address is None:
             self.bus = PrivateBus().start()
             self.bus_address = self.bus.address
-        self.settings = SettingsService(f"{self.data_dir}/settings",
-                                        bus_address=self.bus_address)
-        for path, default, minimum, maximum in _gx_settings(self.site.config):
-            self.settings.add_setting(path, default, minimum, maximum)
+        self.settings = GxSettingsService(f"{self.data_dir}/settings",
+                                          bus_address=self.bus_address)
+        _seed_settings(self.settings, _gx_settings(self.site.config))
         await self.settings.register()
         if self.charger_kind == "alfen":
             self.charger_sim = AlfenSimulator(host="127.0.0.1", port=0, clock=self.clock,
@@ -180,30 +241,52 @@ class SimWorld:
         self.system = SimulatedSystemService(
             site=self.site, clock=self.clock, ev_power_w=self.ev_power_w,
             ev_position=self.ev_position, update_interval_s=self.update_interval_s,
-            bus_address=self.bus_address, dess_target=self.dess_target_at)
+            bus_address=self.bus_address, dess_target=self.dess_target_at,
+            pv_disabled=self.dess_pv_disabled_at)
         await self.system.start()
         log.info("simulated GX on %s (speed x%g, %s charger)", self.bus_address, self.speed,
                  self.charger_kind)
 
-    def dess_target_at(self, unix_s: float) -> DessTarget | None:
-        """The target-SoC window the GX's Dynamic ESS runs at `unix_s`: with
-        `/Settings/DynamicEss/Mode` 4 (a local schedule), the window containing that moment,
-        if its Strategy is 0 (target SoC); otherwise None (plain self-consumption)."""
+    def dess_entry_at(self, unix_s: float) -> str | None:
+        """The Dynamic ESS schedule entry (its settings path ending in '/') the GX's DESS runs
+        at `unix_s`: with `/Settings/DynamicEss/Mode` 4 (a local schedule), the first entry
+        whose window contains that moment; None otherwise."""
         settings = self.settings
-        if settings is None or settings[DESS_PREFIX + "Mode"] != 4:
+        if settings is None or settings[DESS_PREFIX + "Mode"] != DESS_LOCAL:
             return None
         for index in range(DESS_ENTRIES):
             entry = f"{DESS_PREFIX}Schedule/{index}/"
             if entry + "Start" not in settings.settings or not settings[entry + "Start"]:
                 continue                              # not written, or unused (Start 0)
             start_s = float(settings[entry + "Start"])
-            end_s = start_s + float(settings[entry + "Duration"])
+            end_s = start_s + float(settings[entry + "Duration"] or 0)
             if start_s <= unix_s < end_s:
-                if settings[entry + "Strategy"] != 0:
-                    return None
-                return DessTarget(float(settings[entry + "TargetSoc"]), end_s,
-                                  int(settings[entry + "Restrictions"]))
+                return entry
         return None
+
+    def _entry_value(self, entry: str, field: str) -> Any:
+        settings = self.settings
+        path = entry + field
+        return settings[path] if settings is not None and path in settings.settings else None
+
+    def dess_target_at(self, unix_s: float) -> DessTarget | None:
+        """The target-SoC window the GX's Dynamic ESS runs at `unix_s` (`dess_entry_at`), if
+        its Strategy is 0 (target SoC); otherwise None (plain self-consumption). The target is
+        TargetSoc, or the legacy integer Soc where TargetSoc is 0, as systemcalc reads it."""
+        entry = self.dess_entry_at(unix_s)
+        if entry is None or self._entry_value(entry, "Strategy") != 0:
+            return None
+        target = self._entry_value(entry, "TargetSoc") or self._entry_value(entry, "Soc") or 0
+        end_s = float(self.settings[entry + "Start"]) + float(self.settings[entry + "Duration"])
+        return DessTarget(float(target), end_s,
+                          int(self._entry_value(entry, "Restrictions") or 0))
+
+    def dess_pv_disabled_at(self, unix_s: float) -> bool:
+        """systemcalc's rule for `/Pv/Disable`: PV is switched off while DESS runs a window
+        (Mode 4, `dess_entry_at`) whose Flags has bit 2 (DISABLEPV); on otherwise."""
+        entry = self.dess_entry_at(unix_s)
+        flags = self._entry_value(entry, "Flags") if entry is not None else None
+        return isinstance(flags, int) and bool(flags & DESS_FLAG_PV_OFF)
 
     async def stop(self) -> None:
         """Stop every part (charger, system, settings, bus) and remove the temporary files.
@@ -220,6 +303,7 @@ class SimWorld:
             await _bounded(system.close(), "the system service")
         settings, self.settings = self.settings, None
         if settings is not None:
+            settings.save_pending()
             settings_bus = settings.bus
             if not await _bounded(settings.close(), "the settings service") \
                     and settings_bus is not None and settings_bus.connected:

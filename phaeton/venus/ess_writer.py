@@ -3,11 +3,19 @@
 Two ways, chosen by `planner.ess_control`:
 
 - `dess_schedule`: Dynamic ESS mode 4 (a local program's schedule). The plan's SoC at the end
-  of each slot becomes a target; consecutive slots with the same target (or, where the battery
-  just follows the house, consecutive self-consumption slots) are merged into one window, and
-  the first 48 windows go into `/Settings/DynamicEss/Schedule/{0..47}/{Start, Duration,
-  TargetSoc, AllowGridFeedIn, Restrictions, Strategy}` with `/Settings/DynamicEss/Mode` = 4.
-  Only settings whose value differs from what the settings service holds are written.
+  of each slot becomes a target (a decimal, one place); consecutive slots with the same target
+  (or, where the battery just follows the house, consecutive self-consumption slots) are merged
+  into one window, and the first 48 windows go into `/Settings/DynamicEss/Schedule/{0..47}/`
+  with `/Settings/DynamicEss/Mode` = 4. Every field dbus-systemcalc-py's Dynamic ESS delegate
+  (`delegates/dynamicess.py`) reads is written for each window: Start, Duration, TargetSoc
+  (float 0.0..100.0), the legacy integer Soc (the target rounded), AllowGridFeedIn,
+  Restrictions, Strategy and Flags (0: no fast charge, PV stays on), so nothing an earlier
+  VRM schedule left behind (e.g. Flags 2, "switch PV off") survives under phaeton's windows.
+  Start is written last within a window and first (as 0) when an entry is cleared; unused
+  entries and a hand-back clear every field. Only settings whose value differs from what the
+  settings service holds are written (they go to flash), and every one is added with exactly
+  the type and range systemcalc registers (`SCHEDULE_FIELDS`, `DESS_SYSTEM_SETTINGS`), so
+  localsettings never refuses them with -5.
 - `setpoint`: the planned grid exchange of the current slot as the volatile
   `/Overrides/Setpoint` (W, + import) on `com.victronenergy.hub4`. `/Settings/CGwacs/
   AcPowerSetPoint` is never touched (it is written to flash on every change).
@@ -17,8 +25,29 @@ or the system service's `/DynamicEss/Active` says DESS runs while the mode is no
 nothing is written and `status.conflict` says why. In setpoint mode any DESS mode other than
 0 is a conflict (DESS writes the same overrides).
 
-Pure parts: `dess_windows`, `dess_writes`, `dess_conflict`, `setpoint_w`. `EssWriter` does the
-bus I/O and never raises out of `apply`/`release` (a failure is in `status.error`).
+The GX owner's "Dynamic ESS off" wins too (`dess_schedule` only). Phaeton keeps its hold on
+DESS in the setting `/Settings/Phaeton/Planner/DessState` (0 idle, 1 steering, 2 owner off),
+so the choice survives a restart:
+
+- 0 → 1: phaeton's schedule is in and the GX has been seen holding Mode 4 since;
+- 1 → 0: phaeton hands the battery back itself (`release`): DessState is written before it
+  sets Mode 0, so its own "off" is never taken for the owner's;
+- 1 → 2: Mode is 0 while phaeton is steering; nobody but phaeton writes Mode 0 in state 1
+  (systemcalc never writes it), so the owner (GUI, VRM, MQTT, dbus) switched Dynamic ESS off,
+  also when that happened while phaeton was not running. Phaeton clears its windows once,
+  says so in `status.owner_off` (logged once at WARNING) and writes nothing more, Mode 4
+  above all, until the owner re-enables it;
+- 2 → 0, "re-enabled": the owner sets `/Settings/DynamicEss/Mode` to 4 on the GX again, or
+  changes phaeton's planner Strategy (`/Settings/Phaeton/Planner/Strategy`, any new value;
+  the planner calls `owner_reenabled`), or changes `planner.ess_control` (a writer of another
+  control resets DessState to 0 when it starts), or writes DessState 0 itself.
+
+A first start finds Mode 0 with DessState 0 (or no DessState): phaeton takes over (Mode 4).
+The state machine is the pure `next_dess_state`.
+
+Pure parts: `dess_windows`, `dess_writes`, `dess_setting_specs`, `next_dess_state`,
+`dess_conflict`, `setpoint_w`. `EssWriter` does the bus I/O and never raises out of
+`apply`/`release` (a failure is in `status.error`).
 """
 from __future__ import annotations
 
@@ -32,6 +61,7 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.model import Plan
+from phaeton.venus.planner_settings import DESS_STATE_PATH
 from velib.monitor import DbusCallError, DbusMonitor, Watch
 from velib.settings import SettingsClient, SettingsError, SettingSpec
 
@@ -42,7 +72,7 @@ SYSTEM = "com.victronenergy.system"
 MODE_PATH = "/Settings/DynamicEss/Mode"
 SETPOINT_PATH = "/Overrides/Setpoint"
 SYSTEM_DESS_ACTIVE = "/DynamicEss/Active"
-SCHEDULE_ENTRIES = 48
+SCHEDULE_ENTRIES = 48        # the number of schedule entries systemcalc reads
 
 DESS_OFF = 0
 DESS_LOCAL = 4
@@ -52,9 +82,51 @@ STRATEGY_TARGET_SOC = 0
 STRATEGY_SELF_CONSUME = 1
 RESTRICT_BATTERY_TO_GRID = 1
 RESTRICT_GRID_TO_BATTERY = 2
+FLAG_FAST_CHARGE = 1
+FLAG_PV_OFF = 2
+TARGET_DECIMALS = 1          # systemcalc takes a decimal target SoC
+
+# phaeton's hold on Dynamic ESS, kept in DESS_STATE_PATH (see the module docstring)
+DESS_STATE_IDLE = 0
+DESS_STATE_STEERING = 1
+DESS_STATE_OWNER_OFF = 2
+
+OWNER_OFF_REASON = (f"Dynamic ESS was switched off on the GX ({MODE_PATH} = 0); phaeton does "
+                    "not steer the battery until Mode is set to 4 again or the planner "
+                    "Strategy (/Settings/Phaeton/Planner/Strategy) is changed")
 
 ESS_CONTROL_MODES = ("dess_schedule", "setpoint", "off")
 _EPS_KWH = 1e-4
+
+Number = int | float
+
+# Every field of a schedule entry systemcalc reads, with the default and range its Dynamic ESS
+# delegate registers (delegates/dynamicess.py; min = max = 0 is "no range"). The order is the
+# write order within a window: Start last, so a window never starts with old contents.
+SCHEDULE_FIELDS: dict[str, tuple[Number, Number, Number]] = {
+    "Duration": (0, 0, 0),
+    "TargetSoc": (0.0, 0.0, 100.0),
+    "Soc": (0, 0, 100),
+    "AllowGridFeedIn": (0, 0, 1),
+    "Restrictions": (0, 0, 3),
+    "Strategy": (0, 0, 3),
+    "Flags": (0, 0, 3),
+    "Start": (0, 0, 0),
+}
+WINDOW_FIELDS = tuple(SCHEDULE_FIELDS)
+# clearing an entry: Start first, so it is unused before its contents change
+CLEAR_FIELDS = ("Start",) + tuple(field for field in WINDOW_FIELDS if field != "Start")
+
+MODE_SPEC: tuple[int, int, int] = (0, 0, 4)
+# the system facts DESS paces windows with, as systemcalc registers them: (default, min, max)
+DESS_SYSTEM_SETTINGS: dict[str, tuple[float, float, float]] = {
+    "/Settings/DynamicEss/BatteryCapacity": (0.0, 0.0, 1000.0),
+    "/Settings/DynamicEss/SystemEfficiency": (90.0, 50.0, 100.0),
+    "/Settings/DynamicEss/BatteryChargeLimit": (-1.0, -1.0, 9999.9),
+    "/Settings/DynamicEss/BatteryDischargeLimit": (-1.0, -1.0, 9999.9),
+    "/Settings/DynamicEss/GridImportLimit": (-1.0, -1.0, 9999.9),
+    "/Settings/DynamicEss/GridExportLimit": (-1.0, -1.0, 9999.9),
+}
 
 
 def dess_battery_settings(capacity_kwh: float, max_charge_kw: float, max_discharge_kw: float,
@@ -62,43 +134,65 @@ def dess_battery_settings(capacity_kwh: float, max_charge_kw: float, max_dischar
                           import_limit_kw: float | None = None,
                           export_limit_kw: float | None = None) -> dict[str, float]:
     """The system facts Dynamic ESS paces a target-SoC window with, from the same numbers the
-    plan was made with (kWh, kW, %). The efficiency is kept in Victron's range 50..100 %."""
-    settings = {"/Settings/DynamicEss/BatteryCapacity": float(capacity_kwh),
-                "/Settings/DynamicEss/BatteryChargeLimit": float(max_charge_kw),
-                "/Settings/DynamicEss/BatteryDischargeLimit": float(max_discharge_kw)}
+    plan was made with (kWh, kW, %), each kept in the range systemcalc registers (the
+    efficiency in Victron's 50..100 %)."""
+    settings = {"/Settings/DynamicEss/BatteryCapacity": capacity_kwh,
+                "/Settings/DynamicEss/BatteryChargeLimit": max_charge_kw,
+                "/Settings/DynamicEss/BatteryDischargeLimit": max_discharge_kw}
     if round_trip_pct is not None:
-        settings["/Settings/DynamicEss/SystemEfficiency"] = float(min(100.0, max(50.0, round_trip_pct)))
+        settings["/Settings/DynamicEss/SystemEfficiency"] = round_trip_pct
     if import_limit_kw is not None:
-        settings["/Settings/DynamicEss/GridImportLimit"] = float(import_limit_kw)
+        settings["/Settings/DynamicEss/GridImportLimit"] = import_limit_kw
     if export_limit_kw is not None:
-        settings["/Settings/DynamicEss/GridExportLimit"] = float(export_limit_kw)
-    return settings
+        settings["/Settings/DynamicEss/GridExportLimit"] = export_limit_kw
+    return {path: _in_range(path, float(value)) for path, value in settings.items()}
+
+
+def _in_range(path: str, value: float) -> float:
+    _, low, high = DESS_SYSTEM_SETTINGS[path]
+    return min(high, max(low, value))
 
 
 def schedule_path(index: int, field: str) -> str:
     return f"/Settings/DynamicEss/Schedule/{index}/{field}"
 
 
-# fields in write order: Start last, so a window never starts with old contents
-WINDOW_FIELDS = ("Duration", "TargetSoc", "AllowGridFeedIn", "Restrictions", "Strategy",
-                 "Start")
+def dess_setting_specs(dess_settings: dict[str, float]) -> list[SettingSpec]:
+    """AddSettings entries for DESS mode 4: the mode, the system facts phaeton writes and every
+    field of every schedule entry, each with systemcalc's type, default and range."""
+    specs = [SettingSpec(MODE_PATH, *MODE_SPEC)]
+    for path, value in dess_settings.items():
+        spec = DESS_SYSTEM_SETTINGS.get(path)
+        specs.append(SettingSpec(path, *spec) if spec else SettingSpec(path, float(value)))
+    for index in range(SCHEDULE_ENTRIES):
+        specs += [SettingSpec(schedule_path(index, field), *spec)
+                  for field, spec in SCHEDULE_FIELDS.items()]
+    return specs
+
+
+def target_pct(soc: float) -> float:
+    """A plan SoC (0..1) as a DESS target: percent with one decimal, within 0.0..100.0."""
+    return round(min(1.0, max(0.0, float(soc))) * 100.0, TARGET_DECIMALS) + 0.0
 
 
 @dataclass(frozen=True)
 class DessWindow:
-    """One Dynamic ESS schedule entry (times in unix s, SoC in whole percent)."""
+    """One Dynamic ESS schedule entry (times in unix s, the target SoC in % with a decimal)."""
 
     start_s: int
     duration_s: int
-    target_soc_pct: int
+    target_soc_pct: float
     allow_grid_feed_in: int
     restrictions: int
     strategy: int
+    flags: int = 0
 
-    def values(self) -> dict[str, int]:
+    def values(self) -> dict[str, Number]:
+        """Every field systemcalc reads, as written: TargetSoc a float, Soc its rounding."""
         return {"Start": self.start_s, "Duration": self.duration_s,
-                "TargetSoc": self.target_soc_pct, "AllowGridFeedIn": self.allow_grid_feed_in,
-                "Restrictions": self.restrictions, "Strategy": self.strategy}
+                "TargetSoc": float(self.target_soc_pct), "Soc": round(self.target_soc_pct),
+                "AllowGridFeedIn": self.allow_grid_feed_in, "Restrictions": self.restrictions,
+                "Strategy": self.strategy, "Flags": self.flags}
 
 
 def _self_consuming(plan: Plan, t: int) -> bool:
@@ -112,7 +206,8 @@ def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_cha
                  max_windows: int = SCHEDULE_ENTRIES) -> list[DessWindow]:
     """The plan as merged DESS windows that have not ended by `now_s`, at most `max_windows`
     (the rest is written at a later re-plan). Windows are merged over the whole plan first, so
-    a window keeps its start while time runs through it (no rewrite)."""
+    a window keeps its start while time runs through it (no rewrite). Targets are compared as
+    written (one decimal). Phaeton's windows never ask for fast charge or PV off (Flags 0)."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     durations_s = np.asarray(plan.slot_duration_h, dtype=float) * 3600.0
     restrictions = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
@@ -120,7 +215,7 @@ def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_cha
     feed_in = 1 if allow_export else 0
     windows: list[DessWindow] = []
     for t in range(len(starts)):
-        target = round(float(plan.soc[t + 1]) * 100.0)
+        target = target_pct(plan.soc[t + 1])
         strategy = STRATEGY_SELF_CONSUME if _self_consuming(plan, t) else STRATEGY_TARGET_SOC
         last = windows[-1] if windows else None
         if last is not None and last.strategy == strategy \
@@ -135,22 +230,37 @@ def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_cha
     return current[:max_windows]
 
 
-def dess_writes(windows: list[DessWindow], current: Callable[[str], Any]) -> list[tuple[str, int]]:
+def dess_writes(windows: list[DessWindow], current: Callable[[str], Any]
+                ) -> list[tuple[str, Number]]:
     """(path, value) for every schedule setting that must change; `current(path)` is the value
-    held now.
+    held now (None: unknown).
 
     A window whose start an entry already holds keeps that entry (an unchanged window costs no
-    write, settings go to flash), the others take the remaining entries in order, and entries
-    left over get Start 0 (unused). Within an entry Start is written last.
+    write, settings go to flash), the others take the remaining entries in order. Within a
+    window every field is written that differs, Start last. Entries left over are cleared:
+    every field that is not at its default goes back to it, Start first.
     """
-    held = {}
+    assignment = _assign_entries(windows[:SCHEDULE_ENTRIES], current)
+    writes: list[tuple[str, Number]] = []
+    for index in range(SCHEDULE_ENTRIES):
+        window = assignment.get(index)
+        if window is None:
+            writes += _clear_writes(index, current)
+        else:
+            writes += _window_writes(index, window, current)
+    return writes
+
+
+def _assign_entries(windows: list[DessWindow], current: Callable[[str], Any]
+                    ) -> dict[int, DessWindow]:
+    held: dict[Any, int] = {}
     for index in range(SCHEDULE_ENTRIES):
         start = current(schedule_path(index, "Start"))
         if start not in (0, None) and start not in held:
             held[start] = index
     assignment: dict[int, DessWindow] = {}
     unplaced = []
-    for window in windows[:SCHEDULE_ENTRIES]:
+    for window in windows:
         index = held.get(window.start_s)
         if index is not None and index not in assignment:
             assignment[index] = window
@@ -159,19 +269,42 @@ def dess_writes(windows: list[DessWindow], current: Callable[[str], Any]) -> lis
     free = [index for index in range(SCHEDULE_ENTRIES) if index not in assignment]
     for index, window in zip(free, unplaced):
         assignment[index] = window
+    return assignment
+
+
+def _window_writes(index: int, window: DessWindow, current: Callable[[str], Any]
+                   ) -> list[tuple[str, Number]]:
+    wanted = window.values()
+    return [(schedule_path(index, field), wanted[field]) for field in WINDOW_FIELDS
+            if current(schedule_path(index, field)) != wanted[field]]
+
+
+def _clear_writes(index: int, current: Callable[[str], Any]) -> list[tuple[str, Number]]:
     writes = []
-    for index in range(SCHEDULE_ENTRIES):
-        window = assignment.get(index)
-        if window is None:
-            if current(schedule_path(index, "Start")) not in (0, None):
-                writes.append((schedule_path(index, "Start"), 0))
-            continue
-        wanted = window.values()
-        for field in WINDOW_FIELDS:
-            path = schedule_path(index, field)
-            if current(path) != wanted[field]:
-                writes.append((path, wanted[field]))
+    for field in CLEAR_FIELDS:
+        path, default = schedule_path(index, field), SCHEDULE_FIELDS[field][0]
+        held = current(path)
+        if held is not None and held != default:
+            writes.append((path, default))
     return writes
+
+
+def next_dess_state(state: int, mode: Any, ours_seen: bool) -> int:
+    """Phaeton's hold on Dynamic ESS (DESS_STATE_*) after seeing `mode` on the GX.
+
+    `ours_seen`: phaeton's schedule is in and the GX has held Mode 4 since. Mode 4 re-enables
+    phaeton after the owner's off (and confirms that phaeton steers once its schedule is in);
+    Mode 0 while phaeton steers is the owner's off. An unknown mode, VRM's modes and Mode 0
+    otherwise change nothing."""
+    if isinstance(mode, bool) or not isinstance(mode, (int, float)):
+        return state
+    if int(mode) == DESS_LOCAL:
+        if state == DESS_STATE_OWNER_OFF:
+            return DESS_STATE_IDLE
+        return DESS_STATE_STEERING if ours_seen else state
+    if int(mode) == DESS_OFF and (state == DESS_STATE_STEERING or ours_seen):
+        return DESS_STATE_OWNER_OFF
+    return state
 
 
 def dess_conflict(mode: Any, system_dess_active: Any, control: str) -> str | None:
@@ -203,7 +336,8 @@ def setpoint_w(plan: Plan, now_s: float) -> float | None:
 
 @dataclass
 class EssStatus:
-    """What the writer did last; `conflict` and `error` are sentences or None."""
+    """What the writer did last; `conflict`, `owner_off` and `error` are sentences or None.
+    `owner_off`: the GX owner switched Dynamic ESS off, phaeton leaves the battery alone."""
 
     control: str
     conflict: str | None = None
@@ -212,6 +346,8 @@ class EssStatus:
     writes_total: int = 0
     setpoint_w: float | None = None
     in_control: bool = False
+    owner_off: str | None = None
+    dess_state: int | None = None
 
 
 class EssWriter:
@@ -221,6 +357,7 @@ class EssWriter:
     `system_value(path)` reads the system service (e.g. `GxSystemReader.value`); without it
     the writer follows `com.victronenergy.system` itself. `dess_settings` (path -> value, see
     `dess_battery_settings`) are written, when they differ, before DESS mode 4 is switched on.
+    `owner_reenabled(why)` lifts an owner's Dynamic ESS off (see the module docstring).
     """
 
     def __init__(self, control: str, settings: SettingsClient, *, clock: Clock = REAL_CLOCK,
@@ -240,40 +377,80 @@ class EssWriter:
         self._system_value = system_value
         self.dess_settings = dict(dess_settings or {})
         self._last_setpoint: tuple[float, float] | None = None  # (W, monotonic s)
+        self._claimed = False           # phaeton's schedule is in (since start or hand-back)
+        self._mode_seen = False         # the GX held Mode 4 since phaeton last wrote it
+        self._reenabled: str | None = None
+        self._owner_off_logged = False
+        self._unsubscribe: list[Callable[[], None]] = []
         watches = [Watch(HUB4, require_device_instance=False)]
         if system_value is None:
             watches.append(Watch(SYSTEM, require_device_instance=False))
         self.monitor = DbusMonitor(watches, clock=clock, bus_address=bus_address) \
             if control != "off" else None
 
+    @property
+    def _dess(self) -> bool:
+        return self.control == "dess_schedule"
+
     async def start(self) -> None:
-        """Follow hub4/system; make sure the DESS schedule settings exist (a GX has them)."""
+        """Follow hub4/system and the DESS mode; make sure the DESS settings exist (a GX has
+        them) and read phaeton's DessState."""
         if self.monitor is not None:
             await self.monitor.start()
+        if self._dess and not self._unsubscribe:
+            self._unsubscribe = [self.settings.subscribe(MODE_PATH, self._mode_changed),
+                                 self.settings.subscribe(DESS_STATE_PATH, self._state_changed)]
         await self.ensure_settings()
 
     async def ensure_settings(self) -> None:
-        """AddSettings for the DESS schedule (again when the settings service appears late)."""
-        if self.control == "dess_schedule":
-            specs = [SettingSpec(MODE_PATH, 0, 0, 4)]
-            specs += [SettingSpec(path, value) for path, value in self.dess_settings.items()]
-            for index in range(SCHEDULE_ENTRIES):
-                specs += [SettingSpec(schedule_path(index, "Start"), 0),
-                          SettingSpec(schedule_path(index, "Duration"), 0),
-                          SettingSpec(schedule_path(index, "TargetSoc"), 0, 0, 100),
-                          SettingSpec(schedule_path(index, "AllowGridFeedIn"), 0, 0, 1),
-                          SettingSpec(schedule_path(index, "Restrictions"), 0, 0, 3),
-                          SettingSpec(schedule_path(index, "Strategy"), 0, 0, 3)]
+        """AddSettings for DessState and, for DESS mode 4, the schedule (again when the
+        settings service appears late). Another control than `dess_schedule` resets DessState
+        to 0: `planner.ess_control` was changed, an owner's Dynamic ESS off no longer holds."""
+        specs = [SettingSpec(DESS_STATE_PATH, DESS_STATE_IDLE, DESS_STATE_IDLE,
+                             DESS_STATE_OWNER_OFF)]
+        if self._dess:
+            specs += dess_setting_specs(self.dess_settings)
+        try:
             try:
-                await self.settings.add_settings(specs)
-            except (SettingsError, DbusCallError) as exc:
+                values = await self.settings.add_settings(specs)
+            except SettingsError as exc:
                 # an existing setting of another type is still writable: go on, say so
+                values = exc.values
                 self.status.error = f"DESS settings: {exc}"
                 log.warning("Dynamic ESS settings: %s", exc)
+            state = values.get(DESS_STATE_PATH)
+            if self._dess:
+                if state in (DESS_STATE_IDLE, DESS_STATE_STEERING, DESS_STATE_OWNER_OFF):
+                    self.status.dess_state = int(state)
+            elif state not in (None, DESS_STATE_IDLE):
+                log.info("planner.ess_control is %s: an earlier Dynamic ESS off no longer "
+                         "holds phaeton back", self.control)
+                self.status.dess_state = state
+                await self._write_state(DESS_STATE_IDLE)
+        except (DbusCallError, OSError) as exc:
+            self.status.error = f"DESS settings: {exc}"
+            log.warning("Dynamic ESS settings: %s", exc)
 
     async def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
         if self.monitor is not None:
             await self.monitor.close()
+
+    def owner_reenabled(self, why: str) -> None:
+        """The owner re-enabled phaeton's strategy (e.g. changed the planner Strategy): an
+        owner's Dynamic ESS off stops holding phaeton back at the next apply/release."""
+        if self._dess:
+            self._reenabled = why
+
+    def _mode_changed(self, _path: str, value: Any) -> None:
+        if value == DESS_LOCAL:
+            self._mode_seen = True
+
+    def _state_changed(self, _path: str, value: Any) -> None:
+        if value == DESS_STATE_IDLE and self.status.dess_state == DESS_STATE_OWNER_OFF:
+            self.owner_reenabled(f"{DESS_STATE_PATH} was set to 0")
 
     def _system(self, path: str) -> Any:
         """A system service value; None when it is unknown (a failing getter included)."""
@@ -301,8 +478,13 @@ class EssWriter:
         if self.control == "off" or self.conflict():
             return self.status
         try:
-            if self.control == "dess_schedule":
+            if self._dess:
+                await self._follow_owner()
+                if self.status.owner_off:
+                    self.status.error = None
+                    return self.status
                 await self._apply_schedule(plan, now_s, allow_export, allow_grid_charging)
+                self._claimed = True
             else:
                 await self._apply_setpoint(plan, now_s)
             self.status.error = None
@@ -314,17 +496,14 @@ class EssWriter:
 
     async def release(self) -> EssStatus:
         """Stop steering: DESS mode back to 0 and the schedule cleared, or the setpoint override
-        removed. Only what phaeton set is undone; nothing is written during a conflict."""
+        removed. Only what phaeton set is undone; nothing is written during a conflict or
+        after the owner switched Dynamic ESS off (its windows were cleared then)."""
         if self.control == "off" or self.conflict():
             self.status.in_control = False
             return self.status
         try:
-            if self.control == "dess_schedule":
-                writes = dess_writes([], self.settings.get)
-                if self.settings.get(MODE_PATH) == DESS_LOCAL:
-                    writes.append((MODE_PATH, DESS_OFF))
-                await self._write_settings(writes)
-                self.status.windows = 0
+            if self._dess:
+                await self._release_schedule()
             elif self.monitor.get_value(HUB4, SETPOINT_PATH) is not None:
                 await self._set_hub4(None)
             self.status.in_control = False
@@ -334,7 +513,65 @@ class EssWriter:
             log.warning("ESS release failed: %s", exc)
         return self.status
 
-    async def _write_settings(self, writes: list[tuple[str, int]]) -> None:
+    async def _release_schedule(self) -> None:
+        await self._follow_owner()
+        ours = self._claimed or self.status.dess_state == DESS_STATE_STEERING
+        self._claimed = self._mode_seen = False
+        if self.status.owner_off or not ours:
+            return
+        writes = dess_writes([], self.settings.get)
+        # DessState before Mode 0: phaeton's own off is never taken for the owner's
+        await self._write_state(DESS_STATE_IDLE)
+        if self.settings.get(MODE_PATH) == DESS_LOCAL:
+            writes.append((MODE_PATH, DESS_OFF))
+        await self._write_settings(writes)
+        self.status.windows = 0
+
+    async def _follow_owner(self) -> None:
+        """Update phaeton's hold on Dynamic ESS from the GX's Mode (`next_dess_state`): on the
+        owner's off, persist it, clear phaeton's windows once and say so."""
+        mode = self.settings.get(MODE_PATH)
+        if mode == DESS_LOCAL:
+            self._mode_seen = True
+        state = self.status.dess_state if self.status.dess_state is not None else DESS_STATE_IDLE
+        why, self._reenabled = self._reenabled, None
+        if why is not None and state == DESS_STATE_OWNER_OFF:
+            log.info("Dynamic ESS: %s; phaeton steers the battery again", why)
+            state = DESS_STATE_IDLE
+        new = next_dess_state(state, mode, self._claimed and self._mode_seen)
+        if state == DESS_STATE_OWNER_OFF and new != DESS_STATE_OWNER_OFF:
+            log.info("Dynamic ESS: %s = 4 on the GX again; phaeton steers the battery again",
+                     MODE_PATH)
+        await self._write_state(new)
+        self._report_owner_off(new == DESS_STATE_OWNER_OFF)
+        if new == DESS_STATE_OWNER_OFF and state != DESS_STATE_OWNER_OFF:
+            self._claimed = self._mode_seen = False
+            await self._write_settings(dess_writes([], self.settings.get))
+            self.status.windows = 0
+
+    def _report_owner_off(self, owner_off: bool) -> None:
+        if not owner_off:
+            self.status.owner_off = None
+            self._owner_off_logged = False
+            return
+        self.status.owner_off = OWNER_OFF_REASON
+        self.status.in_control = False
+        if not self._owner_off_logged:
+            self._owner_off_logged = True
+            log.warning("%s", OWNER_OFF_REASON)
+
+    async def _write_state(self, state: int) -> None:
+        """Persist phaeton's hold on Dynamic ESS (DessState) when it changed."""
+        if state == self.status.dess_state:
+            return
+        self.status.dess_state = state
+        code = await self.settings.write(DESS_STATE_PATH, state)
+        self.status.writes_total += 1
+        if code != 0:
+            log.warning("settings service refused %s = %s (code %s)", DESS_STATE_PATH, state,
+                        code)
+
+    async def _write_settings(self, writes: list[tuple[str, Number]]) -> None:
         for path, value in writes:
             code = await self.settings.write(path, value)
             self.status.writes_total += 1
@@ -350,6 +587,7 @@ class EssWriter:
                    if self.settings.get(path) != value]
         if self.settings.get(MODE_PATH) != DESS_LOCAL:
             writes.append((MODE_PATH, DESS_LOCAL))  # after the windows are in place
+            self._mode_seen = False                 # its echo confirms phaeton's Mode 4
         await self._write_settings(writes)
         self.status.windows = len(windows)
 

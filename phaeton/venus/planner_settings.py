@@ -16,6 +16,13 @@ so the GX GUI, VRM/MQTT (`W/<portal>/settings/0/Settings/Phaeton/Planner/Strateg
 | EvDepartureTime | int | 0..1439 | minutes after local midnight |
 | EvTargetSoc | float | 0..100 | % the car should have at departure |
 | EvTargetKwh | float | 0..500 | kWh to add by departure; 0 = use EvTargetSoc |
+
+Beside the knobs, phaeton keeps one state setting there (not a knob; `venus/ess_writer.py`
+writes it): `DessState` (int 0..2), its hold on Dynamic ESS: 0 idle, 1 steering (phaeton put
+`/Settings/DynamicEss/Mode` 4 in place), 2 the owner switched Dynamic ESS off on the GX, so
+phaeton leaves the battery alone until the owner re-enables it (Mode 4 on the GX again, a
+changed Strategy, a changed `planner.ess_control`, or DessState set to 0). Being a setting,
+the owner's choice survives a restart.
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from velib.settings import SettingsClient, SettingSpec
 log = logging.getLogger("phaeton.venus.planner_settings")
 
 PREFIX = "/Settings/Phaeton/Planner/"
+STRATEGY_PATH = PREFIX + "Strategy"
+DESS_STATE_PATH = PREFIX + "DessState"     # phaeton's hold on Dynamic ESS (see above)
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,11 @@ def knobs_from_values(values: dict[str, Any], defaults: PlannerKnobs) -> Planner
 
 class PlannerSettings:
     """`await start()` adds the settings and subscribes; `knobs` is always usable (the config's
-    defaults while the settings service is away); `on_change(knobs)` after every change."""
+    defaults while the settings service is away); `on_change(knobs)` after every change.
+
+    A stored value a knob cannot use (NaN, inf, out of its range, not a number: localsettings
+    keeps what it is given) counts as not set: the config's default applies, and the log says
+    so once per setting until it holds a usable value again."""
 
     def __init__(self, settings: SettingsClient, defaults: PlannerKnobs, *,
                  on_change: Callable[[PlannerKnobs], None] | None = None):
@@ -112,6 +125,7 @@ class PlannerSettings:
         self.knobs = defaults
         self.error: str | None = None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._unusable: set[str] = set()     # paths whose unusable value was logged
 
     async def start(self) -> PlannerKnobs:
         """Create the settings (existing ones keep their values) and follow them; returns the
@@ -133,11 +147,29 @@ class PlannerSettings:
             values = getattr(exc, "values", {}) or {}
             self.error = f"planner settings: {exc}"
             log.warning("planner settings not created: %s", exc)
+        for knob in KNOBS:
+            if knob.path in values:
+                self._check_usable(knob, values[knob.path])
         knobs = knobs_from_values(values, self.defaults)
         changed, self.knobs = knobs != self.knobs, knobs
         if changed and self.on_change is not None:
             self.on_change(knobs)
         return knobs
+
+    def _check_usable(self, knob: Knob, value: Any) -> bool:
+        """True when the knob can use `value`; otherwise log once (per setting, until it is
+        usable again) that the config's default applies instead."""
+        if knob.from_setting(value) is not None:
+            self._unusable.discard(knob.path)
+            return True
+        if value is None:  # no value at all (the settings service has none): quietly not set
+            return False
+        if knob.path not in self._unusable:
+            self._unusable.add(knob.path)
+            log.warning("planner setting %s = %r is unusable (not a number within %g..%g): "
+                        "treated as not set, the config default %r applies", knob.path, value,
+                        knob.minimum, knob.maximum, getattr(self.defaults, knob.field))
+        return False
 
     def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -148,10 +180,10 @@ class PlannerSettings:
         knob = KNOB_BY_PATH.get(path)
         if knob is None:
             return
-        parsed = knob.from_setting(value)
-        if parsed is None:
-            log.warning("ignoring unusable %s = %r", path, value)
-            return
+        if self._check_usable(knob, value):
+            parsed = knob.from_setting(value)
+        else:  # not set: the config's default
+            parsed = getattr(self.defaults, knob.field)
         new = replace(self.knobs, **{knob.field: parsed})
         if new == self.knobs:
             return

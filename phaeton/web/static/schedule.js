@@ -4,6 +4,7 @@
   const { api, explain, show, el } = phaeton;
   const $ = (id) => document.getElementById(id);
   const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  let version = null;  // of the config file the windows come from; a save sends it back
 
   function windowEditor(win, index) {
     const days = new Set(win.days || DAYS);
@@ -37,6 +38,7 @@
   async function load() {
     const result = await api("GET", "/api/schedule");
     if (!result.ok) { show($("schedule-message"), explain(result), "error"); return; }
+    version = result.data.version;
     $("windows").replaceChildren(...result.data.windows.map(windowEditor));
     document.body.dataset.ready = "1";
     const plan = await api("GET", "/api/plan");
@@ -68,6 +70,9 @@
       plan.shortfall ? [el("dt", { text: "Shortfall" }), el("dd", { text: plan.shortfall.ev_kwh + " kWh: " + plan.shortfall.reason })] : null));
     if (state["/Planner/DessConflict"]) {
       box.append(el("div", { class: "message error", id: "plan-conflict", text: "Victron's own Dynamic ESS is active, so phaeton leaves the battery alone: " + (state["/Planner/Reason"] || "") }));
+    } else if (plan.ess && plan.ess.owner_off) {
+      // the GX owner switched Dynamic ESS off: phaeton waits until it is re-enabled
+      box.append(el("div", { class: "message error", id: "plan-owner-off", text: plan.ess.owner_off }));
     }
     for (const warning of plan.warnings || []) box.append(el("div", { class: "message error", text: warning }));
     if (!slots.length) return;
@@ -111,9 +116,14 @@
 
   async function save() {
     document.querySelectorAll("#windows .problem").forEach((p) => { p.textContent = ""; });
-    const result = await api("PUT", "/api/schedule", { windows: collect() });
-    if (result.ok) { show($("schedule-message"), "saved", "ok"); return; }
+    const result = await api("PUT", "/api/schedule", { windows: collect(), version });
+    if (result.ok) { version = result.data.version; show($("schedule-message"), "saved", "ok"); return; }
     show($("schedule-message"), explain(result), "error");
+    if (result.status === 409) {
+      // the config file changed since this page loaded: nothing was saved; the windows stay as typed
+      $("schedule-message").append(" ", el("button", { type: "button", onclick: () => location.reload(),
+        text: "Reload the windows (drops the changes made here)" }));
+    }
     for (const problem of result.data.problems || []) {
       const match = /^schedule\.windows\[(\d+)\]/.exec(problem.key_path);
       const box = match && document.querySelector('#windows .window[data-index="' + match[1] + '"] .problem');
