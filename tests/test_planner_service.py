@@ -159,7 +159,7 @@ async def test_a_knob_written_on_the_bus_changes_the_plan_at_the_next_replan(gx,
         await wait_for(lambda: service.plans_made == 1)
         assert service.current_plan().battery_charge_kwh.sum() > 1
         assert await outsider.write(PREFIX + "AllowGridCharging", 0) == 0
-        await wait_for(lambda: service.plans_made == 2)  # the loop woke up for it
+        await wait_for(lambda: service.plans_made == 2, 30)  # the loop woke up for it
         plan = service.current_plan()
         assert plan.battery_charge_kwh.sum() < 1e-6  # no PV: nothing may charge it now
         # grid -> battery forbidden in every window (written right after the plan)
@@ -168,11 +168,34 @@ async def test_a_knob_written_on_the_bus_changes_the_plan_at_the_next_replan(gx,
                                 if settings_service[schedule_path(i, "Start")]} == {2})
 
         assert await outsider.write(PREFIX + "Strategy", 0) == 0
-        await wait_for(lambda: service.plans_made == 3)
+        await wait_for(lambda: service.plans_made == 3, 30)
         assert service.state()["/Planner/Strategy"] == 0
         assert service.ev_allowance_w(START_S) is None
         await wait_for(lambda: settings_service[MODE_PATH] == 0)
         assert "off" in service.state()["/Planner/Reason"]
+    finally:
+        await service.stop()
+
+
+async def test_a_burst_of_knob_writes_is_one_replan_once_it_settles(gx, tmp_path):
+    """200 writes in 10 s (a slider dragged on the GX, a script in a loop) used to cause 180
+    re-plans, 9.6 s of CPU; now a burst is planned once it settles, and knob changes re-plan
+    at most every few seconds."""
+    from phaeton.planning.planner_service import KNOB_REPLAN_GAP_S
+
+    settings_service, system, client, outsider = gx
+    service = await make_service(tmp_path, client, system)
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        for n in range(200):
+            assert await outsider.write(PREFIX + "MinimumSoc", 10 + n % 20) == 0
+            await asyncio.sleep(0.05)
+        await outsider.write(PREFIX + "MinimumSoc", 25)
+        await wait_for(lambda: service.knobs.minimum_soc_pct == 25.0)
+        await wait_for(lambda: service._planned_knobs is not None
+                       and service._planned_knobs.minimum_soc_pct == 25.0, 30)
+        # ~10 s of writes: at most one knob plan per gap, plus the final one
+        assert service.plans_made - 1 <= 10.0 / KNOB_REPLAN_GAP_S + 2
     finally:
         await service.stop()
 

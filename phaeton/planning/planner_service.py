@@ -10,7 +10,8 @@
     await planner.stop()
 
 Every `check_s` it re-plans when the last plan is `planner.replan_s` old, when a knob changed
-(a GX setting, picked up through its change signal), when the prices changed (new prices, e.g.
+(a GX setting, picked up through its change signal; a burst of writes is one re-plan once
+it settles, and knob changes re-plan at most every KNOB_REPLAN_GAP_S), when the prices changed (new prices, e.g.
 tomorrow's, or different ones for the slots planned), when the EV was plugged in or out or its
 target changed, or when the measured battery SoC drifts from the plan by more than
 `planner.soc_drift_pct`. Strategy 2 is the optimizer, whose plan the `EssWriter` executes;
@@ -74,6 +75,8 @@ STATE_PATHS = {
 }
 EV_SOC_DRIFT_PCT = 5.0
 STOP_WAIT_S = 10.0
+KNOB_SETTLE_S = 1.0       # a knob change re-plans once no other change came for this long
+KNOB_REPLAN_GAP_S = 5.0   # and at most this often for knob changes
 
 
 def tariff_mapping(tariff: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,6 +221,9 @@ class PlannerService:
         self._planned_ev: EvState | None = None
         self._planned_prices: dict[int, tuple[float, float]] = {}
         self._knobs_dirty = False
+        self._knobs_changed_s = -math.inf       # monotonic: the last knob change
+        self._knob_plan_s = -math.inf           # monotonic: the last plan a knob change made
+        self._wake_handle: asyncio.TimerHandle | None = None
         self._reason = "not planned yet"
         self._last_trigger = ""
         self.plans_made = 0
@@ -260,6 +266,8 @@ class PlannerService:
         """Stop the loop (it finishes its step), hand the battery back, close the writer."""
         self._stopping = True
         self._wake.set()
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
         task, self._task = self._task, None
         if task is not None:
             # a flag, not only cancel(): Python 3.11's wait_for can lose a cancellation that
@@ -290,8 +298,28 @@ class PlannerService:
                 pass
 
     def _knobs_changed(self, _knobs: PlannerKnobs) -> None:
+        """A knob changed: re-plan once the writes have settled (KNOB_SETTLE_S without another
+        change), not once per write: a slider dragged on the GX or a script writing in a loop
+        sends dozens, each a plan of up to seconds of CPU on a Cerbo."""
         self._knobs_dirty = True
-        self._wake.set()
+        self._knobs_changed_s = self.clock.monotonic()
+        self._wake_after(KNOB_SETTLE_S)
+
+    def _knob_wait_s(self) -> float:
+        """How long a knob-triggered re-plan must still wait (0: now)."""
+        now = self.clock.monotonic()
+        return max(0.0, self._knobs_changed_s + KNOB_SETTLE_S - now,
+                   self._knob_plan_s + KNOB_REPLAN_GAP_S - now)
+
+    def _wake_after(self, delay_s: float) -> None:
+        """Wake the loop in `delay_s` (simulated) seconds; a later call replaces it."""
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._wake_handle = loop.call_later(delay_s / self.clock.speed, self._wake.set)
 
     def _strategy_written(self, _path: str, value: Any) -> None:
         """Someone changed the Strategy knob on the GX: the owner re-enables phaeton's battery
@@ -355,7 +383,11 @@ class PlannerService:
         if self._plan is None or self._planned_at_s is None:
             return "first plan"
         if self._knobs_dirty or knobs != self._planned_knobs:
-            return "settings changed"
+            wait_s = self._knob_wait_s()
+            if wait_s <= 0:
+                self._knob_plan_s = self.clock.monotonic()
+                return "settings changed"
+            self._wake_after(wait_s)
         if now - self._planned_at_s >= self.replan_s:
             return "periodic"
         if _ev_changed(self._planned_ev, ev):
