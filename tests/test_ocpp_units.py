@@ -18,7 +18,12 @@ from phaeton.chargers.ocpp_readings import (
     vehicle_state_for,
 )
 from phaeton.chargers.ocpp_server import decode_basic_auth
-from phaeton.chargers.ocpp_ws import check_frame
+from phaeton.chargers.ocpp_ws import (
+    MAX_FRAME_CHARS,
+    MAX_NESTING,
+    check_frame,
+    nesting_depth,
+)
 
 
 def sv(value, measurand=None, unit=None, phase=None):
@@ -161,16 +166,73 @@ def test_broken_calls_with_an_id_get_a_call_error(raw, code):
     assert reply[:3] == [4, "a1", code] and len(reply) == 5
 
 
-@pytest.mark.parametrize("raw", ["", "hello", "{}", "[]", "[2]", "[3,\"x\"]", "[true, 5, {}]",
-                                 "[2, 5, \"Heartbeat\", {}]", "null"])
-def test_frames_without_an_answerable_id_are_ignored(raw):
+@pytest.mark.parametrize("raw, code", [
+    ("", "FormationViolation"), ("hello", "FormationViolation"), ("{}", "FormationViolation"),
+    ("[]", "FormationViolation"), ("[2]", "FormationViolation"), ("null", "FormationViolation"),
+    ("[2, 5, \"Heartbeat\", {}]", "FormationViolation"), ("[true, 5, {}]", "ProtocolError"),
+    ("[[1], 5, {}]", "ProtocolError"), ('{"a": [2, "x"]}', "FormationViolation"),
+    ("[" * 100_000, "FormationViolation"), ('{"a":' * 5000, "FormationViolation"),
+])
+def test_frames_without_a_readable_id_get_a_call_error_with_id_minus_one(raw, code):
+    # OCPP-J 2.0.1 part 4, 4.2.3: "When also the MessageId cannot be read, the CALLERROR SHALL
+    # contain "-1" as MessageId." (OCPP-J 1.6 does not say; we follow the later text.)
+    verdict = check_frame(raw)
+    assert not verdict.ok and verdict.reason
+    assert json.loads(verdict.reply)[:3] == [4, "-1", code]
+
+
+@pytest.mark.parametrize("raw", ['[3,"x"]', '[3, "x", {}, 1]', '[4,"x","a"]', "[3]",
+                                 '[3, "x", {', '[4, "y", ' + "[" * 5000])
+def test_broken_answers_are_never_answered(raw):
     verdict = check_frame(raw)
     assert not verdict.ok and verdict.reply is None and verdict.reason
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ('[2, "deep1", "Heartbeat", ' + "[" * 100_000, "nested too deeply"),
+    ('[2,"deep2","DataTransfer",{"vendorId":"x","data":' + '{"a":' * 40 + "1" + "}" * 40 + "}]",
+     "nested deeper than 16"),
+    ('[2,"big","Heartbeat",{"pad":"' + "x" * (MAX_FRAME_CHARS + 1) + '"}]', "longer than"),
+])
+def test_deep_or_oversized_calls_get_a_formation_violation_with_their_id(raw, reason):
+    verdict = check_frame(raw)
+    assert not verdict.ok and reason in verdict.reason
+    assert json.loads(verdict.reply)[:3] == [4, raw.split('"')[1], "FormationViolation"]
+
+
+def test_message_size_limit_is_below_the_probe_in_the_hardening_tests():
+    assert 64 * 1024 <= MAX_FRAME_CHARS < 300 * 1024
+
+
+def test_nesting_depth_is_iterative_and_stops_at_the_limit():
+    assert nesting_depth(1, 5) == 0 and nesting_depth([], 5) == 1
+    assert nesting_depth([2, "x", "A", {"a": [{"b": 1}]}], 16) == 4
+    deep = []
+    for _ in range(100_000):        # far beyond the recursion limit
+        deep = [deep]
+    assert 16 < nesting_depth(deep, 16) < 100
+
+
+def test_deepest_real_frame_is_well_within_the_limit():
+    profile = {"connectorId": 1, "csChargingProfiles": {"chargingSchedule": {
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6}]}}}
+    assert check_frame(json.dumps([2, "p", "SetChargingProfile", profile])).ok
+    assert nesting_depth([2, "p", "SetChargingProfile", profile], MAX_NESTING) == 6
 
 
 @given(st.text(max_size=40))
 def test_frame_check_never_raises(text):
     check_frame(text)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=30))
+def test_frame_check_never_raises_on_any_json(value):
+    verdict = check_frame(json.dumps(value))
+    if verdict.reply is not None:
+        assert json.loads(verdict.reply)[0] == 4
 
 
 # ---- Basic auth, profiles, config --------------------------------------------------------------

@@ -438,6 +438,7 @@ class OcppCharger(Charger):
             log.exception("%s: connection loop failed", self.config.charge_point_id)
         finally:
             session.cancel_tasks()
+            session.flush_reports()
             await link.close()
             if self._session is session:
                 self._session = None

@@ -4,9 +4,13 @@ Endpoint `<path>/<charge point id>`. A connection is accepted only when
 - the id belongs to a registered `OcppCharger` (the allow-list; unknown ids get HTTP 404),
 - the client offers the `ocpp1.6` subprotocol (else HTTP 400),
 - with a password configured for that charger: HTTP Basic auth with user = charge point id
-  (security profile 1; else HTTP 401).
-Every refusal is logged with its reason. An accepted connection is handed to the charger's
-`serve_connection`, which runs it until it closes.
+  (security profile 1; else HTTP 401). Failed logins are throttled per client address
+  (`ocpp_limits.LoginThrottle`): a blocked address gets HTTP 429 with Retry-After at once,
+  without its credentials being read.
+Refusals are logged per client address at most once a minute (`ocpp_limits.ReportLimiter`):
+the first in full, then "N failed logins from <address> in the last 60 s". An accepted
+connection is handed to the charger's `serve_connection`, which runs it until it closes.
+WebSocket messages are limited to `MAX_FRAME_BYTES` (bigger ones close the connection, 1009).
 """
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ import base64
 import binascii
 import hmac
 import logging
+import math
+from dataclasses import dataclass
 
 from aiohttp import hdrs, web
 
-from .ocpp_ws import SUBPROTOCOL
+from .ocpp_limits import LoginThrottle, ReportLimiter
+from .ocpp_ws import MAX_FRAME_BYTES, SUBPROTOCOL
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,18 @@ def decode_basic_auth(header: str) -> tuple[str, str]:
     if not colon:
         raise ValueError("credentials have no ':' between user and password")
     return user, password
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a handshake is refused: the HTTP status and the reason (told the client and logged)."""
+    status: int
+    reason: str
+    retry_after_s: int | None = None      # 429: when the address may try again
+
+    @property
+    def login(self) -> bool:
+        return self.status in (401, 429)
 
 
 class OcppCentralSystem:
@@ -61,6 +80,9 @@ class OcppCentralSystem:
         self._site: web.TCPSite | None = None
         self._start_lock = asyncio.Lock()
         self.refusals: list[tuple[str, str]] = []    # (charge point id, reason), latest last
+        self.logins = LoginThrottle()
+        self.reports = ReportLimiter()
+        self._report_timer: asyncio.TimerHandle | None = None
 
     @property
     def port(self) -> int:
@@ -120,51 +142,97 @@ class OcppCentralSystem:
             for charger in list(self._chargers.values()):
                 await charger.disconnect(b"central system stopping")
             await runner.cleanup()
+            self._flush_reports(force=True)
 
-    def _refuse(self, cp_id: str, status: int, reason: str, peer) -> web.Response:
-        log.warning("OCPP: refused %r from %s: %s", cp_id, peer, reason)
-        self.refusals.append((cp_id, reason))
+    def _refuse(self, cp_id: str, refusal: Refusal, peer: str) -> web.Response:
+        self._report(peer, refusal.login, f"refused {cp_id!r} from {peer}: {refusal.reason}")
+        self.refusals.append((cp_id, refusal.reason))
         del self.refusals[:-50]
         headers = {}
-        if status == 401:
+        if refusal.status == 401:
             headers[hdrs.WWW_AUTHENTICATE] = 'Basic realm="OCPP"'
-        return web.Response(status=status, text=reason, headers=headers)
+        if refusal.retry_after_s is not None:
+            headers[hdrs.RETRY_AFTER] = str(refusal.retry_after_s)
+        return web.Response(status=refusal.status, text=refusal.reason, headers=headers)
 
-    def _check(self, request: web.Request, cp_id: str, charger) -> tuple[int, str] | None:
-        """(HTTP status, reason) to refuse the handshake, or None to accept it."""
+    # ---- the refusal log: per address at most one line a minute ----------------------------
+    def _report(self, peer: str, login: bool, text: str) -> None:
+        noun = f"failed logins from {peer}" if login else f"refused connections from {peer}"
+        line = self.reports.event((peer, login), noun, text)
+        if line is not None:
+            log.warning("OCPP: %s", line)
+        self._schedule_reports()
+
+    def _schedule_reports(self) -> None:
+        if self._report_timer is not None:
+            return
+        delay = self.reports.next_due_in()
+        if delay is not None:
+            self._report_timer = asyncio.get_running_loop().call_later(
+                delay + 0.01, self._flush_reports)
+
+    def _flush_reports(self, force: bool = False) -> None:
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
+        for line in self.reports.due(force=force):
+            log.warning("OCPP: %s", line)
+        if not force:
+            self._schedule_reports()
+
+    # ---- handshake checks ------------------------------------------------------------------
+    def _check(self, request: web.Request, cp_id: str, charger, peer: str) -> Refusal | None:
+        """Why to refuse the handshake, or None to accept it."""
         if charger is None:
-            return 404, f"unknown charge point id {cp_id!r}"
+            return Refusal(404, f"unknown charge point id {cp_id!r}")
         offered = [p.strip() for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "")
                    .split(",") if p.strip()]
         if SUBPROTOCOL not in offered:
-            return 400, f"subprotocol {SUBPROTOCOL} required, offered {offered or 'none'}"
+            return Refusal(400, f"subprotocol {SUBPROTOCOL} required, "
+                                f"offered {offered or 'none'}")
         password = charger.config.password
-        if password is not None:
-            header = request.headers.get(hdrs.AUTHORIZATION)
-            if not header:
-                return 401, "HTTP Basic authentication required"
-            try:
-                user, given = decode_basic_auth(header)
-            except ValueError as exc:
-                return 401, f"bad Authorization header: {exc}"
-            if user != cp_id:
-                return 401, f"Basic auth user {user!r} is not the charge point id"
-            if not hmac.compare_digest(given.encode(), password.encode()):
-                return 401, "wrong password"
+        if password is None:
+            return None
+        return self._check_login(request.headers.get(hdrs.AUTHORIZATION), cp_id, password, peer)
+
+    def _check_login(self, header: str | None, cp_id: str, password: str,
+                     peer: str) -> Refusal | None:
+        wait_s = self.logins.blocked_for(peer)
+        if wait_s > 0:        # answered at once: the credentials are not even read
+            retry = math.ceil(wait_s)
+            return Refusal(429, f"too many failed logins, try again in {retry} s", retry)
+        if not header:        # not a guess (a client may try without first): not counted
+            return Refusal(401, "HTTP Basic authentication required")
+        try:
+            user, given = decode_basic_auth(header)
+        except ValueError as exc:
+            return self._failed_login(peer, f"bad Authorization header: {exc}")
+        if user != cp_id:
+            return self._failed_login(peer, f"Basic auth user {user!r} is not the charge "
+                                            "point id")
+        if not hmac.compare_digest(given.encode(), password.encode()):
+            return self._failed_login(peer, "wrong password")
+        self.logins.succeeded(peer)
         return None
+
+    def _failed_login(self, peer: str, reason: str) -> Refusal:
+        blocked_s = self.logins.failed(peer)
+        if blocked_s:
+            reason = f"{reason}; logins from {peer} refused for {blocked_s:.0f} s"
+        return Refusal(401, reason)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         cp_id = request.match_info["charge_point_id"]
         charger = self._chargers.get(cp_id)
-        refusal = self._check(request, cp_id, charger)
+        peer = str(request.remote or "unknown")   # the TCP peer; forwarded-for is not trusted
+        refusal = self._check(request, cp_id, charger, peer)
         if refusal is not None:
-            return self._refuse(cp_id, refusal[0], refusal[1], request.remote)
+            return self._refuse(cp_id, refusal, peer)
         ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), autoping=True,
-                                   heartbeat=self.ping_interval_s, max_msg_size=1 << 20)
+                                   heartbeat=self.ping_interval_s, max_msg_size=MAX_FRAME_BYTES)
         try:
             await ws.prepare(request)
         except Exception as exc:  # not a valid WebSocket upgrade
-            return self._refuse(cp_id, 400, f"WebSocket handshake failed: {exc}",
-                                request.remote)
-        await charger.serve_connection(ws, str(request.remote))
+            return self._refuse(cp_id, Refusal(400, f"WebSocket handshake failed: {exc}"), peer)
+        await charger.serve_connection(ws, peer)
         return ws
