@@ -2,8 +2,10 @@
 
 The schema (keys, defaults, bounds, descriptions) is `phaeton.config_schema.CONFIG_SCHEMA`; this
 module runs it and turns every problem into a `ConfigProblem` a user can act on: the dotted key
-path (`schedule.windows[0].start`), the line in the file and a message ("must be ≤ 80, got 100").
-All problems are reported at once.
+path (`schedule.windows[0].start`), the line in the file and a message ("must be between 6 and
+80 A, got 100"). All problems are reported at once. Besides the schema, values a later stage
+parses are checked here with that stage's rule (`format_problems`: time zones, hosts, the price
+file's location, the password hash), and rules between keys (`cross_field_problems`).
 
 The loaded result is a `Config`: an immutable nested mapping whose keys can be read as items or
 as attributes (`config["charger"]["max_current_a"] == config.charger.max_current_a`); lists
@@ -14,18 +16,25 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import ipaddress
 import math
 import os
+import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
 
-from phaeton.config_schema import CONFIG_SCHEMA, TIME_PATTERN
+from phaeton.config_merge import merge_onto
+from phaeton.config_schema import CONFIG_SCHEMA, FORMAT_HINTS, TIME_PATTERN
 from phaeton.store.state_file import write_file_atomically
+from phaeton.yaml_edit import edit_yaml
 
 _VALIDATOR = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
 
@@ -346,6 +355,9 @@ def validate_config_data(data: Any, lines: _KeyLines | None = None) -> list[Conf
                 continue
             bad_paths.add(path)
             problems.append(ConfigProblem(format_key_path(path), line_of(path), message))
+    for path, message in format_problems(filled, bad_paths):
+        bad_paths.add(path)
+        problems.append(ConfigProblem(format_key_path(path), line_of(path), message))
     for path, message in cross_field_problems(filled, bad_paths):
         problems.append(ConfigProblem(format_key_path(path), line_of(path), message))
     return _sorted(problems)
@@ -396,20 +408,15 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[PathParts, str]]:
         kinds = bound if isinstance(bound, list) else [bound]
         wanted = " or ".join(_KIND_WORDS.get(k, k) for k in kinds)
         message = f"must be {wanted}, got {_show(value)} ({_kind_of(value)})"
-        if schema.get("pattern") == TIME_PATTERN and isinstance(value, int):
+        if (schema.get("x-time") or schema.get("pattern") == TIME_PATTERN) \
+                and isinstance(value, int) and not isinstance(value, bool):
             message = (f'must be a time in quotes like "22:00", got {_show(value)} (YAML reads '
                        f'an unquoted 22:00 as the number 1320)')
         elif "string" in kinds and isinstance(value, (int, float)) and not isinstance(value, bool):
             message += f': write "{value}" in quotes'
         return [(path, message)]
-    if kind == "minimum":
-        return [(path, f"must be ≥ {_show(bound)}, got {_show(value)}")]
-    if kind == "maximum":
-        return [(path, f"must be ≤ {_show(bound)}, got {_show(value)}")]
-    if kind == "exclusiveMinimum":
-        return [(path, f"must be > {_show(bound)}, got {_show(value)}")]
-    if kind == "exclusiveMaximum":
-        return [(path, f"must be < {_show(bound)}, got {_show(value)}")]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return [(path, f"must be {_range_text(schema)}, got {_show(value)}")]
     if kind == "enum":
         choices = ", ".join(_show(choice) for choice in bound)
         message = f"must be one of {choices}, got {_show(value)}"
@@ -435,6 +442,152 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[PathParts, str]]:
         return [(path, f"must not repeat items, got {_show(repeated[0])} twice"
                  if repeated else "must not repeat items")]
     return [(path, error.message)]
+
+
+def _range_text(schema: Mapping[str, Any]) -> str:
+    """The allowed range of a numeric key in words, with its unit: `between 6 and 630 A`."""
+    unit = schema.get("x-unit")
+    unit_text = f" {unit}" if unit else ""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    low_ex, high_ex = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        text = f"between {_show(low)} and {_show(high)}{unit_text}"
+    else:
+        parts = []
+        if low is not None:
+            parts.append(f"≥ {_show(low)}")
+        if low_ex is not None:
+            parts.append(f"> {_show(low_ex)}")
+        if high is not None:
+            parts.append(f"≤ {_show(high)}")
+        if high_ex is not None:
+            parts.append(f"< {_show(high_ex)}")
+        text = " and ".join(parts) + unit_text
+    kinds = schema.get("type")
+    if isinstance(kinds, list) and "null" in kinds:
+        text += " (or null)"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# values a later stage parses (x-format in the schema): refused here, at check time, with the
+# same rule the later stage applies, instead of failing there on every run
+
+def format_problems(data: Any, bad_paths: set[PathParts] = frozenset()
+                    ) -> list[tuple[PathParts, str]]:
+    """(path, message) for every text value with an `x-format` that its later stage would
+    refuse; keys that already have a problem of their own are skipped."""
+    found: list[tuple[PathParts, str]] = []
+
+    def walk(schema: Mapping[str, Any], value: Any, path: PathParts) -> None:
+        if path in bad_paths:
+            return
+        fmt = schema.get("x-format")
+        if fmt is not None and isinstance(value, str):
+            message = _FORMAT_CHECKS[fmt](value)
+            if message is not None:
+                found.append((path, message))
+        if isinstance(value, dict):
+            for key, sub in schema.get("properties", {}).items():
+                if key in value:
+                    walk(sub, value[key], path + (key,))
+        elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+            for index, item in enumerate(value):
+                walk(schema["items"], item, path + (index,))
+
+    walk(CONFIG_SCHEMA, data, ())
+    return found
+
+
+def _timezone_problem(value: str) -> str | None:
+    """The planner and the tariffs call `zoneinfo.ZoneInfo(value)`: it must succeed here."""
+    if value == "UTC":
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+        return None
+    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError, ValueError, OSError, ...
+        pass
+    try:
+        known = zoneinfo.available_timezones()
+    except Exception:  # noqa: BLE001 - no time zone data at all
+        known = set()
+    hint = _suggestion(value, sorted(known)) if known else (
+        " (this system has no time zone data: install tzdata or use 'UTC')")
+    return f"must be {FORMAT_HINTS['timezone']}, got {_show(value)}{hint}"
+
+
+_HOST_CHARS = re.compile(r"^[A-Za-z0-9._:%-]+$")
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _host_problem(value: str) -> str | None:
+    """What the sockets get (asyncio / aiohttp / pymodbus): an IP address or a DNS name."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    shown = _show(value)
+    if value.startswith("[") and value.endswith("]"):
+        return f"must be an IPv6 address without brackets, got {shown}"
+    if not _HOST_CHARS.match(value):
+        return f"must be {FORMAT_HINTS['host']}, got {shown}"
+    if ":" in value:
+        host, _, port = value.rpartition(":")
+        if port.isdigit() and host and ":" not in host:
+            return (f"must be the address alone, without ':{port}' (the port has its own "
+                    f"key), got {shown}")
+        return f"is not a valid IPv6 address, got {shown}"
+    name = value[:-1] if value.endswith(".") else value
+    labels = name.split(".")
+    if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        return f"must be {FORMAT_HINTS['host']}, got {shown}"
+    if all(label.isdigit() for label in labels):
+        return (f"is not a valid IPv4 address (four numbers 0..255 separated by dots), "
+                f"got {shown}")
+    return None
+
+
+def _location_problem(value: str) -> str | None:
+    """The file tariff reads `location` as a URL when it starts with http:// or https://, as
+    a local file otherwise."""
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        if any(char.isspace() for char in value):
+            return f"must be a URL without spaces (write %20), got {_show(value)}"
+        if not parts.hostname:
+            return f"must be an http(s) URL with a host name, got {_show(value)}"
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not 0..65535
+        except ValueError:
+            return f"has an invalid port in the URL, got {_show(value)}"
+        return None
+    if value.startswith("/"):
+        return None
+    return f"must be {FORMAT_HINTS['location']}, got {_show(value)}"
+
+
+def _password_hash_problem(value: str) -> str | None:
+    """The web UI checks the hash with `phaeton.web.passwords.check_hash_format` and turns
+    writes off when it is unusable."""
+    from phaeton.web.passwords import PasswordHashError, check_hash_format
+
+    try:
+        check_hash_format(value)
+    except PasswordHashError as exc:
+        return (f"is not usable ({exc}): set the password again from the web UI or with "
+                f"`python -m phaeton.web.set_password`, or set null for no password")
+    return None
+
+
+_FORMAT_CHECKS = {
+    "timezone": _timezone_problem,
+    "host": _host_problem,
+    "location": _location_problem,
+    "password-hash": _password_hash_problem,
+}
+assert set(_FORMAT_CHECKS) == set(FORMAT_HINTS)
 
 
 def _schema_at(path: PathParts) -> Mapping[str, Any]:
@@ -516,6 +669,21 @@ def cross_field_problems(data: Mapping[str, Any],
                               f"must be null or between charger.min_current_a "
                               f"({_show(get(min_a))}) and charger.max_current_a "
                               f"({_show(get(max_a))}), got {_show(current)}"))
+    tariff = ("planner", "tariff")
+    kind = get(tariff + ("type",))
+    needed = {"tibber": ("token", "the API token from developer.tibber.com"),
+              "entsoe": ("token", "the API token of the ENTSO-E Transparency Platform"),
+              "file": ("location", "the price file's path or URL")}.get(kind)
+    if needed is not None and isinstance(get(tariff + (kind,)), Mapping):
+        key = tariff + (kind, needed[0])
+        if usable(key) and get(key) is None:
+            found.append((key, f"is required when planner.tariff.type is {kind!r}: "
+                               f"{needed[1]}"))
+    base, longest = tariff + ("refresh", "backoff_base_s"), tariff + ("refresh", "backoff_max_s")
+    if usable(base, longest) and _is_number(get(base)) and _is_number(get(longest)) \
+            and get(longest) < get(base):
+        found.append((longest, f"must be at least planner.tariff.refresh.backoff_base_s "
+                               f"({_show(get(base))} s), got {_show(get(longest))}"))
     ocpp_port, web_port = ("charger", "ocpp", "port"), ("web", "port")
     if get(("charger", "protocol")) == "ocpp" and get(("web", "enabled")) is True \
             and usable(ocpp_port, web_port) and get(ocpp_port) == get(web_port) \
@@ -586,20 +754,53 @@ def _kind_of(value: Any) -> str:
 # writing
 
 _SAVED_HEADER = (
-    "# phaeton configuration, written by phaeton (web UI).\n"
-    "# Comments are not kept when phaeton writes this file: the previous version, with its\n"
-    "# comments, is in {backup}. The documented sample is config.yaml in phaeton's sources.\n"
+    "# phaeton configuration, written whole by phaeton: the previous version of this file, with\n"
+    "# its comments, is in {backup}. The documented sample is config.yaml in phaeton's sources.\n"
 )
 
+CHANGED_MESSAGE = ("the config file changed since it was read (edited by hand, or saved from "
+                   "another page); nothing was saved: reload to see the file as it is now, then "
+                   "make the change again")
 
-def save_config(path: str | os.PathLike, data: Mapping[str, Any]) -> Config:
-    """Validate `data` and write it as YAML to `path`, atomically; returns the new `Config`.
 
-    The previous file is first copied to `<path>.bak` (pyyaml does not keep comments, so the
-    backup is where the hand-written comments survive). Both writes go through a temp file,
-    fsync and rename, so `path` is always either the old or the new complete file. `data` is
-    written as given (keys left out keep following the defaults). Raises `ConfigError`
-    (nothing written) when `data` is invalid, `OSError` when the directory is not writable.
+class ConfigChanged(ConfigError):
+    """The file is not the version the caller read (`save_config(..., expected_version=)`)."""
+
+    def __init__(self, source: str = "<config>"):
+        super().__init__([ConfigProblem("", None, CHANGED_MESSAGE)], source)
+
+
+def config_version(content: bytes | None) -> str:
+    """The version token of a config file's bytes (None: no file): a hash of the content."""
+    if content is None:
+        return "none"
+    return hashlib.sha256(content).hexdigest()[:32]
+
+
+def config_file_version(path: str | os.PathLike) -> str:
+    """The version token of the file at `path` as it is now (`"none"` when it does not exist)."""
+    try:
+        return config_version(Path(path).read_bytes())
+    except FileNotFoundError:
+        return config_version(None)
+
+
+def save_config(path: str | os.PathLike, data: Mapping[str, Any], *,
+                expected_version: str | None = None) -> Config:
+    """Validate `data` and write it to the YAML file at `path`, atomically; returns the new
+    `Config`.
+
+    The save starts from the file as it is now and changes only what `data` means differently
+    (`phaeton.config_merge`), editing the text in place (`phaeton.yaml_edit`): comments, key
+    order and every unchanged key stay as written. Only when the file cannot be edited so (not
+    YAML, not a mapping, aliases) is it written whole, with a header saying so. Keys `data`
+    leaves out follow the defaults. With `expected_version` (from `config_file_version`) the
+    save is refused with `ConfigChanged` when the file is no longer that version.
+
+    The previous file is first copied to `<path>.bak`. Both writes go through a temp file,
+    fsync and rename, so `path` is always either the old or the new complete file. Raises
+    `ConfigError` (nothing written) when `data` is invalid, `OSError` when the directory is not
+    writable.
     """
     plain = config_to_dict(data)
     source = str(path)
@@ -608,14 +809,45 @@ def save_config(path: str | os.PathLike, data: Mapping[str, Any]) -> Config:
         raise ConfigError(problems, source)
     target = Path(path)
     backup = target.with_name(target.name + ".bak")
-    text = _SAVED_HEADER.format(backup=backup.name) + yaml.safe_dump(
-        plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    config = parse_config_text(text, source)  # what we write must load back identically
     try:
         previous = target.read_bytes()
     except FileNotFoundError:
         previous = None
+    if expected_version is not None and config_version(previous) != expected_version:
+        raise ConfigChanged(source)
+    config = Config(apply_defaults(plain))
+    text = _edited_file(previous, plain, source, config)
+    if text is None:
+        text = _SAVED_HEADER.format(backup=backup.name) + yaml.safe_dump(
+            plain, sort_keys=False, allow_unicode=True, default_flow_style=False)
+        config = parse_config_text(text, source)  # what we write must load back identically
     if previous is not None:
         write_file_atomically(backup, previous)
     write_file_atomically(target, text.encode("utf-8"))
     return config
+
+
+def _edited_file(previous: bytes | None, plain: dict[str, Any], source: str,
+                 expected: Config) -> str | None:
+    """The previous file's text (none: an empty one) edited to mean `plain`, or None when that
+    cannot be done (the caller then writes the file whole). The result is loaded back and must
+    equal `expected`."""
+    try:
+        old_text = previous.decode("utf-8") if previous is not None else ""
+        node = yaml.compose(old_text, Loader=yaml.SafeLoader)
+        if _oversized_part(node) is not None:
+            return None
+        old = yaml.SafeLoader("").construct_document(node) if node is not None else {}
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None
+    old = {} if old is None else old
+    if not isinstance(old, dict):
+        return None
+    wanted = merge_onto(old, plain, apply_defaults(old), apply_defaults(plain))
+    text = edit_yaml(old_text, wanted)
+    if text is None:
+        return None
+    try:
+        return text if parse_config_text(text, source) == expected else None
+    except ConfigError:
+        return None

@@ -14,6 +14,15 @@ Extension keywords (ignored by validators, used for messages and the UI):
 - `x-unit`: the unit of a number, for the UI and the sample's comments.
 - `x-pattern-hint`: what a `pattern` means, in words, for the error message.
 - `x-required-when`: why a conditionally required key is required.
+- `x-time`: a local time of day "HH:MM" (YAML reads it as a number unless it is quoted).
+- `x-format` / `x-format-hint`: a value a later stage parses, checked by `phaeton.config` when
+  the config is loaded or saved (what the format means, in words, for the message):
+  `timezone` (zoneinfo must know it), `host` (an IP address or a DNS host name), `location`
+  (an absolute path or an http(s):// URL) and `password-hash` (the web UI's scrypt hash).
+
+Every number has a lower and an upper bound a real installation could need (durations that
+would make a loop spin, e.g. `control.tick_s: 1.0e-09`, are refused), and every default obeys
+its own bounds.
 """
 from __future__ import annotations
 
@@ -23,7 +32,24 @@ SCHEMA_ID = "urn:phaeton:config"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-HOST_PATTERN = r"^[^\s/]+$"
+TIME_HINT = 'a time "HH:MM" from 00:00 to 23:59'
+QUARTER_HOUR_PATTERN = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"
+QUARTER_HOUR_END_PATTERN = r"^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)$"
+# RFC 6750 b64token: what an HTTP "Authorization: Bearer" header (Tibber) and a URL query
+# (ENTSO-E) carry unchanged; base64, base64url, UUIDs and JWTs all fit.
+TOKEN_PATTERN = r"^[A-Za-z0-9._~+/-]+=*$"
+TOKEN_HINT = "an API token of letters, digits and - . _ ~ + / = (no spaces or quotes)"
+UUID_PATTERN = (r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+                r"[0-9A-Fa-f]{12}$")
+EIC_PATTERN = r"^[0-9]{2}[A-Z0-9-]{14}$"  # the ENTSO-E tariff's own rule
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+FORMAT_HINTS = {
+    "timezone": 'an IANA time zone name this system knows, such as "Europe/Berlin" or "UTC"',
+    "host": "a host name or IP address (letters, digits, hyphens and dots) without a port",
+    "location": "an absolute file path (starting with /) or an http:// or https:// URL",
+    "password-hash": "a hash made by the web UI (scrypt$N$r$p$salt$hash)",
+}
 
 
 def _number(default: float, description: str, unit: str | None = None, *,
@@ -51,6 +77,24 @@ def _number(default: float, description: str, unit: str | None = None, *,
 def _seconds(default: float, description: str, *, minimum: float = 0,
              maximum: float = 3600) -> dict[str, Any]:
     return _number(default, description, "s", minimum=minimum, maximum=maximum)
+
+
+def _formatted(schema: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """`schema` of a string a later stage parses: checked by `phaeton.config` (see the top)."""
+    return {**schema, "x-format": fmt, "x-format-hint": FORMAT_HINTS[fmt]}
+
+
+def _zone(default: str, description: str) -> dict[str, Any]:
+    return _formatted(_string(default, description, min_length=1, max_length=64), "timezone")
+
+
+def _host(default: str | None, description: str) -> dict[str, Any]:
+    return _formatted(_string(default, description, min_length=1, max_length=253), "host")
+
+
+def _time(default: str | None, description: str, *, pattern: str = TIME_PATTERN,
+          hint: str = TIME_HINT) -> dict[str, Any]:
+    return {**_string(default, description, pattern=pattern, hint=hint), "x-time": True}
 
 
 def _port(default: int, description: str) -> dict[str, Any]:
@@ -109,11 +153,9 @@ _SCHEDULE_WINDOW = {
             "minItems": 1,
             "uniqueItems": True,
         },
-        "start": _string(None, "Start time, local, \"HH:MM\" in quotes.",
-                         pattern=TIME_PATTERN, hint='a time "HH:MM" from 00:00 to 23:59'),
-        "end": _string(None, "End time, local, \"HH:MM\" in quotes; an end before the start "
-                       "crosses midnight. Must differ from start.",
-                       pattern=TIME_PATTERN, hint='a time "HH:MM" from 00:00 to 23:59'),
+        "start": _time(None, "Start time, local, \"HH:MM\" in quotes."),
+        "end": _time(None, "End time, local, \"HH:MM\" in quotes; an end before the start "
+                     "crosses midnight. Must differ from start."),
         "current_a": _number(None, "Charging current per phase inside the window; null = "
                              "charger.max_current_a. Must lie within the charger's "
                              "min_current_a..max_current_a.", "A",
@@ -123,9 +165,8 @@ _SCHEDULE_WINDOW = {
 
 _ALFEN = _section("Alfen NG9xx over Modbus TCP (used when charger.protocol is alfen).", {
     "host": {
-        **_string(None, "IP address or host name of the Alfen charger. Required when "
-                  "charger.protocol is alfen.", pattern=HOST_PATTERN,
-                  hint="a host name or IP address without spaces or slashes", min_length=1),
+        **_host(None, "IP address or host name of the Alfen charger. Required when "
+                "charger.protocol is alfen."),
         "x-required-when": "charger.protocol is 'alfen'",
     },
     "port": _port(502, "Modbus TCP port of the charger."),
@@ -134,8 +175,7 @@ _ALFEN = _section("Alfen NG9xx over Modbus TCP (used when charger.protocol is al
     "socket_unit_id": _number(1, "Modbus unit id of the socket (1, or 2 for the second "
                               "socket of a double station).", integer=True, minimum=1,
                               maximum=255),
-    "timeout_s": _number(3, "Timeout of one Modbus request.", "s", exclusive_minimum=0,
-                         maximum=60),
+    "timeout_s": _number(3, "Timeout of one Modbus request.", "s", minimum=0.1, maximum=60),
     "setpoint_refresh_s": _number(20, "Rewrite the current setpoint at least this often; the "
                                   "charger falls back to its safe current when it is not "
                                   "rewritten within its validity time (60 s).", "s",
@@ -149,9 +189,8 @@ _ALFEN = _section("Alfen NG9xx over Modbus TCP (used when charger.protocol is al
 
 _OCPP = _section("OCPP 1.6J central system (used when charger.protocol is ocpp). The charger "
                  "connects to ws://<GX address>:<port><path>/<charge_point_id>.", {
-    "host": _string("0.0.0.0", "Address the OCPP WebSocket server listens on.",
-                    pattern=HOST_PATTERN, hint="a host name or IP address without spaces "
-                    "or slashes", min_length=1),
+    "host": _host("0.0.0.0", "Address the OCPP WebSocket server listens on (0.0.0.0 = all "
+                  "IPv4 addresses)."),
     "port": _port(8887, "TCP port the OCPP WebSocket server listens on."),
     "path": _string("/ocpp", "URL path in front of the charge point id.",
                     pattern=r"^/[A-Za-z0-9._~/-]*$",
@@ -181,11 +220,15 @@ _TOU_WINDOW = {
     "required": ["start", "end", "import_eur_per_kwh"],
     "properties": {
         "days": _SCHEDULE_WINDOW["properties"]["days"],
-        "start": _string(None, "Start, local \"HH:MM\" (quarter hours).", pattern=r"^\d\d:\d\d$",
-                         hint='a time "HH:MM"'),
-        "end": _string(None, "End, local \"HH:MM\"; at or before the start runs past "
-                       "midnight, \"24:00\" is the end of the day.", pattern=r"^\d\d:\d\d$",
-                       hint='a time "HH:MM"'),
+        "start": _time(None, "Start, local \"HH:MM\" (quarter hours).",
+                       pattern=QUARTER_HOUR_PATTERN,
+                       hint='a quarter hour "HH:MM" from 00:00 to 23:45 (minutes 00, 15, 30 '
+                            'or 45)'),
+        "end": _time(None, "End, local \"HH:MM\" (quarter hours); at or before the start runs "
+                     "past midnight, \"24:00\" is the end of the day.",
+                     pattern=QUARTER_HOUR_END_PATTERN,
+                     hint='a quarter hour "HH:MM" from 00:00 to 24:00 (minutes 00, 15, 30 '
+                          'or 45)'),
         "import_eur_per_kwh": _number(None, "Import price inside the window.", "currency/kWh",
                                       **_PRICE),
         "export_eur_per_kwh": _number(None, "Export price inside the window; null = the "
@@ -204,8 +247,7 @@ _TARIFF = _section("Where prices come from (docs/tariffs.md). Only the section n
         "export_eur_per_kwh": _number(0.08, "Export price.", "currency/kWh", **_PRICE),
     }),
     "time_of_use": _section("Prices by weekday and local time.", {
-        "tz": _string("Europe/Berlin", "Time zone the windows are in (IANA name).",
-                      min_length=1),
+        "tz": _zone("Europe/Berlin", "Time zone the windows are in (IANA name)."),
         "default_import_eur_per_kwh": _number(0.30, "Import price outside all windows.",
                                               "currency/kWh", **_PRICE),
         "default_export_eur_per_kwh": _number(0.08, "Export price outside all windows.",
@@ -214,22 +256,32 @@ _TARIFF = _section("Where prices come from (docs/tariffs.md). Only the section n
                     "default": [], "items": _TOU_WINDOW, "maxItems": 100},
     }),
     "tibber": _section("Tibber GraphQL API.", {
-        "token": _string(None, "Tibber API token (required for type tibber).",
-                         nullable=True, min_length=1),
+        "token": {**_string(None, "Tibber API token (required for type tibber).",
+                            nullable=True, min_length=1, pattern=TOKEN_PATTERN,
+                            hint=TOKEN_HINT, max_length=1024),
+                  "x-required-when": "planner.tariff.type is 'tibber'"},
         "home_id": _string(None, "Home id; null = the first home with a subscription.",
-                           nullable=True, min_length=1),
+                           nullable=True, min_length=1, pattern=UUID_PATTERN,
+                           hint="a Tibber home id such as "
+                                "96a14971-525a-4420-aae9-e5aedaa129ff (a UUID)"),
         "resolution": _string("HOURLY", "HOURLY or QUARTER_HOURLY prices.",
                               enum=["HOURLY", "QUARTER_HOURLY"]),
     }),
     "entsoe": _section("ENTSO-E Transparency day-ahead prices.", {
-        "token": _string(None, "ENTSO-E API token (required for type entsoe).",
-                         nullable=True, min_length=1),
+        "token": {**_string(None, "ENTSO-E API token (required for type entsoe).",
+                            nullable=True, min_length=1, pattern=TOKEN_PATTERN,
+                            hint=TOKEN_HINT, max_length=1024),
+                  "x-required-when": "planner.tariff.type is 'entsoe'"},
         "area": _string("10Y1001A1001A82H", "Bidding zone EIC code (DE-LU by default).",
-                        min_length=1),
+                        min_length=1, pattern=EIC_PATTERN,
+                        hint='a 16-character EIC code of a bidding zone such as '
+                             '"10Y1001A1001A82H" (DE-LU)'),
     }),
     "file": _section("A CSV or JSON price file or http(s) URL.", {
-        "location": _string(None, "Path or URL of the price file (required for type file).",
-                            nullable=True, min_length=1),
+        "location": {**_formatted(_string(None, "Path or URL of the price file (required for "
+                                          "type file).", nullable=True, min_length=1,
+                                          max_length=2048), "location"),
+                     "x-required-when": "planner.tariff.type is 'file'"},
         "format": _string("auto", "csv, json or auto (from the name).",
                           enum=["auto", "csv", "json"]),
     }),
@@ -248,18 +300,16 @@ _TARIFF = _section("Where prices come from (docs/tariffs.md). Only the section n
                                      "currency/kWh", nullable=True, **_PRICE),
     }),
     "refresh": _section("When fetching tariffs look for new prices.", {
-        "publish_time": _string("13:00", "Local time tomorrow's prices are due.",
-                                pattern=TIME_PATTERN, hint='a time "HH:MM"'),
-        "publish_tz": _string("Europe/Berlin", "Time zone of publish_time.", min_length=1),
+        "publish_time": _time("13:00", "Local time tomorrow's prices are due."),
+        "publish_tz": _zone("Europe/Berlin", "Time zone of publish_time."),
         "poll_s": _number(900, "Poll interval while tomorrow's prices are due.", "s",
                           minimum=60, maximum=86400),
         "backoff_base_s": _number(60, "First wait after a failed fetch (doubles).", "s",
-                                  minimum=1, maximum=86400),
-        "backoff_max_s": _number(3600, "Longest wait after failures.", "s", minimum=1,
-                                 maximum=86400),
+                                  minimum=10, maximum=86400),
+        "backoff_max_s": _number(3600, "Longest wait after failures (at least "
+                                 "backoff_base_s).", "s", minimum=60, maximum=86400),
     }),
-    "timeout_s": _number(20, "Timeout of one price request.", "s", exclusive_minimum=0,
-                         maximum=300),
+    "timeout_s": _number(20, "Timeout of one price request.", "s", minimum=1, maximum=300),
 })
 
 
@@ -279,9 +329,9 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                          maximum=48),
     "replan_s": _number(900, "Re-plan at least this often.", "s", minimum=60, maximum=3600),
     "soc_drift_pct": _number(5, "Re-plan early when the measured battery SoC differs from the "
-                             "plan by more than this.", "%", exclusive_minimum=0, maximum=100),
+                             "plan by more than this.", "%", minimum=1, maximum=100),
     "site": _section("Where the house and its panels are (PV and load forecasts).", {
-        "tz": _string("Europe/Berlin", "Time zone of the site (IANA name).", min_length=1),
+        "tz": _zone("Europe/Berlin", "Time zone of the site (IANA name)."),
         "latitude_deg": _number(51.0, "Latitude of the site.", "deg", minimum=-90,
                                 maximum=90),
         "longitude_deg": _number(10.0, "Longitude of the site (east positive).", "deg",
@@ -294,7 +344,7 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                                   "deg", minimum=0, maximum=360),
         "annual_load_kwh": _number(3500, "House consumption per year without the EV, used "
                                    "until phaeton has its own history.", "kWh",
-                                   exclusive_minimum=0, maximum=1000000),
+                                   minimum=100, maximum=1000000),
     }),
     "battery": _section("The home battery (capacity 0 = none).", {
         "capacity_kwh": _number(0, "Usable capacity (0 = no battery).", "kWh", minimum=0,
@@ -311,7 +361,7 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
         "max_discharge_kw": _number(5, "Highest discharging power (AC side).", "kW",
                                     minimum=0, maximum=1000),
         "round_trip_efficiency_pct": _number(90, "AC to AC round-trip efficiency.", "%",
-                                             exclusive_minimum=0, maximum=100),
+                                             minimum=50, maximum=100),
         "degradation_eur_per_kwh": _number(0.02, "Wear cost per kWh in or out (default of "
                                            "the GX setting DegradationCost).",
                                            "currency/kWh", minimum=0, maximum=10),
@@ -325,11 +375,9 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                                    "kW", minimum=0, maximum=10000, nullable=True),
     }),
     "ev": _section("The car the plan charges (Scheduled mode).", {
-        "capacity_kwh": _number(60, "Battery capacity of the car.", "kWh",
-                                exclusive_minimum=0, maximum=500),
-        "departure_time": _string("07:00", "When the car leaves, local, \"HH:MM\" in quotes.",
-                                  pattern=TIME_PATTERN,
-                                  hint='a time "HH:MM" from 00:00 to 23:59'),
+        "capacity_kwh": _number(60, "Battery capacity of the car.", "kWh", minimum=1,
+                                maximum=500),
+        "departure_time": _time("07:00", "When the car leaves, local, \"HH:MM\" in quotes."),
         "target_soc_pct": _number(80, "SoC the car should have at departure.", "%",
                                   minimum=0, maximum=100),
         "target_kwh": _number(None, "Energy to add by departure instead of a SoC target; "
@@ -338,7 +386,7 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
         "assumed_soc_pct": _number(30, "The car's SoC when the charger cannot tell it.", "%",
                                    minimum=0, maximum=100),
         "charge_efficiency_pct": _number(90, "Share of the AC energy that reaches the car's "
-                                         "battery.", "%", exclusive_minimum=0, maximum=100),
+                                         "battery.", "%", minimum=50, maximum=100),
     }),
     "tariff": _TARIFF,
 })
@@ -352,7 +400,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "properties": {
         "data_dir": _string("/data/phaeton", "Directory for state, sessions and history "
                             "(an absolute path; /data survives firmware updates on a GX).",
-                            pattern=r"^/", hint="an absolute path (starting with /)"),
+                            pattern=r"^/", hint="an absolute path (starting with /)",
+                            max_length=1024),
         "site": _section("The grid connection.", {
             "fuse_a": _number(25, "Main fuse per phase; the house and the EV together never "
                               "draw more.", "A", minimum=6, maximum=630),
@@ -389,10 +438,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                       "properties": {"ocpp": {"required": ["charge_point_id"]}}}},
         ]),
         "control": _section("The control loop.", {
-            "tick_s": _number(2, "Charger control tick.", "s", exclusive_minimum=0,
-                              maximum=60),
+            "tick_s": _number(2, "Charger control tick.", "s", minimum=0.25, maximum=60),
             "snapshot_s": _number(10, "Power-flow snapshot and history interval.", "s",
-                                  exclusive_minimum=0, maximum=3600),
+                                  minimum=1, maximum=3600),
             "stale_after_s": _seconds(30, "GX readings older than this are stale (must be "
                                       "longer than tick_s).", minimum=1),
             "fuse_recovery_delay_s": _seconds(30, "After a cut for the fuse, wait this long "
@@ -422,9 +470,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "delay_s": _seconds(120, "The condition must last this long before "
                                     "switching."),
                 "settle_s": _seconds(30, "Pause with the charger stopped while switching.",
-                                     maximum=600),
-                "grace_s": _seconds(600, "Minimum time between two switches.",
-                                    maximum=86400),
+                                     minimum=5, maximum=600),
+                "grace_s": _seconds(600, "Minimum time between two switches (spares the "
+                                    "contactors).", minimum=60, maximum=86400),
             }),
         }),
         "schedule": _section("Charging windows of the Scheduled mode.", {
@@ -448,6 +496,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         }),
         "device": _section("How the charger appears on the GX's D-Bus and VRM.", {
             "custom_name": _string("", "Name shown on the GX and VRM (empty = product name).",
+                                   pattern=NO_CONTROL_PATTERN,
+                                   hint="one line of text without tabs or control characters",
                                    max_length=64),
             "instance": _number(40, "Preferred VRM device instance (the GX's settings service "
                                 "may pick the next free one).", integer=True, minimum=0,
@@ -459,12 +509,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
         }),
         "web": _section("The web UI and REST API.", {
             "enabled": _boolean(True, "Serve the web UI."),
-            "host": _string("0.0.0.0", "Address the web server listens on.",
-                            pattern=HOST_PATTERN, hint="a host name or IP address without "
-                            "spaces or slashes", min_length=1),
+            "host": _host("0.0.0.0", "Address the web server listens on (0.0.0.0 = all IPv4 "
+                          "addresses)."),
             "port": _port(8088, "TCP port of the web server."),
-            "password_hash": _string(None, "Hash of the web UI password (set from the web "
-                                     "UI); null = no password.", nullable=True, min_length=1),
+            "password_hash": _formatted(_string(
+                None, "Hash of the web UI password (set from the web UI); null = no password.",
+                nullable=True, min_length=1, max_length=1024), "password-hash"),
         }),
         "planner": _PLANNER,
         "logging": _section("Logging.", {

@@ -40,11 +40,22 @@ Units are in the key names: `_a` amperes, `_v` volts, `_w` watts, `_kw` kilowatt
 kilowatt hours, `_s` seconds, `_h` hours, `_pct` percent, `_deg` degrees. Times are local
 `"HH:MM"` and must be quoted in YAML.
 
+Every number has the lower and upper limit shown under "allowed"; a value outside it (a
+`control.tick_s` of `1.0e-09`, a port of 70000) is refused with the key, the line, the value
+and the allowed range. Values that are parsed later are checked when the file is checked or
+saved, with the rule the later stage applies: time zones must be names the system's zoneinfo
+knows (`Europe/Berlin`; `UTC` always), hosts must be an IP address or a host name without a
+port, the price file's `location` an absolute path or an http(s) URL, tokens, the Tibber home
+id and the ENTSO-E area must have their format, and `web.password_hash` must be a hash the web
+UI can use.
+
 Rules that involve two keys: `charger.min_current_a` <= `charger.max_current_a`;
 `charger.phases` <= `site.phases`; `charger.safe_current_a` is 0 or within
 min_current_a..max_current_a; `control.stale_after_s` > `control.tick_s`; a schedule window's
 `current_a` lies within the charger's range and its end differs from its start; with
-`charger.protocol: ocpp` the OCPP server and the web UI cannot listen on the same port.
+`charger.protocol: ocpp` the OCPP server and the web UI cannot listen on the same port;
+`planner.tariff.type` `tibber` or `entsoe` needs that section's `token`, `file` needs
+`file.location`; `planner.tariff.refresh.backoff_max_s` >= `backoff_base_s`.
 """
 
 
@@ -79,7 +90,10 @@ def _allowed_text(schema: dict[str, Any]) -> str:
         parts.append(" and ".join(p for p in (left, right) if p))
     if schema.get("x-pattern-hint"):
         parts.append(schema["x-pattern-hint"])
-    if "minLength" in schema and "enum" not in schema and not schema.get("x-pattern-hint"):
+    if schema.get("x-format-hint"):
+        parts.append(schema["x-format-hint"])
+    hinted = schema.get("x-pattern-hint") or schema.get("x-format-hint")
+    if "minLength" in schema and "enum" not in schema and not hinted:
         parts.append("not empty")
     if "maxLength" in schema:
         parts.append(f"at most {schema['maxLength']} characters")

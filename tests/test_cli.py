@@ -48,8 +48,8 @@ def test_invalid_config_prints_every_problem_with_line_and_exits_1(tmp_path):
         f"{path}:3: charger.alfen.host: is required when charger.protocol is 'alfen'",
         f"{path}:5: charger.max_curent_a: unknown key 'max_curent_a' "
         f"(did you mean 'max_current_a'?)",
-        f"{path}:6: charger.min_current_a: must be ≥ 6, got 4",
-        f"{path}:8: web.port: must be ≤ 65535, got 70000",
+        f"{path}:6: charger.min_current_a: must be between 6 and 80 A, got 4",
+        f"{path}:8: web.port: must be between 1 and 65535, got 70000",
     ]
     assert result.stderr.strip() == f"{path}: 4 problems"
 

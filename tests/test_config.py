@@ -186,14 +186,14 @@ def test_out_of_range_names_key_line_and_bound(tmp_path):
           max_current_a: 100
         """)
     assert (problem.key_path, problem.line, problem.message) == (
-        "charger.max_current_a", 5, "must be ≤ 80, got 100")
+        "charger.max_current_a", 5, "must be between 6 and 80 A, got 100")
 
 
 def test_below_minimum_and_exclusive_minimum(tmp_path):
     problems = problems_of(tmp_path, MINIMAL + "control:\n  tick_s: 0\n  stale_after_s: 0.5\n")
     assert [(p.key_path, p.line, p.message) for p in problems] == [
-        ("control.tick_s", 5, "must be > 0, got 0"),
-        ("control.stale_after_s", 6, "must be ≥ 1, got 0.5"),
+        ("control.tick_s", 5, "must be between 0.25 and 60 s, got 0"),
+        ("control.stale_after_s", 6, "must be between 1 and 3600 s, got 0.5"),
     ]
 
 
@@ -318,13 +318,13 @@ def test_non_finite_numbers_are_refused(tmp_path):
 def test_setpoint_refresh_must_stay_within_the_charger_validity(tmp_path):
     problem = only_problem(tmp_path, MINIMAL + "    setpoint_refresh_s: 30\n")
     assert (problem.key_path, problem.message) == (
-        "charger.alfen.setpoint_refresh_s", "must be ≤ 25, got 30")
+        "charger.alfen.setpoint_refresh_s", "must be between 1 and 25 s, got 30")
 
 
 def test_port_bounds(tmp_path):
     problem = only_problem(tmp_path, MINIMAL + "web:\n  port: 70000\n")
     assert (problem.key_path, problem.line, problem.message) == (
-        "web.port", 5, "must be ≤ 65535, got 70000")
+        "web.port", 5, "must be between 1 and 65535, got 70000")
 
 
 # -- cross-field rules ---------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def test_ocpp_server_and_web_server_on_the_same_port(tmp_path):
 def test_cross_field_rule_is_not_repeated_when_a_key_is_already_wrong(tmp_path):
     problems = problems_of(tmp_path, MINIMAL + "  min_current_a: 100\n")
     assert [(p.key_path, p.message) for p in problems] == [
-        ("charger.min_current_a", "must be ≤ 80, got 100")]
+        ("charger.min_current_a", "must be between 6 and 80 A, got 100")]
 
 
 # -- file-level problems -------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def test_duplicate_key_is_reported_and_lines_follow_the_value_that_wins(tmp_path
     problems = problems_of(tmp_path, MINIMAL + "site:\n  fuse_a: 25\nsite:\n  fuse_a: 2\n")
     assert [(p.key_path, p.line, p.message) for p in problems] == [
         ("site", 6, "appears twice (first on line 4, this later one wins); remove one"),
-        ("site.fuse_a", 7, "must be ≥ 6, got 2"),
+        ("site.fuse_a", 7, "must be between 6 and 630 A, got 2"),
     ]
 
 
@@ -468,8 +468,8 @@ def test_error_text_lists_every_problem_in_check_config_form(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert str(caught.value).splitlines() == [
-        f"{path}:4: charger.max_current_a: must be ≤ 80, got 100",
-        f"{path}:6: web.port: must be ≥ 1, got 0",
+        f"{path}:4: charger.max_current_a: must be between 6 and 80 A, got 100",
+        f"{path}:6: web.port: must be between 1 and 65535, got 0",
     ]
 
 
@@ -488,7 +488,8 @@ def test_missing_unreadable_and_binary_files_are_unreadable_errors(tmp_path):
 
 def test_validate_config_data_reports_without_lines():
     problems = validate_config_data({"charger": {"alfen": {"host": "h"}, "max_current_a": 5}})
-    assert problems == [ConfigProblem("charger.max_current_a", None, "must be ≥ 6, got 5")]
+    assert problems == [ConfigProblem("charger.max_current_a", None,
+                                      "must be between 6 and 80 A, got 5")]
     assert validate_config_data({"charger": {"alfen": {"host": "h"}}}) == []
     assert validate_config_data(["not", "a", "mapping"])[0].message == (
         "the config must be a mapping of keys, got a list")

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from phaeton.store.sessions import ChargingSession
-from tests.web_fixtures import PASSWORD, backend, client, login, start_client  # noqa: F401
+from tests.web_fixtures import (PASSWORD, backend, client, config_and_version,  # noqa: F401
+                                login, start_client)
 
 
 # ---- reading -----------------------------------------------------------------------------
@@ -339,9 +340,10 @@ async def test_config_hides_secrets_and_serves_the_schema(client, backend):
 async def test_config_put_saves_atomically_with_a_backup(client, backend):
     headers = await login(client)
     original = backend.config_file.read_text()
-    config = (await (await client.get("/api/config")).json())["config"]
+    config, version = await config_and_version(client)
     config["site"]["fuse_a"] = 32
-    response = await client.put("/api/config", json={"config": config}, headers=headers)
+    response = await client.put("/api/config", json={"config": config, "version": version},
+                                headers=headers)
     assert response.status == 200, await response.text()
     assert yaml.safe_load(backend.config_file.read_text())["site"]["fuse_a"] == 32
     assert backend.config_file.with_name("config.yaml.bak").read_text() == original
@@ -351,10 +353,11 @@ async def test_config_put_saves_atomically_with_a_backup(client, backend):
 async def test_invalid_config_is_422_with_check_config_messages(client, backend):
     headers = await login(client)
     before = backend.config_file.read_text()
-    config = (await (await client.get("/api/config")).json())["config"]
+    config, version = await config_and_version(client)
     config["site"]["fuse_a"] = "lots"
     config["charger"]["min_current_a"] = 20  # above max_current_a 16
-    response = await client.put("/api/config", json={"config": config}, headers=headers)
+    response = await client.put("/api/config", json={"config": config, "version": version},
+                                headers=headers)
     assert response.status == 422
     data = await response.json()
     assert "2 problem(s)" in data["error"]
@@ -367,11 +370,12 @@ async def test_invalid_config_is_422_with_check_config_messages(client, backend)
 
 async def test_config_put_cannot_smuggle_a_password_hash(client, backend):
     headers = await login(client)
-    config = (await (await client.get("/api/config")).json())["config"]
+    config, version = await config_and_version(client)
     config["web"]["password_hash"] = "scrypt$2$1$1$00$00"
-    response = await client.put("/api/config", json={"config": config}, headers=headers)
+    response = await client.put("/api/config", json={"config": config, "version": version},
+                                headers=headers)
     assert response.status == 200
-    assert yaml.safe_load(backend.config_file.read_text())["web"]["password_hash"] is None
+    assert "password_hash" not in backend.config_file.read_text()  # nothing else changed
 
 
 async def test_config_put_unauthenticated_is_401(client, backend):
@@ -391,11 +395,16 @@ async def test_config_put_wrong_shape_is_422(client):
 async def test_schedule_round_trip_and_validation(client, backend):
     headers = await login(client)
     windows = [{"days": ["mon", "tue"], "start": "22:00", "end": "06:00", "current_a": 10}]
-    response = await client.put("/api/schedule", json={"windows": windows}, headers=headers)
+    version = (await (await client.get("/api/schedule")).json())["version"]
+    response = await client.put("/api/schedule", json={"windows": windows, "version": version},
+                                headers=headers)
     assert response.status == 200, await response.text()
-    assert (await (await client.get("/api/schedule")).json())["windows"] == windows
+    got = await (await client.get("/api/schedule")).json()
+    assert got["windows"] == windows
+    assert got["version"] == (await response.json())["version"] != version
     response = await client.put("/api/schedule", headers=headers, json={
-        "windows": [{"start": "25:00", "end": "06:00"}, {"start": "07:00", "end": "07:00"}]})
+        "windows": [{"start": "25:00", "end": "06:00"}, {"start": "07:00", "end": "07:00"}],
+        "version": got["version"]})
     assert response.status == 422
     problems = (await response.json())["problems"]
     assert [p["key_path"] for p in problems] == ["schedule.windows[0].start",
@@ -479,12 +488,13 @@ async def test_too_many_event_streams_is_503(backend):
 
 async def test_a_config_file_that_cannot_be_written_is_a_clear_500(client, backend):
     headers = await login(client)
-    config = (await (await client.get("/api/config")).json())["config"]
+    config, version = await config_and_version(client)
     before = backend.config_file.read_text()
     blocker = backend.config_file.with_name("config.yaml.bak")
     blocker.mkdir()
     (blocker / "keep").write_text("a directory where the backup should go")
-    response = await client.put("/api/config", json={"config": config}, headers=headers)
+    response = await client.put("/api/config", json={"config": config, "version": version},
+                                headers=headers)
     assert response.status == 500
     assert "could not write the config file" in (await response.json())["error"]
     assert backend.config_file.read_text() == before

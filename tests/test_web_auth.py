@@ -10,6 +10,7 @@ import yaml
 
 from phaeton.clock import Clock
 from phaeton.web import set_password as set_password_cli
+from phaeton.web.client_address import client_key
 from phaeton.web.login_limit import LoginRateLimiter
 from phaeton.web.passwords import (PasswordHashError, check_hash_format, hash_password,
                                    verify_password)
@@ -62,27 +63,35 @@ def test_malformed_hashes_are_named(stored, words):
 
 # ---- login rate limit ----------------------------------------------------------------------
 
-def test_a_client_is_blocked_after_five_failures_until_the_window_passes():
+def test_a_client_is_blocked_after_five_failures_then_twice_as_long_each_time():
     clock = SteppedClock()
-    limiter = LoginRateLimiter(clock, per_client=5, window_s=60)
+    limiter = LoginRateLimiter(clock, per_client=5, first_block_s=60, max_block_s=200)
     for _ in range(5):
         assert limiter.retry_after_s("10.0.0.2") == 0
         limiter.record_failure("10.0.0.2")
         clock.now_s += 1
-    assert limiter.retry_after_s("10.0.0.2") == pytest.approx(55)
+    assert limiter.retry_after_s("10.0.0.2") == pytest.approx(59)
     assert limiter.retry_after_s("10.0.0.3") == 0  # others are not blocked
-    clock.now_s += 55
+    clock.now_s += 59
     assert limiter.retry_after_s("10.0.0.2") == 0
+    limiter.record_failure("10.0.0.2")
+    assert limiter.retry_after_s("10.0.0.2") == pytest.approx(120)
+    clock.now_s += 120
+    limiter.record_failure("10.0.0.2")
+    assert limiter.retry_after_s("10.0.0.2") == pytest.approx(200)  # capped
 
 
-def test_many_clients_together_hit_the_overall_limit():
+def test_many_clients_guessing_together_block_those_that_failed_not_the_others():
     clock = SteppedClock()
     limiter = LoginRateLimiter(clock, per_client=5, overall=30, window_s=60)
     for n in range(30):
         limiter.record_failure(f"10.0.1.{n}")
-    assert limiter.retry_after_s("10.0.2.1") == pytest.approx(60)
+    assert limiter.under_attack()
+    assert limiter.retry_after_s("10.0.1.7") == pytest.approx(60)  # it guessed: waits
+    assert limiter.retry_after_s("10.0.2.1") == 0  # never guessed: may always try
     clock.now_s += 60
-    assert limiter.retry_after_s("10.0.2.1") == 0
+    assert not limiter.under_attack()
+    assert limiter.retry_after_s("10.0.1.7") == 0
 
 
 def test_a_right_password_clears_the_clients_failures():
@@ -93,12 +102,36 @@ def test_a_right_password_clears_the_clients_failures():
     assert limiter.retry_after_s("a") == 0
 
 
+def test_failures_are_forgotten_a_day_after_the_last_one():
+    clock = SteppedClock()
+    limiter = LoginRateLimiter(clock, per_client=1, forget_s=86400, max_block_s=3600)
+    for _ in range(20):
+        limiter.record_failure("a")
+    assert limiter.retry_after_s("a") == pytest.approx(3600)
+    clock.now_s += 86400
+    assert limiter.retry_after_s("a") == 0
+    limiter.record_failure("a")
+    assert limiter.retry_after_s("a") == pytest.approx(60)  # starts over
+
+
 def test_the_limiter_forgets_the_oldest_client_beyond_its_bound():
     limiter = LoginRateLimiter(SteppedClock(), per_client=1, max_clients=3)
     for name in "abcd":
         limiter.record_failure(name)
     assert limiter.retry_after_s("a") == 0
     assert limiter.retry_after_s("d") > 0
+
+
+@pytest.mark.parametrize("remote, key", [
+    ("192.168.1.20", "192.168.1.20"),
+    ("::ffff:192.168.1.20", "192.168.1.20"),
+    ("2001:db8:1:2:a:b:c:d", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2::99", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    (None, "unknown"),
+])
+def test_clients_are_counted_by_address_and_ipv6_hosts_by_their_64(remote, key):
+    assert client_key(remote) == key
 
 
 # ---- set_password command ------------------------------------------------------------------
@@ -204,9 +237,11 @@ async def test_garbage_from_a_logged_in_browser_gets_4xx_never_500(client, backe
         assert "error" in await response.json() or response.status == 200
 
 
-def test_a_right_password_does_not_count_towards_the_overall_limit():
+def test_right_passwords_do_not_count_towards_the_overall_limit():
     limiter = LoginRateLimiter(SteppedClock(), per_client=5, overall=3)
+    limiter.record_failure("owner")
     for _ in range(10):
-        limiter.record_failure("owner")  # counted up front ...
-        limiter.record_success("owner")  # ... and taken back
+        limiter.record_success("owner")
+    limiter.record_failure("someone")
+    assert not limiter.under_attack()
     assert limiter.retry_after_s("someone") == 0

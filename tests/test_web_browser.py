@@ -152,9 +152,9 @@ async def test_settings_form_rejects_an_invalid_value_with_its_message(browser, 
         browser.find_element(By.ID, "save-settings").click()
     await in_thread(enter_bad_fuse)
     message = await in_thread(wait_for_text, browser, "problem-site.fuse_a", "must be")
-    assert message.strip() == "site.fuse_a: must be ≤ 630, got 1000"
+    assert message.strip() == "site.fuse_a: must be between 6 and 630 A, got 1000"
     problems = await in_thread(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".problem") if e.text])
-    assert problems == ["site.fuse_a: must be ≤ 630, got 1000"]
+    assert problems == ["site.fuse_a: must be between 6 and 630 A, got 1000"]
     assert "1 problem" in await in_thread(text_of, browser, "settings-message")
     assert backend.config_file.read_text() == before
 
@@ -166,6 +166,34 @@ async def test_settings_form_rejects_an_invalid_value_with_its_message(browser, 
     await in_thread(enter_good_fuse)
     await in_thread(wait_for_text, browser, "settings-message", "saved")
     assert yaml.safe_load(backend.config_file.read_text())["site"]["fuse_a"] == 35
+
+
+async def test_settings_save_over_a_file_changed_meanwhile_is_refused_and_keeps_the_form(
+        browser, client, backend):
+    base = base_url(client)
+    await in_thread(log_in, browser, base, PASSWORD, "/settings")
+
+    def enter_fuse(value: str) -> None:
+        field = WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.ID, "cfg-site.fuse_a"))
+        field.clear()
+        field.send_keys(value)
+    await in_thread(enter_fuse, "35")
+    hand_edited = "# edited by hand\n" + backend.config_file.read_text() + "site:\n  fuse_a: 20\n"
+    backend.config_file.write_text(hand_edited)  # someone edits the file meanwhile
+    await in_thread(lambda: browser.find_element(By.ID, "save-settings").click())
+    message = await in_thread(wait_for_text, browser, "settings-message", "changed since")
+    assert "nothing was saved" in message
+    assert backend.config_file.read_text() == hand_edited
+    assert await in_thread(lambda: browser.find_element(
+        By.ID, "cfg-site.fuse_a").get_attribute("value")) == "35"  # what was typed stays
+    await in_thread(lambda: browser.find_element(By.ID, "reload-settings").click())
+    await in_thread(lambda: WebDriverWait(browser, 10).until(lambda d: d.find_element(
+        By.ID, "cfg-site.fuse_a").get_attribute("value") == "20"))
+    await in_thread(enter_fuse, "35")
+    await in_thread(lambda: browser.find_element(By.ID, "save-settings").click())
+    await in_thread(wait_for_text, browser, "settings-message", "saved")
+    assert backend.config_file.read_text() == hand_edited.replace("fuse_a: 20", "fuse_a: 35")
 
 
 async def test_stale_stream_is_shown_and_the_page_reconnects(browser, private_bus, tmp_path):
@@ -283,6 +311,25 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     conflict = await in_thread(text_of, browser, "plan-conflict")
     assert "Dynamic ESS is active" in conflict and "VRM mode 1" in conflict
     assert "optimise" in summary
+
+
+async def test_schedule_page_says_when_the_owner_switched_dynamic_ess_off(browser, client,
+                                                                          backend):
+    off = ("Dynamic ESS was switched off on the GX (/Settings/DynamicEss/Mode = 0); phaeton "
+           "does not steer the battery until Mode is set to 4 again or the planner Strategy "
+           "(/Settings/Phaeton/Planner/Strategy) is changed")
+    backend.plan_data = {
+        "slots": [{"start_s": 1_780_000_000, "import_eur_per_kwh": 0.2, "soc_pct": 50.0,
+                   "why": "idle"}],
+        "total_cost_eur": 1.0, "savings_eur": 0.0, "ev_delivered_kwh": 0.0, "shortfall": None,
+        "warnings": [], "strategy": "optimise",
+        "state": {"/Planner/DessConflict": 0, "/Planner/Reason": off},
+        "ess": {"control": "dess_schedule", "in_control": False, "conflict": None,
+                "owner_off": off, "error": None, "windows": 0}}
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    message = await in_thread(wait_for_text, browser, "plan-owner-off", "switched off")
+    assert message.startswith("Dynamic ESS was switched off on the GX")
+    assert "switched off on the GX" in await in_thread(text_of, browser, "plan-battery")
 
 
 async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mode(

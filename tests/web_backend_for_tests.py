@@ -169,12 +169,8 @@ class WebBackendForTests:
         return []
 
     def schedule(self) -> list[dict]:
+        """The running windows (a test helper; the web UI reads the file)."""
         return copy.deepcopy(self.cfg["schedule"]["windows"])
-
-    async def set_schedule(self, windows: list[dict]) -> list:
-        data = self.config()
-        data["schedule"]["windows"] = windows
-        return await self.apply_config(data)
 
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
         return self.log_buffer.records(min_level, limit)

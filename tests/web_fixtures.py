@@ -1,6 +1,7 @@
 """Fixtures shared by the web tests: a real-parts backend and the app on a real test server."""
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -45,3 +46,15 @@ async def login(client) -> dict:
     assert response.status == 200, await response.text()
     token = (await response.json())["csrf_token"]
     return {"X-CSRF-Token": token}
+
+
+def client_at(address: str) -> aiohttp.ClientSession:
+    """A real HTTP client whose connections come from `address` (any 127.x.y.z works on
+    Linux): a second machine on the LAN, as the server sees it. Use with `client.make_url`."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def config_and_version(client) -> tuple[dict, str]:
+    """GET /api/config: the config and the version a save must send back."""
+    data = await (await client.get("/api/config")).json()
+    return data["config"], data["version"]

@@ -5,11 +5,12 @@ Reading is open on the LAN. Every write needs one of:
   the `X-CSRF-Token` header (the page gets it from /api/session; another site cannot read it);
 - `Authorization: Bearer <password>` (for scripts; browsers never send it on their own).
 Any write whose `Origin` header names another host is refused as cross-site. Wrong passwords
-count against the login rate limit whichever way they come in.
+count against the login limit (login_limit.py) whichever way they come in.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from phaeton.clock import Clock
+from phaeton.web.client_address import client_of
 from phaeton.web.http_json import ApiError, fail
 from phaeton.web.login_limit import LoginRateLimiter
 from phaeton.web.passwords import PasswordHashError, verify_password
@@ -28,6 +30,7 @@ SESSION_COOKIE = "phaeton_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_LIFETIME_S = 12 * 3600
 MAX_SESSIONS = 64
+MAX_CONCURRENT_CHECKS = 2
 NO_PASSWORD_MESSAGE = ("writes are disabled: no web password is set; set one with "
                        "`python -m phaeton.web.set_password --config /path/to/config.yaml`")
 
@@ -49,6 +52,8 @@ class Authenticator:
         self.clock = clock
         self.limiter = limiter or LoginRateLimiter(clock)
         self._sessions: dict[str, LoginSession] = {}
+        self._checking: dict[str, tuple[asyncio.Lock, int]] = {}  # client -> (lock, users)
+        self._hashing = asyncio.Semaphore(MAX_CONCURRENT_CHECKS)
 
     @property
     def password_set(self) -> bool:
@@ -58,27 +63,47 @@ class Authenticator:
     # ---- passwords -----------------------------------------------------------------------
 
     async def check_password(self, client: str, password: object) -> None:
-        """Return when `password` is right; else raise 429 (too many tries), 401 (wrong) or
-        403 (no password configured)."""
+        """Return when `password` is right; else raise 429 (the address must wait, see
+        login_limit), 401 (wrong) or 403 (no password configured).
+
+        One check at a time per client address (concurrent guesses queue and each sees the
+        count of the ones before), at most MAX_CONCURRENT_CHECKS over all (scrypt takes 16 MB
+        and a good part of a second on a GX)."""
         if not self.password_set:
             fail(403, NO_PASSWORD_MESSAGE)
-        wait_s = self.limiter.retry_after_s(client)
-        if wait_s > 0:
-            seconds = max(1, int(wait_s + 0.999))
-            raise _too_many(seconds)
-        self.limiter.record_failure(client)  # counted up front, taken back when right
-        if not isinstance(password, str) or not password:
-            fail(401, "wrong password")
+        async with self._one_check_at_a_time(client):
+            wait_s = self.limiter.retry_after_s(client)
+            if wait_s > 0:
+                raise _too_many(max(1, int(wait_s + 0.999)))
+            if not (isinstance(password, str) and password and await self._verify(password)):
+                self.limiter.record_failure(client)
+                log.warning("failed web login from %s", client)
+                fail(401, "wrong password")
+            self.limiter.record_success(client)
+
+    async def _verify(self, password: str) -> bool:
+        async with self._hashing:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, verify_password, password, self.password_hash)
+            except PasswordHashError as exc:
+                log.error("web.password_hash in the config is unusable: %s", exc)
+                fail(500, f"the stored password hash is unusable ({exc}); set the password "
+                          f"again")
+
+    @contextlib.asynccontextmanager
+    async def _one_check_at_a_time(self, client: str):
+        lock, users = self._checking.get(client, (asyncio.Lock(), 0))
+        self._checking[client] = (lock, users + 1)
         try:
-            ok = await asyncio.get_running_loop().run_in_executor(
-                None, verify_password, password, self.password_hash)
-        except PasswordHashError as exc:
-            log.error("web.password_hash in the config is unusable: %s", exc)
-            fail(500, f"the stored password hash is unusable ({exc}); set the password again")
-        if not ok:
-            log.warning("failed web login from %s", client)
-            fail(401, "wrong password")
-        self.limiter.record_success(client)
+            async with lock:
+                yield
+        finally:
+            lock, users = self._checking[client]
+            if users <= 1:
+                del self._checking[client]
+            else:
+                self._checking[client] = (lock, users - 1)
 
     # ---- sessions ------------------------------------------------------------------------
 
@@ -136,11 +161,6 @@ class Authenticator:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not secrets.compare_digest(sent, session.csrf_token):
             fail(403, f"missing or wrong {CSRF_HEADER} header (reload the page)")
-
-
-def client_of(request: web.Request) -> str:
-    """The client's address, the key of the login rate limit."""
-    return request.remote or "unknown"
 
 
 def refuse_cross_site(request: web.Request) -> None:

@@ -63,23 +63,21 @@ class WebBackend(Protocol):
         ...
 
     def config(self) -> dict:
-        """The current config as plain dicts and lists, every key defaulted."""
+        """The running config as plain dicts and lists, every key defaulted. (The settings and
+        schedule pages show the file instead, see config_file.py; this is their fallback when
+        the file cannot be loaded.)"""
         ...
 
     async def apply_config(self, data: dict) -> list:
-        """Validate, save (atomically, with a .bak) and apply `data` as the whole config.
+        """Validate, save (`phaeton.config.save_config`: onto the file as it is now, atomically,
+        with a .bak) and apply `data` as the whole config.
 
         Returns the list of `phaeton.config.ConfigProblem` found; empty means applied. The
-        backend decides which changes take effect live and which need a restart.
+        backend decides which changes take effect live and which need a restart. Must not
+        await anything before the file is written: the caller checks the file's version
+        right before (config_file.py). The web UI saves the schedule windows through this too,
+        with the file's config and the new windows.
         """
-        ...
-
-    def schedule(self) -> list[dict]:
-        """The Scheduled mode's windows, as in the config's schedule.windows."""
-        ...
-
-    async def set_schedule(self, windows: list[dict]) -> list:
-        """Replace the schedule windows; returns the `ConfigProblem`s found or [] when saved."""
         ...
 
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:

@@ -11,8 +11,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from phaeton.web.auth import SESSION_COOKIE, SESSION_LIFETIME_S, client_of, refuse_cross_site
+from phaeton.web.auth import SESSION_COOKIE, SESSION_LIFETIME_S, refuse_cross_site
 from phaeton.web.backend import WRITE_ACCEPTED, WRITE_REFUSED
+from phaeton.web.client_address import client_of
+from phaeton.web.config_file import read_file_config
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
 from phaeton.web.keys import AUTH, BACKEND
 from phaeton.web.passwords import hash_password
@@ -143,7 +145,7 @@ async def post_password(request: web.Request) -> web.Response:
     except ValueError as exc:
         fail(422, str(exc))
     backend = request.app[BACKEND]
-    data = backend.config()
+    data = read_file_config(backend).config  # the file as it is now, hand edits included
     data.setdefault("web", {})["password_hash"] = new_hash
     problems = await backend.apply_config(data)
     if problems:

@@ -1,8 +1,10 @@
 """API of the stored data: sessions (JSON and CSV), config (+ its schema), schedule, logs, plan.
 
-Secrets in the config (passwords, API tokens, the password hash) are never sent out: they are
-replaced by SECRET_KEPT, and a config sent back with SECRET_KEPT keeps the stored secret. The
-password hash can only be changed through POST /api/password.
+Config and schedule are read from the config file as it is now and saved onto it, with a
+version check (config_file.py). Secrets in the config (passwords, API tokens, the password
+hash) are never sent out: they are replaced by SECRET_KEPT, and a config sent back with
+SECRET_KEPT keeps the file's secret. The password hash can only be changed through
+POST /api/password.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from phaeton.config_schema import CONFIG_SCHEMA
+from phaeton.web.config_file import (problems_text, read_file_config, require_same_version,
+                                     version_headers)
 from phaeton.web.control_api import problems_json, without_non_finite
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
 from phaeton.web.keys import AUTH, BACKEND
@@ -116,10 +120,14 @@ def restore_secrets(sent: Any, stored: Any) -> Any:
 
 
 async def get_config(request: web.Request) -> web.Response:
-    """GET /api/config: the current config (secrets hidden) and the file it lives in."""
+    """GET /api/config: the config file's config as it is now (secrets hidden), the file's
+    path, and its version (also the ETag), which a save must send back."""
     backend = request.app[BACKEND]
-    return json_response({"path": backend.config_path(), "config": redact(backend.config()),
-                          "secret_placeholder": SECRET_KEPT})
+    current = read_file_config(backend)
+    return json_response({"path": backend.config_path(), "config": redact(current.config),
+                          "secret_placeholder": SECRET_KEPT, "version": current.version,
+                          "file_problems": problems_text(current.problems)},
+                         headers=version_headers(current.version))
 
 
 async def get_config_schema(request: web.Request) -> web.Response:
@@ -128,7 +136,8 @@ async def get_config_schema(request: web.Request) -> web.Response:
 
 
 async def put_config(request: web.Request) -> web.Response:
-    """PUT /api/config {"config": {...}}: validate, save and apply the whole config."""
+    """PUT /api/config {"config": {...}, "version": "..."}: validate, save onto the file as it
+    is now (409 when it is no longer `version`) and apply the whole config."""
     await request.app[AUTH].require_writer(request)
     body = await read_json_object(request)
     data = body.get("config")
@@ -136,12 +145,16 @@ async def put_config(request: web.Request) -> web.Response:
         fail(422, f"the body must be {{\"config\": {{...}}}} with the config as an object, "
                   f"got {json_kind(data)}")
     backend = request.app[BACKEND]
-    data = restore_secrets(data, backend.config())
+    current = read_file_config(backend)
+    require_same_version(request, body, current)
+    data = restore_secrets(data, current.config)
     problems = await _saving(backend.apply_config(data))
     if problems:
         fail(422, f"the config has {len(problems)} problem(s); nothing was saved",
              problems=problems_json(problems))
-    return json_response({"ok": True, "config": redact(backend.config())})
+    saved = read_file_config(backend)
+    return json_response({"ok": True, "config": redact(saved.config), "version": saved.version},
+                         headers=version_headers(saved.version))
 
 
 async def _saving(saving) -> list:
@@ -155,23 +168,39 @@ async def _saving(saving) -> list:
 # ---- schedule ------------------------------------------------------------------------------
 
 async def get_schedule(request: web.Request) -> web.Response:
-    """GET /api/schedule: the Scheduled mode's windows."""
-    return json_response({"windows": request.app[BACKEND].schedule()})
+    """GET /api/schedule: the Scheduled mode's windows in the config file, and its version."""
+    current = read_file_config(request.app[BACKEND])
+    return json_response({"windows": _windows_of(current.config), "version": current.version},
+                         headers=version_headers(current.version))
 
 
 async def put_schedule(request: web.Request) -> web.Response:
-    """PUT /api/schedule {"windows": [...]}: replace the windows (validated like the config)."""
+    """PUT /api/schedule {"windows": [...], "version": "..."}: replace the windows in the config
+    file as it is now (409 when it is no longer `version`), validated like the config."""
     await request.app[AUTH].require_writer(request)
     body = await read_json_object(request)
     windows = body.get("windows")
     if not isinstance(windows, list):
         fail(422, f"the body must be {{\"windows\": [...]}} with a list, got {json_kind(windows)}")
     backend = request.app[BACKEND]
-    problems = await _saving(backend.set_schedule(windows))
+    current = read_file_config(backend)
+    require_same_version(request, body, current)
+    data = current.config
+    if not isinstance(data.get("schedule"), dict):
+        data["schedule"] = {}
+    data["schedule"]["windows"] = windows
+    problems = await _saving(backend.apply_config(data))
     if problems:
         fail(422, f"the schedule has {len(problems)} problem(s); nothing was saved",
              problems=problems_json(problems))
-    return json_response({"ok": True, "windows": backend.schedule()})
+    saved = read_file_config(backend)
+    return json_response({"ok": True, "windows": _windows_of(saved.config),
+                          "version": saved.version}, headers=version_headers(saved.version))
+
+
+def _windows_of(config: dict) -> list:
+    schedule = config.get("schedule")
+    return schedule.get("windows", []) if isinstance(schedule, dict) else []
 
 
 async def get_plan(request: web.Request) -> web.Response:

@@ -3,7 +3,9 @@
 On connect the client gets `event: hello` (the tick, so it can tell a stale stream) and the
 current status, then one `event: status` per published snapshot. A client that falls behind
 gets only the newest snapshot (older ones are skipped, never queued without bound). A comment
-line every `heartbeat_s` keeps proxies open and finds clients that went away.
+line every `heartbeat_s` keeps proxies open and finds clients that went away. How many streams
+a client may hold: stream_limit.py. An ended stream (to make room for another client) closes at
+its next status or heartbeat; the browser then reconnects, or is told there is no room.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import logging
 
 from aiohttp import web
 
+from phaeton.web.client_address import client_of
 from phaeton.web.control_api import without_non_finite
 from phaeton.web.http_json import fail
-from phaeton.web.keys import BACKEND, MAX_SSE_CLIENTS, SSE_HEARTBEAT_S, SSE_TASKS
+from phaeton.web.keys import BACKEND, SSE_HEARTBEAT_S, SSE_LIMIT, SSE_TASKS
+from phaeton.web.stream_limit import TooManyStreams
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +43,36 @@ def tick_s_of(backend) -> float:
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """Stream status snapshots until the client goes away or the server stops."""
+    """Stream status snapshots until the client goes away, its stream is ended to make room
+    for another client (stream_limit.py), or the server stops."""
     app = request.app
+    try:
+        stream = app[SSE_LIMIT].open(client_of(request))
+    except TooManyStreams as exc:
+        fail(exc.status, exc.message)
     tasks: set = app[SSE_TASKS]
-    if len(tasks) >= app[MAX_SSE_CLIENTS]:
-        fail(503, f"too many live connections (at most {app[MAX_SSE_CLIENTS]}); close a tab")
+    task = asyncio.current_task()
+    tasks.add(task)
     backend = app[BACKEND]
+    queue = backend.subscribe()
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    task = asyncio.current_task()
-    tasks.add(task)
-    queue = backend.subscribe()
     try:
+        await response.prepare(request)
         tick_s = tick_s_of(backend)
         await response.write(b"retry: 1000\n" + sse_message(
             "hello", {"tick_s": tick_s, "stale_after_s": STALE_TICKS * tick_s}))
         await response.write(sse_message("status", backend.status()))
         heartbeat_s = app[SSE_HEARTBEAT_S]
-        while True:
+        while not stream.ended:
             try:
                 status = await asyncio.wait_for(queue.get(), heartbeat_s)
             except asyncio.TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
+            if stream.ended:
+                break
             while not queue.empty():  # behind: send only the newest
                 status = queue.get_nowait()
             await response.write(sse_message("status", status))
@@ -71,6 +80,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         pass  # the client went away
     finally:
         backend.unsubscribe(queue)
+        app[SSE_LIMIT].close(stream)
         tasks.discard(task)
     return response
 

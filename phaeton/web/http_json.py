@@ -1,4 +1,4 @@
-"""JSON in and out for the API: error responses, body parsing and the middlewares that make
+"""JSON in and out for the API: error responses, body parsing and the middleware that makes
 every failure (unknown route, wrong method, oversized body, a bug) a JSON error, never a crash.
 """
 from __future__ import annotations
@@ -105,27 +105,3 @@ async def json_errors(request: web.Request, handler) -> web.StreamResponse:
     except Exception:
         log.exception("web request %s %s failed", request.method, request.path)
         raise ApiError(500, "internal error; see the logs page for details") from None
-
-
-@web.middleware
-async def security_headers(request: web.Request, handler) -> web.StreamResponse:
-    """Headers that keep pages from being framed or loading anything from elsewhere."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _add_security_headers(exc)
-        raise
-    _add_security_headers(response)
-    return response
-
-
-def _add_security_headers(response: web.StreamResponse) -> None:
-    if response.prepared:
-        return
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'")

@@ -6,12 +6,13 @@ from aiohttp import web
 from phaeton.clock import Clock
 from phaeton.web.auth import Authenticator
 from phaeton.web.backend import WebBackend
+from phaeton.web.stream_limit import StreamLimit
 
 BACKEND = web.AppKey("backend", WebBackend)
 AUTH = web.AppKey("auth", Authenticator)
 CLOCK = web.AppKey("clock", Clock)
 SSE_TASKS = web.AppKey("sse_tasks", set)      # set[asyncio.Task]: the open event streams
 SSE_HEARTBEAT_S = web.AppKey("sse_heartbeat_s", float)
-MAX_SSE_CLIENTS = web.AppKey("max_sse_clients", int)
+SSE_LIMIT = web.AppKey("sse_limit", StreamLimit)
 
-__all__ = ["BACKEND", "AUTH", "CLOCK", "SSE_TASKS", "SSE_HEARTBEAT_S", "MAX_SSE_CLIENTS"]
+__all__ = ["BACKEND", "AUTH", "CLOCK", "SSE_TASKS", "SSE_HEARTBEAT_S", "SSE_LIMIT"]

@@ -15,6 +15,14 @@ _WRITE_ERRORS = {
     "422": {**_ERROR, "description": "wrong type, out of range or invalid config"},
     "429": {**_ERROR, "description": "too many failed logins"},
 }
+_SAVE_ERRORS = {
+    **_WRITE_ERRORS,
+    "409": {**_ERROR, "description": "the config file changed since `version` was read; "
+                                     "nothing saved (the body has the file's new `version`)"},
+    "428": {**_ERROR, "description": "no `version` (or If-Match) sent"},
+}
+_VERSION = {"type": "string", "description": "`version` from the GET of the same resource "
+                                              "(or send it as If-Match)"}
 _SECURITY = [{"session": [], "csrf": []}, {"bearer": []}]
 
 
@@ -47,8 +55,11 @@ def build_openapi() -> dict[str, Any]:
         "/api/status": {"get": {"summary": "Live status snapshot (refreshed every tick)",
                                 "responses": _ok("status")}},
         "/api/events": {"get": {"summary": "Server-Sent Events: `hello` then one `status` "
-                                           "per tick", "responses": _ok(
-                                    "event stream", {"type": "string"}, "text/event-stream")}},
+                                           "per tick", "responses": {**_ok(
+                                    "event stream", {"type": "string"}, "text/event-stream"),
+                                    "429": {**_ERROR, "description": "this address holds its "
+                                                                     "most streams"},
+                                    "503": {**_ERROR, "description": "no stream left"}}}},
         "/api/session": {"get": {"summary": "Login state and CSRF token of this browser",
                                  "responses": _ok("login state")}},
         "/api/login": {"post": {"summary": "Log in; sets the session cookie, returns the CSRF "
@@ -77,22 +88,27 @@ def build_openapi() -> dict[str, Any]:
                                       "responses": {**_ok("CSV", {"type": "string"},
                                                           "text/csv"), "400": _ERROR}}},
         "/api/config": {
-            "get": {"summary": "Current config (secrets shown as '(unchanged)')",
+            "get": {"summary": "The config file's config (secrets shown as '(unchanged)') "
+                               "and its `version` (also the ETag)",
                     "responses": _ok("config")},
-            "put": {"summary": "Validate, save (with .bak) and apply the whole config",
+            "put": {"summary": "Validate, save onto the file as it is now (with .bak) and "
+                               "apply the whole config",
                     "security": _SECURITY,
                     "requestBody": _json_body({"type": "object", "required": ["config"],
                                                "properties": {"config": {
-                                                   "$ref": "/api/config/schema"}}}),
-                    "responses": {**_ok("saved"), **_WRITE_ERRORS}}},
+                                                   "$ref": "/api/config/schema"},
+                                                   "version": _VERSION}}),
+                    "responses": {**_ok("saved"), **_SAVE_ERRORS}}},
         "/api/config/schema": {"get": {"summary": "JSON Schema of the config",
                                        "responses": _ok("schema")}},
         "/api/schedule": {
-            "get": {"summary": "Scheduled mode windows", "responses": _ok("windows")},
+            "get": {"summary": "Scheduled mode windows in the config file, and its `version`",
+                    "responses": _ok("windows")},
             "put": {"summary": "Replace the windows", "security": _SECURITY,
                     "requestBody": _json_body({"type": "object", "required": ["windows"],
-                                               "properties": {"windows": {"type": "array"}}}),
-                    "responses": {**_ok("saved"), **_WRITE_ERRORS}}},
+                                               "properties": {"windows": {"type": "array"},
+                                                              "version": _VERSION}}),
+                    "responses": {**_ok("saved"), **_SAVE_ERRORS}}},
         "/api/plan": {"get": {"summary": "The planner's plan or null", "responses": _ok("plan")}},
         "/api/logs": {"get": {"summary": "Recent log records", "parameters": _log_params(),
                               "responses": {**_ok("records"), "400": _ERROR}}},

@@ -5,6 +5,7 @@
   const $ = (id) => document.getElementById(id);
   const SKIP = new Set(["password_hash"]);
   let config = null;
+  let version = null;  // of the config file the form shows; a save sends it back
   const fields = [];  // { path: [...], kind, input, nullable }
 
   function types(schema) { return [].concat(schema.type || []); }
@@ -104,13 +105,19 @@
       show($("settings-message"), "fix the marked fields", "error");
       return;
     }
-    const result = await api("PUT", "/api/config", { config: data });
+    const result = await api("PUT", "/api/config", { config: data, version });
     if (result.ok) {
       config = result.data.config;
+      version = result.data.version;
       show($("settings-message"), "saved and applied (charger, device, web and logging changes need a restart)", "ok");
       return;
     }
     show($("settings-message"), explain(result), "error");
+    if (result.status === 409) {
+      // the file changed since this page loaded: nothing was saved; the form keeps what was typed
+      $("settings-message").append(" ", el("button", { type: "button", id: "reload-settings",
+        onclick: () => location.reload(), text: "Reload the file (drops the changes made here)" }));
+    }
     (result.data.problems || []).forEach(place);
     const first = document.querySelector(".problem:not(:empty)");
     if (first) first.scrollIntoView({ block: "center" });
@@ -120,7 +127,11 @@
     const [current, schema] = await Promise.all([api("GET", "/api/config"), api("GET", "/api/config/schema")]);
     if (!current.ok || !schema.ok) { show($("settings-message"), explain(current.ok ? schema : current), "error"); return; }
     config = current.data.config;
+    version = current.data.version;
     $("config-path").textContent = current.data.path || "(none)";
+    if ((current.data.file_problems || []).length) {
+      show($("settings-message"), "The file cannot be loaded, so the form shows the running config; saving writes it over the file: " + current.data.file_problems.join("; "), "error");
+    }
     const form = $("settings-form");
     for (const [key, sub] of Object.entries(schema.data.properties)) {
       form.append(sub.properties ? section(key, sub, [key]) : el("fieldset", {}, leaf(key, sub, [key])));
