@@ -153,7 +153,8 @@ async def serve_and_measure(args) -> dict:
     with PrivateBus() as bus, tempfile.TemporaryDirectory() as tmp:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         backend = await WebBackendForTests.create(Path(tmp), bus_address=bus.address)
-        runner = web.AppRunner(create_web_app(backend, {"password_hash": None}),
+        runner = web.AppRunner(create_web_app(backend, {"password_hash": None,
+                                                      "max_sse_per_client": args.sse}),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
