@@ -5,9 +5,12 @@ read the charger → read the GX → `ChargeController.step` (pure) → apply to
 account the session → publish all D-Bus paths in one ItemsChanged → hand the web UI a status.
 
 Failure handling lives here, at the edge: a charger that does not answer gives `/Connected 0` and
-a 0 A decision; stale GX readings are the controller's business (safe current, with the reason);
-a tick that raises is logged and the next one runs. SIGTERM stops cleanly: the charger is left at
-its safe current, the running session is saved, the D-Bus name released.
+a 0 A decision; a charger whose answer cannot be believed (`control/plausibility`: NaN, random
+values, a negative station maximum, a counter jump) gives `/Connected 0`, `/Status 0` and the
+fail-safe current, and recovers with its next believable answer; stale GX readings are the
+controller's business (safe current, with the reason); a tick that raises is logged and the
+next one runs. SIGTERM stops cleanly: the charger is left at its safe current, the running
+session is saved, the D-Bus name released.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.config import Config, ConfigError, config_to_dict, load_config, save_config
 from phaeton.control.auto import Bound
 from phaeton.control.controller import ChargeController, ChargeDecision, ControllerInputs, Mode
+from phaeton.control.plausibility import ChargerBounds, CounterState, judge_measurement
 from phaeton.control.readings import EvReadings
 from phaeton.control.session import SessionEnded, SessionStarted, SessionTracker
 from phaeton.control.settings import ControlSettings
@@ -118,6 +122,10 @@ class Phaeton:
         self._logged_decision: tuple[str, int] | None = None    # (bound_by, status)
         self._logged_at = -1e9
         self._last_measurement: ChargerMeasurement | None = None
+        self._charger_problem: str | None = None     # why the charger's answer is not believed
+        self._counter = CounterState()               # the lifetime counter's last good value
+        self._read_failure: str | None = None        # the last unexpected read exception
+        self._apply_error: str | None = None         # the last command the charger refused
         self.web_runner = None
         self.ticks = 0
         self.fuse_wakes = 0          # steps run early because a GX update broke the fuse
@@ -308,26 +316,60 @@ class Phaeton:
             self.fuse_wakes += 1
             self._wake.set()
 
-    async def _read_charger(self) -> ChargerMeasurement | None:
-        if not self.charger.connected:
-            return None
+    async def _read_charger(self) -> tuple[ChargerMeasurement | None, str | None]:
+        """(measurement, None) when the charger answers believably; (None, why not) when it
+        answers something that cannot be true (or its driver raised something unexpected);
+        (None, None) when it does not answer. Never raises for anything a driver does."""
         try:
+            if not self.charger.connected:
+                return None, None
             timeout = float(self.cfg["control"]["tick_s"]) / self.clock.speed + 3.0
-            return await asyncio.wait_for(self.charger.read(), timeout)
+            raw = await asyncio.wait_for(self.charger.read(), timeout)
+        except asyncio.CancelledError:
+            raise
         except (ChargerUnavailable, asyncio.TimeoutError) as exc:
             log.debug("charger read failed: %s", exc)
-            return None
+            return None, None
+        except Exception as exc:    # a driver bug or a decoder choking on garbage
+            problem = f"charger read failed ({type(exc).__name__}: {exc})"
+            if problem != self._read_failure:   # the traceback once per new failure, for DEBUG
+                log.debug("%s", problem, exc_info=True)
+            self._read_failure = problem
+            return None, problem
+        self._read_failure = None
+        judgement = judge_measurement(raw, self._counter, self.clock.monotonic(),
+                                      self._charger_bounds())
+        self._counter = judgement.counter
+        if judgement.counter_rebased:
+            log.info("the charger's energy counter moved to %.3f kWh and stayed there: "
+                     "counting from the new level", judgement.counter.last_kwh)
+            self.tracker.forget_counter()
+        return judgement.measurement, judgement.reason
+
+    def _charger_bounds(self) -> ChargerBounds:
+        return ChargerBounds(wired_phases=self.limits.wired_phases,
+                             max_current_a=self.limits.max_current_a,
+                             nominal_voltage_v=float(self.cfg["site"]["nominal_voltage_v"]),
+                             required_readings=frozenset(
+                                 getattr(self.charger, "required_readings", frozenset())))
 
     async def tick(self) -> ChargeDecision:
         now = self.clock.monotonic()
-        measurement = await self._read_charger()
+        measurement, problem = await self._read_charger()
         connected = measurement is not None
         if connected and not self._was_connected:
             self._applied.clear()   # a reconnected charger is told everything again
-            log.info("charger connected: %s", self.charger.connection_text)
-        elif not connected and self._was_connected:
+            if self._charger_problem:
+                log.info("charger answers plausible values again: %s",
+                         self.charger.connection_text)
+            else:
+                log.info("charger connected: %s", self.charger.connection_text)
+        elif not connected and self._was_connected and problem is None:
             log.warning("charger lost: %s", self.charger.last_error or "no answer")
+        # (an untrusted charger's warning is the decision's: "Disconnected, … A: charger
+        # answers implausible values: …", logged once when the condition starts)
         self._was_connected = connected
+        self._charger_problem = problem
         ev = EvReadings.from_measurement(measurement) if connected else EvReadings()
         site = self.system.readings()
         c = self.choices
@@ -339,7 +381,7 @@ class Phaeton:
             mode=c.mode, start_stop=c.start_stop, set_current_a=c.set_current_a,
             max_current_a=c.max_current_a, auto_start=c.auto_start,
             capabilities=self.charger.capabilities, site=site, ev=ev,
-            charger_connected=connected, manual_phases=c.phases,
+            charger_connected=connected, charger_problem=problem, manual_phases=c.phases,
             charger_max_current_a=measurement.station_max_current_a if connected else None,
             plan_current_a=self._plan_current_a(measurement) if c.mode == Mode.SCHEDULED
             else None)
@@ -353,6 +395,8 @@ class Phaeton:
             for event in self.tracker.update(ev, decision.snapshot, self.clock.time()):
                 self._session_event(event)
             self._save_running_session()
+        elif problem is not None:
+            await self._apply(decision, None)     # the fail-safe current, if it still listens
         self._record_energy(decision, site)
         self._log_decision(decision)
         self._last_decision = decision
@@ -403,9 +447,13 @@ class Phaeton:
         return EvState(plugged=plugged, soc_pct=m.vehicle_soc_pct if m is not None else None,
                        session_kwh=self.tracker.energy_kwh if self.tracker.active else 0.0)
 
-    async def _apply(self, decision: ChargeDecision, measurement: ChargerMeasurement) -> None:
-        """Tell the charger what changed (drivers keep their own keep-alive refresh)."""
-        can_switch = Capability.PHASE_SWITCHING in self.charger.capabilities
+    async def _apply(self, decision: ChargeDecision,
+                     measurement: ChargerMeasurement | None) -> None:
+        """Tell the charger what changed (drivers keep their own keep-alive refresh). Without a
+        believable measurement only StartStop and the current are sent, never a phase switch.
+        A refusal is a warning once per new reason; the next tick retries."""
+        can_switch = (measurement is not None
+                      and Capability.PHASE_SWITCHING in self.charger.capabilities)
         phases = decision.phases
         current = decision.current_a if decision.enabled else 0.0
         try:
@@ -420,9 +468,15 @@ class Phaeton:
             if current != self._applied.get("current_a"):
                 await self.charger.set_current(current)
                 self._applied["current_a"] = current
-        except ChargerUnavailable as exc:
-            log.warning("charger did not take the command (%s); retrying next tick", exc)
+        except Exception as exc:     # ChargerUnavailable, or a driver's unexpected failure
+            text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ChargerUnavailable) \
+                else str(exc)
+            if text != self._apply_error:
+                log.warning("charger did not take the command (%s); retrying next tick", text)
+            self._apply_error = text
             self._applied.clear()
+            return
+        self._apply_error = None
 
     # ---- sessions ------------------------------------------------------------------------------
 
@@ -479,9 +533,7 @@ class Phaeton:
         else:
             values.update({"/Current": None, "/Ac/Power": None, "/Ac/L1/Power": None,
                            "/Ac/L2/Power": None, "/Ac/L3/Power": None, "/Ac/PhaseCount": None})
-        lifetime = m.lifetime_energy_kwh if connected else None
-        if lifetime is None:
-            lifetime = getattr(self.charger, "lifetime_energy_kwh", None)
+        lifetime = self._counter.last_kwh     # the last good value, also while away or untrusted
         values["/Ac/Energy/Forward"] = None if lifetime is None else round(lifetime, 3)
         session = self._session_view()
         values["/Session/Energy"] = session["energy_kwh"]
@@ -538,7 +590,7 @@ class Phaeton:
                         "model": identity.model if identity else "",
                         "serial": identity.serial if identity else "",
                         "firmware": identity.firmware if identity else "",
-                        "error": self.charger.last_error},
+                        "error": self._charger_problem or self.charger.last_error},
             "power": {
                 "pv_w": _total(snapshot.pv_ac_w) + (snapshot.pv_dc_w or 0.0)
                 if snapshot is not None else None,
@@ -638,7 +690,8 @@ class Phaeton:
         return self.planner.plan_dict()
 
 
-_FAIL_SAFE_BOUNDS = frozenset({Bound.STALE_READINGS, Bound.CHARGER_OFFLINE, Bound.CHARGER_ERROR})
+_FAIL_SAFE_BOUNDS = frozenset({Bound.STALE_READINGS, Bound.CHARGER_OFFLINE, Bound.CHARGER_ERROR,
+                               Bound.CHARGER_IMPLAUSIBLE})
 DECISION_LOG_GAP_S = 10.0
 
 

@@ -7,8 +7,8 @@ import socket
 import pytest
 
 from phaeton.chargers.alfen import (LOG_REMINDER_FIRST_S, AlfenCharger, AlfenConfig,
-                                    duration_text, merge_lifetime_energy, next_backoff_s,
-                                    target_setpoint_a)
+                                    duration_text, next_backoff_s, target_setpoint_a,
+                                    vehicle_state_from_mode3)
 from phaeton.chargers.base import (Capability, CapabilityMissing, ChargerUnavailable,
                                    VehicleState)
 from phaeton.chargers.factory import build_charger
@@ -305,7 +305,6 @@ async def test_server_vanishes_and_returns(sim, charger, clock):
     await until(lambda: not charger.connected, what="disconnect noticed")
     with pytest.raises(ChargerUnavailable, match="not connected"):
         await charger.read()
-    assert charger.lifetime_energy_kwh == energy_before   # kept while away, not None or 0
     await until(lambda: "refused" in (charger.last_error or ""), what="refused reason")
     with pytest.raises(ChargerUnavailable, match="13 A will be sent once it is back"):
         await charger.set_current(13)
@@ -408,7 +407,9 @@ async def test_staying_away_warns_once_then_reminds_rarely_and_says_when_back(ca
     assert len(back) == 1 and f"({attempts} connection attempts)" in back[0]
 
 
-async def test_nan_registers_give_none_and_keep_lifetime_energy(sim, charger):
+async def test_nan_registers_give_none(sim, charger):
+    """NaN registers are None, never NaN; the lifetime counter too (the service keeps the last
+    good value, the driver reports what the station says)."""
     await charger.set_current(10)
     good = (await charger.read()).lifetime_energy_kwh
     for register in (320, 344, 374, 1102, 336, 1206, 1208):
@@ -417,25 +418,58 @@ async def test_nan_registers_give_none_and_keep_lifetime_energy(sim, charger):
     assert m.current_a == (None, 10.0, 10.0)
     assert m.total_power_w is None
     assert m.applied_current_a is None
-    assert m.lifetime_energy_kwh == good
-    assert "kept the last good" in m.extra["lifetime_energy_kept"]
+    assert m.lifetime_energy_kwh is None
     assert m.extra["board_temperature_c"] is None
     assert m.extra["frequency_hz"] is None
     assert m.extra["setpoint_validity_remaining_s"] is None
     assert not any(math.isnan(v) for v in all_floats(m))
     sim.set_nan(1201)
     m = await charger.read()
-    assert m.vehicle_state is VehicleState.ERROR and "NaN" in m.error_reason
+    assert m.vehicle_state is VehicleState.UNKNOWN and "NaN" in m.error_reason
     sim.set_nan(374, False)
     assert (await charger.read()).lifetime_energy_kwh >= good
 
 
-async def test_energy_counter_never_goes_backwards(sim, charger):
-    good = (await charger.read()).lifetime_energy_kwh
+async def test_a_lower_energy_counter_is_reported_as_read(sim, charger):
+    """The driver does not keep a 'last good' counter of its own: one garbage value kept
+    that way stuck for good (issue 11 item 3). Judging it is the service's job."""
     sim.energy_wh = [0.0, 0.0, 0.0]
     m = await charger.read()
-    assert m.lifetime_energy_kwh == good
-    assert "lifetime_energy_kept" in m.extra
+    assert m.lifetime_energy_kwh == pytest.approx(0.0, abs=0.01)   # the car still charges
+
+
+async def test_a_garbage_station_maximum_is_not_learned(sim, charger):
+    """Register 1100 reading -16 A used to clamp every setpoint to 0 A (min(10, -16))."""
+    assert (await charger.read()).station_max_current_a == 32.0
+    sim.fault = "negative_max_current"
+    m = await charger.read()
+    assert m.station_max_current_a == -16.0                      # reported as read ...
+    assert "station_max_current_a=-16" in m.extra["implausible"]  # ... and flagged
+    assert Capability.STATION_MAX_CURRENT in charger.capabilities
+    await charger.set_current(10)
+    assert sim.setpoint_a == 10.0 and charger.target_current_a == 10.0
+
+
+async def test_garbled_answers_teach_the_driver_nothing_and_log_nothing(sim, charger, caplog):
+    caplog.set_level(logging.INFO, logger="phaeton.chargers.alfen")
+    await charger.set_current(10)
+    await charger.read()
+    capabilities = charger.capabilities
+    for fault in ("random", "nan"):
+        sim.fault = fault
+        for _ in range(10):
+            m = await charger.read()
+            assert m.extra["implausible"]
+            assert not any(math.isnan(v) for v in all_floats(m))
+    assert m.vehicle_state is VehicleState.UNKNOWN
+    assert charger.capabilities == capabilities
+    assert charger.connected and charger.last_error is None
+    warned = [r.getMessage() for r in caplog.records
+              if r.name == "phaeton.chargers.alfen" and r.levelno >= logging.WARNING]
+    assert warned == []
+    sim.fault = None
+    m = await charger.read()
+    assert "implausible" not in m.extra and m.current_a == (10.0, 10.0, 10.0)
 
 
 async def test_meter_error_keeps_values_and_says_so(sim, charger):
@@ -546,10 +580,10 @@ def test_pure_decisions():
     assert target_setpoint_a(10, True, 5) == 0.0        # clamp lands below 6 A
     assert target_setpoint_a(10, False, 32) == 0.0
     assert target_setpoint_a(None, True, 32) == 0.0
-    assert merge_lifetime_energy(10.0, None) == 10.0
-    assert merge_lifetime_energy(10.0, 9.0) == 10.0
-    assert merge_lifetime_energy(10.0, 11.0) == 11.0
-    assert merge_lifetime_energy(None, 3.0) == 3.0
+    assert vehicle_state_from_mode3("C2") == (VehicleState.CHARGING, None)
+    assert vehicle_state_from_mode3("F") == (VehicleState.ERROR, "charger error (state F)")
+    assert vehicle_state_from_mode3(None)[0] is VehicleState.UNKNOWN
+    assert vehicle_state_from_mode3("Q7")[0] is VehicleState.UNKNOWN
     cfg = AlfenConfig("h", reconnect_min_s=1, reconnect_max_s=30)
     delays = [1.0]
     for _ in range(6):

@@ -175,3 +175,36 @@ async def test_command_line_runs_and_stops_on_ctrl_c():
     assert "EV plugged in" in out
     assert "stopped" in out
     assert "Traceback" not in out
+
+
+async def test_fault_hook_garbles_the_measurement_registers_only(sim, client):
+    async def words(unit, address, count):
+        return (await client.read_holding_registers(address, count=count, device_id=unit)).registers
+
+    identity = await words(200, 100, 68)                     # name .. serial (no clock)
+    sim.fault = "negative_max_current"
+    assert as_f32((await words(200, 1100, 2))) == -16.0
+    sim.fault = "huge_energy"
+    energy = struct.unpack(">d", struct.pack(">HHHH", *(await words(1, 374, 4))))[0]
+    assert energy == 2.2e307
+    sim.fault = "nan"
+    assert await words(1, 300, 78) == [0xFFFF] * 78
+    assert await words(1, 1200, 16) == [0xFFFF] * 16
+    assert await words(200, 1100, 6) == [0xFFFF] * 6
+    sim.fault = "nan_floats"
+    meter = await words(1, 300, 78)
+    assert meter[0] != 0xFFFF and meter[6:8] == [0xFFFF, 0xFFFF]   # meter state kept, 306 NaN
+    assert meter[74:78] == [0xFFFF] * 4                              # 374 NaN
+    control = await words(1, 1200, 16)
+    assert control[1] != 0xFFFF and control[15] == 3                 # mode-3 state and phases
+    assert await words(200, 1100, 2) == [0xFFFF, 0xFFFF]
+    sim.fault = "random"
+    first, second = await words(1, 300, 78), await words(1, 300, 78)
+    assert first != second and first != [0xFFFF] * 78
+    assert await words(200, 100, 68) == identity            # a reconnect still identifies it
+    response = await client.write_registers(1210, f32_words(12.0), device_id=1)
+    assert not response.isError() and sim.setpoint_a == 12.0   # writes are taken as usual
+    sim.fault = None
+    assert as_f32((await words(200, 1100, 2))) == 32.0
+    with pytest.raises(ValueError, match="fault must be None or one of"):
+        sim.fault = "smoke"

@@ -528,3 +528,38 @@ def test_fuse_cut_needed_between_ticks_only_when_the_applied_current_breaks_the_
     assert not controller.fuse_cut_needed(spike, ev, 11.9, 3)       # already below the headroom
     assert not controller.fuse_cut_needed(spike, ev, 0.0, 3)        # not charging
     assert not controller.fuse_cut_needed(replace(spike, age_s=999.0), ev, 16.0, 3)  # stale: the tick decides
+
+
+def test_a_charger_answering_implausible_values_gets_the_fail_safe_current():
+    problem = "charger answers implausible values: station_max_current_a=-16"
+    site = site_for()
+    ev = EvReadings(vehicle_state=VehicleState.CHARGING, power_w=ev_power(16, 3))
+
+    def decide(safe_a=6.0, **changes):
+        controller = ChargeController(ControlSettings(safe_current_a=safe_a))
+        inputs = dict(mode=0, start_stop=1, set_current_a=16, max_current_a=16, site=site,
+                      ev=ev, charger_connected=False, charger_problem=problem)
+        inputs.update(changes)
+        return controller.step(ControllerInputs(**inputs), 1.0, NOON)
+
+    d = decide()
+    assert (d.enabled, d.current_a, d.status, d.bound_by) == (True, 6.0, 0, "charger_implausible")
+    assert d.reason == f"{problem}: fail-safe current 6 A"
+    assert decide(safe_a=0.0).current_a == 0.0
+    assert decide(max_current_a=5).current_a == 0.0         # /MaxCurrent below 6 A: stop
+    assert decide(mode=1).current_a == 6.0                    # in every mode
+    assert decide(start_stop=0).enabled is False              # the user's stop still holds
+    offline = decide(charger_problem=None)
+    assert (offline.current_a, offline.bound_by) == (0.0, "charger_offline")
+    with pytest.raises(ValueError, match="charger_problem must be text"):
+        ControllerInputs(mode=0, start_stop=1, set_current_a=16, max_current_a=16,
+                         charger_problem=3)
+
+
+def test_an_unknown_vehicle_state_never_charges():
+    controller = ChargeController(ControlSettings())
+    d = controller.step(ControllerInputs(
+        mode=0, start_stop=1, set_current_a=16, max_current_a=16, site=site_for(),
+        ev=EvReadings(vehicle_state=VehicleState.UNKNOWN, error_reason="register 1201 NaN")),
+        1.0, NOON)
+    assert d.current_a == 0 and d.bound_by == "charger_error"

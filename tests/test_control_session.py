@@ -104,6 +104,18 @@ def test_absurd_counter_jump_is_capped():
     assert tracker.energy_kwh <= 50_000 * 60 / 3.6e6 + 1e-9
 
 
+def test_a_confirmed_new_counter_level_is_a_new_base_not_energy():
+    tracker = SessionTracker()
+    tracker.update(ev(10.0), None, T0)
+    counter, t = charge(tracker, 10.0, T0, 10)                    # 1.2 kWh
+    tracker.forget_counter()                                      # meter replaced: now 500 kWh
+    tracker.update(ev(500.0, 7200), None, t + 60)
+    assert tracker.energy_kwh == pytest.approx(1.2)
+    charge(tracker, 500.0, t + 60, 5)                             # counts on from the new level
+    assert tracker.energy_kwh == pytest.approx(1.8)
+    SessionTracker().forget_counter()                             # no session: nothing to do
+
+
 def test_restore_continues_the_same_session_after_a_restart():
     tracker = SessionTracker(price_per_kwh=0.3)
     started = tracker.update(ev(100.0), None, T0)[0]

@@ -26,6 +26,12 @@ each other faster than every `reconnect_min_s`. What backs off is the log: one w
 station is lost (or the first attempt fails), reminders 1 min, 2 min, 4 min ... (at most 1 h)
 apart while it stays away, and one info line with the outage's length when it is back.
 
+Values are reported as the station says them (NaN registers as None; the lifetime counter as
+read, never a remembered "last good" value): the service judges them
+(`phaeton.control.plausibility`). A read that fails those checks teaches the driver nothing: the
+capabilities, the station maximum that clamps the setpoint and the setpoint read-back check wait
+for a believable answer (the problems are listed in `extra["implausible"]`).
+
 Pure decoding and decision logic (module-level functions) is kept apart from the I/O class
 `AlfenCharger`. Note on stop(): nothing is written; without refreshes the station falls back
 to its own safe current after the validity time, which is its designed safe state.
@@ -33,6 +39,7 @@ to its own safe current after the validity time, which is its designed safe stat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -40,11 +47,13 @@ from dataclasses import dataclass
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
+from phaeton.chargers import modbus_log
 from phaeton.chargers import modbus_words as mw
 from phaeton.chargers.base import (Capability, CapabilityMissing, Charger, ChargerIdentity,
                                    ChargerMeasurement, ChargerUnavailable, VehicleState,
                                    effective_current)
 from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.control.plausibility import measurement_problems, plausible_station_max_current
 
 log = logging.getLogger("phaeton.chargers.alfen")
 
@@ -61,6 +70,7 @@ LOG_REMINDER_FIRST_S = 60.0    # while the station stays away: first reminder af
 LOG_REMINDER_MAX_S = 3600.0    # then doubling gaps up to one per hour
 METER_ERROR_BIT = 8
 SETPOINT_TOLERANCE_A = 0.05
+REQUIRED_READINGS = frozenset({"voltage_v", "current_a"})
 
 MODBUS_EXCEPTIONS = {
     1: "illegal function", 2: "illegal data address", 3: "illegal data value",
@@ -114,14 +124,15 @@ class AlfenConfig:
 # ---- pure decoding and decisions -----------------------------------------------------------
 
 def vehicle_state_from_mode3(state: str | None) -> tuple[VehicleState, str | None]:
-    """(vehicle state, error reason) for an IEC 61851 mode-3 state as the station reports it."""
+    """(vehicle state, error reason) for an IEC 61851 mode-3 state as the station reports it.
+    An unreadable or unknown state is UNKNOWN (the answer is unusable), not a charger error."""
     if state is None:
-        return VehicleState.ERROR, "mode-3 state not available (register 1201 reads NaN)"
+        return VehicleState.UNKNOWN, "mode-3 state not available (register 1201 reads NaN)"
     if state in _MODE3_STATES:
         return _MODE3_STATES[state], None
     if state in _MODE3_ERRORS:
         return VehicleState.ERROR, _MODE3_ERRORS[state]
-    return VehicleState.ERROR, f"unknown mode-3 state {state!r}"
+    return VehicleState.UNKNOWN, f"unknown mode-3 state {state!r}"
 
 
 def decode_identity(identity: mw.RegisterBlock, status: mw.RegisterBlock) -> tuple[ChargerIdentity, dict]:
@@ -142,11 +153,11 @@ def decode_identity(identity: mw.RegisterBlock, status: mw.RegisterBlock) -> tup
 
 def decode_capabilities(status: mw.RegisterBlock, control: mw.RegisterBlock) -> frozenset[Capability]:
     """What this station showed it can do: phase switching when 1215 reads 1 or 3, station max
-    current when 1100 reads a finite value."""
+    current when 1100 reads a plausible current."""
     caps = set()
     if control.uint16(PHASES_REGISTER) in (1, 3):
         caps.add(Capability.PHASE_SWITCHING)
-    if status.float32(1100) is not None:
+    if plausible_station_max_current(status.float32(1100)):
         caps.add(Capability.STATION_MAX_CURRENT)
     return frozenset(caps)
 
@@ -154,7 +165,7 @@ def decode_capabilities(status: mw.RegisterBlock, control: mw.RegisterBlock) -> 
 def decode_measurement(status: mw.RegisterBlock, meter: mw.RegisterBlock,
                        control: mw.RegisterBlock) -> ChargerMeasurement:
     """A measurement from the three status blocks, exactly as the registers say (energy in kWh;
-    NaN registers give None)."""
+    NaN registers give None). Whether to believe it is the service's decision."""
     mode3 = control.string(1201, 5)
     vehicle_state, error_reason = vehicle_state_from_mode3(mode3)
     energy_wh = meter.float64(374)
@@ -220,16 +231,6 @@ def setpoint_problem(written_a: float, control: mw.RegisterBlock) -> str | None:
     return None
 
 
-def merge_lifetime_energy(last_kwh: float | None, new_kwh: float | None) -> float | None:
-    """The lifetime counter to report: a missing (NaN) or lower reading never replaces a good
-    value, so the counter never goes backwards."""
-    if new_kwh is None:
-        return last_kwh
-    if last_kwh is not None and new_kwh < last_kwh:
-        return last_kwh
-    return new_kwh
-
-
 def next_backoff_s(delay_s: float, config: AlfenConfig) -> float:
     """The interval between connection attempts after one more failure: doubling from
     reconnect_min_s, capped at reconnect_max_s."""
@@ -276,7 +277,6 @@ class AlfenCharger(Charger):
         self._last_write_t: float | None = None
         self._last_io_t = 0.0
         self._resent_after_fallback = False
-        self._energy_kwh: float | None = None
         self._io_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -320,11 +320,12 @@ class AlfenCharger(Charger):
         return self._capabilities
 
     @property
-    def lifetime_energy_kwh(self) -> float | None:
-        """The last good lifetime energy reading, kept while the charger is unreachable."""
-        return self._energy_kwh
+    def required_readings(self) -> frozenset[str]:
+        """Its meter always has voltages and currents: NaN on every phase is no answer."""
+        return REQUIRED_READINGS
 
     async def start(self) -> None:
+        modbus_log.install()   # an undecodable answer is a warning, not a traceback
         if self._task is None:
             self._link_error = "connecting"
             self._task = asyncio.create_task(self._supervise(), name="alfen-supervisor")
@@ -359,29 +360,19 @@ class AlfenCharger(Charger):
                 self._lost(str(exc))
                 raise ChargerUnavailable(f"Alfen {self.connection_text}: {exc}") from None
         measurement = decode_measurement(status, meter, control)
-        self._learn(status, control)
-        self._energy_kwh = merge_lifetime_energy(self._energy_kwh, measurement.lifetime_energy_kwh)
         extra = dict(measurement.extra)
         extra.update({k: v for k, v in self._station_info.items() if v is not None})
-        if measurement.lifetime_energy_kwh != self._energy_kwh:
-            extra["lifetime_energy_kept"] = ("energy register unreadable or lower than before; "
-                                             "kept the last good lifetime value")
         if extra["meter_error"]:
             extra["meter_warning"] = f"meter reports an error (state bits {extra['meter_state']})"
-        self._check_setpoint(control, extra)
-        return ChargerMeasurement(
-            vehicle_state=measurement.vehicle_state,
-            voltage_v=measurement.voltage_v,
-            current_a=measurement.current_a,
-            power_w=measurement.power_w,
-            total_power_w=measurement.total_power_w,
-            lifetime_energy_kwh=self._energy_kwh,
-            error_reason=measurement.error_reason,
-            applied_current_a=measurement.applied_current_a,
-            phases=measurement.phases,
-            station_max_current_a=measurement.station_max_current_a,
-            extra=extra,
-        )
+        implausible = measurement_problems(measurement, REQUIRED_READINGS)
+        if implausible:
+            # Garbage teaches nothing: capabilities, the station maximum (which clamps the
+            # setpoint) and the setpoint read-back check wait for a believable answer.
+            extra["implausible"] = implausible
+        else:
+            self._learn(status, control)
+            self._check_setpoint(control, extra)
+        return dataclasses.replace(measurement, extra=extra)
 
     async def set_current(self, amps: float) -> None:
         if isinstance(amps, bool) or not isinstance(amps, (int, float)) or not math.isfinite(amps):
@@ -664,7 +655,7 @@ class AlfenCharger(Charger):
     def _learn(self, status: mw.RegisterBlock, control: mw.RegisterBlock) -> None:
         self._capabilities = decode_capabilities(status, control)
         max_a = status.float32(1100)
-        if max_a is not None:
+        if plausible_station_max_current(max_a):
             self._station_max_a = max_a
 
     # ---- raw requests ----------------------------------------------------------------------

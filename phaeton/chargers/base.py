@@ -7,7 +7,9 @@ switching on the brand (like evcc's api.Charger with its optional interfaces).
 
 Failure contract: a driver never raises out of `read()`/`set_current()`/... for transport
 problems; it reports them through `connected`/`last_error` and ChargerUnavailable, so the caller
-decides what to do. Values a charger does not provide are None, never NaN.
+decides what to do. Values a charger does not provide are None, never NaN. A driver reports
+what the charger said (no smoothing, no "last good" substitutes); the service decides whether
+to believe it (`phaeton.control.plausibility`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ class VehicleState(enum.Enum):
     CHARGING = "charging"
     CHARGED = "charged"          # plugged in, the vehicle finished (where the charger can tell)
     ERROR = "error"              # see ChargerMeasurement.error_reason
+    UNKNOWN = "unknown"          # the charger's answer does not say (unreadable or unknown
+                                 # state; error_reason tells which): the reading is unusable
 
 
 class Capability(enum.Enum):
@@ -100,6 +104,13 @@ class Charger(abc.ABC):
 
     @property
     def capabilities(self) -> frozenset[Capability]:
+        return frozenset()
+
+    @property
+    def required_readings(self) -> frozenset[str]:
+        """ChargerMeasurement fields this charger always reports when its answer is sound (a
+        per-phase field: on at least one phase). None there makes the answer unusable (e.g. a
+        meter answering NaN for everything); elsewhere None just means "not provided"."""
         return frozenset()
 
     @abc.abstractmethod

@@ -41,6 +41,7 @@ class Bound:
     NOT_PLUGGED = "not_plugged"
     STOPPED = "stopped"
     CHARGER_OFFLINE = "charger_offline"
+    CHARGER_IMPLAUSIBLE = "charger_implausible"   # it answers, but values that cannot be true
     CHARGER_ERROR = "charger_error"
 
 

@@ -5,7 +5,9 @@ monotonic number of seconds (only differences matter); `local_dt` is the local w
 the schedule. The controller keeps only timers and the previous decision; no I/O.
 
 Order of the rules (the first that applies decides; later limits only lower the current):
-1. charger offline -> 0 A, status 0.
+1. charger offline -> 0 A, status 0. A charger that answers implausible values
+   (`charger_problem`, see `plausibility`) -> status 0 and the fail-safe current
+   (`safe_current_a`, capped by /MaxCurrent; StartStop still applies), with the problem as reason.
 2. StartStop = 0 (after AutoStart) -> 0 A, "stopped by user"; status by vehicle state, or
    6 "Waiting for start" when AutoStart is off and the vehicle is connected.
 3. charger error -> 0 A, closest error status (see `status.error_status`).
@@ -85,6 +87,8 @@ class ControllerInputs:
     manual_phases: int | None = None              # Manual: the phases the user chose (/Ac/PhaseCount)
     plan_current_a: float | None = None           # Scheduled: the energy plan's current now
                                                   # (None: no plan, the time windows decide)
+    charger_problem: str | None = None            # with charger_connected False: it answers,
+                                                  # but nothing it says can be believed
 
     def __post_init__(self) -> None:
         if self.mode not in (0, 1, 2) or isinstance(self.mode, bool):
@@ -102,6 +106,8 @@ class ControllerInputs:
         if self.plan_current_a is not None:
             object.__setattr__(self, "plan_current_a",
                                _check_number("plan_current_a", self.plan_current_a))
+        if self.charger_problem is not None and not isinstance(self.charger_problem, str):
+            raise ValueError(f"charger_problem must be text or None, got {self.charger_problem!r}")
         if not isinstance(self.ev, EvReadings):
             raise ValueError(f"ev must be EvReadings, got {type(self.ev).__name__}")
         if self.site is not None and not isinstance(self.site, SiteReadings):
@@ -205,6 +211,20 @@ class ChargeController:
                                  phases)
         return headroom.current_a is not None and headroom.current_a < current_a
 
+    def _untrusted_charger(self, inputs: ControllerInputs, start_stop: int, request: int | None,
+                           snapshot: PowerFlowSnapshot | None) -> ChargeDecision:
+        """A charger whose readings cannot be believed: it is told the fail-safe current (it
+        may still take commands), /Status 0, the problem as the reason."""
+        self.auto.reset()
+        safe_a = min(self.settings.safe_current_a, inputs.max_current_a)
+        if safe_a < self.settings.min_current_a:
+            safe_a = 0.0
+        return self._decision(inputs, enabled=start_stop == 1, current_a=safe_a,
+                              status=ChargerStatus.DISCONNECTED,
+                              reason=f"{inputs.charger_problem}: fail-safe current {safe_a:g} A",
+                              bound_by=Bound.CHARGER_IMPLAUSIBLE, request=request,
+                              snapshot=snapshot, surplus_w=None)
+
     # -- the step ------------------------------------------------------------------------------
     def step(self, inputs: ControllerInputs, now_s: float, local_dt: datetime) -> ChargeDecision:
         s = self.settings
@@ -246,6 +266,8 @@ class ChargeController:
                                   status=status, reason=reason, bound_by=bound, request=request,
                                   snapshot=snapshot, surplus_w=surplus_w)
 
+        if not inputs.charger_connected and inputs.charger_problem:
+            return self._untrusted_charger(inputs, start_stop, request, snapshot)
         if not inputs.charger_connected:
             return stop(ChargerStatus.DISCONNECTED, "charger offline: not answering", Bound.CHARGER_OFFLINE)
         if start_stop == 0:
@@ -253,7 +275,7 @@ class ChargeController:
                 return stop(ChargerStatus.WAITING_FOR_START,
                             "stopped by user: waiting for start (AutoStart is off)", Bound.STOPPED)
             return stop(vehicle_status(ev.vehicle_state, ev.error_reason), "stopped by user", Bound.STOPPED)
-        if ev.vehicle_state is VehicleState.ERROR:
+        if ev.vehicle_state in (VehicleState.ERROR, VehicleState.UNKNOWN):
             return stop(vehicle_status(ev.vehicle_state, ev.error_reason),
                         f"charger error: {ev.error_reason or 'no details given'}", Bound.CHARGER_ERROR)
         if not plugged:

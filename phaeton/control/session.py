@@ -8,8 +8,9 @@ Energy comes from the charger's lifetime counter: each update adds the counter's
 the last valid value. While the counter is missing, energy is estimated from the EV power x the
 time step; when the counter returns, its increase over the gap replaces that estimate. A counter
 that goes down (charger replaced or reset) is re-based: the step adds nothing rather than a
-negative or a huge jump. Steps are also capped at what `MAX_POWER_W` could deliver in that time, so
-a corrupt counter cannot add absurd energy.
+negative or a huge jump (`forget_counter()` re-bases on purpose: the service's plausibility
+check confirmed a new counter level). Steps are also capped at what `MAX_POWER_W` could deliver
+in that time, so a corrupt counter cannot add absurd energy.
 
 Solar share: for each step, the EV's solar power is min(EV power, max(0, PV - house load)) from
 the snapshot: PV serves the house first, and the rest can cover the EV (solar power the home
@@ -146,6 +147,12 @@ class SessionTracker:
                 raise ValueError(f"session record '{name}' must be a number or null, got {value!r}")
             values[name] = None if value is None else float(value)
         self._running = _Running(**values)
+
+    def forget_counter(self) -> None:
+        """The charger's counter moved to a new level (meter reset or replaced, confirmed by
+        `plausibility.judge_counter`): the next reading is a new base, its step is not energy."""
+        if self._running is not None:
+            self._running.last_counter_kwh = None
 
     # -- the update ----------------------------------------------------------------------------
     def update(self, ev: EvReadings, snapshot: PowerFlowSnapshot | None, now_s: float,

@@ -25,6 +25,18 @@ per-phase current, power and energy follow what it draws, the mode-3 state comes
 Test hooks are plain methods: plug_in()/plug_out(), reboot(), set_nan(register), force_mode3(),
 stop()/start() (the server vanishes and returns on the same port).
 
+`sim.fault` garbles what the Modbus server answers (the model underneath runs on, and writes are
+taken as usual), for as long as it is set; None answers normally again:
+- "nan": every measurement register (1100..1105, 300..377, 1200..1215) reads 0xFFFF (NaN);
+- "nan_floats": only their FLOAT32/FLOAT64 registers read NaN (the mode-3 state, phases and
+  flags stay true), as a meter that lost its values would answer;
+- "random": those registers read random words (a seeded generator, so runs repeat);
+- "negative_max_current": register 1100 (station active max current) reads -16.0 A;
+- "huge_energy": register 374 (lifetime energy) reads 2.2e307 Wh.
+The identity block 100..177 is never garbled, so a (re)connecting client still sees the station.
+It is a hook on the station; faults *between* client and station (a killed, stalled or garbling
+connection) are a proxy's job.
+
 Run alone: `python -m phaeton.sim.alfen --port 1502 [--host 127.0.0.1] [--speed 1] [--plugged-in]`.
 """
 from __future__ import annotations
@@ -34,6 +46,7 @@ import asyncio
 import datetime
 import logging
 import math
+import random
 import signal
 from collections.abc import Callable
 
@@ -93,6 +106,14 @@ BLOCKS: dict[int, list[tuple[int, int]]] = {
     STATION_UNIT: [(100, 178), (1100, 1106)],
     SOCKET_UNIT: [(300, 378), (1200, 1216)],
 }
+# What `AlfenSimulator.fault` can garble: the registers a client reads on every poll.
+FAULTS = ("nan", "nan_floats", "random", "negative_max_current", "huge_energy")
+GARBLED_BLOCKS: dict[int, list[tuple[int, int]]] = {
+    STATION_UNIT: [(1100, 1106)],
+    SOCKET_UNIT: [(300, 378), (1200, 1216)],
+}
+NEGATIVE_MAX_CURRENT_A = -16.0
+HUGE_ENERGY_WH = 2.2e307
 METER_INITIALISED, METER_UPDATED, METER_WARNING, METER_ERROR = 1, 2, 4, 8
 VALID_MODE3 = {"A", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F"}
 MAX_STEP_S = 10.0  # EV integration step (simulated seconds)
@@ -150,6 +171,8 @@ class AlfenSimulator:
         self._draw_phases = 0
         self._nan: set[int] = set()
         self._forced_mode3: str | None = None
+        self._fault: str | None = None
+        self._garbage = random.Random(1100)
         self._server: ModbusTcpServer | None = None
         self._ticker: asyncio.Task | None = None
         self._last_logged: tuple | None = None
@@ -247,6 +270,19 @@ class AlfenSimulator:
             raise ValueError(f"mode-3 state must be one of {sorted(VALID_MODE3)}, got {state!r}")
         self._forced_mode3 = state
 
+    @property
+    def fault(self) -> str | None:
+        """The garbling of the Modbus answers now (one of FAULTS), or None."""
+        return self._fault
+
+    @fault.setter
+    def fault(self, fault: str | None) -> None:
+        if fault is not None and fault not in FAULTS:
+            raise ValueError(f"fault must be None or one of {', '.join(FAULTS)}, got {fault!r}")
+        if fault != self._fault:
+            log.info("Modbus answers %s", f"garbled: {fault}" if fault else "normal again")
+        self._fault = fault
+
     # ---- register rendering ----------------------------------------------------------------
 
     def _values(self) -> dict[int, object]:
@@ -308,7 +344,25 @@ class AlfenSimulator:
                 encoded = _encode(kind, values[address], count)
             for i, word in enumerate(encoded):
                 words[address + i] = word
+        if self._fault is not None:
+            self._garble(unit, words)
         return words
+
+    def _garble(self, unit: int, words: dict[int, int]) -> None:
+        """Apply `fault` to the rendered words of `unit` (in place)."""
+        if self._fault == "negative_max_current" and unit == STATION_UNIT:
+            words.update(zip(range(1100, 1102), mw.encode_float32(NEGATIVE_MAX_CURRENT_A)))
+        elif self._fault == "huge_energy" and unit == SOCKET_UNIT:
+            words.update(zip(range(374, 378), mw.encode_float64(HUGE_ENERGY_WH)))
+        elif self._fault == "nan_floats":
+            for address, (reg_unit, count, kind) in REGISTER_MAP.items():
+                if reg_unit == unit and kind in ("f32", "f64") and _garbled(unit, address):
+                    words.update(zip(range(address, address + count), mw.nan_words(count)))
+        elif self._fault in ("nan", "random"):
+            for start, end in GARBLED_BLOCKS[unit]:
+                for a in range(start, end):
+                    words[a] = (mw.NAN_WORD if self._fault == "nan"
+                                else self._garbage.randrange(0x10000))
 
     # ---- Modbus request handling -----------------------------------------------------------
 
@@ -432,6 +486,11 @@ class AlfenSimulator:
                          state[2], state[3], self._draw_a)
                 self._last_logged = state
             await asyncio.sleep(0.2)
+
+
+def _garbled(unit: int, address: int) -> bool:
+    """Whether `address` of `unit` lies in what `fault` garbles."""
+    return any(start <= address < end for start, end in GARBLED_BLOCKS[unit])
 
 
 def _encode(kind: str, value, count: int) -> list[int]:

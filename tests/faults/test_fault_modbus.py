@@ -25,12 +25,6 @@ async def test_a_modbus_fault_for_45_s_then_normal_answers(private_bus, tmp_path
     assert not findings, "\n".join(findings)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed yet (found by the garble trial, not in issue 11's list): an answer with a "
-    "function code pymodbus cannot decode raises ModbusIOException inside the client's "
-    "data_received; asyncio logs 'Fatal error: protocol.data_received() call failed' with a "
-    "traceback at ERROR (in production: phaeton's log and the web log buffer) and closes the "
-    "connection. Remove this marker when it is fixed."))
 async def test_an_answer_with_an_unknown_function_code_logs_no_traceback():
     """The driver alone, through the proxy damaging only the function code of every answer."""
     import asyncio
