@@ -113,6 +113,28 @@ async def test_writes_and_change_callbacks_from_other_writers(service):
         assert changes.items == [("/Settings/P/Amps", 12), ("/Settings/P/Amps", 13)]
 
 
+async def test_a_change_signalled_before_the_add_reply_is_not_undone_by_the_reply(service):
+    """Someone changes a setting the moment AddSettings created it: the change signal leaves
+    the service before the reply (which still holds the default). The client must end with
+    the changed value, not the stale one the reply carries."""
+    path = "/Settings/P/Strategy"
+    add_many = service._add_many
+
+    def add_then_someone_changes_it(group_path, entries):
+        results = add_many(group_path, entries)     # the reply body: the default, 0
+        service[path] = 1                           # the GX GUI writes 1; its signal goes first
+        return results
+
+    service._add_many = add_then_someone_changes_it
+    changes = Changes()
+    async with SettingsClient(on_changed=changes) as client:
+        values = await client.add_settings([SettingSpec(path, 0, 0, 2)])
+        assert values[path] == 1
+        assert client.get(path) == 1
+        assert await client.read(path) == 1
+        assert (path, 0) not in changes.items       # no bogus change back to the default
+
+
 async def test_device_instance_allocation_and_live_update(service):
     async with SettingsClient() as first, SettingsClient() as second:
         assert await first.allocate_device_instance("phaeton_a") == 40

@@ -106,6 +106,11 @@ class SettingsClient:
         self.on_changed = on_changed
         self.call_timeout_s = call_timeout_s
         self._values: dict[str, Any] = {}
+        # A method reply can be handled after a change signal the service sent later (the
+        # signal is handled as it is read, the reply when its caller resumes): count signals
+        # so a reply never overwrites a newer value.
+        self._signal_count = 0
+        self._signalled_at: dict[str, int] = {}
         self._subscribers: dict[str, list[ChangeCallback]] = {}
         self._available = asyncio.Event()
         self._appeared: list[Callable[[], Awaitable[None]]] = []
@@ -154,6 +159,7 @@ class SettingsClient:
         if not specs:
             return {}
         entries = [spec.as_entry(group) for spec in specs]
+        asked_at = self._signal_count
         reply = await call_method(self._bus(), self.service_name, group, SETTINGS_IFACE,
                                   "AddSettings", "aa{sv}", [entries], self.call_timeout_s)
         values: dict[str, Any] = {}
@@ -165,6 +171,9 @@ class SettingsClient:
                 failures[spec.path] = int(code)
                 continue
             value = unwrap(result["value"]) if "value" in result else spec.default
+            if self._signalled_at.get(spec.path, -1) >= asked_at:
+                # a change signal came in while the reply was on its way: it is newer
+                value = self._values.get(spec.path, value)
             values[spec.path] = value
             self._store(spec.path, value)
         for spec in specs[len(results):]:
@@ -181,7 +190,10 @@ class SettingsClient:
 
     async def read(self, path: str) -> Any:
         """GetValue from the service now."""
+        asked_at = self._signal_count
         value = await self.monitor.fetch_value(self.service_name, path)
+        if self._signalled_at.get(path, -1) >= asked_at:
+            return self._values.get(path, value)   # a change signal overtook the reply
         self._store(path, value)
         return value
 
@@ -253,6 +265,8 @@ class SettingsClient:
             self._notify(path, value)
 
     def _on_value_changed(self, service: str, path: str, value: Any) -> None:
+        self._signalled_at[path] = self._signal_count
+        self._signal_count += 1
         self._store(path, value)
 
     def _notify(self, path: str, value: Any) -> None:
