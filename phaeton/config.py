@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import yaml
 
 from phaeton.config_merge import merge_onto
 from phaeton.config_schema import CONFIG_SCHEMA, FORMAT_HINTS, TIME_PATTERN
+from phaeton.config_validate import SchemaError, Validator
 from phaeton.store.state_file import write_file_atomically
 from phaeton.yaml_edit import edit_yaml
 
-_VALIDATOR = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+_VALIDATOR = Validator(CONFIG_SCHEMA)
 
 PathParts = tuple[Any, ...]
 
@@ -384,8 +384,8 @@ _KIND_WORDS = {
 }
 
 
-def _explain(error: jsonschema.ValidationError) -> list[tuple[PathParts, str]]:
-    """Turn one jsonschema error into (key path, message) pairs a user understands."""
+def _explain(error: SchemaError) -> list[tuple[PathParts, str]]:
+    """Turn one schema error into (key path, message) pairs a user understands."""
     path = tuple(error.absolute_path)
     kind = error.validator
     value = error.instance

@@ -1,7 +1,8 @@
 """The one JSON Schema (draft 2020-12) of phaeton's config.yaml.
 
 It serves three purposes at once:
-- validation (`phaeton.config` runs it with `jsonschema`),
+- validation (`phaeton.config` runs it with `phaeton.config_validate`, a checker for exactly
+  the keywords used here),
 - the documented defaults (every key has a `default`, except the charger address, which is
   required depending on `charger.protocol` through `if`/`then`),
 - the web UI's settings form (`description`, `type`, bounds and `enum` of every key).
