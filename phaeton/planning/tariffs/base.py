@@ -12,7 +12,6 @@ import logging
 import math
 from dataclasses import dataclass
 
-import aiohttp
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
@@ -120,13 +119,15 @@ class FetchingTariff(Tariff):
     async def _fetch(self, now_s: float) -> PriceSeries:
         """Fetch and parse prices around `now_s`."""
 
-    def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
-
     async def _get_text(self, method: str, url: str, **kwargs) -> str:
-        """One HTTP request; maps transport failures and error statuses to TariffError."""
+        """One HTTP request; maps transport failures and error statuses to TariffError.
+        aiohttp's client is imported here, at the first fetch: it loads the system's CA
+        certificates into two SSL contexts at import, which tariffs that never fetch (and
+        the service's start-up) should not pay for."""
+        import aiohttp
         try:
-            async with self._session() as session:
+            async with aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as session:
                 async with session.request(method, url, **kwargs) as response:
                     body = await response.text(errors="replace")
                     if response.status in (401, 403):

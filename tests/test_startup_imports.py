@@ -1,0 +1,58 @@
+"""The service's start-up import set (issue 14): what `phaeton run` imports before its D-Bus
+name is owned must not bring back the heavy modules that were moved out of its way. Each
+check runs in a fresh interpreter, so nothing the test process imported counts."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+KEPT_OUT = {
+    "jsonschema": "the config is checked by phaeton.config_validate",
+    "aiohttp": "the web UI starts after the name is owned; tariffs import the HTTP client "
+               "at their first fetch",
+}
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def _loaded(modules: set[str], package: str) -> list[str]:
+    return sorted(m for m in modules if m == package or m.startswith(package + "."))
+
+
+def test_importing_the_service_loads_neither_jsonschema_nor_aiohttp():
+    modules = _modules_after("import phaeton.app")
+    for package, why in KEPT_OUT.items():
+        assert not _loaded(modules, package), f"{package} is imported at start-up ({why})"
+
+
+def test_loading_and_checking_a_config_does_not_need_jsonschema(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("charger:\n  protocol: alfen\n  alfen:\n    host: 192.168.1.20\n")
+    modules = _modules_after(f"from phaeton.config import load_config\n"
+                             f"load_config({str(path)!r})")
+    assert not _loaded(modules, "jsonschema")
+
+
+def test_a_fetching_tariff_loads_the_http_client_only_when_it_fetches(tmp_path):
+    made = ("from phaeton.config import default_config\n"
+            "from phaeton.planning.planner_service import tariff_mapping\n"
+            "from phaeton.planning.tariffs.factory import tariff_from_config\n"
+            "section = default_config()['planner']['tariff']\n"
+            "section['type'] = 'tibber'; section['tibber']['token'] = 'x' * 20\n"
+            "mapping = tariff_mapping(section)\n"
+            "mapping['url'] = 'http://127.0.0.1:9/'   # nothing listens: a fetch fails\n"
+            f"tariff = tariff_from_config(mapping, {str(tmp_path)!r})\n"
+            "tariff.series\n")
+    assert not _loaded(_modules_after(made), "aiohttp")
+    # and the first fetch does load it (and fails: nothing listens there)
+    fetched = made + ("import asyncio\n"
+                      "from phaeton.planning.tariffs.base import TariffError\n"
+                      "try:\n    asyncio.run(tariff.refresh())\n"
+                      "except TariffError as exc:\n    assert 'connection failed' in str(exc)\n")
+    assert _loaded(_modules_after(fetched), "aiohttp.client")
