@@ -289,6 +289,67 @@ async def test_periodic_replan_runs_in_accelerated_time(gx, tmp_path):
         await service.stop()
 
 
+class SteppedClock(ScaledClock):
+    """Time that moves only when the test says so (the service's own loop sleeps)."""
+
+    def __init__(self, start: float):
+        super().__init__(1.0, start=start)
+        self.offset_s = 0.0
+
+    def monotonic(self) -> float:      # time() follows it
+        return super().monotonic() + self.offset_s
+
+
+async def test_the_horizon_moving_on_is_no_reason_to_replan_before_replan_s(gx, tmp_path):
+    """With prices known for the whole horizon (a time-of-use tariff), every quarter hour
+    adds one slot at the horizon's end. That is not news: the plan is remade every
+    `replan_s` (here an hour), not every quarter hour as before."""
+    _, system, client, _ = gx
+    clock = SteppedClock(START_S)
+    service = await make_service(tmp_path, client, system, clock=clock, replan_s=3600)
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        for _ in range(8):                       # two hours in quarter-hour steps
+            clock.offset_s += 900
+            await service.tick()
+        assert service.plans_made == 1 + 2       # periodic, after 1 h and 2 h
+    finally:
+        await service.stop()
+
+
+async def test_prices_published_for_the_horizon_still_replan_at_once(gx, tmp_path):
+    """Day-ahead prices arrive: the horizon the plan looked at had no prices beyond the next
+    hours; now it has. That is news, re-planned at the next check, not after replan_s."""
+    import numpy as np
+    from phaeton.planning.tariffs.series import PriceSeries
+
+    class Publishing:
+        source, hours = "day-ahead", 6
+
+        async def prices(self, now_s):
+            first = int(START_S) // 900 * 900 - 3600     # published up to first + hours
+            count = self.hours * 4
+            return PriceSeries(first + 900 * np.arange(count), np.full(count, 900),
+                               np.full(count, 0.30), np.full(count, 0.05), self.source, now_s)
+
+    _, system, client, _ = gx
+    clock = SteppedClock(START_S)
+    service = await make_service(tmp_path, client, system, clock=clock, replan_s=3600)
+    try:
+        tariff = service._tariff = Publishing()
+        await service.tick()
+        plans = service.plans_made
+        clock.offset_s += 900
+        await service.tick()
+        assert service.plans_made == plans          # the same prices known: nothing new
+        tariff.hours = 24                           # published
+        clock.offset_s += 60
+        await service.tick()
+        assert service.plans_made == plans + 1 and service._last_trigger == "prices changed"
+    finally:
+        await service.stop()
+
+
 async def test_the_gx_ess_minimum_is_the_floor_when_it_is_higher(gx, tmp_path):
     settings_service, system, client, _ = gx
     system.add_path("/Control/ActiveSocLimit", 35.0)   # BatteryLife raised it above 10 %

@@ -220,6 +220,7 @@ class PlannerService:
         self._planned_knobs: PlannerKnobs | None = None
         self._planned_ev: EvState | None = None
         self._planned_prices: dict[int, tuple[float, float]] = {}
+        self._planned_horizon_end_s = 0       # the end of the horizon the last plan looked at
         self._knobs_dirty = False
         self._knobs_changed_s = -math.inf       # monotonic: the last knob change
         self._knob_plan_s = -math.inf           # monotonic: the last plan a knob change made
@@ -402,12 +403,19 @@ class PlannerService:
         return ""
 
     def _prices_changed(self, grid) -> bool:
+        """A price the last plan used changed, or a slot inside the horizon it looked at got
+        a price it did not have (new prices published). A slot beyond that horizon is only
+        the horizon moving on, every quarter hour: the periodic re-plan takes it in, so
+        `planner.replan_s` means what it says."""
         starts = grid.slot_starts_s
         for start, buy, sell in zip(starts, grid.import_eur_per_kwh, grid.export_eur_per_kwh):
             if not (math.isfinite(buy) and math.isfinite(sell)):
                 continue
             known = self._planned_prices.get(int(start))
-            if known is None or abs(known[0] - buy) > 1e-9 or abs(known[1] - sell) > 1e-9:
+            if known is None:
+                if start < self._planned_horizon_end_s:
+                    return True
+            elif abs(known[0] - buy) > 1e-9 or abs(known[1] - sell) > 1e-9:
                 return True
         return False
 
@@ -423,6 +431,7 @@ class PlannerService:
                 grid.slot_starts_s, grid.import_eur_per_kwh, grid.export_eur_per_kwh)
             if math.isfinite(b) and math.isfinite(x)}
         starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
+        self._planned_horizon_end_s = int(starts[-1]) + 900 if len(starts) else 0
         load, pv = forecast(self.planner_cfg, starts, now, self.history())
         problem = build_problem(now_s=now, facts=self.facts, knobs=knobs, prices=grid,
                                 load_kwh=load, pv_kwh=pv, battery_soc_pct=self._soc_pct(),
