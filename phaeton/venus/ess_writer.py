@@ -208,6 +208,20 @@ def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_cha
     (the rest is written at a later re-plan). Windows are merged over the whole plan first, so
     a window keeps its start while time runs through it (no rewrite). Targets are compared as
     written (one decimal). Phaeton's windows never ask for fast charge or PV off (Flags 0)."""
+    windows = merged_windows(plan, allow_export=allow_export,
+                             allow_grid_charging=allow_grid_charging)
+    return current_windows(windows, now_s, max_windows)
+
+
+def current_windows(windows: list[DessWindow], now_s: float,
+                    max_windows: int = SCHEDULE_ENTRIES) -> list[DessWindow]:
+    """Of a plan's merged windows, the first `max_windows` that have not ended by `now_s`."""
+    return [w for w in windows if w.start_s + w.duration_s > now_s][:max_windows]
+
+
+def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool
+                   ) -> list[DessWindow]:
+    """Every slot of the plan as DESS windows, equal neighbours merged."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     durations_s = np.asarray(plan.slot_duration_h, dtype=float) * 3600.0
     restrictions = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
@@ -226,8 +240,7 @@ def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_cha
             continue
         windows.append(DessWindow(int(starts[t]), int(durations_s[t]), target, feed_in,
                                   restrictions, strategy))
-    current = [w for w in windows if w.start_s + w.duration_s > now_s]
-    return current[:max_windows]
+    return windows
 
 
 def dess_writes(windows: list[DessWindow], current: Callable[[str], Any]
@@ -378,6 +391,7 @@ class EssWriter:
         self.dess_settings = dict(dess_settings or {})
         self._last_setpoint: tuple[float, float] | None = None  # (W, monotonic s)
         self._claimed = False           # phaeton's schedule is in (since start or hand-back)
+        self._merged: tuple | None = None   # (plan, (export, grid charging), its windows)
         self._mode_seen = False         # the GX held Mode 4 since phaeton last wrote it
         self._reenabled: str | None = None
         self._owner_off_logged = False
@@ -580,8 +594,12 @@ class EssWriter:
 
     async def _apply_schedule(self, plan: Plan, now_s: float, allow_export: bool,
                               allow_grid_charging: bool) -> None:
-        windows = dess_windows(plan, now_s, allow_export=allow_export,
-                               allow_grid_charging=allow_grid_charging)
+        # merged once per plan and choice (the planner applies its plan every few seconds)
+        key = (allow_export, allow_grid_charging)
+        if self._merged is None or self._merged[0] is not plan or self._merged[1] != key:
+            self._merged = (plan, key, merged_windows(
+                plan, allow_export=allow_export, allow_grid_charging=allow_grid_charging))
+        windows = current_windows(self._merged[2], now_s)
         writes = dess_writes(windows, self.settings.get)
         writes += [(path, value) for path, value in self.dess_settings.items()
                    if self.settings.get(path) != value]

@@ -85,6 +85,7 @@ class TimeOfUseTariff(Tariff):
         except (KeyError, ValueError) as exc:
             raise ValueError(f"unknown time zone {tz!r}") from exc
         self.windows = list(windows)
+        self._priced: tuple[int, PriceSeries] | None = None   # (first slot, its series)
         for name, value in (("default_import_eur_per_kwh", default_import_eur_per_kwh),
                             ("default_export_eur_per_kwh", default_export_eur_per_kwh)):
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
@@ -113,12 +114,20 @@ class TimeOfUseTariff(Tariff):
         return self.default_import_eur_per_kwh, self.default_export_eur_per_kwh
 
     async def prices(self, now_s: float) -> PriceSeries:
+        """The horizon's prices from the current quarter hour on; priced once per quarter
+        hour (the planner asks every few seconds, and pricing a slot means a time-zone
+        conversion and a walk over the windows)."""
         first = int(math.floor(now_s / QUARTER_HOUR_S) * QUARTER_HOUR_S)
+        cached = self._priced
+        if cached is not None and cached[0] == first:
+            return cached[1]
         n = int(math.ceil(self.horizon_s / QUARTER_HOUR_S))
         starts = first + QUARTER_HOUR_S * np.arange(n, dtype=np.int64)
         pairs = [self.price_at(int(t)) for t in starts]
-        return PriceSeries(starts, np.full(n, QUARTER_HOUR_S), [p[0] for p in pairs],
-                           [p[1] for p in pairs], self.source, now_s)
+        series = PriceSeries(starts, np.full(n, QUARTER_HOUR_S), [p[0] for p in pairs],
+                             [p[1] for p in pairs], self.source, now_s)
+        self._priced = (first, series)
+        return series
 
     async def refresh(self) -> None:
         """Nothing to fetch: the windows are configuration."""
