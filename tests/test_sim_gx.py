@@ -213,12 +213,14 @@ async def test_set_cloud_forces_pv_down_and_up(private_bus):
     async with service:
         service.set_cloud(1.0)
         dark = await get_items()
-        service.set_cloud(0.0, duration_s=30)
+        # 600 simulated s = 3 s real: long enough that a busy machine reads the forced sky
+        # before it passes (30 s was 0.15 s real at 200x and raced the CPU)
+        service.set_cloud(0.0, duration_s=600)
         clear = await get_items()
         clear_sky_dc = service.site.config.pv_dc_peak_w * service.site.clear_sky_fraction()
-        service.set_cloud(0.5, duration_s=30)
+        service.set_cloud(0.5, duration_s=600)
         half = await get_items()
-        end = service.site.t_s + 30
+        end = service.site.t_s + 600
         await until(lambda: service.site.t_s > end + 1, clock)
         assert service.site.forced_cover is None            # the forced sky has passed
     assert value(dark, "/Dc/Pv/Power") == 0.0
