@@ -611,7 +611,17 @@ class Phaeton:
     # ---- the web UI's backend (phaeton.web.backend.WebBackend) -------------------------------
 
     def status(self) -> dict:
-        return self._status
+        return self._status or self._starting_status()
+
+    def _starting_status(self) -> dict[str, Any]:
+        """The documented status keys before the first control step: the owner's choices and
+        limits are known, what the charger and the site do is not yet (None)."""
+        waiting = ChargeDecision(enabled=False, current_a=0.0, phases=self.choices.phases or 3,
+                                 status=0, reason="starting: waiting for the first control step",
+                                 bound_by="")
+        status = self._status_dict(waiting, None, None, self._session_view())
+        status.update(status_code=None, status_text="Starting", bound_by=None)
+        return status
 
     def subscribe(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue(maxsize=4)

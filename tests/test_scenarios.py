@@ -8,6 +8,8 @@ import os
 import pytest
 
 from scripted_gx import NAME, VOLTAGE, ScriptedGx
+from phaeton.app import Phaeton
+from phaeton.config import load_config
 from dbus_clients import SYSTEM_PYTHON, dbus_send, run
 
 pytestmark = pytest.mark.slow
@@ -159,6 +161,26 @@ async def test_charger_offline_and_back(gx):
     await gx.alfen.start()
     await gx.until(lambda: app.evcharger.service["/Connected"] == 1, 120, "reconnect")
     await gx.until(lambda: applied(gx) == 16, 30, "setpoint re-sent after the reconnect")
+
+
+async def test_status_before_the_first_step_has_every_key_a_client_reads(gx):
+    """The web UI and /api/status may ask the moment the web server is up: the answer is the
+    documented shape with the owner's choices filled in and the unknowns None, never {}."""
+    path = gx.config_path()
+    app = Phaeton(load_config(path), config_path=path, clock=gx.clock)   # not started: no step
+    early = app.status()
+    assert early["mode"] == app.choices.mode and early["status_text"] == "Starting"
+    assert early["status_code"] is None and early["charger"]["connected"] is False
+    assert early["power"]["grid_w"] == [None, None, None] and early["readings_stale"] is True
+    await app.start()
+    try:
+        await gx.until(lambda: app.status()["status_code"] is not None, 30, "the first step")
+        later = app.status()
+    finally:
+        await app.stop()
+    assert set(early) == set(later)
+    for section in ("charger", "power", "session"):
+        assert set(early[section]) == set(later[section])
 
 
 async def test_stale_gx_readings_fall_back_to_safe_current(gx, caplog):

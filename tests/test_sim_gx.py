@@ -221,7 +221,7 @@ async def test_set_cloud_forces_pv_down_and_up(private_bus):
         service.set_cloud(0.5, duration_s=600)
         half = await get_items()
         end = service.site.t_s + 600
-        await until(lambda: service.site.t_s > end + 1, clock)
+        await until(lambda: service.site.t_s > end + 1, clock, limit_s=1800)
         assert service.site.forced_cover is None            # the forced sky has passed
     assert value(dark, "/Dc/Pv/Power") == 0.0
     assert all(value(dark, f"/Ac/PvOnGrid/L{n}/Power") == 0.0 for n in (1, 2, 3))
