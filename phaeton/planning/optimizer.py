@@ -20,10 +20,20 @@ guess. If a solve hits the need exactly, it is the plan. Otherwise the two solut
 of the need, both optimal for the final reward, mix into an EV schedule that delivers exactly the
 need, and one more DP with that EV schedule fixed gives the battery plan. When the need cannot
 be met, the plan delivers as much as possible (a very large reward) and states the shortfall.
+
+A charger minimum power (each EV slot off or at least the minimum) makes the problem a
+mixed-integer one. For a fixed set of EV slots it is convex again (the minimum moves into the
+house load), so `_apply_min_power` searches over slot sets, each solved exactly by the same
+reward search; many such searches run side by side in one vectorised DP sweep (`_Batch`), start
+at the LP's final reward, and stop as soon as the best whole-slot plan is proven within 2e-6 of
+the LP optimum (a lower bound). Otherwise a local search over slot sets, and a branch and
+bound when few slots are below the minimum, improve on it within a fixed number of sweeps.
 """
 from __future__ import annotations
 
 import copy
+import heapq
+import itertools
 import logging
 
 import numpy as np
@@ -35,15 +45,30 @@ from phaeton.planning.slot_cost import (
     SlotCostTable,
     ev_energy,
     grid_exchange,
+    grid_segments,
     slot_cost_table,
+    table_from_segments,
 )
 from phaeton.planning.slot_data import SlotData, prepare
 from phaeton.planning.value_dp import ValueFunction, backward, forward, terminal
 
 _KELLEY_MAX_ROUNDS = 40
-#: rounds of the local search over EV slot sets under a minimum charging power
-_LOCAL_SEARCH_ROUNDS = 2
-_LOCAL_SEARCH_DROPS = 4
+#: the local search over EV slot sets under a minimum charging power (`_moves`): how many
+#: unused slots each order offers, and how many of the least used slots are swapped for any of
+#: those (and any slot for as many of those)
+_LOCAL_SEARCH_ADDS = 3
+_LOCAL_SEARCH_SWAPS = 2
+_PAIRED_MOVES = 8  # the best single moves combined in pairs when none improves alone
+#: batched DP sweeps for improving on the first whole-slot schedules, and nodes branched per
+#: round (one sweep per round: searches that need more go on in the next rounds)
+_MIN_POWER_SWEEPS = 32
+_FIRST_SWEEPS = 6  # for the first sets (most are settled by then; the rest go on)
+_BRANCH_NODES = 8
+_BRANCH_SWEEPS = 8  # sweeps of branching alone without a better schedule before giving up
+#: branch only when the LP optimum has at most this many EV slots below the minimum
+_BRANCH_FRACTIONAL = 12
+#: stop once the best whole-slot schedule is proven this close to the optimum (relative)
+_MIN_POWER_GAP = 2e-6
 #: stop the reward search once the plan is proven within this share of the optimum
 _GAP_TOLERANCE = 1e-6
 _log = logging.getLogger(__name__)
@@ -73,6 +98,22 @@ class _Solver:
         self.tail_values = backward(self.no_ev_table, self.departure, data.slots,
                                     terminal(self.lo, self.hi, data.terminal_value),
                                     self.lo, self.hi)
+
+    def no_ev(self) -> np.ndarray:
+        """The battery's plan without the EV (computed once, on demand)."""
+        if self.no_ev_battery is None:
+            self.no_ev_battery = self.solve_fixed_ev(np.zeros(self.data.slots))
+        return self.no_ev_battery
+
+    def lp_battery(self) -> np.ndarray:
+        """The battery AC exchange of the reward search's final solution (zero after departure)."""
+        battery = np.zeros(self.data.slots)
+        battery[:self.departure] = self.battery_ac(self.lp_changes)
+        return battery
+
+    def remember(self, bound: float, reward: float, changes: np.ndarray) -> None:
+        """What the reward search ended with (see `_schedule`)."""
+        self.lp_bound, self.lp_reward, self.lp_changes = bound, reward, changes
 
     def table(self, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray, reward: float) -> SlotCostTable:
         return slot_cost_table(self.data, load_kwh, ev_cap_kwh, reward, self.penalty)
@@ -140,6 +181,10 @@ def _schedule(solver: _Solver) -> tuple[np.ndarray, np.ndarray | None, Shortfall
     delivers exactly the need costs at most the intersection's value, and every solve's dual
     value is a lower bound on the optimum. The search stops when the two agree (to 1e-6
     relative): the mix is then optimal for the planning problem.
+
+    Also leaves on `solver` what the minimum-power search starts from: `lp_bound` (a proven
+    lower bound on the cost, in the DP's units), `lp_reward` (the final reward) and
+    `lp_changes` (the battery's head changes of that solution, or of the mixed pair).
     """
     data = solver.data
     need = data.ev_need_kwh
@@ -150,11 +195,37 @@ def _schedule(solver: _Solver) -> tuple[np.ndarray, np.ndarray | None, Shortfall
         return np.zeros(data.slots), None, Shortfall(need, _shortfall_reason(data, 0.0))
     low, high = _bracket(solver, need, tol)
     if high is None:
+        solver.remember(low.cost, low.reward, low.changes)
         return low.ev, low.changes, Shortfall(need - low.kwh, _shortfall_reason(data, low.kwh))
     if low is None or abs(high.kwh - need) <= tol:
+        solver.remember(high.cost, high.reward, high.changes)
         return high.ev, high.changes, None
     if abs(low.kwh - need) <= tol:
+        solver.remember(low.cost, low.reward, low.changes)
         return low.ev, low.changes, None
+    found = _drive(_kelley(low, high, need, tol), solver.solve_with_reward)
+    if found.hit is not None:
+        solver.remember(found.lower, found.hit.reward, found.hit.changes)
+        return found.hit.ev, found.hit.changes, None
+    low, high = found.low, found.high
+    # the mix of the two delivers exactly the need; the battery is then re-planned for it
+    share = (need - low.kwh) / (high.kwh - low.kwh)
+    solver.remember(found.lower, (high.cost - low.cost) / (high.kwh - low.kwh),
+                    (1.0 - share) * low.changes + share * high.changes)
+    return (1.0 - share) * low.ev + share * high.ev, None, None
+
+
+class _Found:
+    """A finished reward search: an exact hit, or the two solutions either side of the need
+    whose mix is optimal; `upper` bounds the cost from above, `lower` from below."""
+
+    def __init__(self, low, high, hit, upper: float, lower: float):
+        self.low, self.high, self.hit, self.upper, self.lower = low, high, hit, upper, lower
+
+
+def _kelley(low: _Solution, high: _Solution, need: float, tol: float):
+    """Kelley's cutting planes between `low` and `high` (a generator of rewards to solve at,
+    each sent back its solution; returns a `_Found`)."""
     # q at any reward is a lower bound on the optimum; the mix costs at most `model`
     best_dual = max(s.cost + s.reward * (need - s.kwh) for s in (low, high))
     for _ in range(_KELLEY_MAX_ROUNDS):
@@ -162,9 +233,9 @@ def _schedule(solver: _Solver) -> tuple[np.ndarray, np.ndarray | None, Shortfall
         model = low.cost + reward * (need - low.kwh)
         if model - best_dual <= _GAP_TOLERANCE * (1.0 + abs(model)):
             break
-        trial = solver.solve_with_reward(reward)
+        trial = yield reward
         if abs(trial.kwh - need) <= tol:
-            return trial.ev, trial.changes, None
+            return _Found(low, high, trial, trial.cost, trial.cost)
         dual = trial.cost + reward * (need - trial.kwh)
         best_dual = max(best_dual, dual)
         if dual >= model - _GAP_TOLERANCE * (1.0 + abs(model)):
@@ -173,9 +244,19 @@ def _schedule(solver: _Solver) -> tuple[np.ndarray, np.ndarray | None, Shortfall
             low = trial
         else:
             high = trial
-    # the mix of the two delivers exactly the need; the battery is then re-planned for it
-    share = (need - low.kwh) / (high.kwh - low.kwh)
-    return (1.0 - share) * low.ev + share * high.ev, None, None
+    reward = (high.cost - low.cost) / (high.kwh - low.kwh)
+    upper = low.cost + reward * (need - low.kwh)
+    return _Found(low, high, None, upper, min(best_dual, upper))
+
+
+def _drive(search, solve):
+    """Run a reward-search generator with one solve per reward."""
+    try:
+        reward = next(search)
+        while True:
+            reward = search.send(solve(reward))
+    except StopIteration as stop:
+        return stop.value
 
 
 def _first_guess(data: SlotData) -> float:
@@ -303,24 +384,19 @@ def _whole_slots(data: SlotData, total: float, order: np.ndarray) -> list[np.nda
     return [ev]  # everything at full power (or the plugged-in time ran out)
 
 
-def _effective_cost_orders(solver: _Solver, lp_battery_ac: np.ndarray | None,
+def _effective_cost_orders(solver: _Solver, batteries: list[np.ndarray],
                            block: np.ndarray) -> list[np.ndarray]:
     """Plugged-in slots, cheapest first by the effective cost of charging `block` kWh there.
 
     A slot's effective cost is what that much EV charging adds to the grid bill there, given PV
-    surplus and a battery plan (the LP optimum's, and the one without the EV): PV surplus that
-    would have been exported costs only the export price, a slot where the battery covers the
-    house costs the import price, and so on. One order per battery plan.
+    surplus and a battery plan (e.g. the LP optimum's, or the one without the EV): PV surplus
+    that would have been exported costs only the export price, a slot where the battery covers
+    the house costs the import price, and so on. One order per battery plan.
     """
     data = solver.data
     window = np.flatnonzero(data.ev_cap_kwh > 0)
-    if solver.no_ev_battery is None:
-        solver.no_ev_battery = solver.solve_fixed_ev(np.zeros(data.slots))
-    references = [solver.no_ev_battery]
-    if lp_battery_ac is not None:
-        references.append(lp_battery_ac)
     orders = []
-    for battery in references:
+    for battery in batteries:
         base = data.load_kwh + battery
         added = (_slot_costs(data, base + block, solver.penalty)
                  - _slot_costs(data, base, solver.penalty))
@@ -329,81 +405,579 @@ def _effective_cost_orders(solver: _Solver, lp_battery_ac: np.ndarray | None,
     return orders
 
 
-def _min_power_candidates(solver: _Solver, ev: np.ndarray,
-                          lp_battery_ac: np.ndarray | None) -> list[np.ndarray]:
-    """Whole-slot EV schedules worth costing exactly.
+_SLOT_FIELDS = ("start_s", "hours", "import_price", "export_price", "load_kwh", "pv_kwh",
+                "import_cap_kwh", "export_cap_kwh", "charge_cap_kwh", "discharge_cap_kwh",
+                "ev_cap_kwh", "ev_min_kwh")
+_TABLE_FIELDS = ("d0", "cost0", "lengths", "slopes", "count", "knot_d", "knot_cost", "d_end",
+                 "cost_end", "charge_count", "neg_slopes")
 
-    - full-power slots, cheapest by effective cost first, with the last slot's remainder either
-      at the minimum or split (`_whole_slots`); also by plain import price, and at once (in
-      plug-in order, so the result never costs more than charging at once);
-    - the best schedule on a chosen set of slots, each at least at the minimum
-      (`_best_on_slots`, the exact optimum for that set): the LP optimum's slots (the least used
-      dropped while their minimum alone would exceed the need), and the cheapest slots by the
-      effective cost of charging at the minimum, as few as full power allows and as many as
-      the LP used.
+
+def _select(data: SlotData, slots: np.ndarray) -> SlotData:
+    """`data` with one row per entry of `slots` (repeats allowed): the arrays `ev_energy`
+    and `_table_rows` read, stacked for many problems."""
+    stacked = copy.copy(data)
+    for name in _SLOT_FIELDS:
+        setattr(stacked, name, getattr(data, name)[slots])
+    return stacked
+
+
+def _table_rows(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
+                reward: np.ndarray, penalty: float) -> SlotCostTable:
+    """`slot_cost_table` with its own EV reward in every row (the same formulas, see there)."""
+    n = len(load_kwh)
+    m0, lengths, slopes = grid_segments(data, penalty)
+    value0 = -data.export_price * data.export_cap_kwh - reward * ev_cap_kwh
+    lengths = np.concatenate([lengths, ev_cap_kwh[:, None]], 1)
+    slopes = np.concatenate([slopes, reward[:, None]], 1)
+    order = np.argsort(slopes, axis=1, kind="stable")
+    lengths = np.take_along_axis(lengths, order, 1)
+    slopes = np.take_along_axis(slopes, order, 1)
+    x0 = m0 - ev_cap_kwh - load_kwh
+    starts = x0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(lengths, 1)[:, :-1]], 1)
+    ends = starts + lengths
+    lo = np.maximum(-data.discharge_cap_kwh, x0)
+    hi = np.minimum(data.charge_cap_kwh, ends[:, -1])
+    a = np.maximum(starts, lo[:, None])
+    b = np.minimum(ends, hi[:, None])
+    neg = np.clip(np.minimum(b, 0.0) - a, 0.0, None)
+    pos = np.clip(b - np.maximum(a, 0.0), 0.0, None)
+    value_lo = value0 + (slopes * np.clip(np.minimum(ends, lo[:, None]) - starts, 0.0,
+                                          None)).sum(1)
+    eta_c, eta_d, deg = data.charge_eff, data.discharge_eff, data.degradation
+    return table_from_segments(lo / eta_d, value_lo - deg * lo,
+                               np.concatenate([neg / eta_d, pos * eta_c], 1),
+                               np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1))
+
+
+_PAD = 1e30  # the slope of padding segments (length 0): sorts after every real slope
+#: row-wise dot product of two 2-d arrays (numpy >= 2 has it as a fast gufunc)
+_rowdot = getattr(np, "vecdot", None) or (lambda a, b: np.einsum("ij,ij->i", a, b))
+
+
+class _Batch:
+    """Many reward solves on the slots before departure at once (one DP sweep for all).
+
+    Row k solves the problem with house load `loads[k]`, EV room `caps[k]` and reward
+    `rewards[k]` exactly as `_Solver.solve_with_reward` does (the same merge of slopes, the
+    same tie order, the same tail after departure), with every row's value function kept in
+    one padded array, so the per-slot numpy work is shared by all rows.
     """
+
+    def __init__(self, solver: _Solver):
+        self.solver = solver
+        self.dep = solver.departure
+        self._stacks: dict[int, SlotData] = {}
+
+    def _stack(self, rows: int) -> SlotData:
+        if rows not in self._stacks:
+            self._stacks[rows] = _select(self.solver.data, np.tile(np.arange(self.dep), rows))
+        return self._stacks[rows]
+
+    def _table(self, stack: SlotData, loads: np.ndarray, caps: np.ndarray,
+               per_kwh: np.ndarray) -> SlotCostTable:
+        """The slot-cost rows; a slot without EV room and without a minimum moved into its
+        load is the solver's table without the EV (whatever the reward), so only the others
+        are built."""
+        solver, dep = self.solver, self.dep
+        rows = len(loads) // dep
+        plain = solver.no_ev_table
+        table = SlotCostTable(*(np.tile(getattr(plain, name)[:dep], (rows,) + (1,) * (
+            getattr(plain, name).ndim - 1)) for name in _TABLE_FIELDS))
+        differ = (caps > 0) | (loads != stack.load_kwh)
+        if differ.any():
+            part = _table_rows(_select(stack, np.flatnonzero(differ)), loads[differ],
+                               caps[differ], per_kwh[differ], solver.penalty)
+            for name in _TABLE_FIELDS:
+                getattr(table, name)[differ] = getattr(part, name)
+        return table
+
+    def solve(self, loads: np.ndarray, caps: np.ndarray, rewards: np.ndarray
+              ) -> list[_Solution]:
+        solver, data, dep = self.solver, self.solver.data, self.dep
+        rows = len(rewards)
+        stack = self._stack(rows)
+        per_kwh = np.repeat(rewards * data.ev_eff, dep)
+        table = self._table(stack, loads.reshape(-1), caps.reshape(-1), per_kwh)
+        v_end = solver.tail_values[0]
+        if solver.hi - solver.lo <= 1e-12:  # no battery: V = sum of g_t(0)
+            widths = np.diff(table.knot_d, axis=1)
+            rises = np.diff(table.knot_cost, axis=1)
+            slopes = rises / np.where(widths > 0, widths, 1.0)
+            at_zero = table.knot_cost[:, 0] + (slopes * np.clip(-table.knot_d[:, :-1], 0.0,
+                                                                widths)).sum(1)
+            values = at_zero.reshape(rows, dep).sum(1) + float(v_end.ys[0])
+            changes = np.zeros((rows, dep))
+        else:
+            values, changes = self._sweep(table, rows, v_end)
+        battery = np.where(changes > 0, changes / data.charge_eff, changes * data.discharge_eff)
+        ev_head = ev_energy(stack, (loads + battery).reshape(-1), caps.reshape(-1),
+                            per_kwh[:, None], solver.penalty).reshape(rows, dep)
+        kwh = ev_head.sum(1) * data.ev_eff
+        out = []
+        for k in range(rows):
+            ev = np.zeros(data.slots)
+            ev[:dep] = ev_head[k]
+            reward = float(rewards[k])
+            out.append(_Solution(reward, float(values[k]) + reward * float(kwh[k]),
+                                 float(kwh[k]), ev, changes[k]))
+        return out
+
+    def _sweep(self, table: SlotCostTable, rows: int, v_end: ValueFunction
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Backward merge and forward pass of `value_dp` for all rows; (V_0 at the stored
+        energy now, head changes per row)."""
+        dep, lo, hi = self.dep, self.solver.lo, self.solver.hi
+        n, m = table.lengths.shape
+        count = table.count
+        split = count - table.charge_count
+        index = np.arange(n)[:, None]
+        # g mirrored: its charging segments (columns split..count) first, discharging after
+        width_c = max(int(table.charge_count.max()), 1)
+        cols = split[:, None] + np.arange(width_c)
+        valid = cols < count[:, None]
+        cols = np.minimum(cols, m - 1)
+        # per slot t, [t] is a contiguous (rows x width) block
+        c_slopes = np.where(valid, table.neg_slopes[index, cols], _PAD).reshape(rows, dep, -1)
+        c_lengths = np.where(valid, table.lengths[index, cols], 0.0).reshape(rows, dep, -1)
+        c_slopes = np.ascontiguousarray(c_slopes.transpose(1, 0, 2))
+        c_lengths = np.ascontiguousarray(c_lengths.transpose(1, 0, 2))
+        width_d = max(int(split.max()), 1)
+        cols = np.broadcast_to(np.arange(width_d), (n, width_d))
+        valid = cols < split[:, None]
+        cols = np.minimum(cols, m - 1)
+        d_slopes = np.where(valid, table.neg_slopes[index, cols], _PAD).reshape(rows, dep, -1)
+        d_lengths = np.where(valid, table.lengths[index, cols], 0.0).reshape(rows, dep, -1)
+        d_slopes = np.ascontiguousarray(d_slopes.transpose(1, 0, 2))
+        d_lengths = np.ascontiguousarray(d_lengths.transpose(1, 0, 2))
+        c_tags, d_tags = np.zeros((rows, width_c)), np.zeros((rows, width_d))
+        x0s = np.ascontiguousarray((lo - table.d_end).reshape(rows, dep).T)[:, :, None]
+        cost_ends = np.ascontiguousarray(table.cost_end.reshape(rows, dep).T)
+        v_len = np.tile(v_end.lengths, (rows, 1))
+        v_slope = np.tile(v_end.slopes, (rows, 1))
+        v_y0 = np.full(rows, float(v_end.ys[0]))
+        offsets = np.arange(rows)[:, None]
+        policy: list = [None] * dep
+        minimum, maximum, concat, rowdot = np.minimum, np.maximum, np.concatenate, _rowdot
+        ones = np.ones((rows, 8))
+        for t in range(dep - 1, -1, -1):
+            slopes = concat((c_slopes[t], v_slope, d_slopes[t]), 1)
+            lengths = concat((c_lengths[t], v_len, d_lengths[t]), 1)
+            if ones.shape[1] < v_len.shape[1]:
+                ones = np.ones((rows, 2 * v_len.shape[1]))
+            # which segments are V_{t+1}'s
+            from_v = concat((c_tags, ones[:, :v_len.shape[1]], d_tags), 1)
+            order = slopes.argsort(axis=1, kind="stable")
+            order += offsets * slopes.shape[1]
+            slopes = slopes.take(order)
+            # every row is sorted, so the column minima are too: the first all-padding column
+            real = int(slopes.min(0).searchsorted(_PAD))
+            order = order[:, :real]
+            slopes = slopes[:, :real]
+            lengths = lengths.take(order)
+            from_v = from_v.take(order)
+            ends = lengths.cumsum(1)
+            ends += x0s[t]
+            starts = ends - lengths
+            left = minimum(ends, lo)
+            left -= minimum(starts, lo)
+            y_lo = rowdot(slopes, left)
+            y_lo += v_y0
+            y_lo += cost_ends[t]
+            start_in = minimum(maximum(starts, lo), hi)
+            v_len = minimum(maximum(ends, lo), hi)
+            v_len -= start_in
+            policy[t] = (start_in, v_len * from_v, rowdot(left, from_v))
+            np.copyto(slopes, _PAD, where=v_len <= 0)
+            v_slope = slopes
+            v_y0 = y_lo
+        stored_now = self.solver.data.stored_now_kwh
+        e = np.full(rows, min(max(stored_now, lo), hi))
+        values = v_y0 + (np.where(v_len > 0, v_slope, 0.0)
+                         * minimum(maximum(e[:, None] - policy[0][0], 0.0), v_len)).sum(1)
+        path = np.empty((rows, dep + 1))
+        path[:, 0] = e
+        for t in range(dep):
+            start_in, moved, before = policy[t]
+            step = minimum(maximum(e[:, None] - start_in, 0.0), moved).sum(1)
+            e = minimum(maximum(step + before + lo, lo), hi)
+            path[:, t + 1] = e
+        path[:, 0] = stored_now
+        return values, np.diff(path, axis=1)
+
+
+def _near(need: float, tol: float, deliverable: float, scale: float, guess: float,
+          max_reward: float):
+    """The reward search of `_bracket` + `_kelley`, started just either side of `guess`.
+
+    A generator for `_Search.run`: yields tuples of rewards, is sent their solutions, returns
+    a `_Found` (None when the need cannot be delivered).
+    """
+    if need <= tol:  # nothing left to choose: one solve costs the fixed schedule
+        (only,) = yield (guess,)
+        return _Found(only, only, only, only.cost, only.cost)
+    if deliverable < need - tol:
+        return None
+    beside = 1e-7 * scale
+    below, above = yield (guess - beside, guess + beside)
+    for trial in (below, above):
+        if abs(trial.kwh - need) <= tol:
+            return _Found(trial, trial, trial, trial.cost, trial.cost)
+    low = high = None
+    if below.kwh > need:
+        direction, high, last, previous = -1.0, below, below, above
+    elif above.kwh < need:
+        direction, low, last, previous = 1.0, above, above, below
+    else:
+        low, high = below, above
+    for step in (0.01, 0.04, 0.16, 0.64, None):
+        if low is not None and high is not None:
+            break
+        if step is None:
+            reward = direction * max_reward
+        else:
+            reward = guess + direction * step * scale
+            if abs(last.reward - previous.reward) >= 0.005 * scale \
+                    and (last.kwh - previous.kwh) * direction > 0:
+                slope = (last.kwh - previous.kwh) / (last.reward - previous.reward)
+                secant = last.reward + 1.5 * (need - last.kwh) / slope
+                nearer = max(secant, last.reward + 0.002 * scale) if direction > 0 \
+                    else min(secant, last.reward - 0.002 * scale)
+                reward = min(reward, nearer) if direction > 0 else max(reward, nearer)
+        (trial,) = yield (reward,)
+        if abs(trial.kwh - need) <= tol:
+            return _Found(trial, trial, trial, trial.cost, trial.cost)
+        if trial.kwh < need:
+            low = trial
+        else:
+            high = trial
+        previous, last = last, trial
+    if high is None:
+        return None
+    if low is None:  # more than needed even when charging is penalised: take it
+        return _Found(high, high, high, high.cost, high.cost)
+    kelley = _kelley(low, high, need, tol)
+    try:
+        reward = next(kelley)
+        while True:
+            (trial,) = yield (reward,)
+            reward = kelley.send(trial)
+    except StopIteration as stop:
+        return stop.value
+
+
+class _Node:
+    """EV slots fixed on (each at least its minimum: the minimum moved into the house load),
+    fixed off, or free (0 to the maximum, the convex relaxation); once `_Search.run` has
+    solved it, its best schedule (`ev`), bounds on its cost (in the DP's units: the plan's
+    cost less the terminal value of the energy stored now), the final reward, and the slots
+    still below the minimum (`fractional`)."""
+
+    def __init__(self, data: SlotData, total: float, on: np.ndarray, free: np.ndarray):
+        self.on, self.free = on, free
+        self.at_min = np.where(on, data.ev_min_kwh, 0.0)
+        self.cap = np.where(on, data.ev_cap_kwh - data.ev_min_kwh,
+                            np.where(free, data.ev_cap_kwh, 0.0))
+        rest = total - float(self.at_min.sum())
+        self.feasible = bool(on.any() or free.any()) and float(
+            self.at_min.sum() + self.cap.sum()) >= total - 1e-9
+        if rest < -1e-9:  # the minimum alone is too much: fine by less than one slot's minimum
+            self.feasible &= -rest < float(self.at_min[on].min()) - 1e-9
+        if rest <= 1e-9:
+            self.cap = np.zeros(data.slots)
+        self.need = max(rest, 0.0) * data.ev_eff
+        self.ev: np.ndarray | None = None
+        self.upper = self.lower = np.inf
+        self.reward: float | None = None  # the final reward: where a nearby node starts
+        self.found: _Found | None = None
+        self.fractional = np.zeros(0, dtype=int)
+
+    @property
+    def key(self) -> bytes:
+        return self.on.tobytes() + self.free.tobytes()
+
+    def settle(self, data: SlotData, found: _Found | None) -> None:
+        self.found = found
+        if found is None:
+            self.feasible = False
+            return
+        if found.hit is not None:
+            extra = found.hit.ev
+        else:
+            low, high = found.low, found.high
+            share = (self.need - low.kwh) / (high.kwh - low.kwh)
+            extra = (1.0 - share) * low.ev + share * high.ev
+        self.ev = self.at_min + extra
+        self.upper, self.lower = found.upper, found.lower
+        low, high = found.low, found.high
+        self.reward = found.hit.reward if found.hit is not None or high.kwh == low.kwh else (
+            (high.cost - low.cost) / (high.kwh - low.kwh))
+        self.fractional = np.flatnonzero((self.ev > 1e-9) & (self.ev < data.ev_min_kwh - 1e-9))
+
+
+class _Search:
+    """The search over EV slot sets: the nodes seen, the searches still running, the best
+    whole-slot node so far and the proven lower bound (the LP optimum's)."""
+
+    def __init__(self, solver: _Solver, total: float):
+        data = solver.data
+        self.solver, self.data, self.total = solver, data, total
+        self.batch = _Batch(solver)
+        self.scale = _price_scale(data)
+        self.lower = solver.lp_bound
+        window = data.ev_cap_kwh > 0
+        bill = total * float(np.mean(np.abs(data.import_price[window])))
+        self.gap = _MIN_POWER_GAP * (1.0 + abs(self.lower) + bill)
+        self.best: _Node | None = None
+        self.seen: set[bytes] = set()
+        self.pending: list[list] = []  # [node, its search, the rewards it asked, dual bound]
+        self.sweeps = 0  # `_Batch` sweeps made so far
+
+    def beaten(self, bound: float) -> bool:
+        """Whether a node with this lower bound cannot improve on the best by the gap."""
+        return self.best is not None and bound >= self.best.upper - self.gap
+
+    def done(self) -> bool:
+        return self.beaten(self.lower)
+
+    def new(self, on: np.ndarray, free: np.ndarray) -> _Node | None:
+        node = _Node(self.data, self.total, on, free)
+        if node.key in self.seen or not node.feasible:
+            return None
+        self.seen.add(node.key)
+        return node
+
+    def on_slots(self, slots: np.ndarray) -> _Node | None:
+        on = np.zeros(self.data.slots, dtype=bool)
+        on[slots] = True
+        return self.new(on & (self.data.ev_cap_kwh > 0), np.zeros(self.data.slots, dtype=bool))
+
+    def _settled(self, node: _Node, found: _Found | None) -> None:
+        node.settle(self.data, found)
+        if node.feasible and len(node.fractional) == 0 and (
+                self.best is None or node.upper < self.best.upper - 1e-12 * (
+                    1.0 + abs(self.best.upper))):
+            self.best = node
+
+    def run(self, nodes: list[_Node], guesses: list[float] | None = None,
+            calls: int | None = None) -> list[_Node]:
+        """Solve the nodes' convex problems, their reward searches side by side (one `_Batch`
+        sweep per step), each started at its guess (default: the LP's final reward).
+
+        A node is dropped once its dual bound shows it cannot beat the best, and everything
+        stops once the best is proven within the gap. With `calls`, at most that many sweeps
+        are made: searches still running go on in the next `run`, so one slow search does not
+        hold up the rest. Returns the nodes settled in this run.
+        """
+        data, dep, solver = self.data, self.batch.dep, self.solver
+        settled: list[_Node] = []
+        for k, node in enumerate(nodes):
+            tol = 1e-6 * max(1.0, node.need)
+            guess = solver.lp_reward if guesses is None else guesses[k]
+            search = _near(node.need, tol, float(node.cap.sum()) * data.ev_eff, self.scale,
+                           guess, solver.max_reward)
+            try:
+                self.pending.append([node, search, next(search), -np.inf])
+            except StopIteration as stop:
+                self._settled(node, stop.value)
+                settled.append(node)
+        made = 0
+        while self.pending and not self.done() and (calls is None or made < calls):
+            made += 1
+            self.sweeps += 1
+            rows = [(entry[0], reward) for entry in self.pending for reward in entry[2]]
+            loads = np.stack([data.load_kwh[:dep] + node.at_min[:dep] for node, _ in rows])
+            caps = np.stack([node.cap[:dep] for node, _ in rows])
+            solutions = self.batch.solve(loads, caps, np.array([r for _, r in rows]))
+            following, i = [], 0
+            for entry in self.pending:
+                node, search, asked, bound = entry
+                answer = solutions[i:i + len(asked)]
+                i += len(asked)
+                for trial in answer:
+                    bound = max(bound, trial.cost + trial.reward * (node.need - trial.kwh))
+                try:
+                    asked = search.send(answer)
+                except StopIteration as stop:
+                    self._settled(node, stop.value)
+                    settled.append(node)
+                    continue
+                if self.beaten(bound):  # pruned: cannot beat the best
+                    node.feasible = False
+                    continue
+                following.append([node, search, asked, bound])
+            self.pending = following
+        if self.done():
+            for entry in self.pending:
+                entry[0].feasible = False
+            self.pending = []
+        return settled
+
+
+def _most_used(data: SlotData, ev: np.ndarray, total: float) -> list[np.ndarray]:
+    """The most used slots of `ev`: as many as their minimum allows, and one more."""
+    used = np.flatnonzero(ev > 1e-9)
+    used = used[np.lexsort((used, -ev[used]))]
+    exact = len(used)
+    while exact > 1 and data.ev_min_kwh[used[:exact]].sum() > total + 1e-9:
+        exact -= 1
+    return [used[:count] for count in sorted({exact, min(exact + 1, len(used))}) if count]
+
+
+def _start_sets(solver: _Solver, ev: np.ndarray, total: float) -> list[np.ndarray]:
+    """Slot sets worth solving first: whole-slot fills in several orders, the LP optimum's
+    most used slots, the cheapest by the effective cost of charging at the minimum."""
     data = solver.data
-    total = float(ev.sum())
     window = np.flatnonzero(data.ev_cap_kwh > 0)
-    orders = _effective_cost_orders(solver, lp_battery_ac, data.ev_cap_kwh)
+    lp_battery = solver.lp_battery()
+    orders = _effective_cost_orders(solver, [lp_battery], data.ev_cap_kwh)
     orders.append(window[np.lexsort((window, data.import_price[window]))])
     orders.append(window)  # at once
-    candidates: list[np.ndarray] = []
-
-    def add(schedule: np.ndarray | None) -> None:
-        if schedule is not None and not any(np.array_equal(schedule, c) for c in candidates):
-            candidates.append(schedule)
-
-    for order in orders:
-        for schedule in _whole_slots(data, total, order):
-            add(schedule)
-    used = window[np.lexsort((window, -ev[window]))]
-    used = used[ev[used] > 1e-9]
-    minimum = data.ev_min_kwh
-    # as many of the most used slots as the minimum allows: exactly (all at the minimum at
-    # most the need), or with less than one slot's minimum more than needed
-    exact = len(used)
-    while exact > 1 and minimum[used[:exact]].sum() > total + 1e-9:
-        exact -= 1
-    over = min(exact + 1, len(used))
-    counts = sorted({exact, over})
-    subsets = [used[:count] for count in counts]
+    sets = [np.flatnonzero(s > 1e-9) for order in orders for s in _whole_slots(data, total, order)]
+    sets += _most_used(data, ev, total)
     fewest = int(np.searchsorted(np.cumsum(np.sort(data.ev_cap_kwh[window])[::-1]),
                                  total - 1e-9)) + 1
-    for order in _effective_cost_orders(solver, lp_battery_ac, minimum):
-        for count in sorted({fewest, *counts}):
-            subsets.append(order[:count])
-    for subset in subsets:
-        add(_best_on_slots(data, total, subset))
-    return candidates
+    counts = sorted({fewest, *(len(s) for s in _most_used(data, ev, total))})
+    for order in _effective_cost_orders(solver, [lp_battery], data.ev_min_kwh):
+        sets += [order[:count] for count in counts]
+    return sets
 
 
-def _best_on_slots(data: SlotData, total: float, slots: np.ndarray) -> np.ndarray | None:
-    """The least-cost EV schedule charging `total` AC kWh in exactly `slots`, each >= minimum.
+def _node_changes(node: _Node) -> np.ndarray:
+    """The stored-energy changes before departure that go with a solved node's schedule: its
+    exact solution, or the same mix of the two either side of the need (feasible, and costing
+    at most `node.upper`, both problems being convex)."""
+    found = node.found
+    if found.hit is not None:
+        return found.hit.changes
+    share = (node.need - found.low.kwh) / (found.high.kwh - found.low.kwh)
+    return (1.0 - share) * found.low.changes + share * found.high.changes
 
-    Exact by a change of variable: the minimum is moved into the house load (ev = min + e,
-    e in [0, max - min]), which leaves the usual convex problem, solved by the same search.
-    None when those slots cannot take `total` (or their minimum alone exceeds it).
+
+def _node_battery(solver: _Solver, node: _Node) -> np.ndarray:
+    """The battery AC exchange of a solved node's schedule (zero from departure on)."""
+    battery = np.zeros(solver.data.slots)
+    battery[:solver.departure] = solver.battery_ac(_node_changes(node))
+    return battery
+
+
+def _knapsack_sets(solver: _Solver, battery: np.ndarray, total: float) -> list[np.ndarray]:
+    """Slot sets that are best for a fixed battery plan.
+
+    With the battery fixed, each slot's cost is a convex function of its EV energy e, and
+    the choice splits by slot once the total is priced at lam per kWh: every slot takes the
+    e in {0} or [min, max] that minimises cost - lam e (checked at 0, the minimum, the
+    maximum, and the kinks between: where PV surplus or the fuse runs out). The smallest lam
+    that delivers the total, and the largest that does not, give the sets.
     """
-    on = np.zeros(data.slots, dtype=bool)
-    on[slots] = True
-    at_min = np.where(on, data.ev_min_kwh, 0.0)
-    rest = total - float(at_min.sum())
-    if len(slots) == 0 or data.ev_cap_kwh[on].sum() < total - 1e-9:
-        return None
-    if rest < -1e-9:  # all at the minimum is too much: fine if by less than one slot's minimum
-        return at_min if -rest < float(at_min[on].min()) - 1e-9 else None
-    shifted = copy.copy(data)
-    shifted.load_kwh = data.load_kwh + at_min
-    shifted.ev_cap_kwh = np.where(on, data.ev_cap_kwh - at_min, 0.0)
-    shifted.ev_min_kwh = np.zeros(data.slots)
-    shifted.ev_need_kwh = max(rest, 0.0) * data.ev_eff
-    if shifted.ev_need_kwh <= 0:
-        return at_min
-    extra, _, shortfall = _schedule(_Solver(shifted))
-    if shortfall is not None:
-        return None
-    return at_min + extra
+    data = solver.data
+    window = data.ev_cap_kwh > 0
+    base = data.load_kwh + battery
+    low, high = data.ev_min_kwh, data.ev_cap_kwh
+    kinks = [np.zeros(data.slots), low, high,
+             np.clip(data.pv_kwh - base, low, high),
+             np.clip(data.pv_kwh + data.import_cap_kwh - base, low, high)]
+    energy = np.stack(kinks, 1)
+    before = _slot_costs(data, base, solver.penalty)
+    cost = np.stack([_slot_costs(data, base + e, solver.penalty) - before for e in kinks], 1)
+    energy[~window] = 0.0
+    cost[~window] = 0.0
+
+    def choice(lam: float) -> np.ndarray:
+        return energy[np.arange(data.slots), np.argmin(cost - lam * energy, axis=1)]
+
+    lo, hi = -solver.max_reward, solver.max_reward
+    if choice(hi).sum() < total - 1e-9:
+        return []
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if choice(mid).sum() >= total - 1e-9:
+            hi = mid
+        else:
+            lo = mid
+    above = np.flatnonzero(choice(hi) > 1e-9)
+    below = np.flatnonzero(choice(lo) > 1e-9)
+    return [above, below, np.union1d(above, below)]
+
+
+def _sweep_sets(solver: _Solver, total: float) -> list[np.ndarray]:
+    """The k cheapest slots by the effective cost of charging at the minimum (with and
+    without the EV in the battery's plan), for every k from as few as full power allows to as
+    many as the minimum allows: what finds how many slots of PV surplus to run at the minimum
+    when the LP optimum soaks it up in many slots at part power."""
+    data = solver.data
+    window = np.flatnonzero(data.ev_cap_kwh > 0)
+    fewest = int(np.searchsorted(np.cumsum(np.sort(data.ev_cap_kwh[window])[::-1]),
+                                 total - 1e-9)) + 1
+    smallest = float(data.ev_min_kwh[window].min())
+    most = min(len(window), int(total / smallest) + 1) if smallest > 0 else len(window)
+    sets = []
+    for order in _effective_cost_orders(solver, [solver.lp_battery(), solver.no_ev()],
+                                        data.ev_min_kwh):
+        sets += [order[:count] for count in range(max(fewest, 1), most + 1)]
+    return sets
+
+
+def _moves(data: SlotData, best: _Node, pool: list[np.ndarray]
+           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Slot sets next to the best one, the ones to try first and the ones to try when those
+    bring nothing: drop one of its slots, add one of the most promising unused ones (the
+    first few of each order in `pool`, and the unused neighbours in time of its slots), move
+    one to a free neighbour in time; then swap one for another."""
+    current = best.ev
+    on = np.flatnonzero(best.on)
+    lightest = on[np.lexsort((on, current[on]))][:_LOCAL_SEARCH_SWAPS]
+    unused: list[int] = []
+    for order in pool:
+        fresh = [int(t) for t in order[current[order] <= 1e-9] if int(t) not in unused]
+        unused += fresh[:_LOCAL_SEARCH_ADDS]
+    free = (data.ev_cap_kwh > 0) & (current <= 1e-9)
+    for t in on:
+        for u in (t - 1, t + 1):
+            if 0 <= u < data.slots and free[u] and int(u) not in unused:
+                unused.append(int(u))
+    first = [on[on != t] for t in on] + [np.append(on, t) for t in unused]
+    # shifts: a slot to its free neighbour in time
+    first += [np.append(on[on != t], u) for t in on for u in (t - 1, t + 1)
+              if 0 <= u < data.slots and free[u]]
+    # swaps: the least used slots for any of those, any slot for the first few of those
+    pairs = [(t, u) for t in lightest for u in unused]
+    pairs += [(t, u) for t in on for u in unused[:_LOCAL_SEARCH_SWAPS] if (t, u) not in pairs]
+    return first, [np.append(on[on != t], u) for t, u in pairs]
+
+
+def _merged_moves(best: _Node, moved: list[_Node]) -> np.ndarray | None:
+    """All the improving moves from `best` that touch different slots, applied together
+    (the best first): many small improvements in one step. None unless two or more apply."""
+    improving = sorted((n for n in moved if n.feasible and n.upper < best.upper),
+                       key=lambda n: n.upper)
+    on = best.on.copy()
+    touched = np.zeros_like(on)
+    applied = 0
+    for node in improving:
+        change = node.on != best.on
+        if (change & touched).any():
+            continue
+        on[change] = node.on[change]
+        touched |= change
+        applied += 1
+    return np.flatnonzero(on) if applied >= 2 else None
+
+
+def _paired_moves(best: _Node, tried: list[_Node]) -> list[np.ndarray]:
+    """Two of the best moves tried from `best` at once (when none improved alone): what
+    takes one slot out and another in at two places, e.g. with the battery between them."""
+    good = sorted((n for n in tried if n.feasible and np.isfinite(n.upper)),
+                  key=lambda n: n.upper)[:_PAIRED_MOVES]
+    changes = [n.on != best.on for n in good]
+    sets = []
+    for i, j in itertools.combinations(range(len(good)), 2):
+        if (changes[i] & changes[j]).any():
+            continue
+        on = best.on.copy()
+        on[changes[i]] = good[i].on[changes[i]]
+        on[changes[j]] = good[j].on[changes[j]]
+        sets.append(np.flatnonzero(on))
+    return sets
 
 
 def _needs_rounding(data: SlotData, ev: np.ndarray) -> bool:
@@ -411,55 +985,118 @@ def _needs_rounding(data: SlotData, ev: np.ndarray) -> bool:
     return bool((minimum > 0).any() and ((ev > 1e-9) & (ev < minimum - 1e-9)).any())
 
 
-def _apply_min_power(solver: _Solver, ev: np.ndarray, lp_battery_ac: np.ndarray | None
+def _apply_min_power(solver: _Solver, ev: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Make every EV slot either off or at least the charger's minimum power, at least cost.
 
-    The candidate whole-slot schedules (`_min_power_candidates`) each get the battery
-    re-planned for them (`_Solver.solve_fixed_ev`) and are costed exactly by `build_plan`; the
-    cheapest wins. Returns (EV schedule, battery AC exchange, notes).
+    `ev` is the LP optimum without the minimum (its total is kept). Every candidate is a set
+    of EV slots (or a branch-and-bound node: slots on, off or free), solved exactly as a convex
+    problem (`_Node`), many at once (`_Search.run`). In order, stopping as soon as the best is
+    proven within `_MIN_POWER_GAP` of the LP optimum (the usual case: the first sets):
+
+    1. `_start_sets`: whole-slot fills in a few orders, the LP optimum's most used slots, the
+       cheapest slots at the minimum;
+    2. `_sweep_sets`: the k cheapest slots at the minimum, for every k, and `_knapsack_sets`
+       (the best sets for the LP optimum's battery plan, and for the one without the EV);
+    3. rounds of a local search around the best (`_moves`, then its swaps, then
+       `_paired_moves`; `_knapsack_sets` for the best's battery plan; `_merged_moves`) and,
+       when the LP optimum has at most `_BRANCH_FRACTIONAL` slots below the minimum, a
+       best-first branch and bound on them (with `_most_used` of each node as a guess), for
+       at most `_MIN_POWER_SWEEPS` more sweeps, and `_BRANCH_SWEEPS` once the local search is
+       through and nothing better turns up. One sweep per round: a search that needs more
+       goes on in the next round.
+
+    The battery plan is the one solved with the best schedule (`_node_changes`). Returns (EV
+    schedule, battery AC exchange, notes).
     """
     data = solver.data
-    best = None
-    seen: list[np.ndarray] = []
-
-    def consider(schedule: np.ndarray | None) -> bool:
-        nonlocal best
-        if schedule is None or any(np.array_equal(schedule, c) for c in seen):
-            return False
-        seen.append(schedule)
-        battery_ac = solver.solve_fixed_ev(schedule)
-        costed = build_plan(data, battery_ac, schedule)
-        cost = costed.cost_eur + solver.penalty * float(costed.fuse_overload_kwh.sum())
-        if best is None or cost < best[0] - 1e-9 * (1.0 + abs(best[0])):
-            best = (cost, schedule, battery_ac)
-            return True
-        return False
-
-    for schedule in _min_power_candidates(solver, ev, lp_battery_ac):
-        consider(schedule)
-    # a short local search over the set of slots: drop one of the least used, add the cheapest
-    # unused one, or swap the least used for it; each move's schedule is the exact best on its slots
     total = float(ev.sum())
-    orders = _effective_cost_orders(solver, lp_battery_ac, data.ev_min_kwh)
-    for _ in range(_LOCAL_SEARCH_ROUNDS):
-        current = best[1]
-        on = np.flatnonzero(current > 1e-9)
-        least_used = on[np.argmin(current[on])]
-        improved = False
-        # every slot at the least-used level is worth dropping (ties are common: at the minimum)
-        lightest = on[current[on] <= current[least_used] + 1e-9][:_LOCAL_SEARCH_DROPS]
-        moves = [on[on != t] for t in lightest]
-        for order in orders:
-            unused = order[current[order] <= 1e-9]
-            if len(unused):
-                moves.append(np.append(on, unused[0]))
-                moves.append(np.append(on[on != least_used], unused[0]))
-        for move in moves:
-            improved |= consider(_best_on_slots(data, total, np.sort(move)))
-        if not improved:
+    window = np.flatnonzero(data.ev_cap_kwh > 0)
+    search = _Search(solver, total)
+    search.run([n for n in map(search.on_slots, _start_sets(solver, ev, total)) if n],
+               calls=_FIRST_SWEEPS)
+    if not search.done():
+        sets = _sweep_sets(solver, total)
+        for battery in (solver.lp_battery(), solver.no_ev()):
+            sets += _knapsack_sets(solver, battery, total)
+        search.run([n for n in map(search.on_slots, sets) if n], calls=_FIRST_SWEEPS)
+    root = _Node(data, total, np.zeros(data.slots, dtype=bool), data.ev_cap_kwh > 0)
+    root.ev, root.lower, root.reward = ev, solver.lp_bound, solver.lp_reward
+    root.fractional = np.flatnonzero((ev > 1e-9) & (ev < data.ev_min_kwh - 1e-9))
+    tiebreak = itertools.count(1)
+    # branching pays only with few slots below the minimum: with many (PV surplus soaked up
+    # at part power) the tree is far too big for the budget, and the local search does it
+    open_nodes = [(root.lower, 0, root)] if len(root.fractional) <= _BRANCH_FRACTIONAL else []
+    pool: list[np.ndarray] = []
+    moved_from = None
+    stages: list = []  # the local search's next moves around the best: lists of slot sets
+    tried: list[_Node] = []  # the moves solved since the best changed
+    queued: list[_Node] = []
+    idle = 0
+    budget = search.sweeps + _MIN_POWER_SWEEPS
+    while search.sweeps < budget and not search.done():
+        open_nodes = [entry for entry in open_nodes if not search.beaten(entry[0])]
+        heapq.heapify(open_nodes)
+        if search.best is not None and not open_nodes and not search.pending and (
+                moved_from is search.best) and not stages and not queued:
+            break  # proven, or no branch left and the local search found nothing better
+        nodes, queued = queued, []
+        guesses = [solver.lp_reward] * len(nodes)
+        best = search.best
+        if best is not None and moved_from is not best:
+            if not pool:
+                batteries = [solver.no_ev(), solver.lp_battery()]
+                pool = _effective_cost_orders(solver, batteries, data.ev_min_kwh)
+                pool += _effective_cost_orders(solver, batteries, data.ev_cap_kwh)
+                pool.append(window[np.lexsort((window, -ev[window]))])
+                pool.append(window[np.lexsort((window, data.import_price[window]))])
+            moved_from, tried = best, []
+            first, swaps = _moves(data, best, pool)
+            stages = [first + _knapsack_sets(solver, _node_battery(solver, best), total),
+                      swaps, None]  # None: pairs of the best moves tried, made when due
+        searching = best is not None and bool(stages)  # local-search moves this round
+        if searching:
+            sets = stages.pop(0)
+            if sets is None:
+                sets = _paired_moves(best, tried)
+            moves = [n for n in map(search.on_slots, sets) if n]
+            nodes += moves
+            guesses += [best.reward] * len(moves)
+        for _ in range(min(_BRANCH_NODES, len(open_nodes))):
+            parent = heapq.heappop(open_nodes)[2]
+            t = int(parent.fractional[np.argmax(parent.ev[parent.fractional])])
+            for charge in (True, False):
+                on, free = parent.on.copy(), parent.free.copy()
+                on[t], free[t] = charge, False
+                node = search.new(on, free)
+                if node is not None:
+                    nodes.append(node)
+                    guesses.append(parent.reward)
+        if not nodes and not search.pending:
             break
-    _, rounded, battery_ac = best
+        before = search.best
+        settled = search.run(nodes, guesses, 1)
+        # rounds of branching alone that find nothing better end the search after a while
+        idle = 0 if search.best is not before or searching else idle + 1
+        if idle >= _BRANCH_SWEEPS:
+            break
+        for node in settled:
+            if node.feasible and len(node.fractional) and not search.beaten(node.lower):
+                heapq.heappush(open_nodes, (node.lower, next(tiebreak), node))
+                queued += [n for n in map(search.on_slots, _most_used(data, node.ev, total))
+                           if n]
+        if before is not None:
+            moved = [n for n in settled if not n.free.any()]
+            tried += moved
+            merged = _merged_moves(before, moved)
+            if merged is not None:
+                queued += [n for n in [search.on_slots(merged)] if n]
+    search.run([], calls=_FIRST_SWEEPS)  # the searches still running, if not too long
+    best = search.best
+    if best is None:  # nothing feasible was found (cannot happen while the LP delivers)
+        raise ValueError("no whole-slot EV schedule found")
+    rounded = best.ev
+    battery_ac = solver.finish(_node_changes(best))
     notes = ["EV minimum power: schedule rounded to whole on/off slots"]
     extra = rounded.sum() - ev.sum()
     if extra > 1e-6:
@@ -480,13 +1117,13 @@ def plan(problem: PlanProblem) -> Plan:
     try:
         solver = _Solver(data)
         ev, head_changes, shortfall = _schedule(solver)
-        if head_changes is None:
+        notes: list[str] = []
+        if _needs_rounding(data, ev):
+            ev, battery_ac, notes = _apply_min_power(solver, ev)
+        elif head_changes is None:
             battery_ac = solver.solve_fixed_ev(ev)
         else:
             battery_ac = solver.finish(head_changes)
-        notes: list[str] = []
-        if _needs_rounding(data, ev):
-            ev, battery_ac, notes = _apply_min_power(solver, ev, battery_ac)
     except (ArithmeticError, ValueError, IndexError) as exc:
         _log.exception("planner optimizer failed; falling back to self-consumption")
         fallback = self_consumption(data)

@@ -55,7 +55,7 @@ class SlotCostTable:
                         self.slopes[t, :k])
 
 
-def _table(d0: np.ndarray, cost0: np.ndarray, lengths: np.ndarray,
+def table_from_segments(d0: np.ndarray, cost0: np.ndarray, lengths: np.ndarray,
            slopes: np.ndarray) -> SlotCostTable:
     """Sort each row's positive-length segments by slope, replacing non-convex rows by their
     convex envelope (only with strongly negative prices, where battery losses would pay: the
@@ -129,7 +129,7 @@ def slot_cost_table(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray
     y0 = value_lo - deg * lo
     seg_lengths = np.concatenate([neg / eta_d, pos * eta_c], 1)
     seg_slopes = np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1)
-    return _table(d0, y0, seg_lengths, seg_slopes)
+    return table_from_segments(d0, y0, seg_lengths, seg_slopes)
 
 
 def ev_energy(data: SlotData, demand_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
