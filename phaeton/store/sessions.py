@@ -4,9 +4,20 @@ Every call is one short transaction on a small table, so the API is synchronous.
 event loop that wants to be strict may run calls in an executor: the store serialises calls
 with a lock and its connection may be used from any thread.
 
-The history is bounded: after each added session only the newest `history_limit` are kept. The
-running session (a free JSON record, e.g. start time and energy so far) is stored in its own
-one-row table so a restart mid-session can continue it.
+Sessions belong to a loadpoint (one charger), named by a short stable text: the charger's
+`device.unique_id`, the suffix of its D-Bus service name (`DEFAULT_LOADPOINT` is the config's
+default). A store writes for the loadpoint it was opened with; reads cover every loadpoint unless
+one is named.
+
+The history is bounded: after each added session only the newest `history_limit` of that
+session's loadpoint are kept. The running session (a free JSON record, e.g. start time and energy
+so far) is stored in its own table, one row per loadpoint, so a restart mid-session can continue
+it.
+
+Schema versions live in the one-row `schema_version` table. Version 1 (one charger, a one-row
+`running_session`) is migrated to version 2 (a `loadpoint` column, one running row per
+loadpoint) in place, in ONE transaction: a crash mid-way leaves version 1 as it was. Its rows
+get the loadpoint the store is opened with.
 
 A database file that SQLite reports as corrupt or not a database is moved aside as
 `<name>.corrupt-<UTC timestamp>` (with its -wal/-shm files), logged, and a fresh one is started.
@@ -31,12 +42,14 @@ from phaeton.store.state_file import move_aside
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
+DEFAULT_LOADPOINT = "0"   # the default `device.unique_id`: the charger of a one-charger config
+
+# The current schema (version 2), as a new database gets it and a migration leaves it.
+_SESSIONS_TABLE = """CREATE TABLE {name} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    loadpoint TEXT NOT NULL,
     start_s REAL NOT NULL,
     end_s REAL NOT NULL,
     energy_kwh REAL NOT NULL,
@@ -45,17 +58,19 @@ CREATE TABLE IF NOT EXISTS sessions (
     cost REAL NOT NULL,
     currency TEXT NOT NULL,
     solar_share REAL NOT NULL,
-    extra_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions (start_s);
-CREATE TABLE IF NOT EXISTS running_session (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
+    extra_json TEXT NOT NULL DEFAULT '{{}}'
+)"""
+_RUNNING_TABLE = """CREATE TABLE {name} (
+    loadpoint TEXT PRIMARY KEY,
     record_json TEXT NOT NULL
-);
-"""
+)"""
+_INDEXES = ("CREATE INDEX sessions_by_start ON sessions (start_s)",
+            "CREATE INDEX sessions_by_loadpoint ON sessions (loadpoint, start_s)")
 
-_COLUMNS = ("id", "start_s", "end_s", "energy_kwh", "duration_s", "peak_w", "cost", "currency",
-            "solar_share", "extra_json")
+_COLUMNS = ("id", "loadpoint", "start_s", "end_s", "energy_kwh", "duration_s", "peak_w", "cost",
+            "currency", "solar_share", "extra_json")
+# the columns version 1 had (all but loadpoint), copied as they are by the migration
+_V1_COLUMNS = ", ".join(column for column in _COLUMNS if column != "loadpoint")
 
 # SQLite primary result codes that mean the file itself is damaged
 _SQLITE_CORRUPT = 11
@@ -68,13 +83,19 @@ class _DamagedFile(sqlite3.DatabaseError):
     """The file opened but its content is not a session database we can use."""
 
 
+class _NewerSchema(_DamagedFile):
+    """The file was written by a newer phaeton: left as it is (kept aside, never migrated)."""
+
+
 class SessionStoreError(Exception):
     """The session database cannot be opened or written (e.g. read-only directory)."""
 
 
 @dataclass(frozen=True)
 class ChargingSession:
-    """One finished charging session. Times are unix seconds; `solar_share` is 0..1."""
+    """One finished charging session. Times are unix seconds; `solar_share` is 0..1.
+
+    `loadpoint` names the charger it was charged at; None when adding means the store's own."""
 
     start_s: float
     end_s: float
@@ -86,6 +107,7 @@ class ChargingSession:
     solar_share: float
     extra: Mapping[str, Any] = field(default_factory=dict)
     id: int | None = None
+    loadpoint: str | None = None
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first field that cannot be stored."""
@@ -106,6 +128,8 @@ class ChargingSession:
             raise ValueError(f"session currency must be non-empty text, got {self.currency!r}")
         if not isinstance(self.extra, Mapping):
             raise ValueError(f"session extra must be a mapping, got {type(self.extra).__name__}")
+        if self.loadpoint is not None:
+            _check_loadpoint(self.loadpoint)
 
 
 @dataclass(frozen=True)
@@ -120,14 +144,17 @@ class SessionTotals:
 
 
 class SessionStore:
-    """Sessions in the SQLite file at `path` (created when missing; its directory must exist)."""
+    """Sessions in the SQLite file at `path` (created when missing; its directory must exist),
+    written for `loadpoint` unless a call names another."""
 
-    def __init__(self, path: str | os.PathLike, history_limit: int = 1000):
+    def __init__(self, path: str | os.PathLike, history_limit: int = 1000,
+                 loadpoint: str = DEFAULT_LOADPOINT):
         if isinstance(history_limit, bool) or not isinstance(history_limit, int) \
                 or history_limit < 1:
             raise ValueError(f"history_limit must be a whole number ≥ 1, got {history_limit!r}")
         self.path = Path(path)
         self.history_limit = history_limit
+        self.loadpoint = _check_loadpoint(loadpoint)
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         with self._lock:
@@ -148,33 +175,38 @@ class SessionStore:
         connection = sqlite3.connect(self.path, timeout=5, check_same_thread=False,
                                      isolation_level=None)
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             check = connection.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise _DamagedFile(f"database disk image is malformed ({check})")
-            version = self._migrate(connection)
+            self._bring_up_to_date(connection)
+            connection.execute("PRAGMA journal_mode=WAL")   # after: a refused file stays as is
         except BaseException:
             connection.close()
             raise
-        if version != SCHEMA_VERSION:
-            connection.close()
-            raise _DamagedFile(f"schema version {version} is not {SCHEMA_VERSION} (written "
-                               f"by another phaeton version?)")
         return connection
 
-    @staticmethod
-    def _migrate(connection: sqlite3.Connection) -> int:
+    def _bring_up_to_date(self, connection: sqlite3.Connection) -> None:
+        """Create the schema in a new file or migrate an older one, in one transaction; refuse
+        (`_NewerSchema`, nothing written) a file from a newer phaeton."""
         with _transaction(connection):
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            row = connection.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                connection.execute("INSERT INTO schema_version (version) VALUES (?)",
-                                   (SCHEMA_VERSION,))
-                return SCHEMA_VERSION
-            return int(row[0])
+            version = _stored_version(connection)
+            if version is None:
+                _create_schema(connection)
+                return
+            if version > SCHEMA_VERSION:
+                raise _NewerSchema(f"schema version {version} is newer than this phaeton's "
+                                   f"{SCHEMA_VERSION} (written by a newer phaeton?)")
+            if version < 1:
+                raise _DamagedFile(f"schema version {version} is not a version phaeton wrote")
+            if version == SCHEMA_VERSION:
+                return
+            log.info("migrating session database %s from schema version %d to %d",
+                     self.path, version, SCHEMA_VERSION)
+            while version < SCHEMA_VERSION:
+                _MIGRATIONS[version](connection, self.loadpoint)
+                version += 1
+            _write_version(connection)
 
     def _recover(self, cause: Exception) -> None:
         """Move the damaged database (and its -wal/-shm) aside and start an empty one."""
@@ -196,8 +228,9 @@ class SessionStore:
         if moved is None:
             raise SessionStoreError(f"session database {self.path} is damaged ({cause}) and "
                                     f"could not be moved aside") from cause
-        log.error("session database %s is damaged (%s); kept it as %s and started a new one",
-                  self.path, cause, moved)
+        what = "cannot be used" if isinstance(cause, _NewerSchema) else "is damaged"
+        log.error("session database %s %s (%s); kept it as %s and started a new one",
+                  self.path, what, cause, moved)
         try:
             self._connection = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -233,17 +266,19 @@ class SessionStore:
     # -- finished sessions ---------------------------------------------------------------------
 
     def add(self, session: ChargingSession) -> int:
-        """Store a finished session, drop the oldest beyond `history_limit`; returns its id."""
+        """Store a finished session, drop its loadpoint's oldest beyond `history_limit`;
+        returns its id."""
         return self._store_finished(session, clear_running=False)
 
     def finish_running(self, session: ChargingSession) -> int:
-        """Store the finished running session and forget its running record in ONE
+        """Store the finished running session and forget its loadpoint's running record in ONE
         transaction: a crash between the two would otherwise continue the stored session after
         a restart and store it twice."""
         return self._store_finished(session, clear_running=True)
 
     def _store_finished(self, session: ChargingSession, clear_running: bool) -> int:
         session.validate()
+        loadpoint = session.loadpoint if session.loadpoint is not None else self.loadpoint
         try:
             extra_json = json.dumps(dict(session.extra), sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -252,40 +287,46 @@ class SessionStore:
         def insert(connection: sqlite3.Connection) -> int:
             with _transaction(connection):
                 cursor = connection.execute(
-                    "INSERT INTO sessions (start_s, end_s, energy_kwh, duration_s, peak_w, cost,"
-                    " currency, solar_share, extra_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (session.start_s, session.end_s, session.energy_kwh, session.duration_s,
-                     session.peak_w, session.cost, session.currency, session.solar_share,
-                     extra_json))
+                    "INSERT INTO sessions (loadpoint, start_s, end_s, energy_kwh, duration_s,"
+                    " peak_w, cost, currency, solar_share, extra_json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (loadpoint, session.start_s, session.end_s, session.energy_kwh,
+                     session.duration_s, session.peak_w, session.cost, session.currency,
+                     session.solar_share, extra_json))
                 connection.execute(
-                    "DELETE FROM sessions WHERE id NOT IN (SELECT id FROM sessions "
-                    "ORDER BY start_s DESC, id DESC LIMIT ?)", (self.history_limit,))
+                    "DELETE FROM sessions WHERE loadpoint = ? AND id NOT IN (SELECT id FROM "
+                    "sessions WHERE loadpoint = ? ORDER BY start_s DESC, id DESC LIMIT ?)",
+                    (loadpoint, loadpoint, self.history_limit))
                 if clear_running:
-                    connection.execute("DELETE FROM running_session")
+                    connection.execute("DELETE FROM running_session WHERE loadpoint = ?",
+                                       (loadpoint,))
                 return int(cursor.lastrowid)
         return self._run(insert)
 
     def list_sessions(self, since_s: float | None = None, until_s: float | None = None,
-                      limit: int = 100, offset: int = 0) -> list[ChargingSession]:
-        """Sessions that started in [since_s, until_s), newest first, paged by limit/offset."""
+                      limit: int = 100, offset: int = 0, *,
+                      loadpoint: str | None = None) -> list[ChargingSession]:
+        """Sessions that started in [since_s, until_s), newest first, paged by limit/offset;
+        of one loadpoint, or of all when `loadpoint` is None."""
         if limit < 0 or offset < 0:
             raise ValueError(f"limit and offset must be ≥ 0, got {limit} and {offset}")
-        return self._select(since_s, until_s, limit, offset)
+        return self._select(since_s, until_s, limit, offset, loadpoint)
 
     def _select(self, since_s: float | None, until_s: float | None, limit: int,
-                offset: int) -> list[ChargingSession]:
+                offset: int, loadpoint: str | None) -> list[ChargingSession]:
         """`limit` -1 = all (SQLite's convention)."""
-        where, params = _time_filter(since_s, until_s)
+        where, params = _filter(since_s, until_s, loadpoint)
         rows = self._run(lambda connection: connection.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM sessions {where} "
             f"ORDER BY start_s DESC, id DESC LIMIT ? OFFSET ?",
             (*params, limit, offset)).fetchall())
         return [_session_from_row(row) for row in rows]
 
-    def totals(self, since_s: float | None = None,
-               until_s: float | None = None) -> SessionTotals:
-        """Count, energy, solar energy, duration and cost of sessions in [since_s, until_s)."""
-        where, params = _time_filter(since_s, until_s)
+    def totals(self, since_s: float | None = None, until_s: float | None = None, *,
+               loadpoint: str | None = None) -> SessionTotals:
+        """Count, energy, solar energy, duration and cost of sessions in [since_s, until_s),
+        of one loadpoint or of all."""
+        where, params = _filter(since_s, until_s, loadpoint)
 
         def query(connection: sqlite3.Connection) -> SessionTotals:
             count, energy, solar, duration = connection.execute(
@@ -299,9 +340,11 @@ class SessionStore:
                                  {currency: float(cost) for currency, cost in costs})
         return self._run(query)
 
-    def export_csv(self, since_s: float | None = None, until_s: float | None = None) -> str:
-        """All sessions in [since_s, until_s), oldest first, as CSV text with a header row."""
-        sessions = self._select(since_s, until_s, limit=-1, offset=0)
+    def export_csv(self, since_s: float | None = None, until_s: float | None = None, *,
+                   loadpoint: str | None = None) -> str:
+        """All sessions in [since_s, until_s) (of one loadpoint or of all), oldest first, as CSV
+        text with a header row."""
+        sessions = self._select(since_s, until_s, limit=-1, offset=0, loadpoint=loadpoint)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["id", "start_utc", "end_utc", "start_s", "end_s", "energy_kwh",
@@ -317,8 +360,12 @@ class SessionStore:
 
     # -- the running session -------------------------------------------------------------------
 
-    def save_running(self, record: Mapping[str, Any]) -> None:
-        """Store the running session's record (any JSON object), replacing the previous one."""
+    # `loadpoint` None = the store's own loadpoint.
+
+    def save_running(self, record: Mapping[str, Any], *, loadpoint: str | None = None) -> None:
+        """Store the running session's record (any JSON object), replacing the loadpoint's
+        previous one."""
+        loadpoint = self._own(loadpoint)
         if not isinstance(record, Mapping):
             raise ValueError(f"running session record must be a mapping, "
                              f"got {type(record).__name__}")
@@ -330,32 +377,40 @@ class SessionStore:
         def upsert(connection: sqlite3.Connection) -> None:
             with _transaction(connection):
                 connection.execute(
-                    "INSERT INTO running_session (id, record_json) VALUES (1, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET record_json = excluded.record_json "
-                    "WHERE record_json != excluded.record_json", (record_json,))
+                    "INSERT INTO running_session (loadpoint, record_json) VALUES (?, ?) "
+                    "ON CONFLICT (loadpoint) DO UPDATE SET record_json = excluded.record_json "
+                    "WHERE record_json != excluded.record_json", (loadpoint, record_json))
         self._run(upsert)
 
-    def load_running(self) -> dict[str, Any] | None:
-        """The running session's record, or None when no session is running."""
+    def load_running(self, *, loadpoint: str | None = None) -> dict[str, Any] | None:
+        """The loadpoint's running session record, or None when no session is running there."""
+        loadpoint = self._own(loadpoint)
         row = self._run(lambda connection: connection.execute(
-            "SELECT record_json FROM running_session WHERE id = 1").fetchone())
+            "SELECT record_json FROM running_session WHERE loadpoint = ?",
+            (loadpoint,)).fetchone())
         if row is None:
             return None
         try:
             record = json.loads(row[0])
         except json.JSONDecodeError as exc:
-            log.error("running session record in %s is unreadable (%s); dropping it",
-                      self.path, exc)
-            self.clear_running()
+            log.error("running session record of loadpoint %s in %s is unreadable (%s); "
+                      "dropping it", loadpoint, self.path, exc)
+            self.clear_running(loadpoint=loadpoint)
             return None
         return record if isinstance(record, dict) else None
 
-    def clear_running(self) -> None:
-        """Forget the running session (it ended or was abandoned)."""
+    def clear_running(self, *, loadpoint: str | None = None) -> None:
+        """Forget the loadpoint's running session (it ended or was abandoned)."""
+        loadpoint = self._own(loadpoint)
+
         def delete(connection: sqlite3.Connection) -> None:
             with _transaction(connection):
-                connection.execute("DELETE FROM running_session")
+                connection.execute("DELETE FROM running_session WHERE loadpoint = ?",
+                                   (loadpoint,))
         self._run(delete)
+
+    def _own(self, loadpoint: str | None) -> str:
+        return self.loadpoint if loadpoint is None else _check_loadpoint(loadpoint)
 
 
 class _transaction:
@@ -386,14 +441,93 @@ def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
     return "malformed" in str(exc) or "not a database" in str(exc)
 
 
-def _time_filter(since_s: float | None, until_s: float | None) -> tuple[str, tuple[float, ...]]:
-    clauses, params = [], []
+def _check_loadpoint(loadpoint: Any) -> str:
+    if not isinstance(loadpoint, str) or not loadpoint:
+        raise ValueError(f"loadpoint must be non-empty text, got {loadpoint!r}")
+    return loadpoint
+
+
+# ---- schema versions and migrations ------------------------------------------------------------
+
+def _stored_version(connection: sqlite3.Connection) -> int | None:
+    """The file's schema version, None for a new (empty) file. A file without a version row
+    is judged by its columns."""
+    tables = {name for (name,) in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_version" in tables:
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        if row is not None:
+            if isinstance(row[0], bool) or not isinstance(row[0], int):
+                raise _DamagedFile(f"schema version {row[0]!r} is not a whole number")
+            return row[0]
+    if not tables - {"schema_version", "sqlite_sequence"}:
+        return None
+    if "sessions" not in tables:
+        raise _DamagedFile(f"no sessions table beside {sorted(tables)}: not a session database")
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(sessions)")}
+    return 2 if "loadpoint" in columns else 1
+
+
+def _create_schema(connection: sqlite3.Connection) -> None:
+    connection.execute(_SESSIONS_TABLE.format(name="sessions"))
+    connection.execute(_RUNNING_TABLE.format(name="running_session"))
+    for statement in _INDEXES:
+        connection.execute(statement)
+    _write_version(connection)
+
+
+def _write_version(connection: sqlite3.Connection) -> None:
+    connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    connection.execute("DELETE FROM schema_version")
+    connection.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+
+def _migrate_1_to_2(connection: sqlite3.Connection, loadpoint: str) -> None:
+    """Give every session and the running record `loadpoint`: both tables are rebuilt (SQLite's
+    way to change a primary key), keeping ids and the AUTOINCREMENT high-water mark; the result
+    is the schema a new file gets."""
+    sequence = connection.execute(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'sessions'").fetchone()
+    connection.execute("DROP INDEX IF EXISTS sessions_by_start")
+    connection.execute("ALTER TABLE sessions RENAME TO sessions_v1")
+    connection.execute(_SESSIONS_TABLE.format(name="sessions"))
+    connection.execute(f"INSERT INTO sessions (loadpoint, {_V1_COLUMNS}) "
+                       f"SELECT ?, {_V1_COLUMNS} FROM sessions_v1", (loadpoint,))
+    connection.execute("DROP TABLE sessions_v1")
+    if sequence is not None:     # ids are never reused, not even those of deleted sessions
+        connection.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'sessions'",
+                           (sequence[0],))
+        connection.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'sessions', ? "
+                           "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+                           "WHERE name = 'sessions')", (sequence[0],))
+    connection.execute("ALTER TABLE running_session RENAME TO running_v1")
+    connection.execute(_RUNNING_TABLE.format(name="running_session"))
+    connection.execute("INSERT INTO running_session (loadpoint, record_json) "
+                       "SELECT ?, record_json FROM running_v1", (loadpoint,))
+    connection.execute("DROP TABLE running_v1")
+    for statement in _INDEXES:
+        connection.execute(statement)
+
+
+# _MIGRATIONS[n] turns schema version n into n + 1
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {1: _migrate_1_to_2}
+
+
+# ---- queries -----------------------------------------------------------------------------------
+
+def _filter(since_s: float | None, until_s: float | None,
+            loadpoint: str | None) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
     if since_s is not None:
         clauses.append("start_s >= ?")
         params.append(float(since_s))
     if until_s is not None:
         clauses.append("start_s < ?")
         params.append(float(until_s))
+    if loadpoint is not None:
+        clauses.append("loadpoint = ?")
+        params.append(_check_loadpoint(loadpoint))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
 
