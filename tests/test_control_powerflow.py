@@ -9,11 +9,19 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from phaeton.chargers.base import VehicleState
-from phaeton.control.powerflow import build_snapshot, fuse_headroom
+from phaeton.control.circuit import Circuit, main_circuit_headroom
+from phaeton.control.powerflow import build_snapshot
 from phaeton.control.readings import EvReadings, SiteReadings, sum_phases
 from phaeton.control.settings import ControlSettings
 
 SETTINGS = ControlSettings()
+
+
+def fuse_headroom(snapshot, fuse_a, phases):
+    """The headroom under the one main fuse, as the controller computes it alone."""
+    return main_circuit_headroom(snapshot, Circuit("main", fuse_a)).for_phases(phases)
+
+
 w = st.floats(min_value=0, max_value=9000, allow_nan=False)
 triple = st.tuples(w, w, w)
 

@@ -17,8 +17,10 @@ Order of the rules (the first that applies decides; later limits only lower the 
    `stale_after_s` or without grid power on a site phase -> `safe_current_a`), Scheduled (inside a window: its current or the maximum;
    outside 0 A, status 6).
 7. caps: /MaxCurrent (user), the charger's max_current_a and station maximum.
-8. the fuse: cut at once (same step) to the fuse headroom; after a cut, no raise until
-   `fuse_recovery_delay_s` have passed without a new cut. Status 20 "Charging limit".
+8. the fuse: cut at once (same step) to the headroom of the circuits above the charger (the
+   site's `site_share`, or else the one main fuse `fuse_a`, see `circuit`); after a cut, no
+   raise until `fuse_recovery_delay_s` have passed without a new cut (kept per controller,
+   i.e. per loadpoint). Status 20 "Charging limit".
    Readings older than min(10 s, stale_after_s / 3) but not yet stale never raise the current
    (a frozen meter must not look like growing surplus); lowering stays allowed.
 9. below min_current_a -> 0 A (IEC 61851).
@@ -34,14 +36,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from phaeton.chargers.base import Capability, VehicleState
+from phaeton.control.allocation import LoadpointShare
 from phaeton.control.auto import AutoCharging, Bound, floor_tenth
+from phaeton.control.circuit import MAIN_CIRCUIT, Circuit, LoadpointHeadroom, main_circuit_headroom
 from phaeton.control.phases import PhaseSwitcher
-from phaeton.control.powerflow import (
-    PowerFlowSnapshot,
-    build_snapshot,
-    ev_phase_indices,
-    fuse_headroom,
-)
+from phaeton.control.powerflow import PowerFlowSnapshot, build_snapshot, ev_phase_indices
 from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.schedule import active_window, next_window_start, window_current_a
 from phaeton.control.settings import ControlSettings
@@ -89,6 +88,9 @@ class ControllerInputs:
                                                   # (None: no plan, the time windows decide)
     charger_problem: str | None = None            # with charger_connected False: it answers,
                                                   # but nothing it says can be believed
+    site_share: LoadpointShare | None = None      # the site's circuits headroom and surplus
+                                                  # share (None: the main fuse and all the
+                                                  # surplus, from this EV alone)
 
     def __post_init__(self) -> None:
         if self.mode not in (0, 1, 2) or isinstance(self.mode, bool):
@@ -112,6 +114,8 @@ class ControllerInputs:
             raise ValueError(f"ev must be EvReadings, got {type(self.ev).__name__}")
         if self.site is not None and not isinstance(self.site, SiteReadings):
             raise ValueError(f"site must be SiteReadings or None, got {type(self.site).__name__}")
+        if self.site_share is not None and not isinstance(self.site_share, LoadpointShare):
+            raise ValueError(f"site_share must be a LoadpointShare or None, got {type(self.site_share).__name__}")
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
 
 
@@ -126,7 +130,7 @@ class ChargeDecision:
     start_stop_request: int | None = None   # 1: set /StartStop to 1 (AutoStart on plug-in)
     snapshot: PowerFlowSnapshot | None = None
     surplus_w: float | None = None            # smoothed surplus (None without fresh readings)
-    fuse_limit_a: float | None = None         # the fuse headroom this step (None: not checked)
+    fuse_limit_a: float | None = None         # the circuits' headroom this step (None: not checked)
 
 
 class ChargeController:
@@ -138,6 +142,7 @@ class ChargeController:
         self._previous_vehicle: VehicleState | None = None
         self._fuse_cut_s: float | None = None
         self._last_current_a = 0.0
+        self.main_circuit = Circuit(MAIN_CIRCUIT, settings.fuse_a)
 
     def update_settings(self, settings: ControlSettings) -> None:
         """New settings (a saved config) without forgetting what is under way: a fuse cut's
@@ -149,6 +154,7 @@ class ChargeController:
         if self.switcher.voltage_v == old.nominal_voltage_v:
             self.switcher.voltage_v = settings.nominal_voltage_v
         self.smoother.time_constant_s = float(settings.auto_smoothing_s)
+        self.main_circuit = Circuit(MAIN_CIRCUIT, settings.fuse_a)
 
     # -- helpers -------------------------------------------------------------------------------
     def _caps(self, inputs: ControllerInputs, amps: float, bound: str, reason: str) -> tuple[float, str, str]:
@@ -200,15 +206,23 @@ class ChargeController:
                               start_stop_request=request, snapshot=snapshot, surplus_w=surplus_w,
                               fuse_limit_a=fuse_limit_a)
 
+    def _headroom(self, snapshot: PowerFlowSnapshot, share: LoadpointShare | None) -> LoadpointHeadroom:
+        """The circuits' loads: the site's, or the main fuse's from this EV alone."""
+        return share.headroom if share is not None else main_circuit_headroom(snapshot, self.main_circuit)
+
     def fuse_cut_needed(self, site: SiteReadings | None, ev: EvReadings, current_a: float,
-                        phases: int) -> bool:
+                        phases: int, site_share: LoadpointShare | None = None) -> bool:
         """Between ticks, on every GX update: would `current_a` (what the charger was told)
-        take a phase over the fuse now? Then the service runs a step at once, which cuts.
-        Readings that cannot be checked say no: the tick handles them."""
+        take a phase of a circuit over its limit now? Then the service runs a step at once,
+        which cuts. `site_share`: the site's share-out from this same update (None: the main
+        fuse from this EV alone). Readings that cannot be checked say no: the tick handles them."""
         if current_a <= 0 or site is None or self._site_problem(site) is not None:
             return False
-        headroom = fuse_headroom(build_snapshot(site, ev, self.settings), self.settings.fuse_a,
-                                 phases)
+        if site_share is not None:
+            loads = site_share.headroom
+        else:
+            loads = main_circuit_headroom(build_snapshot(site, ev, self.settings), self.main_circuit)
+        headroom = loads.for_phases(phases)
         return headroom.current_a is not None and headroom.current_a < current_a
 
     def _untrusted_charger(self, inputs: ControllerInputs, start_stop: int, request: int | None,
@@ -249,8 +263,10 @@ class ChargeController:
         battery_first = None
         # An unreachable charger may still draw (at its own safe current): the surplus would
         # count that draw as house load, so nothing in Auto is decided on it.
+        share = inputs.site_share
         if fresh and snapshot is not None and site is not None and inputs.charger_connected:
-            surplus = raw_surplus(snapshot, site, s.battery_priority_soc_pct)
+            surplus = (raw_surplus(snapshot, site, s.battery_priority_soc_pct) if share is None
+                       else share.surplus)
             assert surplus is not None     # the grid is reported (checked by _site_problem)
             surplus_w = self.smoother.update(surplus.raw_w, now_s)
             battery_first = self._battery_first(site) if surplus.battery_has_priority else None
@@ -344,10 +360,10 @@ class ChargeController:
 
         amps, bound, reason = self._caps(inputs, wanted_a, bound, reason)
 
-        # The fuse: cut at once, raise only after the recovery delay without a new cut.
+        # The circuits: cut at once, raise only after the recovery delay without a new cut.
         fuse_limit_a = None
         if check_fuse and snapshot is not None and amps > 0:
-            headroom = fuse_headroom(snapshot, s.fuse_a, phases)
+            headroom = self._headroom(snapshot, share).for_phases(phases)
             fuse_limit_a = headroom.current_a
             if headroom.current_a is not None and headroom.current_a < amps:
                 amps, bound, reason = headroom.current_a, Bound.FUSE, headroom.reason
@@ -360,7 +376,7 @@ class ChargeController:
             elif headroom.current_a is None:
                 reason = f"{reason}; {headroom.reason}"
         elif check_fuse and snapshot is not None:
-            fuse_limit_a = fuse_headroom(snapshot, s.fuse_a, phases).current_a
+            fuse_limit_a = self._headroom(snapshot, share).for_phases(phases).current_a
         elif not fresh and inputs.mode != Mode.AUTO and amps > 0:
             reason = f"{reason}; fuse not checked: {site_problem}"
 

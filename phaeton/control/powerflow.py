@@ -1,4 +1,4 @@
-"""The power-flow model: one consistent picture of the site per tick, and the fuse headroom.
+"""The power-flow model: one consistent picture of the site per tick.
 
 Power balance (totals over all phases, W, all terms as defined in `PowerFlowSnapshot`):
 
@@ -12,10 +12,12 @@ cannot be checked: the GX does not say how the inverter spreads battery and DC-P
 
 House load never counts the EV twice: when the GX's consumption already includes the EV
 (`consumption_includes_ev`, the usual case wherever the charger is wired, /Position 0 or 1),
-the EV's power is subtracted per phase.
+the EV's power is subtracted per phase; with several chargers (`build_site_snapshot`) every
+EV's. The fuse and the other circuits' headroom are in `control/circuit.py`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phaeton.control.readings import (
@@ -73,22 +75,38 @@ class PowerFlowSnapshot:
         return self.balance_error_w is not None and abs(self.balance_error_w) <= self.balance_tolerance_w
 
     def import_without_ev_w(self, phase: int) -> float | None:
-        """Grid import on a phase if the EV drew nothing (everything else unchanged)."""
+        """Grid import on a phase if the EVs drew nothing (everything else unchanged)."""
         grid = self.grid_w[phase]
         return None if grid is None else grid - self.ev_w[phase]
 
 
 def build_snapshot(site: SiteReadings, ev: EvReadings, settings: ControlSettings, *,
                    ev_known: bool = True) -> PowerFlowSnapshot:
-    """One snapshot from the GX readings and the charger's measurement.
+    """One snapshot from the GX readings and the one charger's measurement.
 
     `ev_known` False: the charger does not answer, so what it draws is unknown (it may well
     be charging at its own safe current). The GX's consumption then cannot be split into
     house and EV, so the house load is unknown rather than counting the car as house."""
+    return build_site_snapshot(site, (ev,), settings, evs_known=ev_known)
+
+
+def build_site_snapshot(site: SiteReadings, evs: Sequence[EvReadings], settings: ControlSettings, *,
+                        evs_known: bool = True) -> PowerFlowSnapshot:
+    """One snapshot from the GX readings and every charger's measurement: `ev_w` is all EVs
+    together, so the house load and `import_without_ev_w` leave every EV out. The voltage per
+    phase is the first charger's plausible measurement, else nominal. `evs_known` False: a
+    charger does not answer, so the house load is unknown (see `build_snapshot`)."""
     nominal = settings.nominal_voltage_v
-    voltage = tuple(v if plausible_voltage(v) else nominal for v in ev.voltage_v)
-    ev_w = ev.phase_power_w(nominal)
-    if not ev_known and settings.consumption_includes_ev:
+    if len(evs) == 1:                       # the common case, kept fast
+        voltage = tuple(v if plausible_voltage(v) else nominal for v in evs[0].voltage_v)
+        ev_w = evs[0].phase_power_w(nominal)
+    else:
+        voltage = tuple(next((ev.voltage_v[i] for ev in evs if plausible_voltage(ev.voltage_v[i])), nominal)
+                        for i in range(3))
+        per_ev = [ev.phase_power_w(nominal) for ev in evs]
+        ev_w = (sum((w[0] for w in per_ev), 0.0), sum((w[1] for w in per_ev), 0.0),
+                sum((w[2] for w in per_ev), 0.0))
+    if not evs_known and settings.consumption_includes_ev:
         house: PhaseW = (None, None, None)
     elif settings.consumption_includes_ev:
         house = tuple(None if c is None else max(0.0, c - e) for c, e in zip(site.consumption_w, ev_w))
@@ -116,46 +134,3 @@ def build_snapshot(site: SiteReadings, ev: EvReadings, settings: ControlSettings
 def ev_phase_indices(phases: int) -> tuple[int, ...]:
     """Which phases the EV draws on: L1 for single-phase charging, else L1..L3."""
     return (0,) if phases == 1 else (0, 1, 2)
-
-
-@dataclass(frozen=True)
-class FuseHeadroom:
-    """The highest EV current per phase the main fuse allows.
-
-    current_a None: could not be computed (grid per phase not reported on a phase the EV uses).
-    house_over_fuse: the house alone (without the EV) already exceeds the fuse; the EV gets 0.
-    """
-
-    current_a: float | None
-    binding_phase: int | None
-    house_over_fuse: bool
-    reason: str
-
-
-def fuse_headroom(snapshot: PowerFlowSnapshot, fuse_a: float, phases: int) -> FuseHeadroom:
-    """Highest EV current per phase so no phase's grid import exceeds `fuse_a`.
-
-    For each phase p the EV would draw on: import_after = import_now - ev_now + ev_new, and
-    import_after <= fuse_a * V_p gives ev_new_a <= fuse_a - (import_now - ev_now) / V_p.
-    The house is never curtailed: when import without the EV is already above the fuse on a
-    phase the EV uses, the headroom is 0 and the reason names the phase.
-    """
-    best: float | None = None
-    binding: int | None = None
-    for phase in ev_phase_indices(phases):
-        without_ev_w = snapshot.import_without_ev_w(phase)
-        if without_ev_w is None:
-            return FuseHeadroom(None, phase, False,
-                                f"grid power on {PHASE_NAMES[phase]} not reported: fuse cannot be checked")
-        voltage = snapshot.voltage_v[phase]
-        house_a = without_ev_w / voltage
-        if house_a > fuse_a:
-            return FuseHeadroom(0.0, phase, True,
-                                f"house load alone on {PHASE_NAMES[phase]} ({house_a:.1f} A) exceeds the "
-                                f"{fuse_a:g} A fuse: EV paused")
-        limit = fuse_a - house_a
-        if best is None or limit < best:
-            best, binding = limit, phase
-    assert best is not None and binding is not None
-    return FuseHeadroom(best, binding, False,
-                        f"{PHASE_NAMES[binding]} allows {best:.1f} A for the EV under the {fuse_a:g} A fuse")

@@ -1,0 +1,116 @@
+"""The site's share-out, once per tick: for every loadpoint, the room its circuits leave for its
+EV, its part of the solar surplus, and how green the power its EV draws is right now.
+
+The site reads the GX once and every charger once, then calls `share_site`; each loadpoint's
+controller gets its `LoadpointShare` (`ControllerInputs.site_share`) instead of working the
+fuse and the surplus out from its own EV alone, which would let two EVs each take all of it.
+
+Sharing. Loadpoints that want current (`LoadpointDraw.sharing`; by default: a vehicle is
+plugged in) share evenly: on each circuit, the room left without their EVs' present draw is
+split between those below it, and the site's surplus (export, plus what they draw now, plus
+the battery's part) is split between all of them. They can all take their share in the same
+tick and no circuit is exceeded. A loadpoint that does not share keeps its present draw, which
+counts as load like the house; its own numbers are what it would get if it joined. With one
+loadpoint everything is exactly what a lone controller computes from its own EV.
+
+Green share. Free PV (PV minus the house without EVs, never below 0) covers the EVs' draw in
+proportion to it: every EV's power is solar by the same fraction, min(1, free PV / all EVs).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from phaeton.control.circuit import Circuit, CircuitLoad, LoadpointHeadroom, grid_connection
+from phaeton.control.powerflow import PowerFlowSnapshot, build_site_snapshot
+from phaeton.control.readings import EvReadings, PhaseW, SiteReadings, clean_phases
+from phaeton.control.settings import ControlSettings
+from phaeton.control.surplus import Surplus, raw_surplus
+
+
+@dataclass(frozen=True)
+class LoadpointDraw:
+    """One loadpoint as the site sees it this tick: the circuit it hangs below, what its
+    charger measures, and whether it takes part in the share-out (None: when plugged in)."""
+
+    circuit: Circuit
+    ev: EvReadings
+    sharing: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.circuit, Circuit):
+            raise ValueError(f"circuit must be a Circuit, got {type(self.circuit).__name__}")
+        if not isinstance(self.ev, EvReadings):
+            raise ValueError(f"ev must be EvReadings, got {type(self.ev).__name__}")
+        object.__setattr__(self, "sharing", self.ev.connected if self.sharing is None else bool(self.sharing))
+
+
+@dataclass(frozen=True)
+class LoadpointShare:
+    """What the site hands one loadpoint's controller for this tick.
+
+    headroom: its circuits' loads (the controller picks the phases, then the current).
+    surplus: its part of the unsmoothed solar surplus (None: the grid meter is not reported).
+    solar_fraction: the part (0..1) of its EV's present power that free PV covers."""
+
+    headroom: LoadpointHeadroom
+    surplus: Surplus | None
+    solar_fraction: float
+
+
+@dataclass(frozen=True)
+class SiteShare:
+    """One tick's picture of the whole site (every EV in it) and each loadpoint's share."""
+
+    snapshot: PowerFlowSnapshot
+    loadpoints: dict[str, LoadpointShare]
+
+
+def solar_fraction(snapshot: PowerFlowSnapshot) -> float:
+    """The part of the EVs' present power covered by PV the house leaves over (0 when no EV
+    draws): min(1, max(0, PV - house) / EV power)."""
+    ev_w = snapshot.ev_total_w
+    if ev_w <= 0:
+        return 0.0
+    free_pv_w = max(0.0, snapshot.pv_total_w - (snapshot.house_total_w or 0.0))
+    return min(ev_w, free_pv_w) / ev_w
+
+
+def share_site(site: SiteReadings, loadpoints: Mapping[str, LoadpointDraw], settings: ControlSettings,
+               *, evs_known: bool = True, circuit_meters: Mapping[str, PhaseW] | None = None) -> SiteShare:
+    """Every loadpoint's headroom, surplus and green share from one reading of the site.
+
+    The grid connection (the circuit without parent) is measured by the GX grid meter; a
+    sub-circuit by `circuit_meters[name]` (W per phase, + drawn, everything below it included)
+    when it has a meter, else it carries only its EVs. `evs_known` False: a charger does not
+    answer (the house load is unknown then, see `build_site_snapshot`)."""
+    if loadpoints:
+        grid_connection([lp.circuit for lp in loadpoints.values()])
+    meters = {name: clean_phases(w, f"circuit_meters['{name}']") for name, w in (circuit_meters or {}).items()}
+    snapshot = build_site_snapshot(site, [lp.ev for lp in loadpoints.values()], settings,
+                                   evs_known=evs_known)
+    nominal = settings.nominal_voltage_v
+    ev_w = {name: lp.ev.phase_power_w(nominal) for name, lp in loadpoints.items()}
+    sharing = [name for name, lp in loadpoints.items() if lp.sharing]
+    green = solar_fraction(snapshot)
+    shares: dict[str, LoadpointShare] = {}
+    for name, lp in loadpoints.items():
+        pool = sharing if name in sharing else [*sharing, name]
+        loads = []
+        for circuit in lp.circuit.chain:
+            below = [other for other, draw in loadpoints.items() if circuit.feeds(draw.circuit)]
+            members = [other for other in below if other in pool]
+            measured = snapshot.grid_w if circuit.parent is None else meters.get(circuit.name)
+            if measured is None:           # no meter: it carries only the EVs below it
+                others = [other for other in below if other not in pool]
+                other_w = tuple(sum((ev_w[o][p] for o in others), 0.0) for p in range(3))
+            else:
+                other_w = tuple(None if measured[p] is None
+                                else measured[p] - sum(ev_w[m][p] for m in members) for p in range(3))
+            loads.append(CircuitLoad(circuit, other_w, len(members)))  # type: ignore[arg-type]
+        pool_ev_w = tuple(sum(ev_w[m][p] for m in pool) for p in range(3))
+        surplus = raw_surplus(replace(snapshot, ev_w=pool_ev_w), site, settings.battery_priority_soc_pct)
+        if surplus is not None and len(pool) > 1:
+            surplus = Surplus(raw_w=surplus.raw_w / len(pool), battery_has_priority=surplus.battery_has_priority)
+        shares[name] = LoadpointShare(LoadpointHeadroom(tuple(loads), snapshot.voltage_v), surplus, green)
+    return SiteShare(snapshot, shares)
