@@ -186,7 +186,7 @@ def cli_case() -> PlanProblem:
     from test_plan_cli import NOW_S, SMALL
 
     from phaeton.config import load_config
-    from phaeton.planning.cli import gather_prices, make_plan
+    from phaeton.planner.cli import gather_prices, make_plan
 
     folder = tempfile.mkdtemp(prefix="planner_bench_")
     path = os.path.join(folder, "config.yaml")

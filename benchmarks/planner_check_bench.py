@@ -26,7 +26,7 @@ MEASURE = r'''
 import asyncio, json, sys, tempfile, time
 from phaeton.clock import ScaledClock
 from phaeton.config import Config, default_config
-from phaeton.planning.planner_service import PlannerService, build_ess_writer
+from phaeton.planner.service import PlannerService, build_ess_writer
 from phaeton.sim.private_bus import PrivateBus
 from velib.service import VeDbusService
 from velib.settings import SettingsClient

@@ -44,9 +44,9 @@ async def soak_dbus(bus: str, writes: int, seed: int) -> list[str]:
         async with ScriptedGx(bus, directory) as gx:
             app = await gx.start_phaeton()
             result = await run_fuzz(NAME, writes, seed, timeout_s=120 + writes * 0.1)
-            ticks = app.ticks
-            await gx.until(lambda: app.ticks >= ticks + 3, 60, "the control loop ticking on")
-            limits = app.limits
+            ticks = app.site.ticks
+            await gx.until(lambda: app.site.ticks >= ticks + 3, 60, "the control loop ticking on")
+            limits = app.loadpoints[0].limits
         errors = tally.since(0).problems
     summary = result.summary or {}
     findings = fuzz_findings(result, limits.max_current_a, limits.min_current_a)

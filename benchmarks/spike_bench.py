@@ -86,7 +86,7 @@ async def main(spikes: int) -> None:
                                           site={"fuse_a": FUSE_A},
                                           control={"tick_s": 2, "fuse_recovery_delay_s": 1}) as gx:
             app = await gx.start_phaeton()
-            hook = app.system._on_change
+            hook = app.site.system._on_change
             gx.alfen.plug_in()
             deadline = time.monotonic() + 30
             while gx.alfen.applied_current_a < 16:
@@ -94,9 +94,9 @@ async def main(spikes: int) -> None:
                 await asyncio.sleep(0.1)
             for _ in range(spikes):
                 for way in ("meter", "tick"):              # interleaved rounds
-                    app.system._on_change = hook if way == "meter" else None
+                    app.site.system._on_change = hook if way == "meter" else None
                     latencies[way].append(await one_spike(gx, rng))
-            app.system._on_change = hook
+            app.site.system._on_change = hook
     finally:
         daemon.terminate()
         daemon.wait()

@@ -25,7 +25,7 @@ DEFAULT_CONFIG_PATH = "/data/phaeton/config.yaml"
 SUBCOMMAND_MODULES = {
     "run": "phaeton.app",
     "demo": "phaeton.sim.demo",
-    "plan": "phaeton.planning.cli",
+    "plan": "phaeton.planner.cli",
 }
 
 

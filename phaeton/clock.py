@@ -1,7 +1,9 @@
 """Clocks: real time for the service, scaled time for simulators and tests.
 
 Everything that waits or measures time (setpoint refresh, validity windows, EV models,
-control delays) takes a clock, so a simulated day can run in minutes.
+control delays) takes a clock, so a simulated day can run in minutes. These clocks also fit
+velib's one-method clock protocol (`velib.clock.Clock`: `monotonic()`), so the same clock is
+handed to velib's monitor and settings client; velib itself does not know this module.
 """
 from __future__ import annotations
 

@@ -31,8 +31,10 @@ from urllib.parse import urlsplit
 import yaml
 
 from phaeton.config_merge import merge_onto
-from phaeton.config_schema import CONFIG_SCHEMA, FORMAT_HINTS, TIME_PATTERN
+from phaeton.config_schema import CONFIG_SCHEMA
+from phaeton.config_schema_parts import FORMAT_HINTS, TIME_PATTERN
 from phaeton.config_validate import SchemaError, Validator
+from phaeton.planning.tariffs.registry import TARIFF_KINDS
 from phaeton.store.state_file import write_file_atomically
 from phaeton.yaml_edit import edit_yaml
 
@@ -671,14 +673,14 @@ def cross_field_problems(data: Mapping[str, Any],
                               f"({_show(get(max_a))}), got {_show(current)}"))
     tariff = ("planner", "tariff")
     kind = get(tariff + ("type",))
-    needed = {"tibber": ("token", "the API token from developer.tibber.com"),
-              "entsoe": ("token", "the API token of the ENTSO-E Transparency Platform"),
-              "file": ("location", "the price file's path or URL")}.get(kind)
-    if needed is not None and isinstance(get(tariff + (kind,)), Mapping):
-        key = tariff + (kind, needed[0])
-        if usable(key) and get(key) is None:
-            found.append((key, f"is required when planner.tariff.type is {kind!r}: "
-                               f"{needed[1]}"))
+    needed = TARIFF_KINDS[kind].required if isinstance(kind, str) and kind in TARIFF_KINDS \
+        else {}
+    if needed and isinstance(get(tariff + (kind,)), Mapping):
+        for name, what in needed.items():
+            key = tariff + (kind, name)
+            if usable(key) and get(key) is None:
+                found.append((key, f"is required when planner.tariff.type is {kind!r}: "
+                                   f"{what}"))
     base, longest = tariff + ("refresh", "backoff_base_s"), tariff + ("refresh", "backoff_max_s")
     if usable(base, longest) and _is_number(get(base)) and _is_number(get(longest)) \
             and get(longest) < get(base):

@@ -7,6 +7,12 @@ It serves three purposes at once:
   required depending on `charger.protocol` through `if`/`then`),
 - the web UI's settings form (`description`, `type`, bounds and `enum` of every key).
 
+The charger's part (the `charger.protocol` enum, one section per protocol and which of its keys
+are required) comes from the registered charger kinds (`phaeton.chargers.registry`); the
+building blocks (`_number`, `_string`, `_section`, ...) from `phaeton.config_schema_parts`. The
+tariff's part (the `planner.tariff.type` enum, one section per tariff and the keys the
+fetching tariffs share) comes from the registered tariffs (`phaeton.planning.tariffs.registry`).
+
 Rules that JSON Schema cannot express (one key compared with another, e.g.
 `charger.min_current_a <= charger.max_current_a`) live in `phaeton.config.cross_field_problems`;
 the descriptions of the keys involved mention them.
@@ -29,116 +35,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from phaeton.chargers.registry import CHARGER_KINDS, default_protocol, protocol_description
+from phaeton.config_schema_parts import boolean as _boolean
+from phaeton.config_schema_parts import formatted as _formatted
+from phaeton.config_schema_parts import host as _host
+from phaeton.config_schema_parts import number as _number
+from phaeton.config_schema_parts import port as _port
+from phaeton.config_schema_parts import seconds as _seconds
+from phaeton.config_schema_parts import section as _section
+from phaeton.config_schema_parts import string as _string
+from phaeton.config_schema_parts import time_of_day as _time
+from phaeton.config_schema_parts import zone as _zone
+from phaeton.planning.tariffs.registry import tariff_schema
+
 SCHEMA_ID = "urn:phaeton:config"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-TIME_HINT = 'a time "HH:MM" from 00:00 to 23:59'
-QUARTER_HOUR_PATTERN = r"^([01][0-9]|2[0-3]):(00|15|30|45)$"
-QUARTER_HOUR_END_PATTERN = r"^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)$"
-# RFC 6750 b64token: what an HTTP "Authorization: Bearer" header (Tibber) and a URL query
-# (ENTSO-E) carry unchanged; base64, base64url, UUIDs and JWTs all fit.
-TOKEN_PATTERN = r"^[A-Za-z0-9._~+/-]+=*$"
-TOKEN_HINT = "an API token of letters, digits and - . _ ~ + / = (no spaces or quotes)"
-UUID_PATTERN = (r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
-                r"[0-9A-Fa-f]{12}$")
-EIC_PATTERN = r"^[0-9]{2}[A-Z0-9-]{14}$"  # the ENTSO-E tariff's own rule
 NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-
-FORMAT_HINTS = {
-    "timezone": 'an IANA time zone name this system knows, such as "Europe/Berlin" or "UTC"',
-    "host": "a host name or IP address (letters, digits, hyphens and dots) without a port",
-    "location": "an absolute file path (starting with /) or an http:// or https:// URL",
-    "password-hash": "a hash made by the web UI (scrypt$N$r$p$salt$hash)",
-}
-
-
-def _number(default: float, description: str, unit: str | None = None, *,
-            minimum: float | None = None, maximum: float | None = None,
-            exclusive_minimum: float | None = None, integer: bool = False,
-            nullable: bool = False) -> dict[str, Any]:
-    """A numeric key: `integer` for counts, ids and ports, `number` otherwise."""
-    kind = "integer" if integer else "number"
-    schema: dict[str, Any] = {
-        "type": [kind, "null"] if nullable else kind,
-        "default": default,
-        "description": description,
-    }
-    if unit:
-        schema["x-unit"] = unit
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if exclusive_minimum is not None:
-        schema["exclusiveMinimum"] = exclusive_minimum
-    if maximum is not None:
-        schema["maximum"] = maximum
-    return schema
-
-
-def _seconds(default: float, description: str, *, minimum: float = 0,
-             maximum: float = 3600) -> dict[str, Any]:
-    return _number(default, description, "s", minimum=minimum, maximum=maximum)
-
-
-def _formatted(schema: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """`schema` of a string a later stage parses: checked by `phaeton.config` (see the top)."""
-    return {**schema, "x-format": fmt, "x-format-hint": FORMAT_HINTS[fmt]}
-
-
-def _zone(default: str, description: str) -> dict[str, Any]:
-    return _formatted(_string(default, description, min_length=1, max_length=64), "timezone")
-
-
-def _host(default: str | None, description: str) -> dict[str, Any]:
-    return _formatted(_string(default, description, min_length=1, max_length=253), "host")
-
-
-def _time(default: str | None, description: str, *, pattern: str = TIME_PATTERN,
-          hint: str = TIME_HINT) -> dict[str, Any]:
-    return {**_string(default, description, pattern=pattern, hint=hint), "x-time": True}
-
-
-def _port(default: int, description: str) -> dict[str, Any]:
-    return _number(default, description, integer=True, minimum=1, maximum=65535)
-
-
-def _boolean(default: bool, description: str) -> dict[str, Any]:
-    return {"type": "boolean", "default": default, "description": description}
-
-
-def _string(default: str | None, description: str, *, pattern: str | None = None,
-            hint: str | None = None, min_length: int | None = None,
-            max_length: int | None = None, nullable: bool = False,
-            enum: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": ["string", "null"] if nullable else "string",
-        "description": description,
-    }
-    if default is not None or nullable:
-        schema["default"] = default
-    if enum is not None:
-        schema["enum"] = enum + ([None] if nullable else [])
-    if min_length is not None:  # before pattern: "must not be empty" is the clearer message
-        schema["minLength"] = min_length
-    if pattern is not None:
-        schema["pattern"] = pattern
-        schema["x-pattern-hint"] = hint
-    if max_length is not None:
-        schema["maxLength"] = max_length
-    return schema
-
-
-def _section(description: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A mapping of known keys; unknown keys are errors (typos are caught)."""
-    return {
-        "type": "object",
-        "description": description,
-        "default": {},
-        "additionalProperties": False,
-        "properties": properties,
-        **extra,
-    }
-
 
 _SCHEDULE_WINDOW = {
     "type": "object",
@@ -163,156 +76,6 @@ _SCHEDULE_WINDOW = {
                              minimum=0, maximum=80, nullable=True),
     },
 }
-
-_ALFEN = _section("Alfen NG9xx over Modbus TCP (used when charger.protocol is alfen).", {
-    "host": {
-        **_host(None, "IP address or host name of the Alfen charger. Required when "
-                "charger.protocol is alfen."),
-        "x-required-when": "charger.protocol is 'alfen'",
-    },
-    "port": _port(502, "Modbus TCP port of the charger."),
-    "station_unit_id": _number(200, "Modbus unit id of the station registers (Alfen: 200).",
-                               integer=True, minimum=1, maximum=255),
-    "socket_unit_id": _number(1, "Modbus unit id of the socket (1, or 2 for the second "
-                              "socket of a double station).", integer=True, minimum=1,
-                              maximum=255),
-    "timeout_s": _number(3, "Timeout of one Modbus request.", "s", minimum=0.1, maximum=60),
-    "setpoint_refresh_s": _number(20, "Rewrite the current setpoint at least this often; the "
-                                  "charger falls back to its safe current when it is not "
-                                  "rewritten within its validity time (60 s).", "s",
-                                  minimum=1, maximum=25),
-    "reconnect_max_s": _number(5, "While the charger is unreachable, try to connect at least "
-                               "this often (attempts start 1 s apart and back off to this); a "
-                               "charger that answers again gets its setpoint within about this "
-                               "time. The log backs off on its own: one warning, then rare "
-                               "reminders.", "s", minimum=1, maximum=300),
-})
-
-_OCPP = _section("OCPP 1.6J central system (used when charger.protocol is ocpp). The charger "
-                 "connects to ws://<GX address>:<port><path>/<charge_point_id>.", {
-    "host": _host("0.0.0.0", "Address the OCPP WebSocket server listens on (0.0.0.0 = all "
-                  "IPv4 addresses)."),
-    "port": _port(8887, "TCP port the OCPP WebSocket server listens on."),
-    "path": _string("/ocpp", "URL path in front of the charge point id.",
-                    pattern=r"^/[A-Za-z0-9._~/-]*$",
-                    hint='a URL path starting with "/" (letters, digits, . _ ~ - /)'),
-    "charge_point_id": {
-        **_string(None, "The charge point id the charger is configured with. Required when "
-                  "charger.protocol is ocpp.", pattern=r"^[^\s/]+$",
-                  hint="an id without spaces or slashes", min_length=1, max_length=48),
-        "x-required-when": "charger.protocol is 'ocpp'",
-    },
-    "connector_id": _number(1, "Connector of the charge point to control.", integer=True,
-                            minimum=1, maximum=10),
-    "password": _string(None, "HTTP Basic auth password (security profile 1); null = no "
-                        "authentication.", nullable=True, min_length=1, max_length=64),
-    "meter_interval_s": _number(10, "Meter value sample interval asked of the charger.", "s",
-                                integer=True, minimum=1, maximum=3600),
-    "heartbeat_interval_s": _number(60, "Heartbeat interval given to the charger.", "s",
-                                    integer=True, minimum=10, maximum=86400),
-})
-
-_PRICE = {"minimum": -10, "maximum": 10}  # beyond ±10 per kWh is a unit mistake
-
-_TOU_WINDOW = {
-    "type": "object",
-    "description": "One time-of-use window: the first window that matches wins.",
-    "additionalProperties": False,
-    "required": ["start", "end", "import_eur_per_kwh"],
-    "properties": {
-        "days": _SCHEDULE_WINDOW["properties"]["days"],
-        "start": _time(None, "Start, local \"HH:MM\" (quarter hours).",
-                       pattern=QUARTER_HOUR_PATTERN,
-                       hint='a quarter hour "HH:MM" from 00:00 to 23:45 (minutes 00, 15, 30 '
-                            'or 45)'),
-        "end": _time(None, "End, local \"HH:MM\" (quarter hours); at or before the start runs "
-                     "past midnight, \"24:00\" is the end of the day.",
-                     pattern=QUARTER_HOUR_END_PATTERN,
-                     hint='a quarter hour "HH:MM" from 00:00 to 24:00 (minutes 00, 15, 30 '
-                          'or 45)'),
-        "import_eur_per_kwh": _number(None, "Import price inside the window.", "currency/kWh",
-                                      **_PRICE),
-        "export_eur_per_kwh": _number(None, "Export price inside the window; null = the "
-                                      "default export price.", "currency/kWh",
-                                      nullable=True, **_PRICE),
-    },
-}
-
-_TARIFF = _section("Where prices come from (docs/tariffs.md). Only the section named by type "
-                   "is used; the formulas, refresh and timeout apply to tibber, entsoe and "
-                   "file.", {
-    "type": _string("static", "Price source.",
-                    enum=["static", "time_of_use", "tibber", "entsoe", "file"]),
-    "static": _section("The same prices at all times.", {
-        "import_eur_per_kwh": _number(0.30, "Import price.", "currency/kWh", **_PRICE),
-        "export_eur_per_kwh": _number(0.08, "Export price.", "currency/kWh", **_PRICE),
-    }),
-    "time_of_use": _section("Prices by weekday and local time.", {
-        "tz": _zone("Europe/Berlin", "Time zone the windows are in (IANA name)."),
-        "default_import_eur_per_kwh": _number(0.30, "Import price outside all windows.",
-                                              "currency/kWh", **_PRICE),
-        "default_export_eur_per_kwh": _number(0.08, "Export price outside all windows.",
-                                              "currency/kWh", **_PRICE),
-        "windows": {"type": "array", "description": "Windows with their own prices.",
-                    "default": [], "items": _TOU_WINDOW, "maxItems": 100},
-    }),
-    "tibber": _section("Tibber GraphQL API.", {
-        "token": {**_string(None, "Tibber API token (required for type tibber).",
-                            nullable=True, min_length=1, pattern=TOKEN_PATTERN,
-                            hint=TOKEN_HINT, max_length=1024),
-                  "x-required-when": "planner.tariff.type is 'tibber'"},
-        "home_id": _string(None, "Home id; null = the first home with a subscription.",
-                           nullable=True, min_length=1, pattern=UUID_PATTERN,
-                           hint="a Tibber home id such as "
-                                "96a14971-525a-4420-aae9-e5aedaa129ff (a UUID)"),
-        "resolution": _string("HOURLY", "HOURLY or QUARTER_HOURLY prices.",
-                              enum=["HOURLY", "QUARTER_HOURLY"]),
-    }),
-    "entsoe": _section("ENTSO-E Transparency day-ahead prices.", {
-        "token": {**_string(None, "ENTSO-E API token (required for type entsoe).",
-                            nullable=True, min_length=1, pattern=TOKEN_PATTERN,
-                            hint=TOKEN_HINT, max_length=1024),
-                  "x-required-when": "planner.tariff.type is 'entsoe'"},
-        "area": _string("10Y1001A1001A82H", "Bidding zone EIC code (DE-LU by default).",
-                        min_length=1, pattern=EIC_PATTERN,
-                        hint='a 16-character EIC code of a bidding zone such as '
-                             '"10Y1001A1001A82H" (DE-LU)'),
-    }),
-    "file": _section("A CSV or JSON price file or http(s) URL.", {
-        "location": {**_formatted(_string(None, "Path or URL of the price file (required for "
-                                          "type file).", nullable=True, min_length=1,
-                                          max_length=2048), "location"),
-                     "x-required-when": "planner.tariff.type is 'file'"},
-        "format": _string("auto", "csv, json or auto (from the name).",
-                          enum=["auto", "csv", "json"]),
-    }),
-    "import_formula": _section("Import price from the spot price.", {
-        "factor": _number(1.0, "Spot price multiplier.", minimum=-100, maximum=100),
-        "adder_eur_per_kwh": _number(0.0, "Added to the spot price (grid fees, levies).",
-                                     "currency/kWh", **_PRICE),
-        "vat_percent": _number(0.0, "VAT on top.", "%", minimum=0, maximum=100),
-    }),
-    "export_formula": _section("Export price from the spot price.", {
-        "factor": _number(0.0, "Spot price multiplier (0 = feed-in earns nothing).",
-                          minimum=-100, maximum=100),
-        "adder_eur_per_kwh": _number(0.0, "Added to the spot price.", "currency/kWh",
-                                     **_PRICE),
-        "fixed_eur_per_kwh": _number(None, "A fixed feed-in price instead; null = formula.",
-                                     "currency/kWh", nullable=True, **_PRICE),
-    }),
-    "refresh": _section("When fetching tariffs look for new prices.", {
-        "publish_time": _time("13:00", "Local time tomorrow's prices are due."),
-        "publish_tz": _zone("Europe/Berlin", "Time zone of publish_time."),
-        "poll_s": _number(900, "Poll interval while tomorrow's prices are due.", "s",
-                          minimum=60, maximum=86400),
-        "backoff_base_s": _number(60, "First wait after a failed fetch (doubles).", "s",
-                                  minimum=10, maximum=86400),
-        "backoff_max_s": _number(3600, "Longest wait after failures (at least "
-                                 "backoff_base_s).", "s", minimum=60, maximum=86400),
-    }),
-    "timeout_s": _number(20, "Timeout of one price request.", "s", minimum=1, maximum=300),
-})
-
 
 _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for the EV and the "
                     "home battery, and how the battery is steered (phaeton plan prints it).", {
@@ -389,7 +152,7 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
         "charge_efficiency_pct": _number(90, "Share of the AC energy that reaches the car's "
                                          "battery.", "%", minimum=50, maximum=100),
     }),
-    "tariff": _TARIFF,
+    "tariff": tariff_schema(),
 })
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -416,8 +179,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
                                                 "side, see charger.position)."),
         }),
         "charger": _section("The EV charger.", {
-            "protocol": _string("alfen", "How the charger is driven: alfen (Modbus TCP) or "
-                                "ocpp (OCPP 1.6J).", enum=["alfen", "ocpp"]),
+            "protocol": _string(default_protocol(), protocol_description(),
+                                enum=list(CHARGER_KINDS)),
             "position": _number(1, "Where the charger is connected: 0 = AC output, 1 = AC "
                                 "input (Victron /Position).", integer=True) | {"enum": [0, 1]},
             "min_current_a": _number(6, "Lowest charging current per phase (IEC 61851: 6 A); "
@@ -429,15 +192,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "safe_current_a": _number(0, "Fail-safe current per phase when readings are stale "
                                       "in Auto mode: 0 (stop) or within min_current_a.."
                                       "max_current_a.", "A", minimum=0, maximum=80),
-            "alfen": _ALFEN,
-            "ocpp": _OCPP,
-        }, allOf=[
-            {"if": {"properties": {"protocol": {"const": "alfen"}}},
-             "then": {"required": ["alfen"], "properties": {"alfen": {"required": ["host"]}}}},
-            {"if": {"properties": {"protocol": {"const": "ocpp"}}},
-             "then": {"required": ["ocpp"],
-                      "properties": {"ocpp": {"required": ["charge_point_id"]}}}},
-        ]),
+            **{kind.name: kind.schema_section() for kind in CHARGER_KINDS.values()},
+        }, allOf=[kind.schema_rule() for kind in CHARGER_KINDS.values()]),
         "control": _section("The control loop.", {
             "tick_s": _number(2, "Charger control tick.", "s", minimum=0.25, maximum=60),
             "snapshot_s": _number(10, "Power-flow snapshot and history interval.", "s",

@@ -343,7 +343,7 @@ async def test_charger_back_after_a_long_outage_gets_its_setpoint_within_the_cap
         sim.plug_in()
         config = parse_config_text(f"charger:\n  alfen:\n    host: 127.0.0.1\n"
                                    f"    port: {sim.port}\n    timeout_s: 0.5\n{yaml_extra}")
-        drv, _ = build_charger(config, clock=clock)
+        drv = build_charger(config, clock=clock)
         assert drv.config.reconnect_max_s == cap_s
         await drv.start()
         try:

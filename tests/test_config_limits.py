@@ -420,7 +420,7 @@ def test_the_later_stages_refuse_the_same_values():
     {"type": "file", "file": {"location": "/data/phaeton/prices.json"}},
 ], ids=lambda t: t["type"])
 def test_what_check_config_accepts_the_tariff_and_planner_accept(tariff):
-    from phaeton.planning.planner_service import tariff_mapping
+    from phaeton.planner.service import tariff_mapping
     from phaeton.planning.problem_builder import SiteFacts, _zone
     from phaeton.planning.tariffs.factory import tariff_from_config
 

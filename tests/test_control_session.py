@@ -161,3 +161,68 @@ def test_error_state_does_not_end_the_session_and_price_is_checked():
     assert tracker.active
     with pytest.raises(ValueError, match="price_per_kwh must be a number >= 0"):
         SessionTracker(price_per_kwh=-0.1)
+
+
+# ---- cost accumulates price x kWh as the energy arrives ---------------------------------------
+
+def test_cost_accumulates_each_kwh_at_the_price_in_force_when_it_arrived():
+    tracker = SessionTracker(price_per_kwh=0.10)
+    tracker.update(ev(0.0), None, T0)
+    counter, t = charge(tracker, 0.0, T0, 30)                     # 3.6 kWh at 0.10
+    assert tracker.cost == pytest.approx(0.36)
+    tracker.price_per_kwh = 0.30                                  # the next slot's price
+    counter, t = charge(tracker, counter, t, 20)                  # 2.4 kWh at 0.30
+    assert tracker.cost == pytest.approx(3.6 * 0.10 + 2.4 * 0.30)
+    ended = tracker.update(ev(counter, state=VehicleState.NO_VEHICLE), None, t + 10)[0]
+    assert ended.energy_kwh == pytest.approx(6.0)
+    assert ended.cost == pytest.approx(1.08)                      # not 6.0 x 0.30 = 1.80
+    assert tracker.cost == 0.0                                    # idle
+
+
+def test_a_restored_session_keeps_its_cost_and_goes_on_accumulating():
+    tracker = SessionTracker(price_per_kwh=0.10)
+    tracker.update(ev(50.0), None, T0)
+    counter, t = charge(tracker, 50.0, T0, 30)                    # 3.6 kWh at 0.10
+    saved = json.loads(json.dumps(tracker.running_record()))
+    restarted = SessionTracker(price_per_kwh=0.30)                # the price changed meanwhile
+    restarted.restore(saved)
+    assert restarted.cost == pytest.approx(0.36)
+    counter, t = charge(restarted, counter, t, 10)                # 1.2 kWh at 0.30
+    ended = restarted.update(ev(counter, state=VehicleState.NO_VEHICLE), None, t)[0]
+    assert ended.cost == pytest.approx(0.36 + 0.36)
+
+
+def test_a_record_saved_before_cost_was_accumulated_is_valued_at_the_price():
+    tracker = SessionTracker(price_per_kwh=0.25)
+    tracker.update(ev(0.0), None, T0)
+    charge(tracker, 0.0, T0, 10)                                  # 1.2 kWh
+    old = {k: v for k, v in tracker.running_record().items() if k not in ("cost", "gap_cost")}
+    restored = SessionTracker(price_per_kwh=0.25)
+    restored.restore(old)
+    assert restored.cost == pytest.approx(0.30)
+    with pytest.raises(ValueError, match="'cost' must be a finite number"):
+        SessionTracker().restore({**tracker.running_record(), "cost": float("nan")})
+
+
+def test_energy_bridged_while_the_counter_is_missing_keeps_the_gap_prices():
+    """The counter's word replaces the estimate; its energy is valued at the gap's mean
+    price, and what comes after at the price then."""
+    tracker = SessionTracker(price_per_kwh=0.10)
+    tracker.update(ev(10.0), None, T0)
+    counter, t = charge(tracker, 10.0, T0, 5)                     # 0.6 kWh at 0.10
+    for price in (0.20, 0.40):                                    # counter missing: 2 steps
+        tracker.price_per_kwh = price
+        t += 60
+        counter += 0.12
+        reading = ev(None, 7200)
+        tracker.update(reading, snapshot(reading), t)
+    assert tracker.cost == pytest.approx(0.06 + 0.12 * 0.20 + 0.12 * 0.40)
+    tracker.price_per_kwh = 1.00
+    counter += 0.06                                               # the car drew a bit more
+    t += 60
+    reading = ev(counter, 0.0)
+    tracker.update(reading, snapshot(reading), t)                 # 0.30 kWh at the gap's 0.30
+    assert tracker.energy_kwh == pytest.approx(0.9)
+    assert tracker.cost == pytest.approx(0.06 + 0.30 * 0.30)
+    with pytest.raises(ValueError, match="price_per_kwh must be a number >= 0"):
+        tracker.price_per_kwh = float("nan")

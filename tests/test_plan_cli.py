@@ -11,7 +11,7 @@ import pytest
 from planner_oracle import solve_lp
 
 from phaeton.config import load_config
-from phaeton.planning.cli import gather_prices, make_plan, run_from_cli
+from phaeton.planner.cli import gather_prices, make_plan, run_from_cli
 from phaeton.store.energy_history import read_history
 from phaeton.venus.planner_settings import PREFIX
 from velib.service import VeDbusService

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phaeton.config import default_config
-from phaeton.planning.planner_service import tariff_mapping
+from phaeton.planner.service import tariff_mapping
 from phaeton.planning.problem_builder import (
     EvState,
     PlannerInputError,

@@ -41,7 +41,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
                       bus_address=world.bus_address)
         await app.start()
         try:
-            assert app.evcharger.write("/Mode", 2) == 0        # Scheduled: follow the plan
+            assert app.loadpoints[0].evcharger.write("/Mode", 2) == 0        # Scheduled: follow the plan
             await world.plug_in()
             min_soc = world.site.config.battery_min_soc_pct
             energy, cost, lowest_soc, highest_soc = 0.0, 0.0, 100.0, 0.0
@@ -50,7 +50,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
             while world.clock.time() < DEPARTURE.timestamp():
                 await asyncio.sleep(0.2)
                 now = datetime.fromtimestamp(world.clock.time())
-                session = app.tracker.energy_kwh if app.tracker.active else 0.0
+                session = app.loadpoints[0].tracker.energy_kwh if app.loadpoints[0].tracker.active else 0.0
                 delta, energy = session - energy, session
                 cost += delta * price_at(now)
                 if now < datetime(2026, 6, 1, 23, 0):
@@ -61,7 +61,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
                     soc_before_night = soc
             status = app.status()
             mode = world.settings["/Settings/DynamicEss/Mode"]
-            learned = app.planner.history()    # what the next forecast learns from
+            learned = app.site.planner.history()    # what the next forecast learns from
         finally:
             await app.stop()
     assert energy >= TARGET_KWH, f"only {energy:.2f} kWh by departure; {status['reason']}"

@@ -10,7 +10,7 @@ import pytest
 
 from phaeton.clock import ScaledClock
 from phaeton.config import Config, default_config
-from phaeton.planning.planner_service import (
+from phaeton.planner.service import (
     STATE_PATHS,
     PlannerService,
     build_ess_writer,
@@ -181,7 +181,7 @@ async def test_a_burst_of_knob_writes_is_one_replan_once_it_settles(gx, tmp_path
     """200 writes in 10 s (a slider dragged on the GX, a script in a loop) used to cause 180
     re-plans, 9.6 s of CPU; now a burst is planned once it settles, and knob changes re-plan
     at most every few seconds."""
-    from phaeton.planning.planner_service import KNOB_REPLAN_GAP_S
+    from phaeton.planner.service import KNOB_REPLAN_GAP_S
 
     settings_service, system, client, outsider = gx
     service = await make_service(tmp_path, client, system)

@@ -26,7 +26,7 @@ def applied(gx) -> float:
 
 
 def dbus(gx, path):
-    return gx.phaeton.evcharger.service[path]
+    return gx.phaeton.loadpoints[0].evcharger.service[path]
 
 
 def real_counter_kwh(gx) -> float:
@@ -42,8 +42,8 @@ def problems(records, since: int = 0) -> tuple[list, list]:
 
 async def next_tick(gx, ticks: int = 1) -> None:
     """Until `ticks` more ticks have completed (a generous bound: a loaded machine is slow)."""
-    target = gx.phaeton.ticks + ticks
-    await gx.until(lambda: gx.phaeton.ticks >= target, 120, f"{ticks} more tick(s)")
+    target = gx.phaeton.site.ticks + ticks
+    await gx.until(lambda: gx.phaeton.site.ticks >= target, 120, f"{ticks} more tick(s)")
 
 
 async def fresh_forward(gx) -> float:
@@ -153,7 +153,7 @@ async def test_garbage_station_maximum_applies_the_fail_safe_and_writes_wait(
         assert app.status()["reason"] == ("charger answers implausible values: "
                                           "station_max_current_a=-16: fail-safe current 6 A")
         assert app.status()["charger"]["error"].startswith("charger answers implausible")
-        assert app.evcharger.write("/SetCurrent", 10) == 0
+        assert app.loadpoints[0].evcharger.write("/SetCurrent", 10) == 0
         gx.system.house_w = [4000.0, 300.0, 300.0]       # a spike: 6 A still fits under 25 A
         await gx.run_for(20)
         assert applied(gx) == 6 and dbus(gx, "/Connected") == 0
@@ -231,15 +231,15 @@ async def test_whatever_a_driver_returns_or_raises_the_tick_completes(private_bu
     async with ScriptedGx(private_bus, str(tmp_path)) as gx:
         path = gx.config_path()
         app = Phaeton(load_config(path), config_path=path, clock=gx.clock)
-        fake = app.charger = GarbageCharger([GOOD])
+        fake = app.loadpoints[0].charger = GarbageCharger([GOOD])
         gx.phaeton = app
         await app.start()
         await gx.until(lambda: dbus(gx, "/Connected") == 1, 60, "/Connected 1")
         logged = len(caplog.records)
         fake.script, fake.reads = GARBAGE, 0
-        ticks = app.ticks
+        ticks = app.site.ticks
         await gx.until(lambda: fake.reads >= 3 * len(GARBAGE), 120, "every answer three times")
-        assert app.ticks - ticks >= 3 * len(GARBAGE) - 1       # every one of them a tick
+        assert app.site.ticks - ticks >= 3 * len(GARBAGE) - 1       # every one of them a tick
         assert dbus(gx, "/Connected") == 0 and dbus(gx, "/Status") == 0
         assert fake.currents[-1] == 0.0                         # the safe current
         warnings = [r for r in caplog.records[logged:] if r.levelno >= logging.WARNING]

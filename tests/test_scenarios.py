@@ -28,7 +28,7 @@ def applied(gx) -> float:
 def charging(gx) -> bool:
     """phaeton says Charging and the station applies a real current (before phaeton's first
     setpoint the simulated station applies its own 6 A safe current, which must not count)."""
-    return gx.phaeton.evcharger.service["/Status"] == 2 and applied(gx) >= 6
+    return gx.phaeton.loadpoints[0].evcharger.service["/Status"] == 2 and applied(gx) >= 6
 
 
 SCAN = r"""
@@ -55,26 +55,26 @@ async def test_acceptance_scan_auto_follows_surplus_and_cli_stop(gx):
 
     gx.system.pv_w = [2500.0, 2500.0, 2500.0]           # 7.5 kW PV, 0.9 kW house
     assert "int32 0" in await dbus_send(NAME, "/Mode", "SetValue", "variant:int32:1")
-    assert app.choices.mode == 1
+    assert app.loadpoints[0].choices.mode == 1
     gx.alfen.plug_in()
     await gx.until(lambda: charging(gx), 120, "Auto to start on surplus")
     await gx.run_for(40)
     # it follows the surplus: about (7500 - 900) / 3 / 230 = 9.5 A, never importing
     assert 8 <= applied(gx) <= 10.5
     assert all(w < 150 for w in gx.system.grid_w())
-    assert app.evcharger.service["/Status"] == 2
+    assert app.loadpoints[0].evcharger.service["/Status"] == 2
 
-    ticks = app.ticks
+    ticks = app.site.ticks
     assert "int32 0" in await dbus_send(NAME, "/StartStop", "SetValue", "variant:string:0")
     await gx.until(lambda: applied(gx) == 0, 4, "StartStop 0 to stop the charger")
-    assert app.ticks - ticks <= 2          # within one tick of the write
-    assert app.evcharger.service["/StartStop"] == 0
+    assert app.site.ticks - ticks <= 2          # within one tick of the write
+    assert app.loadpoints[0].evcharger.service["/StartStop"] == 0
 
 
 async def test_passing_cloud_does_not_flap(gx):
     app = await gx.start_phaeton()
     gx.system.pv_w = [2500.0] * 3
-    app.evcharger.write("/Mode", 1)
+    app.loadpoints[0].evcharger.write("/Mode", 1)
     gx.alfen.plug_in()
     await gx.until(lambda: charging(gx), 120, "surplus charging")
     await gx.run_for(30)
@@ -97,7 +97,7 @@ async def test_house_spike_is_cut_at_once_and_recovers_after_the_delay(gx):
     await gx.until(lambda: applied(gx) <= 12, 5, "the fuse cut")
     assert gx.system.grid_w()[0] / VOLTAGE <= 25.0 + 0.5
     assert app.status()["bound_by"] == "fuse"
-    assert app.evcharger.service["/Status"] == 20       # Charging limit
+    assert app.loadpoints[0].evcharger.service["/Status"] == 20       # Charging limit
     gx.system.house_w = [300.0] * 3
     await gx.run_for(15)
     assert applied(gx) <= 12, "must not rise before the recovery delay"
@@ -108,12 +108,12 @@ async def test_low_home_battery_soc_in_auto(gx):
     app = await gx.start_phaeton()
     gx.system.pv_w = [2500.0] * 3
     gx.system.battery_soc_pct = 5.0                     # below the active SoC limit of 10 %
-    app.evcharger.write("/Mode", 1)
+    app.loadpoints[0].evcharger.write("/Mode", 1)
     gx.alfen.plug_in()
-    await gx.until(lambda: app.evcharger.service["/Status"] == 7, 60, "Low SOC status")
+    await gx.until(lambda: app.loadpoints[0].evcharger.service["/Status"] == 7, 60, "Low SOC status")
     # It stays that way although 6.6 kW is exported: the battery is in its ESS reserve.
     await gx.run_for(120)
-    assert app.evcharger.service["/Status"] == 7 and applied(gx) == 0
+    assert app.loadpoints[0].evcharger.service["/Status"] == 7 and applied(gx) == 0
     gx.system.battery_soc_pct = 30.0                    # recovered: surplus charging starts
     await gx.until(lambda: charging(gx), 120, "charging after the battery recovered")
 
@@ -121,7 +121,7 @@ async def test_low_home_battery_soc_in_auto(gx):
 async def test_restart_mid_session_continues_it(gx):
     app = await gx.start_phaeton()
     gx.alfen.plug_in()
-    app.evcharger.write("/SetCurrent", 10)
+    app.loadpoints[0].evcharger.write("/SetCurrent", 10)
     await gx.until(lambda: applied(gx) == 10, 30, "charging at 10 A")
     await gx.run_for(600)
     energy_before = app.status()["session"]["energy_kwh"]
@@ -129,12 +129,12 @@ async def test_restart_mid_session_continues_it(gx):
     await gx.stop_phaeton()
     assert gx.alfen.applied_current_a == 0               # left at the safe current (0 A)
     app = await gx.start_phaeton()
-    assert app.choices.set_current_a == 10.0             # the user's choice survived
+    assert app.loadpoints[0].choices.set_current_a == 10.0             # the user's choice survived
     await gx.until(lambda: applied(gx) == 10, 30, "charging again after the restart")
     await gx.run_for(60)
     session = app.status()["session"]
     assert session["active"] and session["energy_kwh"] > energy_before
-    assert app.evcharger.service["/Session/Energy"] > energy_before
+    assert app.loadpoints[0].evcharger.service["/Session/Energy"] > energy_before
 
 
 async def test_unplug_ends_and_stores_the_session(gx):
@@ -143,7 +143,7 @@ async def test_unplug_ends_and_stores_the_session(gx):
     await gx.until(lambda: applied(gx) == 16, 30, "charging")
     await gx.run_for(300)
     gx.alfen.plug_out()
-    await gx.until(lambda: app.evcharger.service["/Status"] == 0, 10, "Disconnected status")
+    await gx.until(lambda: app.loadpoints[0].evcharger.service["/Status"] == 0, 10, "Disconnected status")
     sessions = app.session_store.list_sessions()
     assert len(sessions) == 1
     assert sessions[0].energy_kwh > 0.5
@@ -155,11 +155,11 @@ async def test_charger_offline_and_back(gx):
     gx.alfen.plug_in()
     await gx.until(lambda: applied(gx) == 16, 30, "charging")
     await gx.alfen.stop()
-    await gx.until(lambda: app.evcharger.service["/Connected"] == 0, 30, "/Connected 0")
+    await gx.until(lambda: app.loadpoints[0].evcharger.service["/Connected"] == 0, 30, "/Connected 0")
     assert app.status()["charger"]["connected"] is False
-    assert app.evcharger.service["/Ac/Power"] is None
+    assert app.loadpoints[0].evcharger.service["/Ac/Power"] is None
     await gx.alfen.start()
-    await gx.until(lambda: app.evcharger.service["/Connected"] == 1, 120, "reconnect")
+    await gx.until(lambda: app.loadpoints[0].evcharger.service["/Connected"] == 1, 120, "reconnect")
     await gx.until(lambda: applied(gx) == 16, 30, "setpoint re-sent after the reconnect")
 
 
@@ -169,7 +169,7 @@ async def test_status_before_the_first_step_has_every_key_a_client_reads(gx):
     path = gx.config_path()
     app = Phaeton(load_config(path), config_path=path, clock=gx.clock)   # not started: no step
     early = app.status()
-    assert early["mode"] == app.choices.mode and early["status_text"] == "Starting"
+    assert early["mode"] == app.loadpoints[0].choices.mode and early["status_text"] == "Starting"
     assert early["status_code"] is None and early["charger"]["connected"] is False
     assert early["power"]["grid_w"] == [None, None, None] and early["readings_stale"] is True
     await app.start()
@@ -187,7 +187,7 @@ async def test_stale_gx_readings_fall_back_to_safe_current(gx, caplog):
     caplog.set_level("INFO", logger="phaeton.app")
     app = await gx.start_phaeton()
     gx.system.pv_w = [2500.0] * 3
-    app.evcharger.write("/Mode", 1)
+    app.loadpoints[0].evcharger.write("/Mode", 1)
     gx.alfen.plug_in()
     await gx.until(lambda: charging(gx), 120, "surplus charging")
     gx.system.frozen = True
@@ -213,25 +213,25 @@ async def test_phase_choice_written_from_the_cli_switches_the_charger_in_manual(
         app = await gx.start_phaeton()                  # Manual, started, 16 A on 3 phases
         gx.alfen.plug_in()
         await gx.until(lambda: applied(gx) == 16 and gx.alfen.phases == 3, 30, "3-phase charging")
-        assert app.evcharger.service["/Ac/PhaseCount"] == 3
+        assert app.loadpoints[0].evcharger.service["/Ac/PhaseCount"] == 3
         assert "int32 0" in await dbus_send(NAME, "/SetPhases", "SetValue",
                                             "variant:string:1")
         await gx.run_for(2)                             # a tick or more, still switching
-        assert app.evcharger.service["/SetPhases"] == 1
+        assert app.loadpoints[0].evcharger.service["/SetPhases"] == 1
         await gx.until(lambda: gx.alfen.phases == 1 and applied(gx) == 16, 90,
                        "the station on 1 phase, charging again")
         await gx.run_for(10)                            # the car follows the station
-        assert app.evcharger.service["/Ac/PhaseCount"] == 1
-        assert app.evcharger.service["/SetPhases"] == 1
+        assert app.loadpoints[0].evcharger.service["/Ac/PhaseCount"] == 1
+        assert app.loadpoints[0].evcharger.service["/SetPhases"] == 1
         assert sum(1 for a in gx.alfen.phase_currents_a() if a > 0) == 1
         # back to 3: the write reaches phaeton, is kept, and the station follows
         assert "int32 0" in await dbus_send(NAME, "/SetPhases", "SetValue", "variant:int32:3")
-        assert app.choices.phases == 3
-        assert app.state_file.load()["phases"] == 3
+        assert app.loadpoints[0].choices.phases == 3
+        assert app.loadpoints[0].state_file.load()["phases"] == 3
         await gx.until(lambda: gx.alfen.phases == 3 and applied(gx) == 16, 90,
                        "the station on 3 phases again")
         await gx.run_for(10)                            # the car follows the station
-        assert app.evcharger.service["/Ac/PhaseCount"] == 3
+        assert app.loadpoints[0].evcharger.service["/Ac/PhaseCount"] == 3
 
 
 async def test_saving_settings_mid_charge_keeps_the_fuse_hold_and_applies_the_planner(gx):
@@ -247,13 +247,13 @@ async def test_saving_settings_mid_charge_keeps_the_fuse_hold_and_applies_the_pl
     data = config_to_dict(app.cfg)
     data["session"]["price_per_kwh"] = 0.25             # the owner saves the settings page
     data["planner"]["strategy"] = "self_consumption"
-    old_planner = app.planner
+    old_planner = app.site.planner
     assert await app.apply_config(data) == []
     await gx.run_for(10)
     assert applied(gx) <= 12, "the save must not cut the fuse recovery short"
     assert app.status()["bound_by"] == "fuse"
-    assert app.tracker.price_per_kwh == 0.25
-    assert app.planner is not old_planner and app.planner.planner_cfg["strategy"] == \
+    assert app.loadpoints[0].tracker.price_per_kwh == 0.25
+    assert app.site.planner is not old_planner and app.site.planner.planner_cfg["strategy"] == \
         "self_consumption"
     await gx.until(lambda: applied(gx) == 16, 60, "recovery after the delay")
 
@@ -265,7 +265,7 @@ async def test_a_settings_service_that_comes_late_is_attached_when_it_appears(
     async with ScriptedGx(private_bus, str(tmp_path)) as gx:
         await gx.settings.close()                       # the GX is still booting
         app = await gx.start_phaeton()                  # waits 5 s, then runs without it
-        assert app.evcharger.service["/DeviceInstance"] == 40
+        assert app.loadpoints[0].evcharger.service["/DeviceInstance"] == 40
         gx.settings = SettingsService(os.path.join(str(tmp_path), "settings-late"))
         await gx.settings.register()
         knob = "/Settings/Phaeton/Planner/Strategy"
@@ -275,7 +275,7 @@ async def test_a_settings_service_that_comes_late_is_attached_when_it_appears(
         assert gx.settings[instance] == "evcharger:40"
         # and they are live: the GX GUI changes the strategy, the planner follows
         gx.settings[knob] = 1
-        await gx.until(lambda: app.planner.knobs.strategy == 1, 30, "the planner following")
+        await gx.until(lambda: app.site.planner.knobs.strategy == 1, 30, "the planner following")
 
 
 async def test_a_load_spike_is_cut_at_the_meter_s_pace_not_the_tick_s(private_bus, tmp_path):
@@ -285,13 +285,13 @@ async def test_a_load_spike_is_cut_at_the_meter_s_pace_not_the_tick_s(private_bu
         app = await gx.start_phaeton()                  # Manual, started, 16 A
         gx.alfen.plug_in()
         await gx.until(lambda: applied(gx) == 16, 90, "manual full current")
-        ticks = app.ticks
-        await gx.until(lambda: app.ticks > ticks, 60, "a tick")
-        ticks = app.ticks
+        ticks = app.site.ticks
+        await gx.until(lambda: app.site.ticks > ticks, 60, "a tick")
+        ticks = app.site.ticks
         gx.system.house_w = [3000.0, 300.0, 300.0]      # 13 A on L1: 12 A left under 25 A
         await gx.until(lambda: applied(gx) <= 12, 10, "the fuse cut before the next tick")
-        assert app.fuse_wakes >= 1
-        assert app.ticks <= ticks + 2                   # a step run early, not a tick later
+        assert app.site.fuse_wakes >= 1
+        assert app.site.ticks <= ticks + 2                   # a step run early, not a tick later
         assert app.status()["bound_by"] == "fuse"
 
 
@@ -304,8 +304,8 @@ async def test_two_quick_name_writes_never_read_back_the_older_one(gx):
     setting = "/Settings/Devices/phaeton_0/CustomName"
     names = []
     async with SignalRecorder(NAME) as recorder:
-        assert app.evcharger.write("/CustomName", "First") == 0    # two saves from the web UI
-        assert app.evcharger.write("/CustomName", "Garage") == 0
+        assert app.loadpoints[0].evcharger.write("/CustomName", "First") == 0    # two saves from the web UI
+        assert app.loadpoints[0].evcharger.write("/CustomName", "Garage") == 0
         try:
             while True:                                  # every signal while the echoes arrive
                 signal = await recorder.next(timeout=1.5)
@@ -315,11 +315,11 @@ async def test_two_quick_name_writes_never_read_back_the_older_one(gx):
         except asyncio.TimeoutError:
             pass
     assert names == ["First", "Garage"]
-    assert app.evcharger.service["/CustomName"] == "Garage"
+    assert app.loadpoints[0].evcharger.service["/CustomName"] == "Garage"
     assert gx.settings[setting] == "Garage"
     # a rename on the GX (through the settings) still comes through
     assert gx.settings.write(setting, "Carport") == 0
-    await gx.until(lambda: app.evcharger.service["/CustomName"] == "Carport", 10, "the GX's name")
+    await gx.until(lambda: app.loadpoints[0].evcharger.service["/CustomName"] == "Carport", 10, "the GX's name")
 
 
 def _changed_items(signal: dict) -> list[tuple[str, dict]]:
@@ -345,9 +345,9 @@ async def test_an_overrunning_tick_never_starves_the_bus_or_stop(private_bus, tm
         app = Phaeton(Config(data), config_path=path, clock=gx.clock)
         await app.start()
         try:
-            ticks = app.ticks
+            ticks = app.site.ticks
             out = await dbus_send(NAME, "/Connected", "GetValue")
             assert "int32 0" in out
-            assert app.ticks > ticks                    # it does tick meanwhile
+            assert app.site.ticks > ticks                    # it does tick meanwhile
         finally:
             await asyncio.wait_for(app.stop(), 30)

@@ -147,8 +147,7 @@ async def test_phaeton_alfen_driver_from_the_world_config_charges_the_car(monkey
         assert config["charger"]["alfen"] == {"host": "127.0.0.1", "port": world.alfen_port,
                                               "station_unit_id": 200, "socket_unit_id": 1}
         assert config["data_dir"] == str(tmp_path)
-        driver, central = build_charger(apply_defaults(config), clock=world.clock)
-        assert central is None
+        driver = build_charger(apply_defaults(config), clock=world.clock)
         await driver.start()
         try:
             await until(lambda: driver.connected, world.clock)
@@ -169,7 +168,7 @@ async def test_ocpp_world_connects_to_phaeton_and_the_car_draws(tmp_path):
         assert validate_config_data(config) == []
         assert world.ocpp_url == (f"ws://127.0.0.1:{config['charger']['ocpp']['port']}/ocpp/"
                                   f"{config['charger']['ocpp']['charge_point_id']}")
-        driver, central = build_charger(apply_defaults(config), clock=world.clock)
+        driver = build_charger(apply_defaults(config), clock=world.clock)
         await driver.start()
         try:
             cp = await world.start_charge_point()
@@ -185,8 +184,7 @@ async def test_ocpp_world_connects_to_phaeton_and_the_car_draws(tmp_path):
             consumption = sum(world.system.service[f"/Ac/Consumption/L{n}/Power"]
                               for n in (1, 2, 3))
         finally:
-            await driver.stop()
-            await central.stop()
+            await driver.stop()          # and with it the central system it started
     assert sum(world.ev_power_w()) == 0.0          # the world is stopped: no charger any more
     assert consumption > 3 * 8 * 230
 

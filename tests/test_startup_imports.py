@@ -41,7 +41,7 @@ def test_loading_and_checking_a_config_does_not_need_jsonschema(tmp_path):
 
 def test_a_fetching_tariff_loads_the_http_client_only_when_it_fetches(tmp_path):
     made = ("from phaeton.config import default_config\n"
-            "from phaeton.planning.planner_service import tariff_mapping\n"
+            "from phaeton.planner.service import tariff_mapping\n"
             "from phaeton.planning.tariffs.factory import tariff_from_config\n"
             "section = default_config()['planner']['tariff']\n"
             "section['type'] = 'tibber'; section['tibber']['token'] = 'x' * 20\n"

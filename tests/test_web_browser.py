@@ -372,7 +372,7 @@ async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mo
             await in_thread(lambda: WebDriverWait(browser, 20).until(
                 lambda d: pv_w(d) > 3000.0))
             await in_thread(lambda: browser.find_element(By.ID, "mode-1").click())
-            await wait_until(lambda: app.choices.mode == 1)
+            await wait_until(lambda: app.loadpoints[0].choices.mode == 1)
             assert "int32 1" in await dbus_send("com.victronenergy.evcharger.phaeton_0",
                                                 "/Mode", "GetValue")
             await in_thread(lambda: WebDriverWait(browser, 10).until(

@@ -5,6 +5,7 @@
 - `velib.monitor`: follow other services (value cache with ages, change callbacks, SetValue).
 - `velib.settings`: client for com.victronenergy.settings, device-instance allocation.
 - `velib.settings_service`: a localsettings-compatible settings service (simulator, tests).
+- `velib.clock`: the one-method clock ages are measured on (any object with `monotonic()`).
 
-velib knows Venus conventions and nothing about chargers.
+velib knows Venus conventions and nothing about chargers; it imports nothing from phaeton.
 """

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from dbus_next import BusType, Message, MessageType
 from dbus_next.aio import MessageBus
 
-from phaeton.clock import REAL_CLOCK, Clock
+from velib.clock import REAL_CLOCK, Clock
 from velib.values import unwrap, wrap
 
 log = logging.getLogger(__name__)

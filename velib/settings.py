@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
-from phaeton.clock import REAL_CLOCK, Clock
+from velib.clock import REAL_CLOCK, Clock
 from velib.monitor import DbusCallError, DbusMonitor, Watch, call_method
 from velib.values import unwrap, wrap
 

@@ -42,7 +42,9 @@ import asyncio
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -703,3 +705,14 @@ def _exception_text(response) -> str:
 def _short(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def charger_from_config(config: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> AlfenCharger:
+    """The registry's builder (`phaeton.chargers.registry`): the driver for the whole config's
+    `charger.alfen` section (defaults applied)."""
+    alfen = config["charger"]["alfen"]
+    return AlfenCharger(AlfenConfig(
+        host=alfen["host"], port=alfen["port"], station_unit_id=alfen["station_unit_id"],
+        socket_unit_id=alfen["socket_unit_id"], timeout_s=float(alfen["timeout_s"]),
+        setpoint_refresh_s=float(alfen["setpoint_refresh_s"]),
+        reconnect_max_s=float(alfen["reconnect_max_s"])), clock=clock)

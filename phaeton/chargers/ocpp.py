@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ocpp.exceptions import OCPPError
 from ocpp.routing import after, on
@@ -59,6 +61,7 @@ from .base import (
     effective_current,
 )
 from .ocpp_readings import MeterSample, allowed_rate_units, parse_meter_values, vehicle_state_for
+from .ocpp_server import OcppCentralSystem
 from .ocpp_ws import GuardedChargePoint, LinkClosed, WebSocketLink
 
 log = logging.getLogger(__name__)
@@ -707,3 +710,18 @@ class OcppCharger(Charger):
             return
         await self._apply_limit(force=True)
         session.configured = True
+
+
+def charger_from_config(config: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> OcppCharger:
+    """The registry's builder (`phaeton.chargers.registry`): the driver for the whole config's
+    `charger.ocpp` section (defaults applied), with its own central system listening where that
+    section says. The charger starts the central system in `start()` and stops it in `stop()`
+    (see `OcppCentralSystem.attach`/`detach`)."""
+    charger, ocpp = config["charger"], config["charger"]["ocpp"]
+    central_system = OcppCentralSystem(host=ocpp["host"], port=ocpp["port"], path=ocpp["path"])
+    return OcppCharger(OcppChargerConfig(
+        charge_point_id=ocpp["charge_point_id"], connector_id=ocpp["connector_id"],
+        password=ocpp["password"], meter_interval_s=ocpp["meter_interval_s"],
+        heartbeat_interval_s=ocpp["heartbeat_interval_s"], phases=charger["phases"],
+        voltage_v=float(config["site"]["nominal_voltage_v"]),
+        stop_current_a=float(charger["safe_current_a"])), central_system, clock=clock)

@@ -16,6 +16,15 @@ Solar share: for each step, the EV's solar power is min(EV power, max(0, PV - ho
 the snapshot: PV serves the house first, and the rest can cover the EV (solar power the home
 battery charged earlier and gives back later is not counted). The step's energy is split by
 solar power / EV power; solar_share = solar energy / energy (0 when no energy was charged).
+
+Cost is accumulated, not computed at the end: each step's energy is valued at the price per
+kWh in force while it arrived (`price_per_kwh`, which the owner of the tracker may change at
+any time: today it is the config's flat `session.price_per_kwh`, later the tariff's price of
+the current slot), so the cost is Σ price × kWh. Energy estimated while the counter is missing
+keeps its value apart and, when the counter's increase replaces the estimate, the counter's
+energy is valued at the gap's mean price (as the solar share keeps the gap's solar fraction).
+The solar share is the same kind of sum (Σ solar fraction × kWh); a CO₂ sum at the grid's
+carbon intensity (g/kWh) would be a third, kept the same way as the cost.
 """
 from __future__ import annotations
 
@@ -66,19 +75,33 @@ class _Running:
     gap_solar_kwh: float = 0.0
     start_counter_kwh: float | None = None
     last_counter_s: float | None = None       # when last_counter_kwh was read
+    cost: float = 0.0                         # Σ price × kWh of energy_kwh
+    gap_cost: float = 0.0                     # Σ price × kWh of gap_estimate_kwh
 
 
 RECORD_VERSION = 1
 
 
 class SessionTracker:
+    """One charger's sessions (see the module). `price_per_kwh` (in `currency`) values the
+    energy that arrives from now on."""
+
     def __init__(self, price_per_kwh: float = 0.30, currency: str = "EUR"):
+        self.price_per_kwh = price_per_kwh
+        self.currency = str(currency)
+        self._running: _Running | None = None
+
+    @property
+    def price_per_kwh(self) -> float:
+        """The price of the energy the next updates add (the cost so far stays as it is)."""
+        return self._price_per_kwh
+
+    @price_per_kwh.setter
+    def price_per_kwh(self, price_per_kwh: float) -> None:
         if isinstance(price_per_kwh, bool) or not isinstance(price_per_kwh, (int, float)) \
                 or not math.isfinite(price_per_kwh) or price_per_kwh < 0:
             raise ValueError(f"price_per_kwh must be a number >= 0, got {price_per_kwh!r}")
-        self.price_per_kwh = float(price_per_kwh)
-        self.currency = str(currency)
-        self._running: _Running | None = None
+        self._price_per_kwh = float(price_per_kwh)
 
     # -- live values ---------------------------------------------------------------------------
     @property
@@ -100,7 +123,9 @@ class SessionTracker:
 
     @property
     def cost(self) -> float:
-        return round(self.energy_kwh * self.price_per_kwh, 4)
+        """Σ price × kWh of the running session so far (0 when idle)."""
+        r = self._running
+        return 0.0 if r is None else round(r.cost + r.gap_cost, 4)
 
     @property
     def peak_power_w(self) -> float:
@@ -122,7 +147,8 @@ class SessionTracker:
 
     def restore(self, record: Mapping[str, Any]) -> None:
         """Continue a session saved with `running_record()` (after a restart). Raises ValueError when
-        the record is malformed; the tracker is unchanged then."""
+        the record is malformed; the tracker is unchanged then. A record without the cost sums
+        (saved before cost was accumulated) is valued at the current price, as it was then."""
         if not isinstance(record, Mapping):
             raise ValueError(f"session record must be a mapping, got {type(record).__name__}")
         if record.get("version") != RECORD_VERSION:
@@ -146,6 +172,12 @@ class SessionTracker:
                                       or not math.isfinite(value)):
                 raise ValueError(f"session record '{name}' must be a number or null, got {value!r}")
             values[name] = None if value is None else float(value)
+        for name, energy in (("cost", "energy_kwh"), ("gap_cost", "gap_estimate_kwh")):
+            value = record.get(name, values[energy] * self.price_per_kwh)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f"session record '{name}' must be a finite number, got {value!r}")
+            values[name] = float(value)
         self._running = _Running(**values)
 
     def forget_counter(self) -> None:
@@ -191,27 +223,34 @@ class SessionTracker:
         if snapshot is not None and power_w > 0:
             free_pv_w = max(0.0, snapshot.pv_total_w - (snapshot.house_total_w or 0.0))
             solar_fraction = min(power_w, free_pv_w) / power_w
+        price = self.price_per_kwh
         counter = ev.lifetime_energy_kwh
         if counter is None:
             step_kwh = power_w * dt_s / 3.6e6
             r.gap_estimate_kwh += step_kwh
             r.gap_solar_kwh += step_kwh * solar_fraction
+            r.gap_cost += step_kwh * price
             return
         if r.last_counter_kwh is None or counter < r.last_counter_kwh or r.last_counter_s is None:
             # First valid value, or the counter went down (reset/replaced): re-base. An estimate
             # made while the counter was missing stands.
             r.energy_kwh += r.gap_estimate_kwh
             r.solar_energy_kwh += r.gap_solar_kwh
+            r.cost += r.gap_cost
         else:
             if r.gap_estimate_kwh > 0:
-                # The counter's increase covers the gap and replaces the estimate (same solar split).
+                # The counter's increase covers the gap and replaces the estimate (same solar
+                # split, the gap's mean price).
                 solar_fraction = r.gap_solar_kwh / r.gap_estimate_kwh
+                price = r.gap_cost / r.gap_estimate_kwh
             cap_kwh = MAX_POWER_W * max(0.0, now_s - r.last_counter_s) / 3.6e6
             step_kwh = min(counter - r.last_counter_kwh, cap_kwh)
             r.energy_kwh += step_kwh
             r.solar_energy_kwh += step_kwh * solar_fraction
+            r.cost += step_kwh * price
         r.gap_estimate_kwh = 0.0
         r.gap_solar_kwh = 0.0
+        r.gap_cost = 0.0
         r.last_counter_kwh = counter
         r.last_counter_s = max(now_s, r.last_counter_s or now_s)
 
@@ -223,7 +262,7 @@ class SessionTracker:
         ended = SessionEnded(session_id=r.session_id, started_at_s=r.started_at_s, ended_at_s=now_s,
                              duration_s=max(0.0, now_s - r.started_at_s), energy_kwh=energy,
                              solar_energy_kwh=solar, solar_share=(solar / energy) if energy > 0 else 0.0,
-                             peak_power_w=r.peak_power_w, cost=round(energy * self.price_per_kwh, 4),
+                             peak_power_w=r.peak_power_w, cost=self.cost,
                              currency=self.currency)
         self._running = None
         return ended

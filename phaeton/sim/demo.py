@@ -103,7 +103,7 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
             try:
                 if ocpp:
                     await world.start_charge_point()
-                app.evcharger.write("/Mode", 2)   # Scheduled: the plan, with solar on top
+                app.loadpoints[0].write("/Mode", 2)   # Scheduled: the plan, with solar on top
                 await world.plug_in()
                 url = f"http://127.0.0.1:{config['web']['port']}/"
                 print(_banner(world, url, password, speed, ocpp), flush=True)

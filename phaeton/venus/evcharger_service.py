@@ -5,7 +5,8 @@ Every path of venus-dbus.md §4–§5. The user's paths (/Mode, /StartStop, /Set
 VRM (MQTT ints/floats/bools/null), the `dbus` CLI (strings) and the web UI, all through the same
 velib SetValue path: velib coerces and range-checks, `UserChoices.accept` decides, and the owner's
 `on_user_change` persists it and wakes the control loop. Everything the controller measures or
-decides is published once per tick in one batch (`publish`).
+decides reaches the bus once per tick, from the tick's snapshot (`show`, mapped to paths by
+`dbus_values`), in one batch: one ItemsChanged.
 
 A choice and its measurement never share a path, the way Victron's EVCS keeps /SetCurrent (the
 user's) apart from /Current (measured): `/SetPhases` is the user's phase choice for Manual and
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from velib.service import VeDbusService
 
 from phaeton import __version__
+
+if TYPE_CHECKING:
+    from phaeton.snapshot import LoadpointSnapshot
 
 log = logging.getLogger("phaeton.venus.evcharger")
 
@@ -190,6 +194,19 @@ class EvChargerService:
     def set_device_instance(self, instance: int) -> None:
         self.service["/DeviceInstance"] = instance
 
+    def add_planner_paths(self, planner_state: Mapping[str, Any]) -> None:
+        """The energy planner's read-only /Planner/* paths, with their first values."""
+        for path, value in planner_state.items():
+            self.service.add_path(path, value)
+
+    def show(self, snapshot: "LoadpointSnapshot",
+             planner_state: Mapping[str, Any] | None = None) -> None:
+        """One tick's snapshot (and the planner's state) on the bus: one ItemsChanged."""
+        values = dbus_values(snapshot)
+        if planner_state:
+            values.update(planner_state)
+        self.publish(values)
+
     def publish(self, values: dict[str, Any]) -> None:
         """Set many read-only paths at once: one ItemsChanged."""
         with self.service.batch():
@@ -201,6 +218,41 @@ class EvChargerService:
 
     async def close(self) -> None:
         await self.service.close()
+
+
+def dbus_values(snapshot: "LoadpointSnapshot") -> dict[str, Any]:
+    """Pure: the read-only paths a loadpoint's snapshot shows (None = invalid). Without a
+    believable answer the measured paths are invalid; the lifetime counter keeps its last good
+    value."""
+    decision, m = snapshot.decision, snapshot.measurement
+    identity = snapshot.identity
+    values: dict[str, Any] = {
+        "/Connected": 1 if m is not None else 0,
+        "/Mgmt/Connection": snapshot.connection,
+        "/Status": int(decision.status) if decision is not None else 0,
+    }
+    if identity is not None:
+        values.update({"/Serial": identity.serial or None, "/Model": identity.model or None,
+                       "/FirmwareVersion": identity.firmware or None,
+                       "/HardwareVersion": identity.model or None})
+    if m is not None:
+        currents = [a for a in m.current_a if a is not None]
+        values["/Current"] = round(max(currents), 2) if currents else None
+        values["/Ac/Power"] = None if m.total_power_w is None else round(m.total_power_w, 1)
+        for n, watts in enumerate(m.power_w, start=1):
+            values[f"/Ac/L{n}/Power"] = None if watts is None else round(watts, 1)
+        values["/Ac/PhaseCount"] = snapshot.phases_in_use
+    else:
+        values.update({"/Current": None, "/Ac/Power": None, "/Ac/L1/Power": None,
+                       "/Ac/L2/Power": None, "/Ac/L3/Power": None, "/Ac/PhaseCount": None})
+    lifetime = snapshot.lifetime_kwh
+    values["/Ac/Energy/Forward"] = None if lifetime is None else round(lifetime, 3)
+    session = snapshot.session
+    values["/Session/Energy"] = session.energy_kwh
+    values["/Session/Time"] = session.duration_s
+    values["/ChargingTime"] = session.duration_s
+    values["/Session/Cost"] = session.cost
+    return values
 
 
 def _duration(seconds: Any) -> str:

@@ -17,17 +17,17 @@ async def test_a_thousand_random_writes_change_only_what_they_may(private_bus, t
         async with ScriptedGx(private_bus, str(tmp_path)) as gx:
             app = await gx.start_phaeton()
             result = await run_fuzz(NAME, WRITES, SEED)
-            ticks = app.ticks
-            await gx.until(lambda: app.ticks >= ticks + 3, 60, "the control loop ticking on")
-            shown = {path: app.evcharger.service[path] for path in WRITABLE}
-            chosen = app.choices.as_dict()
-            persisted = app.state_file.load()
-            limits = app.limits
+            ticks = app.site.ticks
+            await gx.until(lambda: app.site.ticks >= ticks + 3, 60, "the control loop ticking on")
+            shown = {path: app.loadpoints[0].evcharger.service[path] for path in WRITABLE}
+            chosen = app.loadpoints[0].choices.as_dict()
+            persisted = app.loadpoints[0].state_file.load()
+            limits = app.loadpoints[0].limits
     print(f"{result.tried} writes in {result.real_s:.1f} s: {result.summary}")
     assert result.tried == WRITES, result.stderr
     findings = fuzz_findings(result, limits.max_current_a, limits.min_current_a)
     findings += [f"logged: {problem}" for problem in tally.since(0).problems]
     assert not findings, "\n".join(findings)
-    names = {path: name for path, name in app.evcharger.choices.FIELDS.items()}
+    names = {path: name for path, name in app.loadpoints[0].evcharger.choices.FIELDS.items()}
     assert {names[path]: value for path, value in shown.items()} == chosen
     assert {name: persisted[name] for name in chosen} == chosen

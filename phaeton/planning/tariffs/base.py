@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
-from phaeton.planning.price_cache import PriceCache
+from phaeton.store.price_cache import PriceCache
 from phaeton.planning.tariffs.schedule import RefreshPolicy, next_refresh_s
-from phaeton.planning.tariffs.series import PriceDataError, PriceSeries
+from phaeton.planning.tariffs.series import PriceDataError, PriceSeries, price_unit
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,10 @@ class TariffRateLimited(TariffError):
 
 
 class Tariff(abc.ABC):
-    """Import/export prices with timestamps, in €/kWh."""
+    """Import/export prices with timestamps, per kWh in `unit` (the config's currency)."""
 
     source: str = "tariff"
+    unit: str = price_unit()
 
     @abc.abstractmethod
     async def prices(self, now_s: float) -> PriceSeries:
@@ -92,16 +93,17 @@ class FetchingTariff(Tariff):
     """
 
     def __init__(self, *, source: str, cache_path=None, policy: RefreshPolicy | None = None,
-                 clock: Clock = REAL_CLOCK, timeout_s: float = 20.0):
+                 clock: Clock = REAL_CLOCK, timeout_s: float = 20.0, unit: str = price_unit()):
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s)
                 and timeout_s > 0):
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
         self.source = source
+        self.unit = unit
         self.policy = policy or RefreshPolicy()
         self.clock = clock
         self.timeout_s = float(timeout_s)
         self._cache = PriceCache(cache_path, self.config_key()) if cache_path else None
-        self._series = PriceSeries.empty(source)
+        self._series = PriceSeries.empty(source, unit=unit)
         self._cache_loaded = False
         self._last_attempt_s: float | None = None
         self._last_success_s: float | None = None
@@ -117,7 +119,7 @@ class FetchingTariff(Tariff):
 
     @abc.abstractmethod
     async def _fetch(self, now_s: float) -> PriceSeries:
-        """Fetch and parse prices around `now_s`."""
+        """Fetch and parse prices around `now_s` (the tariff labels them with its unit)."""
 
     async def _get_text(self, method: str, url: str, **kwargs) -> str:
         """One HTTP request; maps transport failures and error statuses to TariffError.
@@ -193,14 +195,14 @@ class FetchingTariff(Tariff):
             return
         cached = self._cache.load()
         if cached is not None and len(cached):
-            self._series = cached
+            self._series = cached.with_unit(self.unit)
             log.info("%s: %d cached price slots loaded from %s", self.source, len(cached),
                      self._cache.path)
 
     async def _refresh_at(self, now_s: float) -> None:
         self._last_attempt_s = now_s
         try:
-            fresh = await self._fetch(now_s)
+            fresh = (await self._fetch(now_s)).with_unit(self.unit)
             check_prices(self.source, fresh.import_eur_per_kwh, fresh.export_eur_per_kwh)
         except Exception as exc:  # noqa: BLE001 - a bad answer must never stop the service
             if isinstance(exc, TariffError):

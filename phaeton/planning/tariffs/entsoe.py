@@ -16,9 +16,10 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.tariffs.base import FetchingTariff, TariffError
+from phaeton.planning.tariffs.factory import TariffContext, construct
 from phaeton.planning.tariffs.formula import ExportFormula, ImportFormula
 from phaeton.planning.tariffs.schedule import RefreshPolicy, local_day_bounds_s
-from phaeton.planning.tariffs.series import PriceDataError, PriceSeries
+from phaeton.planning.tariffs.series import PriceDataError, PriceSeries, price_unit
 
 ENTSOE_URL = "https://web-api.tp.entsoe.eu/api"
 DE_LU_EIC = "10Y1001A1001A82H"
@@ -165,10 +166,10 @@ class EntsoeTariff(FetchingTariff):
 
     def __init__(self, config: EntsoeConfig, *, cache_path=None,
                  policy: RefreshPolicy | None = None, clock: Clock = REAL_CLOCK,
-                 timeout_s: float = 20.0):
+                 timeout_s: float = 20.0, unit: str = price_unit()):
         self.config = config
         super().__init__(source="entsoe", cache_path=cache_path, policy=policy, clock=clock,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, unit=unit)
 
     def config_key(self) -> str:
         c = self.config
@@ -195,3 +196,10 @@ class EntsoeTariff(FetchingTariff):
         return PriceSeries(spot.start_s, spot.duration_s,
                            self.config.import_formula.apply(values),
                            self.config.export_formula.apply(values), "entsoe", now_s)
+
+
+def tariff_from_section(settings: dict, context: TariffContext) -> EntsoeTariff:
+    """The builder `tariffs.registry` names: `planner.tariff.entsoe` with the shared formulas,
+    refresh policy, timeout and cache the factory put in `context`."""
+    config = construct(EntsoeConfig, settings, context.where, **context.formulas)
+    return EntsoeTariff(config, **context.fetching_options())

@@ -21,9 +21,10 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.tariffs.base import FetchingTariff, TariffError
+from phaeton.planning.tariffs.factory import TariffContext, construct
 from phaeton.planning.tariffs.formula import ExportFormula, ImportFormula
 from phaeton.planning.tariffs.schedule import RefreshPolicy
-from phaeton.planning.tariffs.series import PriceDataError, PriceSeries
+from phaeton.planning.tariffs.series import PriceDataError, PriceSeries, price_unit
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,11 @@ class FileTariff(FetchingTariff):
 
     def __init__(self, config: FileTariffConfig, *, cache_path=None,
                  policy: RefreshPolicy | None = None, clock: Clock = REAL_CLOCK,
-                 timeout_s: float = 20.0):
+                 timeout_s: float = 20.0, unit: str = price_unit()):
         self.config = config
         self._seen_mtime_ns: int | None = None
         super().__init__(source="file", cache_path=cache_path, policy=policy, clock=clock,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, unit=unit)
 
     def config_key(self) -> str:
         c = self.config
@@ -184,3 +185,10 @@ class FileTariff(FetchingTariff):
                 raise TariffError(f"file: cannot read {self.config.location}: {exc}") from exc
         return parse_price_file(text, self._format(), self.config.import_formula,
                                 self.config.export_formula, "file", now_s)
+
+
+def tariff_from_section(settings: dict, context: TariffContext) -> FileTariff:
+    """The builder `tariffs.registry` names: `planner.tariff.file` with the shared formulas,
+    refresh policy, timeout and cache the factory put in `context`."""
+    config = construct(FileTariffConfig, settings, context.where, **context.formulas)
+    return FileTariff(config, **context.fetching_options())

@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 from phaeton.planning.tariffs.base import Tariff, check_prices
-from phaeton.planning.tariffs.series import QUARTER_HOUR_S, PriceSeries
+from phaeton.planning.tariffs.factory import TariffContext, construct
+from phaeton.planning.tariffs.series import QUARTER_HOUR_S, PriceSeries, price_unit
 
 DEFAULT_HORIZON_S = 48 * 3600
 
@@ -17,7 +18,7 @@ class StaticTariff(Tariff):
     source = "static"
 
     def __init__(self, import_eur_per_kwh: float, export_eur_per_kwh: float = 0.0,
-                 horizon_s: int = DEFAULT_HORIZON_S):
+                 horizon_s: int = DEFAULT_HORIZON_S, unit: str = price_unit()):
         for name, value in (("import_eur_per_kwh", import_eur_per_kwh),
                             ("export_eur_per_kwh", export_eur_per_kwh)):
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
@@ -28,13 +29,20 @@ class StaticTariff(Tariff):
         self.import_eur_per_kwh = float(import_eur_per_kwh)
         self.export_eur_per_kwh = float(export_eur_per_kwh)
         self.horizon_s = int(horizon_s)
+        self.unit = unit
 
     async def prices(self, now_s: float) -> PriceSeries:
         first = int(math.floor(now_s / QUARTER_HOUR_S) * QUARTER_HOUR_S)
         n = int(math.ceil(self.horizon_s / QUARTER_HOUR_S))
         return PriceSeries(first + QUARTER_HOUR_S * np.arange(n, dtype=np.int64),
                            np.full(n, QUARTER_HOUR_S), np.full(n, self.import_eur_per_kwh),
-                           np.full(n, self.export_eur_per_kwh), self.source, now_s)
+                           np.full(n, self.export_eur_per_kwh), self.source, now_s,
+                           unit=self.unit)
 
     async def refresh(self) -> None:
         """Nothing to fetch: the prices are configuration."""
+
+
+def tariff_from_section(settings: dict, context: TariffContext) -> StaticTariff:
+    """The builder `tariffs.registry` names: a static tariff from `planner.tariff.static`."""
+    return construct(StaticTariff, settings, context.where, unit=context.unit)

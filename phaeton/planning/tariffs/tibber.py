@@ -14,9 +14,10 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.tariffs.base import FetchingTariff, TariffError
+from phaeton.planning.tariffs.factory import TariffContext, construct
 from phaeton.planning.tariffs.formula import ExportFormula, ImportFormula
 from phaeton.planning.tariffs.schedule import RefreshPolicy
-from phaeton.planning.tariffs.series import PriceDataError, PriceSeries
+from phaeton.planning.tariffs.series import PriceDataError, PriceSeries, price_unit
 
 TIBBER_URL = "https://api.tibber.com/v1-beta/gql"
 RESOLUTIONS_S = {"HOURLY": 3600, "QUARTER_HOURLY": 900}
@@ -122,10 +123,10 @@ class TibberTariff(FetchingTariff):
 
     def __init__(self, config: TibberConfig, *, cache_path=None,
                  policy: RefreshPolicy | None = None, clock: Clock = REAL_CLOCK,
-                 timeout_s: float = 20.0):
+                 timeout_s: float = 20.0, unit: str = price_unit()):
         self.config = config
         super().__init__(source="tibber", cache_path=cache_path, policy=policy, clock=clock,
-                         timeout_s=timeout_s)
+                         timeout_s=timeout_s, unit=unit)
 
     def config_key(self) -> str:
         c = self.config
@@ -144,3 +145,10 @@ class TibberTariff(FetchingTariff):
         if series.covered_until_s(now_s) <= now_s:
             raise TariffError("tibber: the answer has no price for the current time")
         return series
+
+
+def tariff_from_section(settings: dict, context: TariffContext) -> TibberTariff:
+    """The builder `tariffs.registry` names: `planner.tariff.tibber` with the shared formulas,
+    refresh policy, timeout and cache the factory put in `context`."""
+    config = construct(TibberConfig, settings, context.where, **context.formulas)
+    return TibberTariff(config, **context.fetching_options())

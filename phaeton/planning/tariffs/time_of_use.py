@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from phaeton.planning.tariffs.base import Tariff, check_prices
-from phaeton.planning.tariffs.series import QUARTER_HOUR_S, PriceSeries
+from phaeton.planning.tariffs.factory import TariffConfigError, TariffContext, construct
+from phaeton.planning.tariffs.series import QUARTER_HOUR_S, PriceSeries, price_unit
 from phaeton.planning.tariffs.static import DEFAULT_HORIZON_S
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -79,7 +80,8 @@ class TimeOfUseTariff(Tariff):
     source = "time-of-use"
 
     def __init__(self, windows: list[TouWindow], tz: str, default_import_eur_per_kwh: float,
-                 default_export_eur_per_kwh: float = 0.0, horizon_s: int = DEFAULT_HORIZON_S):
+                 default_export_eur_per_kwh: float = 0.0, horizon_s: int = DEFAULT_HORIZON_S,
+                 unit: str = price_unit()):
         try:
             self.zone = ZoneInfo(tz)
         except (KeyError, ValueError) as exc:
@@ -101,6 +103,7 @@ class TimeOfUseTariff(Tariff):
         if horizon_s < QUARTER_HOUR_S:
             raise ValueError(f"horizon_s must be at least {QUARTER_HOUR_S}, got {horizon_s}")
         self.horizon_s = int(horizon_s)
+        self.unit = unit
 
     def price_at(self, t_s: float) -> tuple[float, float]:
         """(import, export) €/kWh at unix time `t_s`."""
@@ -125,9 +128,25 @@ class TimeOfUseTariff(Tariff):
         starts = first + QUARTER_HOUR_S * np.arange(n, dtype=np.int64)
         pairs = [self.price_at(int(t)) for t in starts]
         series = PriceSeries(starts, np.full(n, QUARTER_HOUR_S), [p[0] for p in pairs],
-                             [p[1] for p in pairs], self.source, now_s)
+                             [p[1] for p in pairs], self.source, now_s, unit=self.unit)
         self._priced = (first, series)
         return series
 
     async def refresh(self) -> None:
         """Nothing to fetch: the windows are configuration."""
+
+
+def tariff_from_section(settings: dict, context: TariffContext) -> TimeOfUseTariff:
+    """The builder `tariffs.registry` names: windows and defaults of
+    `planner.tariff.time_of_use`, each window's error at its index."""
+    where = context.where
+    settings = dict(settings)
+    windows = settings.pop("windows", [])
+    if not isinstance(windows, list):
+        raise TariffConfigError(f"{where}.windows: must be a list")
+    built = []
+    for i, window in enumerate(windows):
+        if isinstance(window, dict) and isinstance(window.get("days"), list):
+            window = {**window, "days": tuple(window["days"])}
+        built.append(construct(TouWindow, window, f"{where}.windows[{i}]"))
+    return construct(TimeOfUseTariff, settings, where, windows=built, unit=context.unit)

@@ -134,7 +134,7 @@ class FaultRig:
         return self.gx.phaeton
 
     def value(self, path: str):
-        return self.app.evcharger.service[path]
+        return self.app.loadpoints[0].evcharger.service[path]
 
     async def until_charging(self) -> None:
         await self.gx.until(lambda: self.value("/Connected") == 1
@@ -142,8 +142,8 @@ class FaultRig:
                             and self.gx.alfen.setpoint_active, 120, f"charging at {EXPECTED_A} A")
 
     async def next_ticks(self, count: int) -> None:
-        target = self.app.ticks + count
-        await self.gx.until(lambda: self.app.ticks >= target, 60, f"{count} more tick(s)")
+        target = self.app.site.ticks + count
+        await self.gx.until(lambda: self.app.site.ticks >= target, 60, f"{count} more tick(s)")
 
     async def answers(self, path: str = "/Connected") -> bool:
         """True when the service answers a GetValue from another bus connection."""
@@ -165,7 +165,7 @@ async def run_fault(rig: FaultRig, tally: LogTally, kind: str,
     await rig.next_ticks(1)
     session_before = rig.value("/Session/Energy")
     forward_before = rig.value("/Ac/Energy/Forward")
-    ticks_before = rig.app.ticks
+    ticks_before = rig.app.site.ticks
     mark = tally.mark()
 
     await rig.proxy.set_mode(kind)
@@ -179,7 +179,7 @@ async def run_fault(rig: FaultRig, tally: LogTally, kind: str,
         if not result.answered_during and clock.monotonic() > end - fault_s / 2:
             result.answered_during = await rig.answers()
         await clock.sleep(1.0)
-    result.ticks_during = rig.app.ticks - ticks_before
+    result.ticks_during = rig.app.site.ticks - ticks_before
     result.connected_at_end = rig.value("/Connected")
     result.applied_at_end_a = gx.alfen.applied_current_a
     window = tally.since(mark)

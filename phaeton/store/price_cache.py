@@ -1,4 +1,4 @@
-"""On-disk cache of the last good prices: one JSON file, written atomically.
+"""On-disk cache of a tariff's last good prices: one JSON file, written atomically.
 
 The GX may boot without internet, so a tariff loads its cache at start and serves it until
 a fetch succeeds. A corrupt or foreign cache file is reported and ignored, never fatal.
@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from phaeton.planning.tariffs.series import PriceDataError, PriceSeries
-
 from phaeton.store.state_file import write_file_atomically
 
 log = logging.getLogger(__name__)

@@ -28,13 +28,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from phaeton.config import ConfigError, ConfigUnreadable, load_config
-from phaeton.planning.baseline import do_nothing
-from phaeton.planning.model import Plan, PlanProblem
-from phaeton.planning.planner_service import (
+from phaeton.planner.service import (
     plan_as_dict,
     plan_for_strategy,
     tariff_mapping,
 )
+from phaeton.planning.baseline import do_nothing
+from phaeton.planning.model import Plan, PlanProblem
 from phaeton.planning.problem_builder import (
     STRATEGY_NAMES,
     EnergyHistory,
@@ -60,7 +60,7 @@ async def gather_prices(config, now_s: float) -> tuple[GridPrices, str]:
     tariff_cfg = config["planner"]["tariff"]
     horizon_s = int(config["planner"]["horizon_h"]) * 3600
     tariff = tariff_from_config(tariff_mapping(tariff_cfg), config["data_dir"],
-                                where="planner.tariff")
+                                where="planner.tariff", currency=config["session"]["currency"])
     series = await tariff.prices(now_s)
     grid = series.on_grid(first_slot_s(now_s), horizon_s)
     if grid.missing < grid.missing_mask.size:

@@ -55,6 +55,7 @@ from phaeton.planning.problem_builder import (
     forecast,
 )
 from phaeton.planning.tariffs.factory import tariff_from_config
+from phaeton.planning.tariffs.registry import kind_named
 from phaeton.venus.ess_writer import EssWriter, dess_battery_settings
 from phaeton.venus.planner_settings import STRATEGY_PATH, PlannerSettings
 
@@ -88,7 +89,7 @@ def tariff_mapping(tariff: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in dict(tariff[kind]).items():
         if value is not None:
             mapping[key] = _plain(value)
-    if kind in ("tibber", "entsoe", "file"):
+    if kind_named(kind).fetches:
         for key in ("import_formula", "export_formula", "refresh"):
             mapping[key] = {k: v for k, v in _plain(tariff[key]).items() if v is not None}
         mapping["timeout_s"] = tariff["timeout_s"]
@@ -240,7 +241,8 @@ class PlannerService:
             try:
                 self._tariff = tariff_from_config(tariff_mapping(self.planner_cfg["tariff"]),
                                                   self.config["data_dir"], clock=self.clock,
-                                                  where="planner.tariff")
+                                                  where="planner.tariff",
+                                                  currency=self.config["session"]["currency"])
             except Exception as exc:  # noqa: BLE001 - a bad tariff must not stop the service
                 self._reason = f"no prices: {exc}"
                 log.error("planner: %s", self._reason)

@@ -1,0 +1,257 @@
+"""The site: the GX system it reads, the energy planner and battery writer, the energy history,
+and the control loop that drives its loadpoints.
+
+Every `control.tick_s` (and at once after a user's write, or when a GX update shows a load
+spike the fuse cannot take) one tick:
+read every loadpoint's charger → read the GX once → each loadpoint decides (pure), applies and
+accounts its session → the house load and PV go into the energy history → ONE snapshot
+(`phaeton.snapshot.SiteSnapshot`) is published to `snapshots`, where the D-Bus services and
+the web UI (and later metrics and the fleet client) take it from.
+
+A tick that raises is logged and the next one runs. `stop_control()` stops the loop and leaves
+every charger at its safe current with its session saved; `close()` then releases the rest.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Sequence
+
+from velib.settings import SettingsClient
+
+from phaeton.clock import Clock
+from phaeton.config import Config, config_to_dict
+from phaeton.control.readings import SiteReadings
+from phaeton.control.settings import ControlSettings
+from phaeton.loadpoint import Loadpoint
+from phaeton.planner.service import PlannerService, build_ess_writer
+from phaeton.planning.energy_meter import QuarterHourMeter
+from phaeton.publisher import SnapshotPublisher
+from phaeton.snapshot import SiteSnapshot
+from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
+from phaeton.venus.ess_writer import EssWriter
+from phaeton.venus.system_reader import GxSystemReader
+
+log = logging.getLogger("phaeton.app")   # the service's log name, as before the split
+
+SETTINGS_WAIT_S = 5.0             # how long start-up waits for com.victronenergy.settings
+MIN_TICK_GAP_S = 0.02             # seconds between two ticks at the least
+READ_SLACK_S = 3.0                # a charger read may take a tick and this much longer
+
+
+class Site:
+    """One GX site with its loadpoints (at least one); see the module docstring."""
+
+    def __init__(self, config: Config, loadpoints: Sequence[Loadpoint], *, clock: Clock,
+                 settings: SettingsClient, bus_address: str | None = None):
+        if not loadpoints:
+            raise ValueError("a site needs at least one loadpoint")
+        self.config = config
+        self.loadpoints = list(loadpoints)
+        self.clock = clock
+        self.bus_address = bus_address
+        self.settings = settings
+        self.control_settings = ControlSettings.from_config(config)
+        self.system = GxSystemReader(clock=clock, bus_address=bus_address,
+                                     on_change=self._gx_updated)
+        # measured house load and PV per quarter hour: what the forecasts learn from
+        data_dir = str(config["data_dir"])
+        self.energy_history = EnergyHistoryFile(f"{data_dir}/{HISTORY_FILE}")
+        self.energy_history.load()
+        self.energy_meter = QuarterHourMeter()
+        self.ess_writer, self.planner = self._build_planner(config)
+        self.snapshots: SnapshotPublisher[SiteSnapshot] = SnapshotPublisher()
+        self.snapshots.attach(self._show_on_dbus)
+        for loadpoint in self.loadpoints:
+            loadpoint.evcharger.add_planner_paths(self.planner.state())
+            loadpoint.on_wake(self.wake)
+
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task] = []
+        self.ticks = 0
+        self.fuse_wakes = 0          # steps run early because a GX update broke the fuse
+
+    # ---- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for loadpoint in self.loadpoints:
+            await loadpoint.start()
+        await self.system.start()
+        await self.settings.start()
+        await self._attach_settings()
+        for loadpoint in self.loadpoints:
+            await loadpoint.register()
+        await self.planner.start()
+        self.settings.on_appeared(self._settings_appeared)
+        self._tasks.append(asyncio.create_task(self._control_loop(), name="phaeton-control"))
+
+    async def stop_control(self) -> None:
+        """Stop the loop; every charger at its safe current, every running session saved."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for loadpoint in self.loadpoints:
+            await loadpoint.leave_safe()
+
+    async def close(self) -> None:
+        """The planner hands the battery back; drivers, D-Bus names and readers are released."""
+        try:
+            await asyncio.wait_for(self.planner.stop(), 10)
+        except Exception as exc:
+            log.warning("while stopping: %s", exc)
+        for loadpoint in self.loadpoints:
+            await loadpoint.close()
+        for closer in (self.system.close, self.settings.close):
+            try:
+                await asyncio.wait_for(closer(), 10)
+            except Exception as exc:
+                log.warning("while stopping: %s", exc)
+
+    async def _attach_settings(self) -> None:
+        """Device instances and custom names through com.victronenergy.settings (the GX's or
+        the simulator's). Without a settings service the configured instances are used."""
+        try:
+            await self.settings.wait_until_available(SETTINGS_WAIT_S)
+        except Exception:
+            for loadpoint in self.loadpoints:
+                log.warning("no settings service; using device instance %s from the config",
+                            loadpoint.device_instance)
+            return
+        for loadpoint in self.loadpoints:
+            await loadpoint.attach_settings()
+
+    async def _settings_appeared(self) -> None:
+        """com.victronenergy.settings came (back) after start-up: what could not be set up
+        without it is set up now (once), and the planner adds its settings."""
+        for loadpoint in self.loadpoints:
+            if not loadpoint.settings_attached:
+                log.info("settings service appeared: allocating the device instance now")
+                await loadpoint.attach_settings()
+        await self.planner.settings_appeared()
+
+    async def apply_config(self, config: Config) -> None:
+        """A saved config: control settings, schedule and session price take effect now (what
+        is under way carries on); the planner is rebuilt when its inputs changed."""
+        old, self.config = self.config, config
+        self.control_settings = ControlSettings.from_config(config)
+        for loadpoint in self.loadpoints:
+            loadpoint.update_settings(self.control_settings, config["session"]["price_per_kwh"],
+                                      config["session"]["currency"])
+        if _planner_inputs(old) != _planner_inputs(config):
+            await self._restart_planner(config)
+        self._wake.set()
+
+    # ---- the planner ---------------------------------------------------------------------------
+
+    def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
+        """The battery writer `planner.ess_control` asks for, and the planner using it. The
+        planner plans for the first loadpoint's EV."""
+        writer = build_ess_writer(config, self.settings, clock=self.clock,
+                                  bus_address=self.bus_address, system_value=self.system.value)
+        planner = PlannerService(config, self.clock, self.settings, self.system.value, writer,
+                                 ev_state=self.loadpoints[0].ev_state,
+                                 history=self.energy_history.history)
+        return writer, planner
+
+    async def _restart_planner(self, config: Config) -> None:
+        """A new planner (and battery writer) for a changed config; the old one hands the
+        battery back first."""
+        await self.planner.stop()
+        self.ess_writer, self.planner = self._build_planner(config)
+        await self.planner.start()
+        log.info("planner restarted with the saved configuration")
+
+    # ---- the control loop ----------------------------------------------------------------------
+
+    async def _control_loop(self) -> None:
+        tick_s = float(self.config["control"]["tick_s"])
+        while not self._stopping:
+            started = self.clock.monotonic()
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("control tick failed; the next one runs as usual")
+            remaining = tick_s - (self.clock.monotonic() - started)
+            if remaining > 0 and not self._wake.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining / self.clock.speed)
+                except asyncio.TimeoutError:
+                    pass
+            # Always give the loop a turn, however long the tick took or however often it is
+            # woken: D-Bus answers, the web server and SIGTERM must never starve.
+            await asyncio.sleep(MIN_TICK_GAP_S / self.clock.speed)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next tick now (a user's write takes effect within one tick)."""
+        self._wake.set()
+
+    def _gx_updated(self) -> None:
+        """A GX update between ticks: when a load spike leaves less fuse headroom than a
+        charger was told, the next step runs now (it cuts), not at the next tick."""
+        if self._wake.is_set():
+            return
+        watching = [lp for lp in self.loadpoints if lp.applied_current_a]
+        if not watching:
+            return
+        readings = self.system.readings()
+        if any(loadpoint.fuse_cut_needed(readings) for loadpoint in watching):
+            self.fuse_wakes += 1
+            self._wake.set()
+
+    async def tick(self) -> SiteSnapshot:
+        """One control tick (see the module docstring); returns the snapshot it published."""
+        timeout_s = float(self.config["control"]["tick_s"]) / self.clock.speed + READ_SLACK_S
+        chargers = [await loadpoint.read(timeout_s) for loadpoint in self.loadpoints]
+        readings = self.system.readings()
+        allowance_w = self.planner.ev_allowance_w(self.clock.time())
+        for loadpoint, reading in zip(self.loadpoints, chargers):
+            await loadpoint.step(reading, readings, allowance_w)
+        self._record_energy(readings)
+        snapshot = self.snapshot(readings)
+        self.snapshots.publish(snapshot)
+        self.ticks += 1
+        return snapshot
+
+    def _record_energy(self, readings: SiteReadings) -> None:
+        """House load (without the EVs) and PV of this tick into the quarter-hour history;
+        stale or missing readings count as not measured. (The power flow is the first
+        loadpoint's decision's.)"""
+        decision = self.loadpoints[0].last_decision
+        flow = decision.snapshot if decision is not None else None
+        fresh = (readings is not None and flow is not None
+                 and not readings.is_stale(self.control_settings.stale_after_s))
+        slots = self.energy_meter.add(self.clock.time(),
+                                      flow.house_total_w if fresh else None,
+                                      flow.pv_total_w if fresh else None)
+        if slots:
+            self.energy_history.append(slots)
+
+    # ---- the snapshot --------------------------------------------------------------------------
+
+    def snapshot(self, readings: SiteReadings | None) -> SiteSnapshot:
+        """The site and its loadpoints as they are now (`readings` None: before the first
+        tick)."""
+        return SiteSnapshot(
+            time_s=self.clock.time(), readings=readings,
+            fuse_a=float(self.config["site"]["fuse_a"]),
+            nominal_voltage_v=float(self.config["site"]["nominal_voltage_v"]),
+            stale_after_s=self.control_settings.stale_after_s,
+            planner_state=self.planner.state(),
+            loadpoints=tuple(loadpoint.snapshot() for loadpoint in self.loadpoints))
+
+    def _show_on_dbus(self, snapshot: SiteSnapshot) -> None:
+        """Each loadpoint's D-Bus service shows its part of the snapshot (one ItemsChanged)."""
+        for loadpoint, part in zip(self.loadpoints, snapshot.loadpoints):
+            loadpoint.evcharger.show(part, snapshot.planner_state)
+
+
+def _planner_inputs(config: Config) -> tuple:
+    """The parts of the config the planner is built from."""
+    data = config_to_dict(config)
+    return tuple(data.get(section) for section in ("planner", "site", "charger", "data_dir"))

@@ -1,0 +1,65 @@
+"""The web UI's status (`WebBackend.status()`, `/api/status`, the event stream), built from the
+tick's snapshot in this one place. The keys are documented in `web/backend.py` and docs/web.md.
+
+The web UI shows one charger: the site's first loadpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from phaeton.snapshot import SiteSnapshot
+from phaeton.venus.evcharger_service import STATUS_TEXT
+
+STARTING_REASON = "starting: waiting for the first control step"
+
+
+def status_of(snapshot: SiteSnapshot) -> dict[str, Any]:
+    """Pure: the status dict of a snapshot. Before the first control step (the loadpoint has
+    no decision yet) the owner's choices and limits are known and the rest is None."""
+    lp = snapshot.loadpoints[0]
+    decision, m = lp.decision, lp.measurement
+    flow = decision.snapshot if decision is not None else None
+    site = snapshot.readings
+    voltage = snapshot.nominal_voltage_v
+    grid = list(site.grid_w) if site is not None else [None, None, None]
+    age = site.age_s if site is not None else None
+    identity = lp.identity
+    c = lp.choices
+    return {
+        "time": snapshot.time_s,
+        "mode": c.mode, "start_stop": c.start_stop, "set_current_a": c.set_current_a,
+        "min_current_a": lp.limits.min_current_a, "max_current_a": c.max_current_a,
+        "charger_max_current_a": lp.limits.max_current_a,
+        "phases": c.phases,
+        "phases_in_use": lp.phases_in_use,
+        "auto_start": c.auto_start,
+        "status_code": int(decision.status) if decision is not None else None,
+        "status_text": STATUS_TEXT.get(int(decision.status), str(decision.status))
+        if decision is not None else "Starting",
+        "reason": decision.reason if decision is not None else STARTING_REASON,
+        "bound_by": str(decision.bound_by) if decision is not None else None,
+        "charger": {"connected": m is not None, "connection": lp.connection,
+                    "model": identity.model if identity else "",
+                    "serial": identity.serial if identity else "",
+                    "firmware": identity.firmware if identity else "",
+                    "error": lp.error},
+        "power": {
+            "pv_w": _total(flow.pv_ac_w) + (flow.pv_dc_w or 0.0) if flow is not None else None,
+            "grid_w": grid,
+            "grid_current_a": [None if w is None else round(w / voltage, 2) for w in grid],
+            "fuse_a": snapshot.fuse_a,
+            "house_w": flow.house_total_w if flow is not None else None,
+            "battery_w": site.battery_power_w if site is not None else None,
+            "battery_soc_pct": site.battery_soc_pct if site is not None else None,
+            "ev_w": m.total_power_w if m is not None else None,
+        },
+        "readings_stale": age is None or age > snapshot.stale_after_s,
+        "readings_age_s": age,
+        "surplus_w": decision.surplus_w if decision is not None else None,
+        "session": asdict(lp.session),
+    }
+
+
+def _total(phases) -> float:
+    return float(sum(w for w in phases if w is not None))
