@@ -319,6 +319,11 @@ class Loadpoint:
             log.info("vehicle plugged in with AutoStart on: starting")
             self.evcharger.set_choice("/StartStop", decision.start_stop_request)
             self._persist_choices()
+        # Recorded before the charger is told: while the write is under way the status already
+        # shows the decision the charger is getting (a cut reads "fuse" as soon as it lands).
+        self._last_share = share
+        self._last_decision = decision
+        self._last_measurement = measurement
         if connected:
             await self._apply(decision, measurement)
             for event in self.tracker.update(ev, decision.snapshot, self.clock.time()):
@@ -327,9 +332,6 @@ class Loadpoint:
         elif problem is not None:
             await self._apply(decision, None)     # the fail-safe current, if it still listens
         self._log_decision(decision)
-        self._last_share = share
-        self._last_decision = decision
-        self._last_measurement = measurement
         return decision
 
     def _plan_current_a(self, allowance_w: float | None,

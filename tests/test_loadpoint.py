@@ -241,3 +241,23 @@ async def test_a_session_is_stored_for_this_loadpoint_when_the_car_leaves(parts)
     sessions = store.list_sessions(loadpoint="0")
     assert len(sessions) == 1 and sessions[0].energy_kwh > 0.2
     assert loadpoint.snapshot().session.active is False
+
+
+async def test_while_a_cut_is_being_written_the_status_already_says_why(parts):
+    """The owner (or a test) who sees the charger at the lower current reads the decision that
+    put it there, not the one before: the decision is recorded before the charger is told."""
+    charger, clock = FakeCharger(), FakeClock()
+    loadpoint = make_loadpoint(parts, charger, clock)
+    await tick(loadpoint, clock)
+    assert loadpoint.last_decision.bound_by == "user"
+    seen: list = []
+
+    async def set_current(amps: float) -> None:
+        seen.append((amps, loadpoint.last_decision.bound_by, loadpoint.snapshot().decision.current_a))
+        charger.commands.append(("current", amps))
+    charger.set_current = set_current
+    spike = SiteReadings(grid_w=(6500.0, 3800.0, 3800.0), consumption_w=(2800.0, 100.0, 100.0),
+                         age_s=1.0)                     # 28 A on L1 with the car's 16 A: over 25 A
+    decision = await tick(loadpoint, clock, spike)
+    assert decision.bound_by == "fuse" and decision.current_a < 16.0
+    assert seen == [(decision.current_a, "fuse", decision.current_a)]
