@@ -17,13 +17,13 @@ Adding a brand: write its driver module with its builder, then add its `ChargerK
 """
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from phaeton import config_schema_parts as parts
+from phaeton.kinds import add_kind, find_kind, load_builder
 
 if TYPE_CHECKING:
     from phaeton.chargers.base import Charger
@@ -73,8 +73,7 @@ class ChargerKind:
 
     def build(self, config: Mapping[str, Any], clock: Clock) -> Charger:
         """The driver for `config`: imports the builder's module now (not before)."""
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)(config, clock)
+        return load_builder(self.builder)(config, clock)
 
 
 CHARGER_KINDS: dict[str, ChargerKind] = {}   # by name, in registration order (first = default)
@@ -82,15 +81,12 @@ CHARGER_KINDS: dict[str, ChargerKind] = {}   # by name, in registration order (f
 
 def register(kind: ChargerKind) -> ChargerKind:
     """Add a kind; a second kind with the same name is refused."""
-    if kind.name in CHARGER_KINDS:
-        raise ValueError(f"charger protocol {kind.name!r} is already registered")
-    CHARGER_KINDS[kind.name] = kind
-    return kind
+    return add_kind(CHARGER_KINDS, kind.name, kind, "charger protocol")
 
 
 def kind_named(name: Any) -> ChargerKind:
     """The registered kind called `name`; ValueError naming the registered ones otherwise."""
-    kind = CHARGER_KINDS.get(name) if isinstance(name, str) else None
+    kind = find_kind(CHARGER_KINDS, name)
     if kind is None:
         raise ValueError(f"unknown charger protocol {name!r}; known: "
                          f"{', '.join(CHARGER_KINDS)}")

@@ -43,11 +43,11 @@ from phaeton.planning.model import Plan, PlanProblem, Shortfall
 from phaeton.planning.schedule import build_plan
 from phaeton.planning.slot_cost import (
     SlotCostTable,
+    battery_table,
     ev_energy,
     grid_exchange,
     grid_segments,
     slot_cost_table,
-    table_from_segments,
 )
 from phaeton.planning.slot_data import SlotData, prepare
 from phaeton.planning.value_dp import ValueFunction, backward, forward, terminal
@@ -424,29 +424,11 @@ def _select(data: SlotData, slots: np.ndarray) -> SlotData:
 def _table_rows(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
                 reward: np.ndarray, penalty: float) -> SlotCostTable:
     """`slot_cost_table` with its own EV reward in every row (the same formulas, see there)."""
-    n = len(load_kwh)
     m0, lengths, slopes = grid_segments(data, penalty)
     value0 = -data.export_price * data.export_cap_kwh - reward * ev_cap_kwh
     lengths = np.concatenate([lengths, ev_cap_kwh[:, None]], 1)
     slopes = np.concatenate([slopes, reward[:, None]], 1)
-    order = np.argsort(slopes, axis=1, kind="stable")
-    lengths = np.take_along_axis(lengths, order, 1)
-    slopes = np.take_along_axis(slopes, order, 1)
-    x0 = m0 - ev_cap_kwh - load_kwh
-    starts = x0[:, None] + np.concatenate([np.zeros((n, 1)), np.cumsum(lengths, 1)[:, :-1]], 1)
-    ends = starts + lengths
-    lo = np.maximum(-data.discharge_cap_kwh, x0)
-    hi = np.minimum(data.charge_cap_kwh, ends[:, -1])
-    a = np.maximum(starts, lo[:, None])
-    b = np.minimum(ends, hi[:, None])
-    neg = np.clip(np.minimum(b, 0.0) - a, 0.0, None)
-    pos = np.clip(b - np.maximum(a, 0.0), 0.0, None)
-    value_lo = value0 + (slopes * np.clip(np.minimum(ends, lo[:, None]) - starts, 0.0,
-                                          None)).sum(1)
-    eta_c, eta_d, deg = data.charge_eff, data.discharge_eff, data.degradation
-    return table_from_segments(lo / eta_d, value_lo - deg * lo,
-                               np.concatenate([neg / eta_d, pos * eta_c], 1),
-                               np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1))
+    return battery_table(data, m0 - ev_cap_kwh - load_kwh, value0, lengths, slopes)
 
 
 _PAD = 1e30  # the slope of padding segments (length 0): sorts after every real slope

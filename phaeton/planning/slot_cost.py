@@ -105,16 +105,20 @@ def slot_cost_table(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray
     # the EV: r per kWh over [0, e_max], mirrored because e adds to the demand
     lengths = np.concatenate([lengths, ev_cap_kwh[:, None]], 1)
     slopes = np.concatenate([slopes, np.full((data.slots, 1), ev_reward)], 1)
-    m0 = m0 - ev_cap_kwh
     value0 = value0 - ev_reward * ev_cap_kwh
+    return battery_table(data, m0 - ev_cap_kwh - load_kwh, value0, lengths, slopes)
+
+
+def battery_table(data: SlotData, x0: np.ndarray, value0: np.ndarray, lengths: np.ndarray,
+                  slopes: np.ndarray) -> SlotCostTable:
+    """g_t(d) from each slot's grid/EV segments (unsorted), in terms of the battery's AC
+    exchange x = m - L within its power limits: `x0` is x at the first segment's start and
+    `value0` the value there."""
     order = np.argsort(slopes, axis=1, kind="stable")
     lengths = np.take_along_axis(lengths, order, 1)
     slopes = np.take_along_axis(slopes, order, 1)
-
-    # in terms of the battery's AC exchange x = m - L, within its power limits
-    x0 = m0 - load_kwh
     starts = x0[:, None] + np.concatenate(
-        [np.zeros((data.slots, 1)), np.cumsum(lengths, 1)[:, :-1]], 1)
+        [np.zeros((len(x0), 1)), np.cumsum(lengths, 1)[:, :-1]], 1)
     ends = starts + lengths
     lo = np.maximum(-data.discharge_cap_kwh, x0)
     hi = np.minimum(data.charge_cap_kwh, ends[:, -1])
@@ -125,11 +129,9 @@ def slot_cost_table(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray
     value_lo = value0 + (slopes * np.clip(np.minimum(ends, lo[:, None]) - starts, 0.0, None)).sum(1)
 
     eta_c, eta_d, deg = data.charge_eff, data.discharge_eff, data.degradation
-    d0 = lo / eta_d
-    y0 = value_lo - deg * lo
-    seg_lengths = np.concatenate([neg / eta_d, pos * eta_c], 1)
-    seg_slopes = np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1)
-    return table_from_segments(d0, y0, seg_lengths, seg_slopes)
+    return table_from_segments(lo / eta_d, value_lo - deg * lo,
+                               np.concatenate([neg / eta_d, pos * eta_c], 1),
+                               np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1))
 
 
 def ev_energy(data: SlotData, demand_kwh: np.ndarray, ev_cap_kwh: np.ndarray,

@@ -19,13 +19,13 @@ Adding a tariff: write its module with its builder, then add its `TariffKind` he
 """
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from phaeton import config_schema_parts as parts
+from phaeton.kinds import add_kind, find_kind, load_builder
 
 if TYPE_CHECKING:
     from phaeton.planning.tariffs.base import Tariff
@@ -80,8 +80,7 @@ class TariffKind:
 
     def build(self, settings: dict[str, Any], context: TariffContext) -> Tariff:
         """The tariff for `settings`: imports the builder's module now (not before)."""
-        module, _, function = self.builder.partition(":")
-        return getattr(importlib.import_module(module), function)(settings, context)
+        return load_builder(self.builder)(settings, context)
 
 
 TARIFF_KINDS: dict[str, TariffKind] = {}   # by name, in registration order (first = default)
@@ -89,20 +88,12 @@ TARIFF_KINDS: dict[str, TariffKind] = {}   # by name, in registration order (fir
 
 def register(kind: TariffKind) -> TariffKind:
     """Add a kind; a second kind with the same name is refused."""
-    if kind.name in TARIFF_KINDS:
-        raise ValueError(f"tariff type {kind.name!r} is already registered")
-    TARIFF_KINDS[kind.name] = kind
-    return kind
-
-
-def unregister(name: str) -> None:
-    """Remove a kind (for tests that register one of their own)."""
-    TARIFF_KINDS.pop(name, None)
+    return add_kind(TARIFF_KINDS, kind.name, kind, "tariff type")
 
 
 def kind_named(name: Any) -> TariffKind:
     """The registered kind called `name`; ValueError naming the registered ones otherwise."""
-    kind = TARIFF_KINDS.get(name) if isinstance(name, str) else None
+    kind = find_kind(TARIFF_KINDS, name)
     if kind is None:
         raise ValueError(f"must be one of {list(TARIFF_KINDS)}, got {name!r}")
     return kind
