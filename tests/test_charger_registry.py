@@ -32,8 +32,8 @@ class FakeCharger:
     def __init__(self, address, speed, clock):
         self.address, self.speed, self.clock = address, speed, clock
 
-def build(config, clock):
-    section = config["charger"]["fake"]
+def build(charger, config, clock):
+    section = charger["fake"]
     return FakeCharger(section["address"], section["speed"], clock)
 '''
 

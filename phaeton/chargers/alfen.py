@@ -1,7 +1,7 @@
 """Alfen NG9xx (Eve Single/Double Pro-line) over Modbus TCP.
 
 Register map and behaviour: shared/reference/alfen-modbus.md. Unit 200 is the station, unit 1
-the socket. The driver reads four contiguous blocks:
+the socket (2 the second socket of a double station). The driver reads four contiguous blocks:
 
 - station identity 100..177 (once per connection): name, manufacturer, table version,
   firmware, platform type (= model), serial;
@@ -32,6 +32,18 @@ read, never a remembered "last good" value): the service judges them
 capabilities, the station maximum that clamps the setpoint and the setpoint read-back check wait
 for a believable answer (the problems are listed in `extra["implausible"]`).
 
+One station, one connection: the drivers of a station's sockets (same host and port, e.g.
+socket_unit_id 1 and 2 of an Eve Double) share one Modbus TCP connection (`_StationLink`, a
+refcounted pool keyed by host and port: the first driver to start opens it, the last to stop
+closes it). A station accepts only two masters at once, so a connection per socket would leave
+no room for anyone else. Requests on it go one at a time. A lost connection (no answer, closed
+by the station) is lost for every socket; whichever driver reconnects first opens the new one
+and the others use it (each reads its own socket's blocks and re-sends its own setpoint). A
+refusal that concerns one socket (a Modbus exception, e.g. a wrong unit id) does not close the
+connection the other socket uses. Each driver clamps its setpoint to the station's active max
+current (register 1100 of the station unit, shown as `station_max_current_a`). Stations on
+other hosts or ports have connections of their own.
+
 Pure decoding and decision logic (module-level functions) is kept apart from the I/O class
 `AlfenCharger`. Note on stop(): nothing is written; without refreshes the station falls back
 to its own safe current after the validity time, which is its designed safe state.
@@ -40,8 +52,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -258,13 +272,105 @@ class _DeviceError(Exception):
     """The station answered with a Modbus exception or a malformed answer."""
 
 
+class _StationLink:
+    """The Modbus TCP connection to one station (host, port), shared by its sockets' drivers
+    (see the module docstring). `users` are the started drivers."""
+
+    def __init__(self, key: tuple[str, int]):
+        self.key = key
+        self.users: set[AlfenCharger] = set()
+        self.client: AsyncModbusTcpClient | None = None
+        self.io_lock = asyncio.Lock()        # one request (sequence) at a time on the wire
+        self._connect_lock = asyncio.Lock()
+        self.connections_opened = 0          # TCP connections made (for tests and logs)
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    async def connect(self, config: AlfenConfig) -> AsyncModbusTcpClient | None:
+        """The open connection, opening it when there is none (one attempt); None when the
+        TCP connection cannot be made."""
+        async with self._connect_lock:
+            if self.client is not None and self.client.connected:
+                return self.client
+            holder: list[AsyncModbusTcpClient] = []
+            client = AsyncModbusTcpClient(
+                config.host, port=config.port, timeout=config.timeout_s, retries=0,
+                reconnect_delay=0, name="alfen",
+                trace_connect=lambda up: self._on_trace(holder[0] if holder else None, up))
+            holder.append(client)
+            try:
+                tcp_up = await client.connect()
+            except BaseException:
+                client.close()
+                raise
+            if not tcp_up:
+                client.close()
+                return None
+            self.client = client
+            self.connections_opened += 1
+            return client
+
+    def _on_trace(self, client: AsyncModbusTcpClient | None, up: bool) -> None:
+        if not up and client is not None:
+            self.drop(client, "the charger closed the connection")
+
+    def drop(self, client: AsyncModbusTcpClient | None, reason: str) -> None:
+        """`client` is broken: every socket using it is told (it reconnects), then it closes."""
+        if client is None:
+            return
+        if client is self.client:
+            self.client = None
+        for driver in list(self.users):
+            driver._link_gone(client, reason)
+        client.close()
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+
+_STATION_LINKS: dict[tuple[str, int], _StationLink] = {}
+
+
+def _link_key(config: AlfenConfig) -> tuple[str, int]:
+    return config.host.strip().lower(), config.port
+
+
+def _acquire_link(driver: AlfenCharger) -> _StationLink:
+    key = _link_key(driver.config)
+    link = _STATION_LINKS.get(key)
+    if link is None:
+        link = _STATION_LINKS[key] = _StationLink(key)
+    link.users.add(driver)
+    return link
+
+
+def _release_link(driver: AlfenCharger, link: _StationLink) -> None:
+    link.users.discard(driver)
+    if not link.users:
+        link.close()
+        if _STATION_LINKS.get(link.key) is link:
+            del _STATION_LINKS[link.key]
+
+
+def station_link_of(driver: AlfenCharger) -> _StationLink | None:
+    """The shared connection a started driver uses (None before start / after stop)."""
+    return driver._link
+
+
 class AlfenCharger(Charger):
-    """One Alfen socket over Modbus TCP. Start with `await charger.start()`."""
+    """One Alfen socket over Modbus TCP. Start with `await charger.start()`. Sockets of one
+    station (same host and port) share one connection (`_StationLink`)."""
 
     def __init__(self, config: AlfenConfig, clock: Clock = REAL_CLOCK):
         self.config = config
         self.clock = clock
-        self._client: AsyncModbusTcpClient | None = None
+        self._client: AsyncModbusTcpClient | None = None   # the link's client while we use it
+        self._link: _StationLink | None = None              # while started
+        self._stopped = False                                # stop() was called
         self._connected = False
         self._link_error: str | None = "not started"
         self._command_error: str | None = None
@@ -279,7 +385,7 @@ class AlfenCharger(Charger):
         self._last_write_t: float | None = None
         self._last_io_t = 0.0
         self._resent_after_fallback = False
-        self._io_lock = asyncio.Lock()
+        self._own_io_lock = asyncio.Lock()    # only while not started (no link)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.setpoint_writes = 0     # successful writes to 1210
@@ -326,13 +432,22 @@ class AlfenCharger(Charger):
         """Its meter always has voltages and currents: NaN on every phase is no answer."""
         return REQUIRED_READINGS
 
+    @property
+    def _io_lock(self) -> asyncio.Lock:
+        """The station connection's lock: one request sequence at a time, whichever socket."""
+        return self._link.io_lock if self._link is not None else self._own_io_lock
+
     async def start(self) -> None:
         modbus_log.install()   # an undecodable answer is a warning, not a traceback
+        self._stopped = False
         if self._task is None:
             self._link_error = "connecting"
+            if self._link is None:
+                self._link = _acquire_link(self)
             self._task = asyncio.create_task(self._supervise(), name="alfen-supervisor")
 
     async def stop(self) -> None:
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             # A cancellation can be swallowed inside the Modbus client's connect (asyncio's
@@ -344,7 +459,10 @@ class AlfenCharger(Charger):
                     break
             else:
                 log.error("the Alfen supervisor did not stop; leaving it behind")
-        self._close_client()
+        self._close_client(broken=False)
+        link, self._link = self._link, None
+        if link is not None:
+            _release_link(self, link)      # the last socket of the station closes it
         if self._connected:
             log.info("disconnected from %s (stopped)", self.connection_text)
         self._connected = False
@@ -359,7 +477,7 @@ class AlfenCharger(Charger):
                 meter = await self._read(self.config.socket_unit_id, *METER_BLOCK)
                 control = await self._read(self.config.socket_unit_id, *CONTROL_BLOCK)
             except (_LinkError, _DeviceError) as exc:
-                self._lost(str(exc))
+                self._lost(str(exc), broken=isinstance(exc, _LinkError))
                 raise ChargerUnavailable(f"Alfen {self.connection_text}: {exc}") from None
         measurement = decode_measurement(status, meter, control)
         extra = dict(measurement.extra)
@@ -500,7 +618,7 @@ class AlfenCharger(Charger):
                 raise
             except Exception as exc:  # never let the supervisor die
                 log.exception("unexpected error in Alfen supervisor")
-                self._lost(f"internal error: {exc!r}")
+                self._lost(f"internal error: {exc!r}", broken=False)
                 await self.clock.sleep(delay)
 
     def _refresh_due_in_s(self) -> float:
@@ -537,23 +655,15 @@ class AlfenCharger(Charger):
             try:
                 await self._read(self.config.station_unit_id, *STATUS_BLOCK)
             except (_LinkError, _DeviceError) as exc:
-                self._lost(str(exc))
+                self._lost(str(exc), broken=isinstance(exc, _LinkError))
 
     async def _connect(self) -> bool:
         cfg = self.config
         self.connect_attempts += 1
-        holder: list[AsyncModbusTcpClient] = []
-        client = AsyncModbusTcpClient(
-            cfg.host, port=cfg.port, timeout=cfg.timeout_s, retries=0, reconnect_delay=0,
-            name="alfen", trace_connect=lambda up: self._on_link(holder[0] if holder else None, up))
-        holder.append(client)
-        try:
-            tcp_up = await client.connect()
-        except BaseException:
-            client.close()
-            raise
-        if not tcp_up:
-            client.close()
+        if self._link is None:            # stopped meanwhile
+            return False
+        client = await self._link.connect(cfg)   # the station's connection, opened if needed
+        if client is None:
             self._lost(await self._probe_reason())
             return False
         self._client = client
@@ -563,7 +673,7 @@ class AlfenCharger(Charger):
                 status = await self._read(cfg.station_unit_id, *STATUS_BLOCK)
                 control = await self._read(cfg.socket_unit_id, *CONTROL_BLOCK)
             except (_LinkError, _DeviceError) as exc:
-                self._lost(f"{exc}{self._unit_hint(exc)}")
+                self._lost(f"{exc}{self._unit_hint(exc)}", broken=isinstance(exc, _LinkError))
                 return False
             self._identity, self._station_info = decode_identity(identity, status)
             self._learn(status, control)
@@ -615,13 +725,20 @@ class AlfenCharger(Charger):
         writer.close()
         return f"Modbus connection to {where} failed although TCP connects"
 
-    def _on_link(self, client: AsyncModbusTcpClient | None, up: bool) -> None:
-        if not up and client is self._client and self._connected:
-            self._lost("the charger closed the connection")
+    def _link_gone(self, client: AsyncModbusTcpClient, reason: str) -> None:
+        """The station's connection `client` broke (found by this or another socket's driver,
+        or closed by the station)."""
+        if client is self._client:
+            if self._connected:
+                self._lost(reason, broken=False)
+            else:
+                self._client = None
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, reason: str, broken: bool = True) -> None:
         """Mark the link down. The start of an outage is a warning; while it lasts, a changed
-        reason is only a debug line (the reminders of `_remind_if_due` repeat it)."""
+        reason is only a debug line (the reminders of `_remind_if_due` repeat it). `broken`:
+        the connection itself failed (closed for every socket of the station); otherwise only
+        this socket stops using it (a Modbus exception about this socket)."""
         if self._connected or self._away_since is None:
             if self._connected:
                 log.warning("lost %s: %s", self.connection_text, reason)
@@ -635,7 +752,7 @@ class AlfenCharger(Charger):
             log.debug("%s still unavailable: %s", self.connection_text, reason)
         self._connected = False
         self._link_error = reason
-        self._close_client()
+        self._close_client(broken=broken, reason=reason)
         self._wake.set()
 
     def _remind_if_due(self) -> None:
@@ -649,9 +766,15 @@ class AlfenCharger(Charger):
         self._remind_gap_s = min(self._remind_gap_s * 2.0, LOG_REMINDER_MAX_S)
         self._remind_at = now + self._remind_gap_s
 
-    def _close_client(self) -> None:
+    def _close_client(self, broken: bool, reason: str = "") -> None:
+        """Stop using the station's connection; `broken`: close it for every socket."""
         client, self._client = self._client, None
-        if client is not None:
+        if client is None:
+            return
+        if self._link is not None:
+            if broken:
+                self._link.drop(client, reason)
+        else:
             client.close()
 
     def _learn(self, status: mw.RegisterBlock, control: mw.RegisterBlock) -> None:
@@ -707,12 +830,32 @@ def _short(exc: Exception) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def charger_from_config(config: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> AlfenCharger:
-    """The registry's builder (`phaeton.chargers.registry`): the driver for the whole config's
-    `charger.alfen` section (defaults applied)."""
-    alfen = config["charger"]["alfen"]
-    return AlfenCharger(AlfenConfig(
+_BUILT_SOCKETS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def charger_from_config(charger: Mapping[str, Any], config: Mapping[str, Any] | None = None,
+                        clock: Clock = REAL_CLOCK) -> AlfenCharger:
+    """The registry's builder (`phaeton.chargers.registry`): the driver for ONE charger entry's
+    `alfen` section (defaults applied; `config`, the whole config, is not needed). Entries for
+    sockets of one station (same host and port) share its connection once started.
+
+    ValueError when another built (and not stopped) driver already drives the same socket (host,
+    port and socket unit id): two entries would fight over one setpoint."""
+    alfen = charger["alfen"]
+    driver = AlfenCharger(AlfenConfig(
         host=alfen["host"], port=alfen["port"], station_unit_id=alfen["station_unit_id"],
         socket_unit_id=alfen["socket_unit_id"], timeout_s=float(alfen["timeout_s"]),
         setpoint_refresh_s=float(alfen["setpoint_refresh_s"]),
         reconnect_max_s=float(alfen["reconnect_max_s"])), clock=clock)
+    key = (*_link_key(driver.config), driver.config.socket_unit_id)
+    other = _BUILT_SOCKETS.get(key)
+    if other is not None and not other._stopped:
+        del other
+        gc.collect()              # a driver nobody holds any more (kept by a cycle) is gone
+        other = _BUILT_SOCKETS.get(key)
+    if other is not None and not other._stopped:
+        raise ValueError(f"Alfen socket {driver.config.socket_unit_id} of the station at "
+                         f"{driver.config.host}:{driver.config.port} is already driven by "
+                         f"another charger entry (each socket may be configured once)")
+    _BUILT_SOCKETS[key] = driver
+    return driver

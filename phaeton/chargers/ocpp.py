@@ -1,9 +1,23 @@
 """OCPP 1.6J charger: the `Charger` for one charge point connector, driven by our central system.
 
 The charge point connects to `OcppCentralSystem` (phaeton/chargers/ocpp_server.py), which hands
-each accepted WebSocket to the `OcppCharger` registered for that charge point id. One
+each accepted WebSocket to the `_ChargePoint` registered for that charge point id. One
 `_CentralSystemSession` (an `ocpp` ChargePoint) lives per connection; the charger keeps what
-outlives a connection (identity, status, transaction, meter values, the limit to apply).
+outlives a connection (status, transaction, meter values, the limit to apply).
+
+Several chargers per GX:
+- any number of charge points connect to one central system: chargers built from the config
+  share the one for their (host, port, path) (`central_system_for`; the first charger's
+  `start()` starts it, the last one's `stop()` stops it), each matched by its charge point id;
+- a charge point with several connectors is one connection: the `OcppCharger`s of its
+  connectors (same charge_point_id, connector_id 1, 2 ...) share its `_ChargePoint`, which
+  answers the station (boot, heartbeats, authorisation, transaction ids) and hands each
+  connector's StatusNotification, StartTransaction, StopTransaction and MeterValues to that
+  connector's charger (connector 0's status to all of them; connector 0's meter only when one
+  connector is driven). Each charger sets its own connector's limit (SetChargingProfile with its
+  connectorId). A charger that stops leaves its connector at `stop_current_a`; the connection
+  closes with the last one. The same charge point id and connector twice is refused
+  (ValueError) when built (`OcppCentralSystem.claim`) and when started.
 
 Current limiting (smart charging), as the reference describes:
 - fixed profile ids per purpose (`TX_DEFAULT_PROFILE_ID`, `TX_PROFILE_ID`), one stack level;
@@ -31,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,16 +174,41 @@ def _iso(clock: Clock) -> str:
     return datetime.fromtimestamp(clock.time(), UTC).isoformat().replace("+00:00", "Z")
 
 
-class _CentralSystemSession(GuardedChargePoint):
-    """One WebSocket connection of a charge point; answers its calls on behalf of the charger."""
+async def _call(session: _CentralSystemSession, payload, timeout_s: float):
+    """session.call with every failure turned into CallFailed (words for last_error).
+    Ends early (CallFailed) when the connection closes while we wait."""
+    name = type(payload).__name__
+    task = asyncio.ensure_future(session.call(payload, suppress=False))
+    session.tasks.add(task)
+    task.add_done_callback(session.tasks.discard)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            task.cancel()
+            raise
+        raise CallUnanswered(f"{name}: connection closed before the answer") from None
+    except TimeoutError:
+        raise CallUnanswered(f"{name}: no answer within {timeout_s:g} s") from None
+    except OCPPError as exc:
+        raise CallRefused(f"{name}: CallError {exc.code}: {exc.description}") from None
+    except (LinkClosed, ConnectionError) as exc:
+        raise CallUnanswered(f"{name}: connection lost ({exc})") from None
+    except Exception as exc:  # e.g. an unknown CallError code or a malformed answer
+        raise CallRefused(f"{name}: {type(exc).__name__}: {exc}") from None
 
-    def __init__(self, charger: OcppCharger, link: WebSocketLink):
-        super().__init__(charger.config.charge_point_id, link,
-                         response_timeout=charger.config.call_timeout_s)
-        self.charger = charger
+
+class _CentralSystemSession(GuardedChargePoint):
+    """One WebSocket connection of a charge point; answers its calls on behalf of the
+    `_ChargePoint`, which hands each connector's news to that connector's charger."""
+
+    def __init__(self, station: _ChargePoint, link: WebSocketLink):
+        super().__init__(station.charge_point_id, link, response_timeout=station.call_timeout_s)
+        self.station = station
         self.link = link
         self.booted = False
-        self.configured = False   # meter values, rate unit and limit set up on this connection
+        self.configured = False   # meter values, rate unit and limits set up on this connection
         self.boot_seen = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
 
@@ -183,47 +223,47 @@ class _CentralSystemSession(GuardedChargePoint):
 
     @on(Action.boot_notification)
     def on_boot_notification(self, charge_point_vendor, charge_point_model, **kwargs):
-        return self.charger._on_boot(self, charge_point_vendor, charge_point_model, kwargs)
+        return self.station._on_boot(self, charge_point_vendor, charge_point_model, kwargs)
 
     @after(Action.boot_notification)
     def after_boot_notification(self, **kwargs):
-        self.spawn(self.charger._setup(self))
+        self.spawn(self.station._setup(self))
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **kwargs):
-        return call_result.Heartbeat(current_time=_iso(self.charger.clock))
+        return call_result.Heartbeat(current_time=_iso(self.station.clock))
 
     @on(Action.status_notification)
     def on_status_notification(self, connector_id, error_code, status, **kwargs):
-        self.charger._on_status(int(connector_id), str(status), str(error_code),
+        self.station._on_status(int(connector_id), str(status), str(error_code),
                                 kwargs.get("info"))
         return call_result.StatusNotification()
 
     @on(Action.authorize)
     def on_authorize(self, id_tag, **kwargs):
-        return call_result.Authorize(id_tag_info={"status": self.charger._tag_status(id_tag)})
+        return call_result.Authorize(id_tag_info={"status": self.station._tag_status(id_tag)})
 
     @on(Action.start_transaction)
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
-        status = self.charger._tag_status(id_tag)
-        tx_id = self.charger._on_start_transaction(int(connector_id), int(meter_start),
-                                                   status == AuthorizationStatus.accepted)
+        tx_id, status = self.station._on_start_transaction(int(connector_id), id_tag,
+                                                           int(meter_start))
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info={"status": status})
 
     @after(Action.start_transaction)
-    def after_start_transaction(self, **kwargs):
+    def after_start_transaction(self, connector_id=None, **kwargs):
         # Put a TxProfile on the new transaction (the TxDefault already limits it).
-        if self.charger._target_limit_a() is not None:
-            self.spawn(self.charger._apply_limit())
+        charger = self.station.charger_on(connector_id)
+        if charger is not None and charger._target_limit_a() is not None:
+            self.spawn(charger._apply_limit())
 
     @on(Action.stop_transaction)
     def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
-        self.charger._on_stop_transaction(int(transaction_id), int(meter_stop))
+        self.station._on_stop_transaction(int(transaction_id), int(meter_stop))
         return call_result.StopTransaction()
 
     @on(Action.meter_values)
     def on_meter_values(self, connector_id, meter_value, **kwargs):
-        self.charger._on_meter_values(int(connector_id), meter_value,
+        self.station._on_meter_values(int(connector_id), meter_value,
                                       kwargs.get("transaction_id"))
         return call_result.MeterValues()
 
@@ -238,14 +278,274 @@ class _CentralSystemSession(GuardedChargePoint):
         return call_result.DiagnosticsStatusNotification()
 
 
+class _ChargePoint:
+    """One charge point id on a central system: its WebSocket connection (one at a time) and
+    what belongs to the whole station (identity, boot, rate unit, transaction ids), shared by
+    the `OcppCharger`s of its connectors (one per connector). Connector news goes to that
+    connector's charger; station-wide news (connector 0 status) to all of them."""
+
+    def __init__(self, charge_point_id: str, central: OcppCentralSystem, clock: Clock):
+        self.charge_point_id = charge_point_id
+        self.central = central
+        self.clock = clock
+        self.chargers: dict[int, OcppCharger] = {}     # by connector id
+        self.session: _CentralSystemSession | None = None
+        self.identity: ChargerIdentity | None = None
+        self.rate_unit = "A"
+        self.link_error: str | None = "not connected yet"
+        self.stopping = False
+        self._closing: set[asyncio.Task] = set()
+        # Transaction ids increase within a run and start above earlier runs' (time based).
+        self.next_transaction_id = max(1, int(clock.time()) - 1_700_000_000)
+
+    # ---- the connectors ---------------------------------------------------------------
+    def add(self, charger: OcppCharger) -> None:
+        """A connector's charger joins; ValueError when its connector is taken or its
+        password differs from the other connectors' (one connection, one login)."""
+        connector = charger.config.connector_id
+        other = self.chargers.get(connector)
+        if other is not None and other is not charger:
+            raise ValueError(f"charge point id {self.charge_point_id!r} connector {connector} "
+                             f"is already registered on the OCPP central system "
+                             f"{self.central.where}")
+        for peer in self.chargers.values():
+            if peer is not charger and peer.config.password != charger.config.password:
+                raise ValueError(f"charge point id {self.charge_point_id!r}: connector "
+                                 f"{connector} has a different password than connector "
+                                 f"{peer.config.connector_id} (one connection, one password)")
+        self.central.claim(self.charge_point_id, connector, charger)
+        self.chargers[connector] = charger
+        self.stopping = False
+        session = self.session
+        if session is not None and session.configured and not session.link.closed:
+            session.spawn(charger._setup_connector(session))   # joined a running connection
+
+    def remove(self, charger: OcppCharger) -> bool:
+        """The charger leaves; True when it was the last one."""
+        connector = charger.config.connector_id
+        if self.chargers.get(connector) is charger:
+            del self.chargers[connector]
+        self.central.release(self.charge_point_id, connector, charger)
+        return not self.chargers
+
+    def charger_on(self, connector_id) -> OcppCharger | None:
+        try:
+            return self.chargers.get(int(connector_id))
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def password(self) -> str | None:
+        for charger in self.chargers.values():
+            return charger.config.password
+        return None
+
+    @property
+    def call_timeout_s(self) -> float:
+        return max((c.config.call_timeout_s for c in self.chargers.values()), default=10.0)
+
+    @property
+    def meter_interval_s(self) -> int:
+        return min((c.config.meter_interval_s for c in self.chargers.values()), default=10)
+
+    @property
+    def heartbeat_interval_s(self) -> int:
+        return min((c.config.heartbeat_interval_s for c in self.chargers.values()), default=60)
+
+    @property
+    def connected(self) -> bool:
+        session = self.session
+        return session is not None and session.booted and not session.link.closed
+
+    # ---- the connection -----------------------------------------------------------------
+    async def disconnect(self, reason: bytes = b"closed by the central system") -> None:
+        """Close the current connection, if any (the charge point will reconnect)."""
+        session = self.session
+        if session is not None:
+            session.cancel_tasks()
+            await session.link.close(message=reason)
+
+    async def serve_connection(self, ws, peer: str = "") -> None:
+        """Run one accepted WebSocket until it closes; a newer one replaces an older one."""
+        cp = self.charge_point_id
+        link = WebSocketLink(ws, f"{cp}@{peer}")
+        session = _CentralSystemSession(self, link)
+        old = self.session
+        self.session = session
+        self.link_error = "connected, waiting for BootNotification"
+        if old is not None:
+            log.warning("%s: new connection from %s replaces the old one", cp, peer)
+            old.cancel_tasks()
+            # Close in the background: a half-open old socket must not delay the new one.
+            closing = asyncio.ensure_future(old.link.close(message=b"replaced"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        if self.identity is not None:
+            # A known station reconnecting without a reboot does not send BootNotification.
+            session.booted = True
+            session.spawn(self._setup_unless_boot(session))
+        log.info("%s: connected from %s", cp, peer)
+        try:
+            await session.start()
+        except LinkClosed as exc:
+            log.info("%s", exc)
+        except Exception:  # the ocpp package or a handler failed: log it, keep the service up
+            log.exception("%s: connection loop failed", cp)
+        finally:
+            session.cancel_tasks()
+            session.flush_reports()
+            await link.close()
+            if self.session is session:
+                self.session = None
+                for charger in self.chargers.values():
+                    charger._applied_key = None
+                if self.stopping:
+                    self.link_error = "stopped"
+                    log.info("%s: connection closed (stopping)", cp)
+                else:
+                    self.link_error = "connection closed by the charge point or the network"
+                    log.warning("%s: disconnected", cp)
+
+    # ---- handlers' logic ----------------------------------------------------------------
+    def _on_boot(self, session, vendor, model, extra) -> call_result.BootNotification:
+        self.identity = ChargerIdentity(
+            manufacturer=str(vendor), model=str(model),
+            serial=str(extra.get("charge_point_serial_number")
+                       or extra.get("charge_box_serial_number") or ""),
+            firmware=str(extra.get("firmware_version") or ""))
+        session.booted = True
+        session.boot_seen.set()
+        for charger in self.chargers.values():
+            charger._applied_key = None    # a rebooted station may have lost our profiles
+        self.link_error = None
+        log.info("%s: booted (%s %s)", self.charge_point_id, vendor, model)
+        return call_result.BootNotification(current_time=_iso(self.clock),
+                                            interval=self.heartbeat_interval_s,
+                                            status=RegistrationStatus.accepted)
+
+    def _on_status(self, connector_id: int, status: str, error_code: str, info) -> None:
+        if connector_id == 0:
+            for charger in list(self.chargers.values()):
+                charger._on_status(connector_id, status, error_code, info)
+            return
+        charger = self.chargers.get(connector_id)
+        if charger is not None:
+            charger._on_status(connector_id, status, error_code, info)
+
+    def _tag_status(self, id_tag) -> str:
+        """Authorize (no connector named): accepted when any connector's charger accepts."""
+        for charger in self.chargers.values():
+            if charger._tag_status(id_tag) == AuthorizationStatus.accepted:
+                return AuthorizationStatus.accepted
+        return AuthorizationStatus.invalid
+
+    def _on_start_transaction(self, connector_id: int, id_tag,
+                              meter_start_wh: int) -> tuple[int, str]:
+        """A transaction id for the station (always) and the tag's status; tracked by the
+        connector's charger only if the tag was accepted (otherwise the station ends it)."""
+        tx_id = self.next_transaction_id
+        self.next_transaction_id += 1
+        charger = self.chargers.get(connector_id)
+        status = charger._tag_status(id_tag) if charger is not None else self._tag_status(id_tag)
+        if charger is not None:
+            charger._on_start_transaction(connector_id, meter_start_wh,
+                                          status == AuthorizationStatus.accepted, tx_id)
+        return tx_id, status
+
+    def _on_stop_transaction(self, transaction_id: int, meter_stop_wh: int) -> None:
+        chargers = list(self.chargers.values())
+        owner = next((c for c in chargers if c._transaction_id == transaction_id), None)
+        if owner is None and len(chargers) == 1:
+            owner = chargers[0]           # it says whether it knows the transaction
+        if owner is None:
+            log.info("%s: StopTransaction for %s, a transaction of none of our connectors",
+                     self.charge_point_id, transaction_id)
+            return
+        owner._on_stop_transaction(transaction_id, meter_stop_wh)
+
+    def _on_meter_values(self, connector_id: int, meter_value, transaction_id) -> None:
+        if connector_id == 0:
+            # The station's own meter: a connector's only when it is the one we drive.
+            if len(self.chargers) == 1:
+                next(iter(self.chargers.values()))._on_meter_values(0, meter_value,
+                                                                    transaction_id)
+            return
+        charger = self.chargers.get(connector_id)
+        if charger is not None:
+            charger._on_meter_values(connector_id, meter_value, transaction_id)
+
+    # ---- setup after (re)connect -------------------------------------------------------
+    async def _setup_unless_boot(self, session: _CentralSystemSession) -> None:
+        """Set up a reconnected known station, unless it boots (then the boot does it)."""
+        boot = asyncio.ensure_future(session.boot_seen.wait())
+        grace = asyncio.ensure_future(self.clock.sleep(RECONNECT_BOOT_GRACE_S))
+        try:
+            await asyncio.wait({boot, grace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            boot.cancel()
+            grace.cancel()
+        if not session.boot_seen.is_set():
+            await self._setup(session)
+
+    async def _setup(self, session: _CentralSystemSession) -> None:
+        """After boot/reconnect: meter values we need, the rate unit, then each connector's
+        status and limit. A step the station refuses is logged and skipped; no answer at all
+        ends the setup (it runs again on the next connection)."""
+        cp = self.charge_point_id
+        timeout_s = self.call_timeout_s
+
+        async def configure(key: str, value: str) -> bool:
+            try:
+                result = await _call(session, call.ChangeConfiguration(key=key, value=value),
+                                     timeout_s)
+            except CallRefused as exc:
+                log.warning("%s: %s", cp, exc)
+                return False
+            if result.status in (ConfigurationStatus.accepted,
+                                 ConfigurationStatus.reboot_required):
+                return True
+            log.info("%s: ChangeConfiguration %s=%s: %s", cp, key, value, result.status)
+            return False
+
+        try:
+            if not await configure("MeterValuesSampledData", MEASURANDS_FULL):
+                await configure("MeterValuesSampledData", MEASURANDS_BASIC)
+            await configure("MeterValueSampleInterval", str(self.meter_interval_s))
+            try:
+                result = await _call(session, call.GetConfiguration(key=[RATE_UNIT_KEY]),
+                                     timeout_s)
+                value = None
+                for item in result.configuration_key or []:
+                    if isinstance(item, dict) and item.get("key") == RATE_UNIT_KEY:
+                        value = item.get("value")
+                self.rate_unit = allowed_rate_units(value)[0]
+                log.info("%s: charging profiles in %s (station allows %r)", cp,
+                         self.rate_unit, value)
+            except CallRefused as exc:
+                log.warning("%s: %s; using A", cp, exc)
+            for charger in list(self.chargers.values()):
+                await charger._ask_status(session)
+        except CallUnanswered as exc:
+            for charger in self.chargers.values():
+                charger._command_error = f"setup: {exc}"
+            log.warning("%s: setup after connect: %s", cp, exc)
+            return
+        for charger in list(self.chargers.values()):
+            await charger._apply_limit(force=True)
+            charger._configured_on = session
+        session.configured = True
+
+
 class OcppCharger(Charger):
-    """One connector of an OCPP 1.6J charge point, as the controller sees it."""
+    """One connector of an OCPP 1.6J charge point, as the controller sees it. The chargers of
+    one charge point's connectors share its connection (`_ChargePoint`); any number of charge
+    points share one central system."""
 
     def __init__(self, config: OcppChargerConfig, central_system, clock: Clock = REAL_CLOCK):
         self.config = config
         self.clock = clock
         self._central = central_system
-        self._session: _CentralSystemSession | None = None
+        self._station: _ChargePoint | None = None     # while started
         self._identity: ChargerIdentity | None = None
         self._status: str | None = None
         self._error_code: str | None = None
@@ -253,7 +553,6 @@ class OcppCharger(Charger):
         self._station_status: str | None = None      # connector 0
         self._station_error: tuple[str | None, str | None] = (None, None)  # (code, info)
         self._own_meter_seen = False                 # meter values for our connector arrived
-        self._closing: set[asyncio.Task] = set()
         self._listen_task: asyncio.Task | None = None
         self._transaction_id: int | None = None
         self._meter_start_kwh: float | None = None
@@ -261,41 +560,51 @@ class OcppCharger(Charger):
         self._car_finished = False    # SuspendedEV after energy flowed: the car is done
         self._sample = MeterSample()
         self._soc_seen = False
-        self._rate_unit = "A"
         self._desired_a: float | None = None         # what the controller asked for
         self._enabled = True
         self._applied_key: tuple | None = None
         self._applied_a: float | None = None         # last limit the station accepted
+        self._configured_on: _CentralSystemSession | None = None
         self._link_error: str | None = "not connected yet"
         self._command_error: str | None = None
         self._apply_lock = asyncio.Lock()
         self._stopping = False
-        # Transaction ids increase within a run and start above earlier runs' (time based).
-        self._next_transaction_id = max(1, int(clock.time()) - 1_700_000_000)
 
     # ---- Charger interface -------------------------------------------------------------
     async def start(self) -> None:
         self._stopping = False
+        if self._station is None:
+            station = self._central.registered(self.config.charge_point_id)
+            if not isinstance(station, _ChargePoint):
+                station = _ChargePoint(self.config.charge_point_id, self._central, self.clock)
+            station.add(self)              # ValueError: the connector is already driven
+            self._station = station
         try:
-            await self._central.attach(self)
+            await self._central.attach(self._station)
         except OSError as exc:
-            self._link_error = f"cannot listen for charge points: {exc}"
+            self._station.link_error = f"cannot listen for charge points: {exc}"
             log.error("%s: %s; retrying every %g s", self.config.charge_point_id,
-                      self._link_error, LISTEN_RETRY_S)
+                      self._station.link_error, LISTEN_RETRY_S)
             self._listen_task = asyncio.get_running_loop().create_task(self._retry_listen())
 
     async def _retry_listen(self) -> None:
         while not self._stopping:
             await self.clock.sleep(LISTEN_RETRY_S)
+            station = self._station
+            if station is None:
+                return
             try:
                 await self._central.start()
             except OSError as exc:
-                self._link_error = f"cannot listen for charge points: {exc}"
+                station.link_error = f"cannot listen for charge points: {exc}"
                 continue
-            self._link_error = "not connected yet"
+            if station.session is None:
+                station.link_error = "not connected yet"
             return
 
     async def stop(self) -> None:
+        """Leave our connector at `stop_current_a`; the connection closes with the last
+        connector's charger (the other connectors carry on)."""
         self._stopping = True
         if self._listen_task is not None:
             self._listen_task.cancel()
@@ -303,33 +612,52 @@ class OcppCharger(Charger):
         if self.connected and self.config.stop_current_a is not None:
             self._desired_a = effective_current(self.config.stop_current_a)
             await self._apply_limit()
-        await self.disconnect(b"central system stopping")
-        await self._central.detach(self)
+        station, self._station = self._station, None
+        self._link_error = "stopped"
+        self._configured_on = None
+        if station is None:
+            self._central.release(self.config.charge_point_id, self.config.connector_id, self)
+            return
+        if station.remove(self):
+            station.stopping = True
+            await station.disconnect(b"central system stopping")
+            await self._central.detach(station)
 
     async def disconnect(self, reason: bytes = b"closed by the central system") -> None:
-        """Close the current connection, if any (the charge point will reconnect)."""
-        session = self._session
-        if session is not None:
-            session.cancel_tasks()
-            await session.link.close(message=reason)
+        """Close the charge point's current connection, if any (it will reconnect). The
+        connection is the whole charge point's: every connector's charger loses it."""
+        if self._station is not None:
+            await self._station.disconnect(reason)
+
+    @property
+    def _session(self) -> _CentralSystemSession | None:
+        station = self._station
+        return station.session if station is not None else None
 
     @property
     def connected(self) -> bool:
-        session = self._session
-        return session is not None and session.booted and not session.link.closed
+        station = self._station
+        return station is not None and station.connected
 
     @property
     def connection_text(self) -> str:
+        if self.config.connector_id != 1:
+            return f"OCPP 1.6J {self.config.charge_point_id} connector {self.config.connector_id}"
         return f"OCPP 1.6J {self.config.charge_point_id}"
 
     @property
     def last_error(self) -> str | None:
         if not self.connected:
-            return self._link_error or "not connected"
+            station = self._station
+            error = station.link_error if station is not None else self._link_error
+            return error or "not connected"
         return self._command_error
 
     @property
     def identity(self) -> ChargerIdentity | None:
+        station = self._station
+        if station is not None and station.identity is not None:
+            self._identity = station.identity
         return self._identity
 
     @property
@@ -343,12 +671,14 @@ class OcppCharger(Charger):
     def configured(self) -> bool:
         """Connected, and the after-connect setup (meter values, rate unit, limit) is done."""
         session = self._session
-        return self.connected and session is not None and session.configured
+        return (self.connected and session is not None and session.configured
+                and self._configured_on is session)
 
     @property
     def rate_unit(self) -> str:
         """"A" or "W": the unit our charging profiles use for this station."""
-        return self._rate_unit
+        station = self._station
+        return station.rate_unit if station is not None else "A"
 
     @property
     def transaction_id(self) -> int | None:
@@ -379,7 +709,7 @@ class OcppCharger(Charger):
             session_energy_kwh=session_kwh,
             vehicle_soc_pct=sample.soc_pct,
             extra={"ocpp_status": self._status, "transaction_id": self._transaction_id,
-                   "rate_unit": self._rate_unit},
+                   "rate_unit": self.rate_unit, "connector_id": self.config.connector_id},
         )
 
     async def set_current(self, amps: float) -> None:
@@ -412,63 +742,7 @@ class OcppCharger(Charger):
         except CallFailed as exc:
             raise ChargerUnavailable(str(exc)) from None
 
-    # ---- connection life cycle (called by the central system) ---------------------------
-    async def serve_connection(self, ws, peer: str = "") -> None:
-        """Run one accepted WebSocket until it closes; a newer one replaces an older one."""
-        link = WebSocketLink(ws, f"{self.config.charge_point_id}@{peer}")
-        session = _CentralSystemSession(self, link)
-        old = self._session
-        self._session = session
-        self._link_error = "connected, waiting for BootNotification"
-        if old is not None:
-            log.warning("%s: new connection from %s replaces the old one",
-                        self.config.charge_point_id, peer)
-            old.cancel_tasks()
-            # Close in the background: a half-open old socket must not delay the new one.
-            closing = asyncio.ensure_future(old.link.close(message=b"replaced"))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-        if self._identity is not None:
-            # A known station reconnecting without a reboot does not send BootNotification.
-            session.booted = True
-            session.spawn(self._setup_unless_boot(session))
-        log.info("%s: connected from %s", self.config.charge_point_id, peer)
-        try:
-            await session.start()
-        except LinkClosed as exc:
-            log.info("%s", exc)
-        except Exception:  # the ocpp package or a handler failed: log it, keep the service up
-            log.exception("%s: connection loop failed", self.config.charge_point_id)
-        finally:
-            session.cancel_tasks()
-            session.flush_reports()
-            await link.close()
-            if self._session is session:
-                self._session = None
-                self._applied_key = None
-                if self._stopping:
-                    self._link_error = "stopped"
-                    log.info("%s: connection closed (stopping)", self.config.charge_point_id)
-                else:
-                    self._link_error = "connection closed by the charge point or the network"
-                    log.warning("%s: disconnected", self.config.charge_point_id)
-
-    # ---- handlers' logic ----------------------------------------------------------------
-    def _on_boot(self, session, vendor, model, extra) -> call_result.BootNotification:
-        self._identity = ChargerIdentity(
-            manufacturer=str(vendor), model=str(model),
-            serial=str(extra.get("charge_point_serial_number")
-                       or extra.get("charge_box_serial_number") or ""),
-            firmware=str(extra.get("firmware_version") or ""))
-        session.booted = True
-        session.boot_seen.set()
-        self._applied_key = None      # a rebooted station may have lost our profiles
-        self._link_error = None
-        log.info("%s: booted (%s %s)", self.config.charge_point_id, vendor, model)
-        return call_result.BootNotification(current_time=_iso(self.clock),
-                                            interval=self.config.heartbeat_interval_s,
-                                            status=RegistrationStatus.accepted)
-
+    # ---- this connector's news (from the charge point) --------------------------------
     def _on_status(self, connector_id: int, status: str, error_code: str, info) -> None:
         code = None if error_code == "NoError" else error_code
         info = str(info) if info else None
@@ -496,17 +770,14 @@ class OcppCharger(Charger):
         return AuthorizationStatus.invalid
 
     def _on_start_transaction(self, connector_id: int, meter_start_wh: int,
-                              accepted: bool) -> int:
-        """A transaction id for the station (always); tracked only if the tag was accepted
-        (otherwise the station ends it at once)."""
-        tx_id = self._next_transaction_id
-        self._next_transaction_id += 1
+                              accepted: bool, tx_id: int) -> None:
+        """The station's transaction `tx_id` on `connector_id`: tracked only if the tag was
+        accepted (otherwise the station ends it at once)."""
         if connector_id == self.config.connector_id and accepted:
             self._transaction_id = tx_id
             self._meter_start_kwh = meter_start_wh / 1000.0
             self._finished_session_kwh = None
             self._car_finished = False
-        return tx_id
 
     def _on_stop_transaction(self, transaction_id: int, meter_stop_wh: int) -> None:
         if transaction_id != self._transaction_id and self._transaction_id is not None:
@@ -564,29 +835,8 @@ class OcppCharger(Charger):
         return session
 
     async def _call(self, session: _CentralSystemSession, payload):
-        """session.call with every failure turned into CallFailed (words for last_error).
-        Ends early (CallFailed) when the connection closes while we wait."""
-        name = type(payload).__name__
-        task = asyncio.ensure_future(session.call(payload, suppress=False))
-        session.tasks.add(task)
-        task.add_done_callback(session.tasks.discard)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                task.cancel()
-                raise
-            raise CallUnanswered(f"{name}: connection closed before the answer") from None
-        except TimeoutError:
-            raise CallUnanswered(f"{name}: no answer within {self.config.call_timeout_s:g} s") \
-                from None
-        except OCPPError as exc:
-            raise CallRefused(f"{name}: CallError {exc.code}: {exc.description}") from None
-        except (LinkClosed, ConnectionError) as exc:
-            raise CallUnanswered(f"{name}: connection lost ({exc})") from None
-        except Exception as exc:  # e.g. an unknown CallError code or a malformed answer
-            raise CallRefused(f"{name}: {type(exc).__name__}: {exc}") from None
+        """session.call with every failure turned into CallFailed (words for last_error)."""
+        return await _call(session, payload, self.config.call_timeout_s)
 
     async def _remote_call(self, session, payload, name: str) -> bool:
         try:
@@ -607,15 +857,17 @@ class OcppCharger(Charger):
         return self._desired_a
 
     async def _apply_limit(self, force: bool = False) -> bool:
-        """Send the limit in force (TxProfile if a transaction runs, always TxDefault).
-        Skips when the same limit is already in place on this connection. True when applied."""
+        """Send the limit in force (TxProfile if a transaction runs, always TxDefault) for our
+        connector. Skips when the same limit is already in place on this connection. True
+        when applied."""
         async with self._apply_lock:
             session = self._session
             limit_a = self._target_limit_a()
             if session is None or not self.connected or limit_a is None:
                 return False
             tx_id = self._transaction_id
-            key = (id(session), limit_a, tx_id, self._rate_unit)
+            rate_unit = self.rate_unit
+            key = (id(session), limit_a, tx_id, rate_unit)
             if key == self._applied_key and not force:
                 return True
             start_s = self.clock.time() - PROFILE_START_BACKDATE_S
@@ -623,10 +875,10 @@ class OcppCharger(Charger):
             if tx_id is not None:
                 profiles.append(charging_profile(
                     ChargingProfilePurposeType.tx_profile, TX_PROFILE_ID, limit_a,
-                    self._rate_unit, self.config.voltage_v, self.config.phases, start_s, tx_id))
+                    rate_unit, self.config.voltage_v, self.config.phases, start_s, tx_id))
             profiles.append(charging_profile(
                 ChargingProfilePurposeType.tx_default_profile, TX_DEFAULT_PROFILE_ID, limit_a,
-                self._rate_unit, self.config.voltage_v, self.config.phases, start_s))
+                rate_unit, self.config.voltage_v, self.config.phases, start_s))
             problems = []
             for profile in profiles:
                 purpose = profile.charging_profile_purpose
@@ -644,7 +896,7 @@ class OcppCharger(Charger):
             if problems:
                 self._applied_key = None
                 self._command_error = "; ".join(problems)
-                log.warning("%s: limit not applied: %s", self.config.charge_point_id,
+                log.warning("%s: limit not applied: %s", self.connection_text,
                             self._command_error)
                 return False
             self._applied_key = key
@@ -652,76 +904,74 @@ class OcppCharger(Charger):
             self._command_error = None
             return True
 
-    async def _setup_unless_boot(self, session: _CentralSystemSession) -> None:
-        """Set up a reconnected known station, unless it boots (then the boot does it)."""
-        boot = asyncio.ensure_future(session.boot_seen.wait())
-        grace = asyncio.ensure_future(self.clock.sleep(RECONNECT_BOOT_GRACE_S))
+    async def _ask_status(self, session: _CentralSystemSession) -> None:
+        """TriggerMessage StatusNotification for our connector while we know no status.
+        CallUnanswered propagates (the setup ends)."""
+        if self._status is not None:
+            return
         try:
-            await asyncio.wait({boot, grace}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            boot.cancel()
-            grace.cancel()
-        if not session.boot_seen.is_set():
-            await self._setup(session)
+            await self._call(session, call.TriggerMessage(
+                requested_message=MessageTrigger.status_notification,
+                connector_id=self.config.connector_id))
+        except CallRefused as exc:
+            log.info("%s: %s", self.config.charge_point_id, exc)
 
-    async def _setup(self, session: _CentralSystemSession) -> None:
-        """After boot/reconnect: meter values we need, the rate unit, then our limit.
-        A step the station refuses is logged and skipped; no answer at all ends the setup
-        (it runs again on the next connection)."""
-        cp = self.config.charge_point_id
-
-        async def configure(key: str, value: str) -> bool:
-            try:
-                result = await self._call(session, call.ChangeConfiguration(key=key, value=value))
-            except CallRefused as exc:
-                log.warning("%s: %s", cp, exc)
-                return False
-            if result.status in (ConfigurationStatus.accepted,
-                                 ConfigurationStatus.reboot_required):
-                return True
-            log.info("%s: ChangeConfiguration %s=%s: %s", cp, key, value, result.status)
-            return False
-
+    async def _setup_connector(self, session: _CentralSystemSession) -> None:
+        """Joining a charge point whose connection is already set up: our status, our limit."""
         try:
-            if not await configure("MeterValuesSampledData", MEASURANDS_FULL):
-                await configure("MeterValuesSampledData", MEASURANDS_BASIC)
-            await configure("MeterValueSampleInterval", str(self.config.meter_interval_s))
-            try:
-                result = await self._call(session, call.GetConfiguration(key=[RATE_UNIT_KEY]))
-                value = None
-                for item in result.configuration_key or []:
-                    if isinstance(item, dict) and item.get("key") == RATE_UNIT_KEY:
-                        value = item.get("value")
-                self._rate_unit = allowed_rate_units(value)[0]
-                log.info("%s: charging profiles in %s (station allows %r)", cp,
-                         self._rate_unit, value)
-            except CallRefused as exc:
-                log.warning("%s: %s; using A", cp, exc)
-            if self._status is None:
-                try:
-                    await self._call(session, call.TriggerMessage(
-                        requested_message=MessageTrigger.status_notification,
-                        connector_id=self.config.connector_id))
-                except CallRefused as exc:
-                    log.info("%s: %s", cp, exc)
+            await self._ask_status(session)
         except CallUnanswered as exc:
             self._command_error = f"setup: {exc}"
-            log.warning("%s: setup after connect: %s", cp, exc)
+            log.warning("%s: setup after connect: %s", self.connection_text, exc)
             return
         await self._apply_limit(force=True)
-        session.configured = True
+        self._configured_on = session
 
 
-def charger_from_config(config: Mapping[str, Any], clock: Clock = REAL_CLOCK) -> OcppCharger:
-    """The registry's builder (`phaeton.chargers.registry`): the driver for the whole config's
-    `charger.ocpp` section (defaults applied), with its own central system listening where that
-    section says. The charger starts the central system in `start()` and stops it in `stop()`
-    (see `OcppCentralSystem.attach`/`detach`)."""
-    charger, ocpp = config["charger"], config["charger"]["ocpp"]
-    central_system = OcppCentralSystem(host=ocpp["host"], port=ocpp["port"], path=ocpp["path"])
-    return OcppCharger(OcppChargerConfig(
+# Central systems by (host, port, path): chargers built from the config share one (several
+# charge points, the connectors of one charge point). Held weakly: a central system nobody's
+# charger holds any more is gone.
+_CENTRAL_SYSTEMS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def central_system_for(host: str, port: int, path: str) -> OcppCentralSystem:
+    """The shared central system listening at host, port and path (made when none is).
+    ValueError when another one would listen on the same port with another host or path (one
+    port, one server)."""
+    key = (host, port, path.rstrip("/"))
+    central = _CENTRAL_SYSTEMS.get(key)
+    if central is not None:
+        return central
+    if port:
+        for (other_host, other_port, other_path), other in list(_CENTRAL_SYSTEMS.items()):
+            if other_port == port and other.in_use:
+                raise ValueError(
+                    f"OCPP port {port} is already served at {other_host}:{other_port}"
+                    f"{other_path or '/'}; charger entries on one port must use the same host "
+                    f"and path (here {host} and {path!r})")
+    central = OcppCentralSystem(host=host, port=port, path=path)
+    _CENTRAL_SYSTEMS[key] = central
+    return central
+
+
+def charger_from_config(charger: Mapping[str, Any], config: Mapping[str, Any],
+                        clock: Clock = REAL_CLOCK) -> OcppCharger:
+    """The registry's builder (`phaeton.chargers.registry`): the driver for ONE charger entry
+    (its `ocpp` section, `phases` and `safe_current_a`; defaults applied) within the whole
+    `config` (`site.nominal_voltage_v`). Entries with the same host, port and path share one
+    central system (`central_system_for`), which the first charger's `start()` starts and the
+    last one's `stop()` stops; entries with the same charge_point_id share its connection, one
+    charger per connector.
+
+    ValueError when another built (and not stopped) charger already drives the same charge
+    point id and connector."""
+    ocpp = charger["ocpp"]
+    central_system = central_system_for(ocpp["host"], ocpp["port"], ocpp["path"])
+    driver = OcppCharger(OcppChargerConfig(
         charge_point_id=ocpp["charge_point_id"], connector_id=ocpp["connector_id"],
         password=ocpp["password"], meter_interval_s=ocpp["meter_interval_s"],
         heartbeat_interval_s=ocpp["heartbeat_interval_s"], phases=charger["phases"],
         voltage_v=float(config["site"]["nominal_voltage_v"]),
         stop_current_a=float(charger["safe_current_a"])), central_system, clock=clock)
+    central_system.claim(driver.config.charge_point_id, driver.config.connector_id, driver)
+    return driver

@@ -1,7 +1,10 @@
 """OCPP 1.6J central system: the aiohttp WebSocket server charge points connect to.
 
-Endpoint `<path>/<charge point id>`. A connection is accepted only when
-- the id belongs to a registered `OcppCharger` (the allow-list; unknown ids get HTTP 404),
+Endpoint `<path>/<charge point id>`. What is registered per charge point id is the object that
+serves its connection (`ocpp._ChargePoint`: one WebSocket shared by the `OcppCharger`s of its
+connectors); it has `charge_point_id`, `password`, `serve_connection(ws, peer)` and
+`disconnect(reason)`. A connection is accepted only when
+- the id is registered (the allow-list; unknown ids get HTTP 404),
 - the client offers the `ocpp1.6` subprotocol (else HTTP 400),
 - with a password configured for that charger: HTTP Basic auth with user = charge point id
   (security profile 1; else HTTP 401). Failed logins are throttled per client address
@@ -9,7 +12,12 @@ Endpoint `<path>/<charge point id>`. A connection is accepted only when
   without its credentials being read.
 Refusals are logged per client address at most once a minute (`ocpp_limits.ReportLimiter`):
 the first in full, then "N failed logins from <address> in the last 60 s". An accepted
-connection is handed to the charger's `serve_connection`, which runs it until it closes.
+connection is handed to the registered `serve_connection`, which runs it until it closes.
+
+One central system serves any number of charge points (several chargers on one GX); chargers
+built from the config share the one for their host, port and path (`ocpp.central_system_for`).
+`claim()` reserves a (charge point id, connector) for one charger, so two config entries for the
+same connector are refused when built.
 WebSocket messages are limited to `MAX_FRAME_BYTES` (bigger ones close the connection, 1009).
 """
 from __future__ import annotations
@@ -17,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import hmac
 import logging
 import math
+import weakref
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -60,7 +70,7 @@ class Refusal:
 
 
 class OcppCentralSystem:
-    """Serves any number of OcppChargers; starts with the first attached one, stops with the
+    """Serves any number of charge points; starts with the first attached one, stops with the
     last detached one (or `stop()`)."""
 
     def __init__(self, host: str = "0.0.0.0", port: int = 8887, path: str = "/ocpp",
@@ -75,7 +85,8 @@ class OcppCentralSystem:
         self.host = host
         self.path = path.rstrip("/")
         self._port = port
-        self._chargers: dict = {}
+        self._chargers: dict = {}       # charge point id -> what serves its connection
+        self._claims: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._start_lock = asyncio.Lock()
@@ -96,17 +107,53 @@ class OcppCentralSystem:
     def url_for(self, charge_point_id: str, host: str = "127.0.0.1") -> str:
         return f"ws://{host}:{self._port}{self.path}/{charge_point_id}"
 
-    async def attach(self, charger) -> None:
-        cp_id = charger.config.charge_point_id
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self._port}{self.path}"
+
+    def registered(self, charge_point_id: str):
+        """What serves `charge_point_id`'s connection, None when nothing does."""
+        return self._chargers.get(charge_point_id)
+
+    def claim(self, charge_point_id: str, connector_id: int, owner) -> None:
+        """Reserve one connector of a charge point for `owner` (held weakly: an owner that is
+        gone frees it; `release` frees it at once). ValueError when another owner holds it."""
+        key = (charge_point_id, connector_id)
+        other = self._claims.get(key)
+        if other is not None and other is not owner:
+            del other
+            gc.collect()          # a charger nobody holds any more (kept by a cycle) is gone
+            other = self._claims.get(key)
+        if other is not None and other is not owner:
+            raise ValueError(f"charge point id {charge_point_id!r} connector {connector_id} is "
+                             f"already registered on the OCPP central system {self.where}: "
+                             f"two charger entries with the same charge_point_id and "
+                             f"connector_id")
+        self._claims[key] = owner
+
+    @property
+    def in_use(self) -> bool:
+        """Listening, serving a charge point, or holding a connector for a built charger."""
+        return self.running or bool(self._chargers) or len(self._claims) > 0
+
+    def release(self, charge_point_id: str, connector_id: int, owner) -> None:
+        key = (charge_point_id, connector_id)
+        if self._claims.get(key) is owner:
+            del self._claims[key]
+
+    async def attach(self, station) -> None:
+        """Serve `station` (its `charge_point_id`) and start listening if not yet."""
+        cp_id = station.charge_point_id
         other = self._chargers.get(cp_id)
-        if other is not None and other is not charger:
+        if other is not None and other is not station:
             raise ValueError(f"charge point id {cp_id!r} is already registered")
-        self._chargers[cp_id] = charger
+        self._chargers[cp_id] = station
         await self.start()       # OSError (port in use...) propagates; the charger retries
 
-    async def detach(self, charger) -> None:
-        cp_id = charger.config.charge_point_id
-        if self._chargers.get(cp_id) is charger:
+    async def detach(self, station) -> None:
+        """Stop serving `station`; the last one stops the central system."""
+        cp_id = station.charge_point_id
+        if self._chargers.get(cp_id) is station:
             del self._chargers[cp_id]
         if not self._chargers:
             await self.stop()
@@ -139,8 +186,8 @@ class OcppCentralSystem:
             runner, self._runner, self._site = self._runner, None, None
             if runner is None:
                 return
-            for charger in list(self._chargers.values()):
-                await charger.disconnect(b"central system stopping")
+            for station in list(self._chargers.values()):
+                await station.disconnect(b"central system stopping")
             await runner.cleanup()
             self._flush_reports(force=True)
 
@@ -190,7 +237,7 @@ class OcppCentralSystem:
         if SUBPROTOCOL not in offered:
             return Refusal(400, f"subprotocol {SUBPROTOCOL} required, "
                                 f"offered {offered or 'none'}")
-        password = charger.config.password
+        password = charger.password
         if password is None:
             return None
         return self._check_login(request.headers.get(hdrs.AUTHORIZATION), cp_id, password, peer)

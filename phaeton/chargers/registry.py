@@ -9,8 +9,20 @@ from this list; nothing else names the brands.
 
 The builder is named as "module:function" and imported when a charger of that kind is built, so
 loading a config imports no driver, and building an Alfen charger never imports the OCPP library
-(nor the other way round). The function takes the whole config (defaults applied) and a
-`Clock` and returns the `Charger`.
+(nor the other way round). It is called as `function(charger, config, clock)` and returns the
+`Charger` for ONE charger (one loadpoint; a GX may drive several):
+- `charger`: that charger's entry, a mapping with the keys of the `charger:` config section
+  (`protocol`, `position`, `min_current_a`, `max_current_a`, `phases`, `safe_current_a`, and
+  the brands' sections such as `alfen` or `ocpp`), defaults applied; keys a builder does not
+  know (a loadpoint's `id`, `priority`, `phase`, `circuit`, `custom_name`, `instance` ...) are
+  ignored;
+- `config`: the whole config (defaults applied), for site-wide facts such as
+  `site.nominal_voltage_v`;
+- `clock`: the `Clock` the driver runs on.
+Chargers that share hardware share its connection inside the driver package (two sockets of one
+Alfen station: one Modbus TCP connection; several OCPP charge points or connectors: one central
+system per host, port and path); a builder refuses (ValueError) an entry that would drive what
+another built charger already drives (e.g. the same OCPP charge point id and connector).
 
 Adding a brand: write its driver module with its builder, then add its `ChargerKind` here
 (docs/architecture.md, "Adding a charger brand").
@@ -39,7 +51,7 @@ class ChargerKind:
     name: str                     # charger.protocol value and the section's key
     title: str                    # how it talks, e.g. "Modbus TCP"
     section: dict[str, Any]       # JSON schema of charger.<name> (`parts.section(...)`)
-    builder: str                  # "module:function": function(config, clock) -> Charger
+    builder: str                  # "module:function": function(charger, config, clock) -> Charger
     required: tuple[str, ...] = ()  # keys of the section without a default
 
     def __post_init__(self):
@@ -71,9 +83,11 @@ class ChargerKind:
     def condition_text(self) -> str:
         return f"charger.protocol is {self.name!r}"
 
-    def build(self, config: Mapping[str, Any], clock: Clock) -> Charger:
-        """The driver for `config`: imports the builder's module now (not before)."""
-        return load_builder(self.builder)(config, clock)
+    def build(self, charger: Mapping[str, Any], config: Mapping[str, Any],
+              clock: Clock) -> Charger:
+        """The driver for one charger entry `charger` (its keys as in the `charger:` section)
+        within the whole `config`: imports the builder's module now (not before)."""
+        return load_builder(self.builder)(charger, config, clock)
 
 
 CHARGER_KINDS: dict[str, ChargerKind] = {}   # by name, in registration order (first = default)

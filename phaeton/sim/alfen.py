@@ -4,6 +4,12 @@ It serves the register map of shared/reference/alfen-modbus.md: unit 200 is the 
 the socket. Values are stored in the encodings a real station uses (big-endian words, high word
 first, NUL-padded ASCII strings, 0xFFFF words for "not available").
 
+With `sockets=2` it is a double station (an Eve Double): unit 2 is the second socket, with its
+own EV (`second_ev`), setpoint, validity, phases and meter; `socket(2)` is that socket's model
+(the same attributes and test hooks as the simulator's own, which are socket 1's). The
+station's active max current (1100) caps what each socket offers; 1105 reads the number of
+sockets; `fault` and `reboot()` are the station's, so they touch both sockets.
+
 Behaviour modelled after the real station:
 - Register 1210 (Modbus max current setpoint) is writable only as a whole FLOAT32 in one request;
   a write touching only one of its two registers is refused with ILLEGAL_VALUE (exception 3).
@@ -13,8 +19,9 @@ Behaviour modelled after the real station:
 - Phases (1215, socket unit) accept 1 or 3; anything else is refused with ILLEGAL_VALUE.
 - Registers that the map does not list as writable refuse writes with ILLEGAL_ADDRESS (2), and so
   do reads of undefined registers.
-- A unit id other than 200 and 1 gets exception 10 "gateway path unavailable", the usual answer
-  of a Modbus TCP device for a unit it does not have.
+- A unit id other than 200 and the sockets' (1, and 2 with `sockets=2`) gets exception 10
+  "gateway path unavailable", the usual answer of a Modbus TCP device for a unit it does not
+  have.
 - Within the socket block 300..377, registers the reference does not list (L-L voltages, power
   factors, apparent/reactive power on a real station) exist but read as NaN here, so a client can
   read the whole block in one request as it can on a real station.
@@ -23,7 +30,8 @@ The car is a `SimulatedEV` advanced on the simulator's clock (a ScaledClock make
 per-phase current, power and energy follow what it draws, the mode-3 state comes from it.
 
 Test hooks are plain methods: plug_in()/plug_out(), reboot(), set_nan(register), force_mode3(),
-stop()/start() (the server vanishes and returns on the same port).
+stop()/start() (the server vanishes and returns on the same port); `connection_count` is the
+number of Modbus TCP connections open now.
 
 `sim.fault` garbles what the Modbus server answers (the model underneath runs on, and writes are
 taken as usual), for as long as it is set; None answers normally again:
@@ -37,7 +45,8 @@ The identity block 100..177 is never garbled, so a (re)connecting client still s
 It is a hook on the station; faults *between* client and station (a killed, stalled or garbling
 connection) are a proxy's job.
 
-Run alone: `python -m phaeton.sim.alfen --port 1502 [--host 127.0.0.1] [--speed 1] [--plugged-in]`.
+Run alone: `python -m phaeton.sim.alfen --port 1502 [--host 127.0.0.1] [--speed 1] [--plugged-in]
+[--sockets 2]`.
 """
 from __future__ import annotations
 
@@ -120,7 +129,8 @@ MAX_STEP_S = 10.0  # EV integration step (simulated seconds)
 
 
 class AlfenSimulator:
-    """An Alfen NG9xx station with one socket, served over Modbus TCP on `host:port`.
+    """An Alfen NG9xx station with one socket (or two: `sockets=2`), served over Modbus TCP
+    on `host:port`. The simulator's own model is socket 1; `socket(2)` is the second one's.
 
     `port=0` picks a free port; `port` tells the bound one after `start()`.
     """
@@ -133,7 +143,8 @@ class AlfenSimulator:
                  lifetime_energy_wh: float = 1_000_000.0, serial: str = "ACE0123456",
                  name: str = "ALF_1000", platform: str = "NG910", firmware: str = "4.10.0-3250",
                  manufacturer: str = "Alfen NV", table_version: int = 1,
-                 setpoint_writes_applied: bool = True):
+                 setpoint_writes_applied: bool = True, sockets: int = 1,
+                 second_ev: SimulatedEV | None = None):
         if phases not in (1, 3):
             raise ValueError(f"phases must be 1 or 3, got {phases!r}")
         for label, value in (("station_max_current_a", station_max_current_a),
@@ -176,6 +187,46 @@ class AlfenSimulator:
         self._server: ModbusTcpServer | None = None
         self._ticker: asyncio.Task | None = None
         self._last_logged: tuple | None = None
+        if sockets not in (1, 2):
+            raise ValueError(f"sockets must be 1 or 2, got {sockets!r}")
+        self._station: AlfenSimulator = self          # whose station registers cap us
+        self._sockets: dict[int, AlfenSimulator] = {SOCKET_UNIT: self}
+        if sockets == 2:
+            second = AlfenSimulator(
+                host=host, port=0, clock=clock,
+                ev=second_ev if second_ev is not None else SimulatedEV(),
+                station_max_current_a=station_max_current_a, safe_current_a=safe_current_a,
+                validity_s=validity_s, phases=phases, voltages_v=voltages_v,
+                frequency_hz=frequency_hz, board_temperature_c=board_temperature_c,
+                lifetime_energy_wh=lifetime_energy_wh, serial=serial, name=name,
+                platform=platform, firmware=firmware, manufacturer=manufacturer,
+                table_version=table_version, setpoint_writes_applied=setpoint_writes_applied)
+            second._station = self
+            self._sockets[SOCKET_UNIT + 1] = second
+        elif second_ev is not None:
+            raise ValueError("second_ev needs sockets=2")
+
+    def socket(self, unit: int) -> AlfenSimulator:
+        """The model of socket `unit` (1 is the simulator itself; 2 with `sockets=2`)."""
+        try:
+            return self._sockets[unit]
+        except KeyError:
+            raise ValueError(f"this station has no socket {unit} (sockets: "
+                             f"{sorted(self._sockets)})") from None
+
+    @property
+    def socket_units(self) -> list[int]:
+        return sorted(self._sockets)
+
+    @property
+    def connection_count(self) -> int:
+        """Modbus TCP connections open at the server now."""
+        server = self._station._server
+        return len(server.active_connections) if server is not None else 0
+
+    def _advance_all(self) -> None:
+        for model in self._sockets.values():
+            model._advance()
 
     # ---- model -----------------------------------------------------------------------------
 
@@ -185,7 +236,7 @@ class AlfenSimulator:
 
     def _offered_at(self, t: float) -> float:
         base = self.setpoint_a if self._setpoint_active_at(t) else self.safe_current_a
-        return min(base, self.station_max_current_a)
+        return min(base, self._station.station_max_current_a)
 
     def _advance(self) -> None:
         """Run the EV from the last update to now, splitting at the validity expiry."""
@@ -246,11 +297,12 @@ class AlfenSimulator:
         log.info("EV unplugged")
 
     def reboot(self) -> None:
-        """A station restart: the Modbus setpoint is gone (safe current until written again),
+        """A station restart: the Modbus setpoints are gone (safe current until written again),
         uptime restarts and open connections are dropped."""
-        self._advance()
-        self.setpoint_a = 0.0
-        self._written_at = None
+        for model in self._sockets.values():
+            model._advance()
+            model.setpoint_a = 0.0
+            model._written_at = None
         self._boot_t = self.clock.monotonic()
         if self._server is not None:
             for connection in list(self._server.active_connections.values()):
@@ -298,9 +350,9 @@ class AlfenSimulator:
             168: wall.year, 169: wall.month, 170: wall.day,
             171: wall.hour, 172: wall.minute, 173: wall.second,
             174: int((now - self._boot_t) * 1000),
-            1100: self.station_max_current_a,
+            1100: self._station.station_max_current_a,
             1102: self.board_temperature_c + 0.2 * sum(currents),
-            1104: 0, 1105: 1,
+            1104: 0, 1105: len(self._station._sockets),
             300: meter,
             306: self.voltages_v[0], 308: self.voltages_v[1], 310: self.voltages_v[2],
             320: currents[0], 322: currents[1], 324: currents[2], 326: sum(currents),
@@ -320,7 +372,7 @@ class AlfenSimulator:
 
     def registers(self, unit: int, address: int, count: int) -> list[int]:
         """What a read of `count` registers from `address` on `unit` returns now (for tests)."""
-        self._advance()
+        self._advance_all()
         words = self._render(unit)
         out = []
         for a in range(address, address + count):
@@ -330,22 +382,30 @@ class AlfenSimulator:
         return out
 
     def _render(self, unit: int) -> dict[int, int]:
+        """The words `unit` serves now: the station's registers (from this model) or a
+        socket's (from that socket's model); the station's fault garbles both."""
+        if unit == STATION_UNIT:
+            layout, model = STATION_UNIT, self
+        elif unit in self._sockets:
+            layout, model = SOCKET_UNIT, self._sockets[unit]
+        else:
+            raise ValueError(f"unit {unit} is not served")
         words: dict[int, int] = {}
-        for start, end in BLOCKS[unit]:
+        for start, end in BLOCKS[layout]:
             for a in range(start, end):
                 words[a] = mw.NAN_WORD
-        values = self._values()
+        values = model._values()
         for address, (reg_unit, count, kind) in REGISTER_MAP.items():
-            if reg_unit != unit:
+            if reg_unit != layout:
                 continue
-            if address in self._nan:
+            if address in model._nan:
                 encoded = mw.nan_words(count)
             else:
                 encoded = _encode(kind, values[address], count)
             for i, word in enumerate(encoded):
                 words[address + i] = word
         if self._fault is not None:
-            self._garble(unit, words)
+            self._garble(layout, words)
         return words
 
     def _garble(self, unit: int, words: dict[int, int]) -> None:
@@ -369,9 +429,9 @@ class AlfenSimulator:
     async def _action(self, unit: int, function_code: int, start_address: int, address: int,
                       count: int, registers: list[int], set_values) -> ExcCodes | None:
         """pymodbus calls this before every access to `unit`; fills `registers` in place."""
-        self._advance()
+        self._advance_all()
         if set_values:
-            refused = self._write(address, list(set_values))
+            refused = self._sockets.get(unit, self)._write(address, list(set_values))
             if refused is not None:
                 return refused
         for a, word in self._render(unit).items():
@@ -415,7 +475,9 @@ class AlfenSimulator:
 
     def _devices(self) -> list[SimDevice]:
         devices = []
-        for unit, blocks in BLOCKS.items():
+        units = [(STATION_UNIT, BLOCKS[STATION_UNIT])]
+        units += [(unit, BLOCKS[SOCKET_UNIT]) for unit in sorted(self._sockets)]
+        for unit, blocks in units:
             simdata = [SimData(a, count=1, values=0, datatype=DataType.REGISTERS,
                                readonly=a not in WRITABLE)
                        for start, end in blocks for a in range(start, end)]
@@ -446,8 +508,9 @@ class AlfenSimulator:
         self.port = server.transport.sockets[0].getsockname()[1]
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="alfen-sim-ticker")
-        log.info("Alfen simulator listening on %s:%d (station unit %d, socket unit %d)",
-                 self.host, self.port, STATION_UNIT, SOCKET_UNIT)
+        log.info("Alfen simulator listening on %s:%d (station unit %d, socket unit%s %s)",
+                 self.host, self.port, STATION_UNIT, "s" if len(self._sockets) > 1 else "",
+                 ", ".join(str(u) for u in sorted(self._sockets)))
 
     async def stop(self) -> None:
         """Close the listener and every connection (the station vanishes from the network)."""
@@ -477,14 +540,16 @@ class AlfenSimulator:
     async def _tick(self) -> None:
         """Keep the EV model moving and log state changes (not every tick)."""
         while True:
-            self._advance()
-            state = (self.mode3_state(), self.setpoint_active, round(self.applied_current_a, 1),
-                     self.phases)
-            if state != self._last_logged:
-                log.info("mode-3 %s, %s, applied %.1f A, %d phases, car draws %.1f A",
-                         state[0], "Modbus setpoint" if state[1] else "safe current",
-                         state[2], state[3], self._draw_a)
-                self._last_logged = state
+            for unit, model in self._sockets.items():
+                model._advance()
+                state = (model.mode3_state(), model.setpoint_active,
+                         round(model.applied_current_a, 1), model.phases)
+                if state != model._last_logged:
+                    where = f"socket {unit}: " if len(self._sockets) > 1 else ""
+                    log.info("%smode-3 %s, %s, applied %.1f A, %d phases, car draws %.1f A",
+                             where, state[0], "Modbus setpoint" if state[1] else "safe current",
+                             state[2], state[3], model._draw_a)
+                    model._last_logged = state
             await asyncio.sleep(0.2)
 
 
@@ -515,9 +580,10 @@ async def _serve(args: argparse.Namespace) -> None:
     clock = ScaledClock(args.speed) if args.speed != 1 else REAL_CLOCK
     sim = AlfenSimulator(host=args.host, port=args.port, clock=clock,
                          station_max_current_a=args.max_current, safe_current_a=args.safe_current,
-                         validity_s=args.validity)
+                         validity_s=args.validity, sockets=args.sockets)
     if args.plugged_in:
-        sim.plug_in()
+        for unit in sim.socket_units:
+            sim.socket(unit).plug_in()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -540,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-current", type=float, default=32.0, help="station max current A")
     parser.add_argument("--safe-current", type=float, default=6.0, help="safe current A")
     parser.add_argument("--validity", type=float, default=60.0, help="setpoint validity s")
+    parser.add_argument("--sockets", type=int, choices=(1, 2), default=1,
+                        help="1, or 2 for a double station (units 1 and 2)")
     args = parser.parse_args(argv)
     if not args.speed > 0:
         parser.error("--speed must be > 0")
