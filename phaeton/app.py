@@ -28,6 +28,7 @@ from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
 from phaeton.logbuffer import LogBuffer
 from phaeton.site import Site
+from phaeton.site_layout import ChargerEntry, charger_entries
 from phaeton.snapshot import SiteSnapshot
 from phaeton.store.sessions import SessionStore
 from phaeton.store.state_file import StateFile
@@ -51,23 +52,26 @@ class Phaeton:
         self.data_dir = str(config["data_dir"])
         os.makedirs(self.data_dir, exist_ok=True)
 
-        unique_id = str(config["device"]["unique_id"])
+        entries = charger_entries(config)
         self.session_store = SessionStore(os.path.join(self.data_dir, "sessions.sqlite"),
                                           history_limit=config["session"]["history_limit"],
-                                          loadpoint=unique_id)
+                                          loadpoint=entries[0].id)
         settings = SettingsClient(clock=clock, bus_address=bus_address)
-        self.loadpoints = [self._build_loadpoint(config, unique_id, settings)]
+        several = len(config["chargers"]) > 0
+        self.loadpoints = [self._build_loadpoint(entry, settings, several) for entry in entries]
         self.site = Site(config, self.loadpoints, clock=clock, settings=settings,
-                         bus_address=bus_address)
+                         bus_address=bus_address, entries=entries)
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_runner = None
 
-    def _build_loadpoint(self, config: Config, unique_id: str,
-                         settings: SettingsClient) -> Loadpoint:
-        """The config's charger as a loadpoint. First run: a plain wallbox (Manual, started,
-        full current; the fuse still caps it), which is what an owner expects when the car is
-        plugged in; then the user's choices from `<data_dir>/state.json`."""
+    def _build_loadpoint(self, entry: ChargerEntry, settings: SettingsClient,
+                         several: bool) -> Loadpoint:
+        """One charger as a loadpoint. First run: a plain wallbox (Manual, started, full
+        current; the circuits still cap it), which is what an owner expects when the car is
+        plugged in; then the user's choices from `<data_dir>/state.json` (with a `chargers`
+        list: `state_<id>.json`)."""
+        config = entry.config
         charger_cfg = config["charger"]
         charger = build_charger(config, self.clock)
         limits = ChargerLimits(
@@ -78,18 +82,18 @@ class Phaeton:
             mode=int(Mode.MANUAL), start_stop=1, set_current_a=float(charger_cfg["max_current_a"]),
             max_current_a=float(charger_cfg["max_current_a"]), phases=int(charger_cfg["phases"]),
             auto_start=1, position=int(charger_cfg["position"]),
-            custom_name=str(config["device"]["custom_name"]))
-        device_instance = int(config["device"]["instance"])
-        make_service = partial(EvChargerService, unique_id, device_instance=device_instance,
+            custom_name=entry.custom_name)
+        make_service = partial(EvChargerService, entry.id, device_instance=entry.instance,
                                connection=charger.connection_text, bus_address=self.bus_address)
+        state_name = f"state_{entry.id}.json" if several else "state.json"
         return Loadpoint(
-            unique_id, charger, ChargeController(ControlSettings.from_config(config)),
+            entry.id, charger, ChargeController(ControlSettings.from_config(config)),
             limits=limits, default_choices=defaults,
-            state_file=StateFile(os.path.join(self.data_dir, "state.json")),
+            state_file=StateFile(os.path.join(self.data_dir, state_name)),
             tracker=SessionTracker(config["session"]["price_per_kwh"],
                                    config["session"]["currency"]),
             session_store=self.session_store, make_service=make_service, clock=self.clock,
-            settings=settings, device_instance=device_instance)
+            settings=settings, device_instance=entry.instance)
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -153,8 +157,23 @@ class Phaeton:
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self.site.snapshots.unsubscribe(queue)
 
-    async def write(self, path: str, value: Any) -> int:
-        return self.loadpoints[0].write(path, value)
+    async def write(self, path: str, value: Any, charger_id: str | None = None) -> int:
+        """A SetValue on one charger's service (None: the first charger); KeyError for an
+        unknown id."""
+        return self.loadpoint(charger_id).write(path, value)
+
+    def charger_ids(self) -> list[str]:
+        """The chargers' ids, in config order (the first is the single-charger API's)."""
+        return [loadpoint.name for loadpoint in self.loadpoints]
+
+    def loadpoint(self, charger_id: str | None = None) -> Loadpoint:
+        """The loadpoint of `charger_id` (None: the first); KeyError when there is none."""
+        if charger_id is None:
+            return self.loadpoints[0]
+        for loadpoint in self.loadpoints:
+            if loadpoint.name == charger_id:
+                return loadpoint
+        raise KeyError(charger_id)
 
     def sessions(self) -> SessionStore:
         return self.session_store

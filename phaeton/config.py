@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from phaeton.config_layout import first_charger_section, layout_problems, single_charger_keys_with_several
 from phaeton.config_merge import merge_onto
 from phaeton.config_schema import CONFIG_SCHEMA
 from phaeton.config_schema_parts import FORMAT_HINTS, TIME_PATTERN
@@ -347,6 +348,13 @@ def validate_config_data(data: Any, lines: _KeyLines | None = None) -> list[Conf
     filled = apply_defaults(data)
     problems: list[ConfigProblem] = []
     bad_paths: set[PathParts] = set()
+    for path, message in single_charger_keys_with_several(data):
+        bad_paths.add(path)
+        problems.append(ConfigProblem(format_key_path(path), line_of(path), message))
+    # With several chargers the one-charger section is not used: it is checked as their first.
+    entries = filled.get("chargers")
+    if isinstance(entries, list) and entries and isinstance(entries[0], Mapping):
+        filled["charger"] = first_charger_section(entries[0])
     for path, value in _non_finite_numbers(filled, ()):
         bad_paths.add(path)
         problems.append(ConfigProblem(format_key_path(path), line_of(path),
@@ -631,23 +639,18 @@ def cross_field_problems(data: Mapping[str, Any],
         return all(not any(p[:n] in bad_paths for n in range(len(p) + 1)) for p in paths)
 
     found: list[tuple[PathParts, str]] = []
-    min_a, max_a = ("charger", "min_current_a"), ("charger", "max_current_a")
-    currents_ok = usable(min_a, max_a) and _is_number(get(min_a)) and _is_number(get(max_a))
-    if currents_ok and get(min_a) > get(max_a):
-        found.append((min_a, f"must be ≤ charger.max_current_a ({_show(get(max_a))}), "
-                             f"got {_show(get(min_a))}"))
-        currents_ok = False
-    charger_phases, site_phases = ("charger", "phases"), ("site", "phases")
-    if usable(charger_phases, site_phases) and _is_number(get(charger_phases)) \
-            and _is_number(get(site_phases)) and get(charger_phases) > get(site_phases):
-        found.append((charger_phases, f"must be ≤ site.phases ({get(site_phases)}): the grid "
-                                      f"connection has only {get(site_phases)} phase(s)"))
-    safe = ("charger", "safe_current_a")
-    if currents_ok and usable(safe) and _is_number(get(safe)):
-        if get(safe) != 0 and not get(min_a) <= get(safe) <= get(max_a):
-            found.append((safe, f"must be 0 (stop) or between charger.min_current_a "
-                                f"({_show(get(min_a))}) and charger.max_current_a "
-                                f"({_show(get(max_a))}), got {_show(get(safe))}"))
+    entries = get(("chargers",))
+    several = isinstance(entries, list) and len(entries) > 0
+    bases: list[PathParts] = ([("chargers", index) for index in range(len(entries))]
+                              if several else [("charger",)])
+    for base in bases:
+        found.extend(_charger_problems(base, get, usable))
+    if several:
+        found.extend(layout_problems(data, bad_paths))
+    first = bases[0]
+    min_a, max_a = first + ("min_current_a",), first + ("max_current_a",)
+    currents_ok = (usable(min_a, max_a) and _is_number(get(min_a)) and _is_number(get(max_a))
+                   and get(min_a) <= get(max_a))
     tick, stale = ("control", "tick_s"), ("control", "stale_after_s")
     if usable(tick, stale) and _is_number(get(tick)) and _is_number(get(stale)) \
             and get(stale) <= get(tick):
@@ -668,8 +671,8 @@ def cross_field_problems(data: Mapping[str, Any],
             if currents_ok and usable(base + ("current_a",)) and _is_number(current) \
                     and not get(min_a) <= current <= get(max_a):
                 found.append((base + ("current_a",),
-                              f"must be null or between charger.min_current_a "
-                              f"({_show(get(min_a))}) and charger.max_current_a "
+                              f"must be null or between {format_key_path(first)}.min_current_a "
+                              f"({_show(get(min_a))}) and {format_key_path(first)}.max_current_a "
                               f"({_show(get(max_a))}), got {_show(current)}"))
     tariff = ("planner", "tariff")
     kind = get(tariff + ("type",))
@@ -686,12 +689,39 @@ def cross_field_problems(data: Mapping[str, Any],
             and get(longest) < get(base):
         found.append((longest, f"must be at least planner.tariff.refresh.backoff_base_s "
                                f"({_show(get(base))} s), got {_show(get(longest))}"))
-    ocpp_port, web_port = ("charger", "ocpp", "port"), ("web", "port")
-    if get(("charger", "protocol")) == "ocpp" and get(("web", "enabled")) is True \
-            and usable(ocpp_port, web_port) and get(ocpp_port) == get(web_port) \
-            and _hosts_overlap(get(("charger", "ocpp", "host")), get(("web", "host"))):
-        found.append((ocpp_port, f"clashes with web.port ({get(web_port)}): the OCPP server "
-                                 f"and the web server cannot listen on the same port"))
+    web_port = ("web", "port")
+    for base in bases:
+        ocpp_port = base + ("ocpp", "port")
+        if get(base + ("protocol",)) == "ocpp" and get(("web", "enabled")) is True \
+                and usable(ocpp_port, web_port) and get(ocpp_port) == get(web_port) \
+                and _hosts_overlap(get(base + ("ocpp", "host")), get(("web", "host"))):
+            found.append((ocpp_port, f"clashes with web.port ({get(web_port)}): the OCPP "
+                                     f"server and the web server cannot listen on the same "
+                                     f"port"))
+    return found
+
+
+def _charger_problems(base: PathParts, get, usable) -> list[tuple[PathParts, str]]:
+    """One charger's rules between its keys (`base`: charger, or chargers[i])."""
+    found: list[tuple[PathParts, str]] = []
+    name = format_key_path(base)
+    min_a, max_a = base + ("min_current_a",), base + ("max_current_a",)
+    currents_ok = usable(min_a, max_a) and _is_number(get(min_a)) and _is_number(get(max_a))
+    if currents_ok and get(min_a) > get(max_a):
+        found.append((min_a, f"must be ≤ {name}.max_current_a ({_show(get(max_a))}), "
+                             f"got {_show(get(min_a))}"))
+        currents_ok = False
+    charger_phases, site_phases = base + ("phases",), ("site", "phases")
+    if usable(charger_phases, site_phases) and _is_number(get(charger_phases)) \
+            and _is_number(get(site_phases)) and get(charger_phases) > get(site_phases):
+        found.append((charger_phases, f"must be ≤ site.phases ({get(site_phases)}): the grid "
+                                      f"connection has only {get(site_phases)} phase(s)"))
+    safe = base + ("safe_current_a",)
+    if currents_ok and usable(safe) and _is_number(get(safe)):
+        if get(safe) != 0 and not get(min_a) <= get(safe) <= get(max_a):
+            found.append((safe, f"must be 0 (stop) or between {name}.min_current_a "
+                                f"({_show(get(min_a))}) and {name}.max_current_a "
+                                f"({_show(get(max_a))}), got {_show(get(safe))}"))
     return found
 
 

@@ -53,6 +53,79 @@ SCHEMA_ID = "urn:phaeton:config"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
+
+def _charger_properties() -> dict[str, Any]:
+    """The keys of one charger: the `charger` section's and each `chargers` entry's."""
+    return {
+        "protocol": _string(default_protocol(), protocol_description(),
+                            enum=list(CHARGER_KINDS)),
+        "position": _number(1, "Where the charger is connected: 0 = AC output, 1 = AC "
+                            "input (Victron /Position).", integer=True) | {"enum": [0, 1]},
+        "min_current_a": _number(6, "Lowest charging current per phase (IEC 61851: 6 A); "
+                                 "must be <= max_current_a.", "A", minimum=6, maximum=80),
+        "max_current_a": _number(16, "Highest charging current per phase, the charger's "
+                                 "or cable's limit.", "A", minimum=6, maximum=80),
+        "phases": _number(3, "Phases wired to the charger (1 or 3); must be <= "
+                          "site.phases.", integer=True) | {"enum": [1, 3]},
+        "safe_current_a": _number(0, "Fail-safe current per phase when readings are stale "
+                                  "in Auto mode: 0 (stop) or within min_current_a.."
+                                  "max_current_a.", "A", minimum=0, maximum=80),
+        **{kind.name: kind.schema_section() for kind in CHARGER_KINDS.values()},
+    }
+
+
+ID_PATTERN = r"^[A-Za-z0-9_]{1,32}$"
+ID_HINT = "1 to 32 letters, digits or underscores"
+
+_CHARGER_ENTRY = {
+    "type": "object",
+    "description": "One of several chargers.",
+    "additionalProperties": False,
+    "required": ["id"],
+    "properties": {
+        "id": _string(None, "The charger's id: the suffix of its D-Bus service name "
+                      "com.victronenergy.evcharger.phaeton_<id>; quote it in YAML.",
+                      pattern=ID_PATTERN, hint=ID_HINT),
+        **_charger_properties(),
+        "phase": _string("L1", "The grid phase a single-phase charger is wired to.",
+                         enum=["L1", "L2", "L3"]),
+        "priority": _number(0, "Who gets current first when the circuits cannot give "
+                            "everyone their wish (higher first; equal: shared evenly).",
+                            integer=True, minimum=0, maximum=9),
+        "circuit": _string("main", "The circuit the charger hangs below (a `circuits` name, "
+                           "or main).", pattern=ID_PATTERN, hint=ID_HINT),
+        "custom_name": _string("", "Name shown on the GX and VRM (empty = product name).",
+                               pattern=NO_CONTROL_PATTERN,
+                               hint="one line of text without tabs or control characters",
+                               max_length=64),
+        "instance": _number(None, "Preferred VRM device instance (null = device.instance "
+                            "plus the charger's place in the list).", integer=True,
+                            minimum=0, maximum=999, nullable=True),
+    },
+    "allOf": [kind.schema_rule() for kind in CHARGER_KINDS.values()],
+}
+
+def _without_default(schema: dict[str, Any]) -> dict[str, Any]:
+    """A required key: no default to fall back on."""
+    return {key: value for key, value in schema.items() if key != "default"}
+
+
+_CIRCUIT = {
+    "type": "object",
+    "description": "A fuse or breaker below the main fuse.",
+    "additionalProperties": False,
+    "required": ["name", "max_current_a"],
+    "properties": {
+        "name": _string(None, "The circuit's name (not main: that is site.fuse_a).",
+                        pattern=ID_PATTERN, hint=ID_HINT),
+        "max_current_a": _without_default(_number(0, "Its limit per phase.", "A", minimum=1,
+                                                  maximum=630)),
+        "parent": _string("main", "The circuit it hangs below (main: the grid connection).",
+                          pattern=ID_PATTERN, hint=ID_HINT),
+    },
+}
+
+
 _SCHEDULE_WINDOW = {
     "type": "object",
     "description": "One charging window of the Scheduled mode.",
@@ -178,24 +251,32 @@ CONFIG_SCHEMA: dict[str, Any] = {
                                                 "contains the EV (charger on the AC input "
                                                 "side, see charger.position)."),
         }),
-        "charger": _section("The EV charger.", {
-            "protocol": _string(default_protocol(), protocol_description(),
-                                enum=list(CHARGER_KINDS)),
-            "position": _number(1, "Where the charger is connected: 0 = AC output, 1 = AC "
-                                "input (Victron /Position).", integer=True) | {"enum": [0, 1]},
-            "min_current_a": _number(6, "Lowest charging current per phase (IEC 61851: 6 A); "
-                                     "must be <= max_current_a.", "A", minimum=6, maximum=80),
-            "max_current_a": _number(16, "Highest charging current per phase, the charger's "
-                                     "or cable's limit.", "A", minimum=6, maximum=80),
-            "phases": _number(3, "Phases wired to the charger (1 or 3); must be <= "
-                              "site.phases.", integer=True) | {"enum": [1, 3]},
-            "safe_current_a": _number(0, "Fail-safe current per phase when readings are stale "
-                                      "in Auto mode: 0 (stop) or within min_current_a.."
-                                      "max_current_a.", "A", minimum=0, maximum=80),
-            **{kind.name: kind.schema_section() for kind in CHARGER_KINDS.values()},
-        }, allOf=[kind.schema_rule() for kind in CHARGER_KINDS.values()]),
+        "charger": _section("The EV charger (one charger; for several use `chargers`).",
+                            _charger_properties(),
+                            allOf=[kind.schema_rule() for kind in CHARGER_KINDS.values()]),
+        "chargers": {
+            "type": "array",
+            "description": "Several chargers, each its own device on the GX (instead of "
+                           "`charger` and `device`, which then must not be set); ids, Modbus "
+                           "units and OCPP ids must not repeat.",
+            "default": [],
+            "items": _CHARGER_ENTRY,
+            "maxItems": 32,
+        },
+        "circuits": {
+            "type": "array",
+            "description": "Fuses or breakers below the main fuse (site.fuse_a, named "
+                           "'main'), each below its parent; chargers name the circuit they "
+                           "hang below.",
+            "default": [],
+            "items": _CIRCUIT,
+            "maxItems": 32,
+        },
         "control": _section("The control loop.", {
             "tick_s": _number(2, "Charger control tick.", "s", minimum=0.25, maximum=60),
+            "turn_s": _seconds(900, "Several chargers without room for every minimum take "
+                               "turns: each charges at least this long before the next one's "
+                               "turn.", minimum=60, maximum=86400),
             "snapshot_s": _number(10, "Power-flow snapshot and history interval.", "s",
                                   minimum=1, maximum=3600),
             "stale_after_s": _seconds(30, "GX readings older than this are stale (must be "

@@ -108,7 +108,6 @@ class Loadpoint:
         self._last_session: SessionEnded | None = None
         self._last_decision: ChargeDecision | None = None
         self._last_measurement: ChargerMeasurement | None = None
-        self._last_share: LoadpointShare | None = None
         self._logged_decision: tuple[str, int] | None = None    # (bound_by, status)
         self._logged_at = -1e9
         self._charger_problem: str | None = None  # why the charger's answer is not believed
@@ -279,7 +278,8 @@ class Loadpoint:
 
     async def step(self, reading: ChargerReading, site: SiteReadings | None,
                    plan_allowance_w: float | None = None,
-                   share: LoadpointShare | None = None) -> ChargeDecision:
+                   share: LoadpointShare | None = None,
+                   price_per_kwh: float | None = None) -> ChargeDecision:
         """Decide with this tick's reading and the site's GX readings (and, in Scheduled mode,
         the plan's EV power for now; `share`: this loadpoint's circuits headroom and surplus
         when the site computes them, None: the main fuse and all the surplus), tell the
@@ -321,12 +321,13 @@ class Loadpoint:
             self._persist_choices()
         # Recorded before the charger is told: while the write is under way the status already
         # shows the decision the charger is getting (a cut reads "fuse" as soon as it lands).
-        self._last_share = share
         self._last_decision = decision
         self._last_measurement = measurement
         if connected:
             await self._apply(decision, measurement)
-            for event in self.tracker.update(ev, decision.snapshot, self.clock.time()):
+            green = share.solar_fraction if share is not None else None
+            for event in self.tracker.update(ev, decision.snapshot, self.clock.time(),
+                                             solar_fraction=green, price_per_kwh=price_per_kwh):
                 self._session_event(event)
             self._save_running_session()
         elif problem is not None:
@@ -400,16 +401,40 @@ class Loadpoint:
     def last_decision(self) -> ChargeDecision | None:
         return self._last_decision
 
-    def fuse_cut_needed(self, site: SiteReadings) -> bool:
+    @property
+    def last_measurement(self) -> ChargerMeasurement | None:
+        return self._last_measurement
+
+    @property
+    def phases_in_use(self) -> int | None:
+        m = self._last_measurement
+        return m.phases if m is not None and m.phases in (1, 3) else None
+
+    def wish_a(self) -> float:
+        """The current this loadpoint would take if the circuits allowed it (what the site's
+        allocator shares out): Manual its SetCurrent; otherwise what its last step wanted,
+        or its maximum when a circuit held it back or it has not stepped yet."""
+        c, top = self.choices, min(self.choices.max_current_a, self.limits.max_current_a)
+        if c.start_stop == 0:
+            return 0.0
+        if c.mode == Mode.MANUAL:
+            return min(c.set_current_a, top)
+        decision = self._last_decision
+        if decision is None or decision.bound_by == Bound.FUSE:
+            return top
+        return min(decision.current_a, top)
+
+    def fuse_cut_needed(self, site: SiteReadings, share: LoadpointShare | None = None) -> bool:
         """A GX update between ticks: does a load spike leave less fuse headroom than the
-        current the charger was told? (Then the site runs the next step now.)"""
+        current the charger was told? (Then the site runs the next step now.) `share`: the
+        site's share-out from this update (None: the main fuse from this EV alone)."""
         applied_a = self._applied.get("current_a")
         m, decision = self._last_measurement, self._last_decision
         if not applied_a or m is None or decision is None:
             return False
         phases = m.phases if m.phases in (1, 3) else decision.phases
         return self.controller.fuse_cut_needed(site, EvReadings.from_measurement(m),
-                                               float(applied_a), int(phases), self._last_share)
+                                               float(applied_a), int(phases), share)
 
     def ev_state(self) -> EvState:
         """The EV as the planner sees it."""

@@ -21,12 +21,17 @@ from velib.settings import SettingsClient
 
 from phaeton.clock import Clock
 from phaeton.config import Config, config_to_dict
-from phaeton.control.readings import SiteReadings
+from phaeton.chargers.base import ChargerMeasurement
+from phaeton.control.allocation import (LoadpointDraw, LoadpointShare, SiteShare, allocate_site,
+                                        in_charger_phases, on_grid_phases, share_site)
+from phaeton.control.allocator import Claim, RotationState
+from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
 from phaeton.planner.service import PlannerService, build_ess_writer
 from phaeton.planning.energy_meter import QuarterHourMeter
 from phaeton.publisher import SnapshotPublisher
+from phaeton.site_layout import ChargerEntry, charger_entries, circuits
 from phaeton.snapshot import SiteSnapshot
 from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
 from phaeton.venus.ess_writer import EssWriter
@@ -43,15 +48,22 @@ class Site:
     """One GX site with its loadpoints (at least one); see the module docstring."""
 
     def __init__(self, config: Config, loadpoints: Sequence[Loadpoint], *, clock: Clock,
-                 settings: SettingsClient, bus_address: str | None = None):
+                 settings: SettingsClient, bus_address: str | None = None,
+                 entries: Sequence[ChargerEntry] | None = None):
         if not loadpoints:
             raise ValueError("a site needs at least one loadpoint")
         self.config = config
         self.loadpoints = list(loadpoints)
+        entries = list(entries) if entries is not None else charger_entries(config)
+        if [e.id for e in entries] != [lp.name for lp in self.loadpoints]:
+            raise ValueError("the site's charger entries must match its loadpoints, in order")
+        self.entries = entries
+        self.circuits = circuits(config)
         self.clock = clock
         self.bus_address = bus_address
         self.settings = settings
-        self.control_settings = ControlSettings.from_config(config)
+        # the site's own settings (fuse, voltage, staleness, the first charger's position)
+        self.control_settings = ControlSettings.from_config(entries[0].config)
         self.system = GxSystemReader(clock=clock, bus_address=bus_address,
                                      on_change=self._gx_updated)
         # measured house load and PV per quarter hour: what the forecasts learn from
@@ -70,6 +82,9 @@ class Site:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self.ticks = 0
+        self._last_site_share: SiteShare | None = None
+        self.rotation = RotationState()       # who charges or waits since when (several EVs)
+        self.turn_s = float(config["control"]["turn_s"])
         self.fuse_wakes = 0          # steps run early because a GX update broke the fuse
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -136,10 +151,22 @@ class Site:
         """A saved config: control settings, schedule and session price take effect now (what
         is under way carries on); the planner is rebuilt when its inputs changed."""
         old, self.config = self.config, config
-        self.control_settings = ControlSettings.from_config(config)
+        entries = {entry.id: entry for entry in charger_entries(config)}
+        if list(entries) != [lp.name for lp in self.loadpoints]:
+            log.warning("chargers added, removed or renamed in the config: that takes a "
+                        "restart; the running chargers keep their settings until then")
+        self.control_settings = ControlSettings.from_config(
+            next(iter(entries.values())).config)
         for loadpoint in self.loadpoints:
-            loadpoint.update_settings(self.control_settings, config["session"]["price_per_kwh"],
+            entry = entries.get(loadpoint.name)
+            if entry is None:
+                continue
+            loadpoint.update_settings(ControlSettings.from_config(entry.config),
+                                      config["session"]["price_per_kwh"],
                                       config["session"]["currency"])
+        if [(e.id, e.circuit) for e in entries.values()] == [(e.id, e.circuit) for e in self.entries]:
+            self.entries = list(entries.values())
+            self.circuits = circuits(config)
         if _planner_inputs(old) != _planner_inputs(config):
             await self._restart_planner(config)
         self._wake.set()
@@ -148,7 +175,8 @@ class Site:
 
     def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
         """The battery writer `planner.ess_control` asks for, and the planner using it. The
-        planner plans for the first loadpoint's EV."""
+        planner plans for the first loadpoint's EV (with that charger's limits)."""
+        config = charger_entries(config)[0].config
         writer = build_ess_writer(config, self.settings, clock=self.clock,
                                   bus_address=self.bus_address, system_value=self.system.value)
         planner = PlannerService(config, self.clock, self.settings, self.system.value, writer,
@@ -200,7 +228,9 @@ class Site:
         if not watching:
             return
         readings = self.system.readings()
-        if any(loadpoint.fuse_cut_needed(readings) for loadpoint in watching):
+        shares = self._share(readings, [lp.last_measurement for lp in self.loadpoints])
+        if any(loadpoint.fuse_cut_needed(readings, shares.get(loadpoint.name))
+               for loadpoint in watching):
             self.fuse_wakes += 1
             self._wake.set()
 
@@ -209,21 +239,66 @@ class Site:
         timeout_s = float(self.config["control"]["tick_s"]) / self.clock.speed + READ_SLACK_S
         chargers = [await loadpoint.read(timeout_s) for loadpoint in self.loadpoints]
         readings = self.system.readings()
-        allowance_w = self.planner.ev_allowance_w(self.clock.time())
-        for loadpoint, reading in zip(self.loadpoints, chargers):
-            await loadpoint.step(reading, readings, allowance_w)
-        self._record_energy(readings)
+        now = self.clock.time()
+        allowance_w = self.planner.ev_allowance_w(now)     # the plan is for the first EV
+        price = self.planner.import_price_now(now)
+        shares = self._share(readings, [reading.measurement for reading in chargers])
+        for index, (loadpoint, reading) in enumerate(zip(self.loadpoints, chargers)):
+            await loadpoint.step(reading, readings, allowance_w if index == 0 else None,
+                                 share=shares.get(loadpoint.name), price_per_kwh=price)
+        self._record_energy(readings, shares)
         snapshot = self.snapshot(readings)
         self.snapshots.publish(snapshot)
         self.ticks += 1
         return snapshot
 
-    def _record_energy(self, readings: SiteReadings) -> None:
+    def _share(self, readings: SiteReadings | None,
+               measurements: Sequence[ChargerMeasurement | None]) -> dict[str, LoadpointShare]:
+        """Each loadpoint's circuits headroom, surplus and green share from one GX reading and
+        every charger's measurement (in grid phase order: a single-phase charger wired to L2
+        draws on the grid's L2); empty when the GX has not been read yet."""
+        if readings is None:
+            return {}
+        draws = {}
+        for entry, measurement in zip(self.entries, measurements):
+            ev = EvReadings.from_measurement(measurement) if measurement is not None else EvReadings()
+            draws[entry.id] = LoadpointDraw(self.circuits[entry.circuit],
+                                            on_grid_phases(ev, self._grid_phase(entry)))
+        try:
+            site_share = share_site(readings, draws, self.control_settings,
+                                    evs_known=all(m is not None for m in measurements))
+        except ValueError as exc:      # readings the share-out cannot use: each EV alone
+            log.error("the site's share-out failed (%s); each charger checks the main fuse "
+                      "from its own EV this tick", exc)
+            self._last_site_share = None
+            return {}
+        if len(self.entries) > 1:
+            claims = [self._claim(entry, lp, draws[entry.id])
+                      for entry, lp in zip(self.entries, self.loadpoints) if draws[entry.id].sharing]
+            site_share = allocate_site(site_share, draws, claims, self.control_settings,
+                                       self.clock.monotonic(), self.rotation, self.turn_s)
+        self._last_site_share = site_share
+        return {entry.id: in_charger_phases(site_share.loadpoints[entry.id], self._grid_phase(entry))
+                for entry in self.entries}
+
+    def _claim(self, entry: ChargerEntry, loadpoint: Loadpoint, draw: LoadpointDraw) -> Claim:
+        """What one plugged-in loadpoint asks of the circuits (in grid phases)."""
+        phases_in_use = loadpoint.phases_in_use or entry.phases
+        phases = (0, 1, 2) if phases_in_use == 3 else (self._grid_phase(entry),)
+        return Claim(entry.id, draw.circuit, phases, loadpoint.limits.min_current_a,
+                     loadpoint.wish_a(), entry.priority)
+
+    @staticmethod
+    def _grid_phase(entry: ChargerEntry) -> int:
+        """The grid phase a charger's own L1 is on (0 unless it is single-phase)."""
+        return entry.grid_phase if entry.phases == 1 else 0
+
+    def _record_energy(self, readings: SiteReadings, shares: dict[str, LoadpointShare]) -> None:
         """House load (without the EVs) and PV of this tick into the quarter-hour history;
-        stale or missing readings count as not measured. (The power flow is the first
-        loadpoint's decision's.)"""
-        decision = self.loadpoints[0].last_decision
-        flow = decision.snapshot if decision is not None else None
+        stale or missing readings count as not measured. (The power flow is the site's, with
+        every EV, from this tick's share-out.)"""
+        site_share = self._last_site_share if shares else None
+        flow = site_share.snapshot if site_share is not None else None
         fresh = (readings is not None and flow is not None
                  and not readings.is_stale(self.control_settings.stale_after_s))
         slots = self.energy_meter.add(self.clock.time(),
@@ -254,4 +329,5 @@ class Site:
 def _planner_inputs(config: Config) -> tuple:
     """The parts of the config the planner is built from."""
     data = config_to_dict(config)
-    return tuple(data.get(section) for section in ("planner", "site", "charger", "data_dir"))
+    return tuple(data.get(section) for section in ("planner", "site", "charger", "chargers",
+                                                   "data_dir"))

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from phaeton.control.circuit import Circuit, CircuitLoad, LoadpointHeadroom, grid_connection
+from phaeton.control.allocator import Claim, Grant, RotationState, allocate
+from phaeton.control.circuit import Circuit, CircuitLoad, FuseHeadroom, LoadpointHeadroom, grid_connection
 from phaeton.control.powerflow import PowerFlowSnapshot, build_site_snapshot
 from phaeton.control.readings import EvReadings, PhaseW, SiteReadings, clean_phases
 from phaeton.control.settings import ControlSettings
@@ -114,3 +115,81 @@ def share_site(site: SiteReadings, loadpoints: Mapping[str, LoadpointDraw], sett
             surplus = Surplus(raw_w=surplus.raw_w / len(pool), battery_has_priority=surplus.battery_has_priority)
         shares[name] = LoadpointShare(LoadpointHeadroom(tuple(loads), snapshot.voltage_v), surplus, green)
     return SiteShare(snapshot, shares)
+
+
+def on_grid_phases(ev: EvReadings, grid_phase: int) -> EvReadings:
+    """A charger's readings in grid phase order: its own L1 is the grid's `grid_phase` (0..2;
+    a single-phase charger wired to L2 or L3), its L2 and L3 follow round."""
+    if grid_phase == 0:
+        return ev
+    return replace(ev, power_w=_rotate(ev.power_w, grid_phase),
+                   current_a=_rotate(ev.current_a, grid_phase),
+                   voltage_v=_rotate(ev.voltage_v, grid_phase))
+
+
+def in_charger_phases(share: LoadpointShare, grid_phase: int) -> LoadpointShare:
+    """A share computed in grid phase order, turned back into the charger's own order (what
+    its controller checks as L1 is the grid's `grid_phase`)."""
+    headroom = share.headroom
+    if grid_phase == 0 or not isinstance(headroom, LoadpointHeadroom):
+        return share           # (an allocator grant is one current, whatever the phase)
+    back = -grid_phase
+    loads = tuple(replace(load, other_w=_rotate(load.other_w, back)) for load in headroom.loads)
+    return replace(share, headroom=LoadpointHeadroom(loads, _rotate(headroom.voltage_v, back)))
+
+
+def _rotate(values: tuple, shift: int) -> tuple:
+    """values[i] moves to position i + shift (mod 3)."""
+    return tuple(values[(i - shift) % 3] for i in range(3))
+
+
+# ---- several loadpoints: the allocator decides who gets how much ------------------------------
+
+@dataclass(frozen=True)
+class GrantedHeadroom:
+    """The allocator's grant for one loadpoint in the place of its circuits' headroom: whatever
+    phases its controller picks, the grant is the most it may take (0: paused, with why)."""
+
+    grant: Grant
+
+    def for_phases(self, phases: int) -> FuseHeadroom:
+        g = self.grant
+        house_over = g.current_a == 0 and not g.waiting and "house load alone" in g.reason
+        return FuseHeadroom(g.current_a, g.phase, house_over, g.reason, g.circuit)
+
+
+def circuit_room(snapshot: PowerFlowSnapshot, loadpoints: Mapping[str, LoadpointDraw],
+                 claimants: set[str], nominal_voltage_v: float) -> dict[tuple[str, int], float | None]:
+    """Per (circuit, phase): the current left for all `claimants` below it together. The grid
+    connection's load is the grid meter's import minus the claimants' EVs; a sub-circuit
+    (no meter of its own) carries only the EVs below it, the claimants' left out."""
+    ev_w = {name: lp.ev.phase_power_w(nominal_voltage_v) for name, lp in loadpoints.items()}
+    every = {c for lp in loadpoints.values() for c in lp.circuit.chain}
+    room: dict[tuple[str, int], float | None] = {}
+    for circuit in every:
+        below = [name for name, lp in loadpoints.items() if circuit.feeds(lp.circuit)]
+        for p in range(3):
+            if circuit.parent is None:
+                measured = snapshot.grid_w[p]
+                if measured is None:
+                    room[(circuit.name, p)] = None
+                    continue
+                other_w = measured - sum(ev_w[n][p] for n in below if n in claimants)
+            else:
+                other_w = sum(ev_w[n][p] for n in below if n not in claimants)
+            room[(circuit.name, p)] = circuit.max_current_a - other_w / snapshot.voltage_v[p]
+    return room
+
+
+def allocate_site(share: SiteShare, loadpoints: Mapping[str, LoadpointDraw], claims: list[Claim],
+                  settings: ControlSettings, now_s: float, state: RotationState,
+                  turn_s: float) -> SiteShare:
+    """`share` with each claiming loadpoint's headroom replaced by its allocator grant (who
+    gets how much of every circuit, minimums, priorities, turns: `control/allocator.py`)."""
+    room = circuit_room(share.snapshot, loadpoints, {c.name for c in claims},
+                        settings.nominal_voltage_v)
+    grants = allocate(room, claims, now_s, state, turn_s=turn_s)
+    shares = {name: (replace(part, headroom=GrantedHeadroom(grants[name]))  # type: ignore[arg-type]
+                     if name in grants else part)
+              for name, part in share.loadpoints.items()}
+    return SiteShare(share.snapshot, shares)

@@ -188,15 +188,21 @@ class SessionTracker:
 
     # -- the update ----------------------------------------------------------------------------
     def update(self, ev: EvReadings, snapshot: PowerFlowSnapshot | None, now_s: float,
-               nominal_voltage_v: float = NOMINAL_VOLTAGE_V) -> list[SessionStarted | SessionEnded]:
+               nominal_voltage_v: float = NOMINAL_VOLTAGE_V, *, solar_fraction: float | None = None,
+               price_per_kwh: float | None = None) -> list[SessionStarted | SessionEnded]:
         """Advance with one reading; returns SessionStarted/SessionEnded records (usually none).
+
+        `solar_fraction`: the part of this EV's power that free PV covers, as the site shares it
+        between its EVs (None: worked out from `snapshot` as if this EV were alone).
+        `price_per_kwh`: the price of this moment (a dynamic tariff's, negative allowed; None:
+        the flat `price_per_kwh`); the energy since the last update is valued at it.
 
         Call it only with real readings (not while the charger is offline): NO_VEHICLE ends the
         session, an ERROR state does not."""
         events: list[SessionStarted | SessionEnded] = []
         plugged = ev.connected
         if self._running is not None:
-            self._account(ev, snapshot, now_s, nominal_voltage_v)
+            self._account(ev, snapshot, now_s, nominal_voltage_v, solar_fraction, price_per_kwh)
             if ev.vehicle_state is VehicleState.NO_VEHICLE:
                 events.append(self._end(now_s))
         elif plugged:
@@ -209,7 +215,8 @@ class SessionTracker:
         return events
 
     def _account(self, ev: EvReadings, snapshot: PowerFlowSnapshot | None, now_s: float,
-                 nominal_voltage_v: float) -> None:
+                 nominal_voltage_v: float, green: float | None = None,
+                 price_now: float | None = None) -> None:
         r = self._running
         assert r is not None
         dt_s = now_s - r.last_update_s
@@ -220,10 +227,12 @@ class SessionTracker:
         power_w = min(max(0.0, power_w), MAX_POWER_W)
         r.peak_power_w = max(r.peak_power_w, power_w)
         solar_fraction = 0.0
-        if snapshot is not None and power_w > 0:
+        if green is not None:
+            solar_fraction = min(1.0, max(0.0, green))
+        elif snapshot is not None and power_w > 0:
             free_pv_w = max(0.0, snapshot.pv_total_w - (snapshot.house_total_w or 0.0))
             solar_fraction = min(power_w, free_pv_w) / power_w
-        price = self.price_per_kwh
+        price = self.price_per_kwh if price_now is None else price_now
         counter = ev.lifetime_energy_kwh
         if counter is None:
             step_kwh = power_w * dt_s / 3.6e6

@@ -490,6 +490,12 @@ class PlannerService:
 
     ev_allowance = ev_allowance_w
 
+    def import_price_now(self, now_s: float) -> float | None:
+        """The tariff's import price (currency/kWh, may be negative) of the quarter hour that
+        contains `now_s`, as the last plan saw it; None when it had none."""
+        price = self._planned_prices.get(int(first_slot_s(now_s)))
+        return None if price is None else price[0]
+
     def state(self) -> dict[str, Any]:
         """Values for the read-only D-Bus paths (None = invalid)."""
         now = self.clock.time()

@@ -119,7 +119,8 @@ class ChargingSession:
                 raise ValueError(f"session {name} must be a finite number, got {value!r}")
         if self.end_s < self.start_s:
             raise ValueError(f"session end_s ({self.end_s}) is before start_s ({self.start_s})")
-        for name in ("energy_kwh", "duration_s", "peak_w", "cost"):
+        # (cost may be negative: a session charged at negative prices earned money)
+        for name in ("energy_kwh", "duration_s", "peak_w"):
             if getattr(self, name) < 0:
                 raise ValueError(f"session {name} must be ≥ 0, got {getattr(self, name)}")
         if not 0 <= self.solar_share <= 1:

@@ -1,33 +1,61 @@
 """The web UI's status (`WebBackend.status()`, `/api/status`, the event stream), built from the
 tick's snapshot in this one place. The keys are documented in `web/backend.py` and docs/web.md.
 
-The web UI shows one charger: the site's first loadpoint.
+The top-level keys are the first charger's (the single-charger API); "chargers" has them all.
 """
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
-from phaeton.snapshot import SiteSnapshot
+from phaeton.snapshot import LoadpointSnapshot, SiteSnapshot
 from phaeton.venus.evcharger_service import STATUS_TEXT
 
 STARTING_REASON = "starting: waiting for the first control step"
 
 
 def status_of(snapshot: SiteSnapshot) -> dict[str, Any]:
-    """Pure: the status dict of a snapshot. Before the first control step (the loadpoint has
-    no decision yet) the owner's choices and limits are known and the rest is None."""
-    lp = snapshot.loadpoints[0]
-    decision, m = lp.decision, lp.measurement
+    """Pure: the status dict of a snapshot: the site's power flow, the first charger's keys at
+    the top level (the single-charger API) and every charger under "chargers" (its id first).
+    Before the first control step (no decision yet) the owner's choices and limits are known
+    and the rest is None."""
+    chargers = [charger_status(lp) for lp in snapshot.loadpoints]
+    first = snapshot.loadpoints[0]
+    decision = first.decision
     flow = decision.snapshot if decision is not None else None
     site = snapshot.readings
     voltage = snapshot.nominal_voltage_v
     grid = list(site.grid_w) if site is not None else [None, None, None]
     age = site.age_s if site is not None else None
+    ev_w = [c["ev_w"] for c in chargers]
+    status = {key: value for key, value in chargers[0].items() if key not in ("id", "ev_w")}
+    status.update({
+        "time": snapshot.time_s,
+        "power": {
+            "pv_w": _total(flow.pv_ac_w) + (flow.pv_dc_w or 0.0) if flow is not None else None,
+            "grid_w": grid,
+            "grid_current_a": [None if w is None else round(w / voltage, 2) for w in grid],
+            "fuse_a": snapshot.fuse_a,
+            "house_w": flow.house_total_w if flow is not None else None,
+            "battery_w": site.battery_power_w if site is not None else None,
+            "battery_soc_pct": site.battery_soc_pct if site is not None else None,
+            "ev_w": (None if all(w is None for w in ev_w)
+                     else float(sum(w for w in ev_w if w is not None))),
+        },
+        "readings_stale": age is None or age > snapshot.stale_after_s,
+        "readings_age_s": age,
+        "chargers": chargers,
+    })
+    return status
+
+
+def charger_status(lp: LoadpointSnapshot) -> dict[str, Any]:
+    """Pure: one charger's part of the status (the keys documented in web/backend.py)."""
+    decision, m = lp.decision, lp.measurement
     identity = lp.identity
     c = lp.choices
     return {
-        "time": snapshot.time_s,
+        "id": lp.name,
         "mode": c.mode, "start_stop": c.start_stop, "set_current_a": c.set_current_a,
         "min_current_a": lp.limits.min_current_a, "max_current_a": c.max_current_a,
         "charger_max_current_a": lp.limits.max_current_a,
@@ -43,19 +71,9 @@ def status_of(snapshot: SiteSnapshot) -> dict[str, Any]:
                     "model": identity.model if identity else "",
                     "serial": identity.serial if identity else "",
                     "firmware": identity.firmware if identity else "",
-                    "error": lp.error},
-        "power": {
-            "pv_w": _total(flow.pv_ac_w) + (flow.pv_dc_w or 0.0) if flow is not None else None,
-            "grid_w": grid,
-            "grid_current_a": [None if w is None else round(w / voltage, 2) for w in grid],
-            "fuse_a": snapshot.fuse_a,
-            "house_w": flow.house_total_w if flow is not None else None,
-            "battery_w": site.battery_power_w if site is not None else None,
-            "battery_soc_pct": site.battery_soc_pct if site is not None else None,
-            "ev_w": m.total_power_w if m is not None else None,
-        },
-        "readings_stale": age is None or age > snapshot.stale_after_s,
-        "readings_age_s": age,
+                    "error": lp.error,
+                    "name": c.custom_name},
+        "ev_w": m.total_power_w if m is not None else None,
         "surplus_w": decision.surplus_w if decision is not None else None,
         "session": asdict(lp.session),
     }
