@@ -29,13 +29,19 @@ class WebBackend(Protocol):
     def status(self) -> dict:
         """A JSON-ready snapshot of the service, refreshed every control tick.
 
-        Keys: time, mode, start_stop, set_current_a, min_current_a, max_current_a,
-        charger_max_current_a, phases (the user's choice for Manual), phases_in_use (None
-        while the charger does not answer), auto_start, status_code, status_text, reason, bound_by,
-        charger {connected, connection, model, serial, firmware, error}, power {pv_w, grid_w,
-        grid_current_a, fuse_a, house_w, battery_w, battery_soc_pct, ev_w}, readings_stale,
-        readings_age_s, session {active, energy_kwh, duration_s, cost, currency, solar_share,
-        peak_w}. Unknown values are None.
+        The top-level charger keys are the FIRST charger's (the single-charger API): mode,
+        start_stop, set_current_a, min_current_a, max_current_a, charger_max_current_a, phases
+        (the user's choice for Manual), phases_in_use (None while the charger does not answer),
+        auto_start, status_code, status_text, reason, bound_by, charger {connected, connection,
+        model, serial, firmware, error, name}, surplus_w, session {active, energy_kwh,
+        duration_s, cost, currency, solar_share, peak_w}.
+
+        The site's keys: time, power {pv_w, grid_w, grid_current_a, fuse_a, house_w, battery_w,
+        battery_soc_pct, ev_w (the sum over all chargers)}, readings_stale, readings_age_s.
+
+        "chargers": a list with one dict per charger, in config order (the first is the one at
+        the top level), each with its `id` (see `charger_ids`), the charger keys above and
+        `ev_w` (that charger's power). Unknown values are None.
         """
         ...
 
@@ -47,15 +53,25 @@ class WebBackend(Protocol):
         """Stop feeding `queue` (a queue returned by `subscribe`); unknown queues are ignored."""
         ...
 
-    async def write(self, path: str, value: Any) -> int:
-        """Write one of WRITEABLE_PATHS exactly like a D-Bus SetValue on the evcharger service.
+    async def write(self, path: str, value: Any, charger_id: str | None = None) -> int:
+        """Write one of WRITEABLE_PATHS exactly like a D-Bus SetValue on the evcharger service
+        of the charger `charger_id` (None: the first charger, the single-charger API).
 
-        Returns 0 accepted, 1 wrong type or not writeable, 2 refused (out of range).
+        Returns 0 accepted, 1 wrong type or not writeable, 2 refused (out of range). Raises
+        KeyError for an id that is not one of `charger_ids()`.
         """
         ...
 
+    def charger_ids(self) -> list[str]:
+        """The ids of the chargers (loadpoints), in config order; never empty. The first is
+        the charger of the single-charger API. An id is the loadpoint's name (its
+        `device.unique_id`, "0" for the charger of a one-charger config): the suffix of its
+        D-Bus service name and the `loadpoint` of its sessions in the SessionStore."""
+        ...
+
     def sessions(self) -> "SessionStore":
-        """The store of finished charging sessions."""
+        """The store of finished charging sessions (of every charger: each session's
+        `loadpoint` is the id of the charger it was on)."""
         ...
 
     def config_path(self) -> str:

@@ -1,7 +1,9 @@
 """API of the live controls: status, the six D-Bus writes, login/logout and the password.
 
-A write goes through `backend.write(path, value)`, the same path as a D-Bus SetValue on the
-evcharger service, so it gets the same coercion, range checks and effect.
+A write goes through `backend.write(path, value, charger_id)`, the same path as a D-Bus
+SetValue on that charger's evcharger service, so it gets the same coercion, range checks and
+effect. `/api/<control>` acts on the first charger (the single-charger API);
+`/api/chargers/<id>/<control>` on the charger with that id (404 for an unknown id).
 """
 from __future__ import annotations
 
@@ -64,11 +66,51 @@ async def get_status(request: web.Request) -> web.Response:
     return json_response(without_non_finite(request.app[BACKEND].status()))
 
 
-def make_write_handler(control: Control):
-    """The POST handler of one control: {"<key>": value} -> backend.write(path, value)."""
+def known_charger(request: web.Request) -> str:
+    """The `charger_id` of the URL, or a 404 naming the chargers there are."""
+    charger_id = request.match_info["charger_id"]
+    ids = request.app[BACKEND].charger_ids()
+    if charger_id not in ids:
+        fail(404, f"no charger with id {charger_id[:100]!r}; the chargers are "
+                  f"{', '.join(map(repr, ids))}", charger_ids=ids)
+    return charger_id
+
+
+def charger_status_of(status: dict, charger_id: str) -> dict | None:
+    """The entry of `charger_id` in the status's "chargers" (None when it has none)."""
+    for entry in status.get("chargers") or ():
+        if isinstance(entry, dict) and entry.get("id") == charger_id:
+            return entry
+    return None
+
+
+async def get_chargers(request: web.Request) -> web.Response:
+    """GET /api/chargers: the chargers' ids (config order) and each one's status."""
+    backend = request.app[BACKEND]
+    status = backend.status()
+    return json_response(without_non_finite({"ids": backend.charger_ids(),
+                                             "chargers": status.get("chargers") or [],
+                                             "time": status.get("time")}))
+
+
+async def get_charger_status(request: web.Request) -> web.Response:
+    """GET /api/chargers/{charger_id}/status: one charger's part of the status."""
+    charger_id = known_charger(request)
+    entry = charger_status_of(request.app[BACKEND].status(), charger_id)
+    if entry is None:
+        fail(503, f"charger {charger_id!r} has no status yet; try again after the next tick")
+    return json_response(without_non_finite(entry))
+
+
+def make_write_handler(control: Control, *, by_id: bool = False):
+    """The POST handler of one control: {"<key>": value} -> backend.write(path, value).
+
+    `by_id`: the handler of /api/chargers/{charger_id}/<control>, for that charger (404 for an
+    unknown id, checked after the login and before the body); else the first charger's."""
 
     async def handle(request: web.Request) -> web.Response:
         await request.app[AUTH].require_writer(request)
+        charger_id = known_charger(request) if by_id else None
         body = await read_json_object(request)
         if control.key not in body:
             fail(400, f"the body must have the key {control.key!r}, e.g. "
@@ -83,18 +125,31 @@ def make_write_handler(control: Control):
             words = f" or one of {', '.join(control.words)}" if control.words else ""
             fail(422, f"{control.key} must be a number{words}, got {json_kind(value)}")
         backend = request.app[BACKEND]
-        code = await backend.write(control.path, value)
+        if charger_id is None:
+            code = await backend.write(control.path, value)
+        else:
+            try:
+                code = await backend.write(control.path, value, charger_id)
+            except KeyError:  # the charger went away since the check (a config change)
+                fail(404, f"no charger with id {charger_id[:100]!r}",
+                     charger_ids=backend.charger_ids())
         if code == WRITE_ACCEPTED:
-            return json_response({"ok": True, "path": control.path, "value": value})
-        allowed = control.allowed(backend.status())
+            done = {"ok": True, "path": control.path, "value": value}
+            return json_response(done if charger_id is None
+                                 else {**done, "charger_id": charger_id})
+        status = backend.status()
+        if charger_id is not None:
+            status = charger_status_of(status, charger_id) or {}
+        allowed = control.allowed(status)
+        where = {} if charger_id is None else {"charger_id": charger_id}
         if code == WRITE_REFUSED:
             fail(422, f"{control.key} = {value:g} refused: allowed is {allowed}",
-                 path=control.path, code=code)
+                 path=control.path, code=code, **where)
         fail(422, f"{control.key} = {value:g} is not accepted by {control.path} "
                   f"(wrong type or not writeable); allowed is {allowed}",
-             path=control.path, code=code)
+             path=control.path, code=code, **where)
 
-    handle.__name__ = f"post_{control.name}"
+    handle.__name__ = f"post_{'charger_' if by_id else ''}{control.name}"
     return handle
 
 
@@ -180,6 +235,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/status", get_status)
     for control in CONTROLS:
         app.router.add_post(f"/api/{control.name}", make_write_handler(control))
+    app.router.add_get("/api/chargers", get_chargers)
+    app.router.add_get("/api/chargers/{charger_id}/status", get_charger_status)
+    for control in CONTROLS:
+        app.router.add_post(f"/api/chargers/{{charger_id}}/{control.name}",
+                            make_write_handler(control, by_id=True))
     app.router.add_get("/api/session", get_session)
     app.router.add_post("/api/login", post_login)
     app.router.add_post("/api/logout", post_logout)

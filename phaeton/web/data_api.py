@@ -8,6 +8,8 @@ POST /api/password.
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
 from typing import Any
@@ -59,19 +61,36 @@ def _time_range(request: web.Request) -> tuple[float | None, float | None]:
 
 # ---- sessions ------------------------------------------------------------------------------
 
+MAX_CHARGER_ID_CHARS = 100
+
+
+def _charger_filter(request: web.Request) -> str | None:
+    """The `charger_id` query parameter: only that charger's sessions (None: every charger's).
+    Any id is allowed, also one no longer in the config: its sessions stay in the history."""
+    raw = request.query.get("charger_id")
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_CHARGER_ID_CHARS:
+        fail(400, f"query parameter charger_id is too long (at most {MAX_CHARGER_ID_CHARS} "
+                  f"characters)")
+    return raw
+
+
 async def get_sessions(request: web.Request) -> web.Response:
-    """GET /api/sessions?since_s&until_s&limit&offset: sessions (newest first) and totals."""
+    """GET /api/sessions?since_s&until_s&limit&offset&charger_id: sessions (newest first) and
+    totals; each session names its charger (`charger_id`)."""
     since, until = _time_range(request)
     limit = int(query_number(request, "limit", default=200, minimum=0,
                              maximum=MAX_SESSION_ROWS, integer=True))
     offset = int(query_number(request, "offset", default=0, minimum=0, maximum=1e9,
                               integer=True))
+    charger_id = _charger_filter(request)
     store = request.app[BACKEND].sessions()
-    rows = store.list_sessions(since, until, limit=limit, offset=offset)
-    totals = store.totals(since, until)
+    rows = store.list_sessions(since, until, limit=limit, offset=offset, loadpoint=charger_id)
+    totals = store.totals(since, until, loadpoint=charger_id)
     return json_response(without_non_finite({
-        "sessions": [{"id": s.id, "start_s": s.start_s, "end_s": s.end_s,
-                      "energy_kwh": s.energy_kwh, "duration_s": s.duration_s,
+        "sessions": [{"id": s.id, "charger_id": s.loadpoint, "start_s": s.start_s,
+                      "end_s": s.end_s, "energy_kwh": s.energy_kwh, "duration_s": s.duration_s,
                       "peak_w": s.peak_w, "cost": s.cost, "currency": s.currency,
                       "solar_share": s.solar_share, "extra": dict(s.extra)} for s in rows],
         "totals": {"count": totals.count, "energy_kwh": totals.energy_kwh,
@@ -81,11 +100,34 @@ async def get_sessions(request: web.Request) -> web.Response:
 
 
 async def get_sessions_csv(request: web.Request) -> web.Response:
-    """GET /api/sessions.csv?since_s&until_s: the sessions as a CSV download."""
+    """GET /api/sessions.csv?since_s&until_s&charger_id: the sessions as a CSV download, each
+    row naming its charger (`charger_id`, the last column)."""
     since, until = _time_range(request)
-    text = request.app[BACKEND].sessions().export_csv(since, until)
+    charger_id = _charger_filter(request)
+    store = request.app[BACKEND].sessions()
+    text = with_charger_column(store.export_csv(since, until, loadpoint=charger_id), store,
+                               since, until, charger_id)
     return web.Response(text=text, content_type="text/csv", headers={
         "Content-Disposition": 'attachment; filename="phaeton-sessions.csv"'})
+
+
+def with_charger_column(text: str, store, since: float | None, until: float | None,
+                        charger_id: str | None) -> str:
+    """The store's CSV with a last column `charger_id` (looked up by the session id), unless
+    the store already names the charger (a `loadpoint` or `charger_id` column)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or "loadpoint" in rows[0] or "charger_id" in rows[0] or "id" not in rows[0]:
+        return text
+    id_column = rows[0].index("id")
+    charger_of = {str(s.id): s.loadpoint for s in store.list_sessions(
+        since, until, limit=2 ** 62, loadpoint=charger_id)}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(rows[0] + ["charger_id"])
+    for row in rows[1:]:
+        writer.writerow(row + [charger_of.get(row[id_column], "") if id_column < len(row)
+                               else ""])
+    return out.getvalue()
 
 
 # ---- config --------------------------------------------------------------------------------

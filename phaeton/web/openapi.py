@@ -42,6 +42,16 @@ def _time_params() -> list[dict]:
                             " this unix time"} for name in ("since_s", "until_s")]
 
 
+_CHARGER_ID = {"name": "charger_id", "in": "path", "required": True,
+               "schema": {"type": "string"},
+               "description": "a charger's id, one of GET /api/chargers `ids`"}
+_CHARGER_FILTER = {"name": "charger_id", "in": "query", "required": False,
+                   "schema": {"type": "string", "maxLength": 100},
+                   "description": "only this charger's sessions (default: every charger's)"}
+_UNKNOWN_CHARGER = {**_ERROR, "description": "no charger with this id (the body lists the "
+                                             "`charger_ids`)"}
+
+
 def _log_params() -> list[dict]:
     return [{"name": "level", "in": "query", "schema": {
                 "enum": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], "default": "INFO"}},
@@ -52,7 +62,9 @@ def _log_params() -> list[dict]:
 def build_openapi() -> dict[str, Any]:
     """The document, generated from the same tables the routes are made from."""
     paths: dict[str, Any] = {
-        "/api/status": {"get": {"summary": "Live status snapshot (refreshed every tick)",
+        "/api/status": {"get": {"summary": "Live status snapshot (refreshed every tick): the "
+                                           "first charger's keys, every charger under "
+                                           "`chargers`",
                                 "responses": _ok("status")}},
         "/api/events": {"get": {"summary": "Server-Sent Events: `hello` then one `status` "
                                            "per tick", "responses": {**_ok(
@@ -76,15 +88,27 @@ def build_openapi() -> dict[str, Any]:
                                                       "new_password": {"type": "string",
                                                                        "minLength": 8}}}),
                                    "responses": {**_ok("changed"), **_WRITE_ERRORS}}},
-        "/api/sessions": {"get": {"summary": "Charging sessions, newest first, with totals",
-                                  "parameters": _time_params() + [
+        "/api/chargers": {"get": {"summary": "The chargers' `ids` (config order; the first is "
+                                             "the one of the single-charger endpoints) and "
+                                             "each one's status (`chargers`)",
+                                  "responses": _ok("chargers")}},
+        "/api/chargers/{charger_id}/status": {"get": {
+            "summary": "One charger's status (its entry of /api/status `chargers`)",
+            "parameters": [_CHARGER_ID],
+            "responses": {**_ok("status"), "404": _UNKNOWN_CHARGER,
+                          "503": {**_ERROR, "description": "a charger just added has no "
+                                                          "status yet"}}}},
+        "/api/sessions": {"get": {"summary": "Charging sessions, newest first, with totals; "
+                                             "each names its charger (`charger_id`)",
+                                  "parameters": _time_params() + [_CHARGER_FILTER] + [
                                       {"name": "limit", "in": "query", "schema": {
                                           "type": "integer", "minimum": 0, "maximum": 1000,
                                           "default": 200}},
                                       {"name": "offset", "in": "query", "schema": {
                                           "type": "integer", "minimum": 0, "default": 0}}],
                                   "responses": {**_ok("sessions"), "400": _ERROR}}},
-        "/api/sessions.csv": {"get": {"summary": "Sessions as CSV", "parameters": _time_params(),
+        "/api/sessions.csv": {"get": {"summary": "Sessions as CSV (last column: charger_id)",
+                                      "parameters": _time_params() + [_CHARGER_FILTER],
                                       "responses": {**_ok("CSV", {"type": "string"},
                                                           "text/csv"), "400": _ERROR}}},
         "/api/config": {
@@ -122,14 +146,19 @@ def build_openapi() -> dict[str, Any]:
         value_schema: dict[str, Any] = {"type": "number"}
         if control.words:
             value_schema = {"oneOf": [{"type": "number"}, {"enum": list(control.words)}]}
+        body = _json_body({"type": "object", "required": [control.key],
+                           "additionalProperties": False,
+                           "properties": {control.key: value_schema}})
         paths[f"/api/{control.name}"] = {"post": {
-            "summary": f"Write {control.path} (same as a D-Bus SetValue); allowed: "
-                       f"{control.allowed({})}",
-            "security": _SECURITY,
-            "requestBody": _json_body({"type": "object", "required": [control.key],
-                                       "additionalProperties": False,
-                                       "properties": {control.key: value_schema}}),
+            "summary": f"Write {control.path} of the first charger (same as a D-Bus SetValue); "
+                       f"allowed: {control.allowed({})}",
+            "security": _SECURITY, "requestBody": body,
             "responses": {**_ok("accepted"), **_WRITE_ERRORS}}}
+        paths[f"/api/chargers/{{charger_id}}/{control.name}"] = {"post": {
+            "summary": f"Write {control.path} of one charger (same as a D-Bus SetValue on its "
+                       f"service); allowed: {control.allowed({})}",
+            "security": _SECURITY, "parameters": [_CHARGER_ID], "requestBody": body,
+            "responses": {**_ok("accepted"), **_WRITE_ERRORS, "404": _UNKNOWN_CHARGER}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "phaeton web API", "version": "1",

@@ -1,13 +1,17 @@
-// Dashboard: live status over Server-Sent Events, the charger's controls.
+// Dashboard: live status over Server-Sent Events, the chargers' controls.
+// One charger: the page as always, its writes to /api/<control>. Several: one card per charger
+// (a copy of the first card), each writing to /api/chargers/<id>/<control>.
 "use strict";
 (() => {
   const { api, explain, show, fmt, el } = phaeton;
   const $ = (id) => document.getElementById(id);
-  let status = null;
   let staleAfterMs = 6000 + 1000;
   let lastEventAt = 0;
   let source = null;
-  let sliderBusy = false;
+  let pristine = null;     // the first charger card as the page came, copied for further chargers
+  let cards = [];          // one per charger; cards[0] is the page's own card
+  let layoutKey = null;    // the charger ids the cards were made for
+  let multi = false;       // more than one charger
 
   function setWire(id, watts, towardsHub) {
     const wire = $(id);
@@ -21,7 +25,11 @@
     return list.reduce((a, v) => a + (v || 0), 0);
   }
 
-  function renderFlow(p) {
+  function chargerName(c) {
+    return (c.charger && c.charger.name) || "Charger " + c.id;
+  }
+
+  function renderFlow(p, chargers) {
     $("pv-w").textContent = fmt.power(p.pv_w);
     setWire("wire-pv", p.pv_w, true);
     const grid = sum(p.grid_w);
@@ -38,6 +46,10 @@
     setWire("wire-bat", bat, bat < 0);  // positive = the battery charges
     $("ev-w").textContent = fmt.power(p.ev_w);
     setWire("wire-ev", p.ev_w, false);
+    // several chargers: each one's power under the flow (the EV box has their sum)
+    $("ev-chargers").replaceChildren(...(multi ? chargers.flatMap((c, i) => [
+      el("dt", { text: "EV · " + chargerName(c) }),
+      el("dd", { id: "ev-w-" + i, "data-charger": c.id, text: fmt.power(c.ev_w) })]) : []));
     const bars = $("phase-bars");
     bars.replaceChildren();
     const currents = p.grid_current_a || [];
@@ -50,29 +62,111 @@
     });
   }
 
-  function render(s) {
-    status = s;
-    renderFlow(s.power || {});
-    $("status-text").textContent = s.status_text || "—";
-    $("reason").textContent = s.reason || "";
-    $("bound-by").textContent = s.bound_by || "—";
-    for (const mode of [0, 1, 2]) $("mode-" + mode).setAttribute("aria-pressed", String(s.mode === mode));
-    $("start-stop").textContent = s.start_stop ? "Stop charging" : "Start charging";
-    $("auto-start").checked = !!s.auto_start;
-    for (const n of [1, 3]) $("phases-" + n).setAttribute("aria-pressed", String(s.phases === n));
-    $("phases-in-use").textContent = s.phases_in_use ? "in use: " + s.phases_in_use : "";
-    const slider = $("current");
+  // ---- one charger's card ---------------------------------------------------------------
+
+  // A card: its root <section>, the charger's id, its last status; parts are found by
+  // data-part (the first card's parts are its elements' ids, a copy's ids get "--<index>").
+  function makeCard(root, index) {
+    const card = { root, index, id: null, status: null, sliderBusy: false };
+    card.part = (name) => root.querySelector('[data-part="' + name + '"]');
+    bind(card);
+    return card;
+  }
+
+  function nameParts(root, suffix) {
+    for (const node of root.querySelectorAll("[id]")) {
+      node.dataset.part = node.id;
+      if (suffix) node.id = node.id + suffix;
+    }
+    if (suffix) for (const label of root.querySelectorAll("label[for]")) label.htmlFor += suffix;
+  }
+
+  function controlUrl(card, control) {
+    return multi ? "/api/chargers/" + encodeURIComponent(card.id) + "/" + control : "/api/" + control;
+  }
+
+  async function send(card, control, body) {
+    const message = card.part("control-message");
+    show(message, "sending…");
+    const result = await api("POST", controlUrl(card, control), body);
+    if (result.ok) show(message, "done", "ok");
+    else show(message, explain(result), "error");
+    return result.ok;
+  }
+
+  function bind(card) {
+    for (const mode of [0, 1, 2]) card.part("mode-" + mode).addEventListener("click", () => send(card, "mode", { mode }));
+    for (const phases of [1, 3]) card.part("phases-" + phases).addEventListener("click", () => send(card, "phases", { phases }));
+    card.part("start-stop").addEventListener("click", () => send(card, "startstop", { start_stop: card.status && card.status.start_stop ? 0 : 1 }));
+    card.part("auto-start").addEventListener("change", (event) => send(card, "autostart", { auto_start: event.target.checked ? 1 : 0 }));
+    const slider = card.part("current");
+    slider.addEventListener("input", () => { card.sliderBusy = true; card.part("current-value").textContent = slider.value + " A"; });
+    slider.addEventListener("change", async () => {
+      await send(card, "current", { current_a: Number(slider.value) });
+      card.sliderBusy = false;
+    });
+  }
+
+  function renderCard(card, s) {
+    const part = card.part;
+    card.status = s;
+    card.root.dataset.charger = s.id ?? "";
+    part("charger-title").textContent = multi ? chargerName(s) : "Charger";
+    part("status-text").textContent = s.status_text || "—";
+    part("reason").textContent = s.reason || "";
+    part("bound-by").textContent = s.bound_by || "—";
+    for (const mode of [0, 1, 2]) part("mode-" + mode).setAttribute("aria-pressed", String(s.mode === mode));
+    part("start-stop").textContent = s.start_stop ? "Stop charging" : "Start charging";
+    part("auto-start").checked = !!s.auto_start;
+    for (const n of [1, 3]) part("phases-" + n).setAttribute("aria-pressed", String(s.phases === n));
+    part("phases-in-use").textContent = s.phases_in_use ? "in use: " + s.phases_in_use : "";
+    const slider = part("current");
     slider.min = s.min_current_a ?? 6;
     slider.max = s.max_current_a ?? 16;
-    if (!sliderBusy) {
+    if (!card.sliderBusy) {
       slider.value = s.set_current_a ?? slider.min;
-      $("current-value").textContent = fmt.num(s.set_current_a, 0, "A");
+      part("current-value").textContent = fmt.num(s.set_current_a, 0, "A");
     }
-    $("current-range").textContent = "(" + fmt.num(s.min_current_a, 0) + "–" + fmt.num(s.max_current_a, 0, "A") + ")";
+    part("current-range").textContent = "(" + fmt.num(s.min_current_a, 0) + "–" + fmt.num(s.max_current_a, 0, "A") + ")";
     const c = s.charger || {};
-    $("charger-info").textContent = c.connected
+    part("charger-info").textContent = c.connected
       ? [c.model, c.serial, c.firmware && "fw " + c.firmware, c.connection].filter(Boolean).join(" · ")
       : "not connected" + (c.error ? ": " + c.error : "");
+    part("charger-ev-w").textContent = fmt.power(s.ev_w);
+    const session = s.session || {};
+    part("charger-session").textContent = !session.active ? "no session" : [
+      fmt.num(session.energy_kwh, 2, "kWh"), fmt.duration(session.duration_s),
+      session.cost === null || session.cost === undefined ? null
+        : Number(session.cost).toFixed(2) + " " + (session.currency || ""),
+      fmt.pct(session.solar_share) + " solar"].filter(Boolean).join(" · ");
+  }
+
+  // Make one card per charger (the page's own card for the first); again when the ids change.
+  function layout(chargers) {
+    const key = JSON.stringify(chargers.map((c) => c.id));
+    if (key === layoutKey) return;
+    layoutKey = key;
+    multi = chargers.length > 1;
+    document.body.classList.toggle("multi", multi);
+    for (const card of cards.slice(1)) card.root.remove();
+    cards = cards.slice(0, 1);
+    let after = cards[0].root;
+    chargers.slice(1).forEach((c, i) => {
+      const root = pristine.cloneNode(true);
+      nameParts(root, "--" + (i + 1));
+      after.after(root);
+      after = root;
+      cards.push(makeCard(root, i + 1));
+    });
+    chargers.forEach((c, i) => { cards[i].id = c.id; });
+  }
+
+  function render(s) {
+    const chargers = Array.isArray(s.chargers) && s.chargers.length ? s.chargers : [{ ...s, id: null, ev_w: (s.power || {}).ev_w }];
+    layout(chargers);
+    renderFlow(s.power || {}, chargers);
+    if (multi) chargers.forEach((c, i) => renderCard(cards[i], c));
+    else renderCard(cards[0], { ...s, id: chargers[0].id, ev_w: chargers[0].ev_w });
     const session = s.session || {};
     $("session-state").textContent = session.active ? "charging session running" : "no session";
     $("session-energy").textContent = fmt.num(session.energy_kwh, 2, "kWh");
@@ -111,26 +205,11 @@
     };
   }
 
-  async function send(url, body) {
-    const message = $("control-message");
-    show(message, "sending…");
-    const result = await api("POST", url, body);
-    if (result.ok) show(message, "done", "ok");
-    else show(message, explain(result), "error");
-    return result.ok;
-  }
-
   document.addEventListener("DOMContentLoaded", () => {
-    for (const mode of [0, 1, 2]) $("mode-" + mode).addEventListener("click", () => send("/api/mode", { mode }));
-    for (const phases of [1, 3]) $("phases-" + phases).addEventListener("click", () => send("/api/phases", { phases }));
-    $("start-stop").addEventListener("click", () => send("/api/startstop", { start_stop: status && status.start_stop ? 0 : 1 }));
-    $("auto-start").addEventListener("change", (event) => send("/api/autostart", { auto_start: event.target.checked ? 1 : 0 }));
-    const slider = $("current");
-    slider.addEventListener("input", () => { sliderBusy = true; $("current-value").textContent = slider.value + " A"; });
-    slider.addEventListener("change", async () => {
-      await send("/api/current", { current_a: Number(slider.value) });
-      sliderBusy = false;
-    });
+    const first = document.querySelector(".charger-card");
+    pristine = first.cloneNode(true);
+    nameParts(first, "");
+    cards = [makeCard(first, 0)];
     connect();
     setInterval(checkLive, 1000);
   });

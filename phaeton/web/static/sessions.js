@@ -1,12 +1,31 @@
-// Sessions page: history with totals, filtered by local dates, CSV export.
+// Sessions page: history with totals, filtered by local dates (and charger), CSV export.
+// Each session names its charger; the column and the filter show when there are several.
 "use strict";
 (() => {
   const { api, explain, show, fmt, el } = phaeton;
   const $ = (id) => document.getElementById(id);
+  let names = {};    // charger id -> its name, from /api/chargers
+  let chargerIds = [];
+
+  function chargerName(id) {
+    if (id === null || id === undefined) return "—";
+    return names[id] || "Charger " + id;
+  }
+
+  async function loadChargers() {
+    const result = await api("GET", "/api/chargers");
+    if (!result.ok) return;
+    chargerIds = result.data.ids || [];
+    for (const c of result.data.chargers || []) names[c.id] = (c.charger && c.charger.name) || "";
+    const select = $("charger");
+    select.replaceChildren(el("option", { value: "", text: "all" }),
+      ...chargerIds.map((id) => el("option", { value: id, text: chargerName(id) })));
+  }
 
   function range() {
     const query = new URLSearchParams();
     const from = $("from").value, to = $("to").value;
+    if ($("charger").value) query.set("charger_id", $("charger").value);
     if (from) query.set("since_s", String(new Date(from + "T00:00:00").getTime() / 1000));
     if (to) {
       const end = new Date(to + "T00:00:00");
@@ -24,6 +43,8 @@
     if (!result.ok) { show($("sessions-message"), explain(result), "error"); return; }
     show($("sessions-message"), "");
     const { sessions, totals } = result.data;
+    const seen = new Set(sessions.map((s) => s.charger_id));
+    document.body.classList.toggle("multi", chargerIds.length > 1 || seen.size > 1);
     const costs = Object.entries(totals.cost_by_currency).map(([cur, v]) => v.toFixed(2) + " " + cur).join(", ") || "—";
     const solar = totals.energy_kwh ? totals.solar_energy_kwh / totals.energy_kwh : null;
     $("totals").replaceChildren(
@@ -34,16 +55,17 @@
       el("dt", { text: "Cost" }), el("dd", { text: costs }));
     $("rows").replaceChildren(...sessions.map((s) => el("tr", {},
       el("td", { text: fmt.when(s.start_s) }),
+      el("td", { class: "multi-only charger", "data-charger": s.charger_id, text: chargerName(s.charger_id) }),
       el("td", { class: "num", text: fmt.num(s.energy_kwh, 2, "kWh") }),
       el("td", { class: "num", text: fmt.duration(s.duration_s) }),
       el("td", { class: "num", text: fmt.power(s.peak_w) }),
       el("td", { class: "num", text: s.cost.toFixed(2) + " " + s.currency }),
       el("td", { class: "num", text: fmt.pct(s.solar_share) }))));
-    if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 6, class: "muted", text: "No sessions in this range." })));
+    if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No sessions in this range." })));
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     $("filter").addEventListener("submit", (event) => { event.preventDefault(); load(); });
-    load();
+    loadChargers().then(load);
   });
 })();
