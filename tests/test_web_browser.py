@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -55,8 +56,11 @@ def text_of(driver, element_id: str) -> str:
 
 
 def wait_for_text(driver, element_id: str, expected: str, timeout_s: float = 10) -> str:
-    """Wait until the element's text contains `expected`; returns the text."""
-    WebDriverWait(driver, timeout_s).until(lambda d: expected in text_of(d, element_id))
+    """Wait until the element's text contains `expected`; returns the text. (A page that
+    reloads meanwhile, e.g. after a form submit, leaves a stale element: looked up again.)"""
+    WebDriverWait(driver, timeout_s, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(
+            lambda d: expected in text_of(d, element_id))
     return text_of(driver, element_id)
 
 
