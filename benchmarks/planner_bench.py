@@ -33,6 +33,13 @@ highspy is installed, each plan's distance to the MIP optimum (tests/test_optimi
 oracle).
 
     python benchmarks/planner_bench.py --min-power [--rounds 7] [--against REV]
+
+`--cars N` times N cars against one car on the same 192-slot synthetic problems (the extra
+cars plug in later and leave later, all under an 11 kW shared circuit), with and without the
+first car's minimum power, interleaved, and prints each multi-car plan's gap to the HiGHS
+LP/MIP optimum when highspy is installed.
+
+    python benchmarks/planner_bench.py --cars 2 [--rounds 3]
 """
 from __future__ import annotations
 
@@ -306,6 +313,71 @@ def compare_min_power(rounds: int, rev: str) -> int:
     return 0 if ok else 1
 
 
+def several_cars(problem: PlanProblem, cars: int, min_kw: float) -> PlanProblem:
+    """`problem`'s car and cars-1 more: the second plugged in 2 h later and leaving 1 h
+    later, needing 8 kWh at 7.4 kW, the third at 3.7 kW ..., all under an 11 kW shared
+    circuit; only the first car has the minimum power `min_kw`."""
+    first = dataclasses.replace(problem.ev, min_kw=min_kw, name="car1")
+    evs = [first]
+    slots = len(problem.slot_start_s)
+    for k in range(1, cars):
+        if first.plugged_mask[0]:  # plugged in now: all of them
+            mask = first.plugged_mask.copy()
+        else:
+            mask = np.roll(first.plugged_mask, 8 * k)
+            mask[:8 * k] = False
+        evs.append(EVDemand(mask, min(slots, first.departure_slot + 4 * k), 8.0,
+                            max_kw=7.4 if k == 1 else 3.7, charge_efficiency=0.9,
+                            name=f"car{k + 1}"))
+    return dataclasses.replace(problem, ev=None, evs=tuple(evs), ev_shared_max_kw=11.0)
+
+
+def compare_cars(cars: int, rounds: int) -> int:
+    """Runtime of one car against `cars` cars on the same 192-slot days, with and without
+    the first car's 4.14 kW minimum, interleaved (one car, several, then several, one ...);
+    with highspy, each multi-car plan's distance to the LP / MIP optimum."""
+    try:
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+        from planner_oracle import solve_lp
+    except ImportError:
+        solve_lp = None
+    cases = [(f"48 h day {seed}", synthetic_problem(seed, 192, False)) for seed in range(4)]
+    cases += [(f"plugged now {seed}", synthetic_problem(seed, 192, True)) for seed in range(4)]
+    print(f"{'case':<16} {'min kW':>6} {'1 car ms':>9} {f'{cars} cars ms':>11} {'ratio':>6} "
+          f"{'gap to optimum':>15} {'shortfall kWh':>14}")
+    ratios = {0.0: [], EV_MIN_KW: []}
+    for name, base in cases:
+        for min_kw in (0.0, EV_MIN_KW):
+            one = dataclasses.replace(base, ev=dataclasses.replace(base.ev, min_kw=min_kw))
+            many = several_cars(base, cars, min_kw)
+            times: dict[str, list[float]] = {"one": [], "many": []}
+            for r in range(rounds):
+                order = [("one", one), ("many", many)]
+                for label, problem in (order if r % 2 == 0 else order[::-1]):
+                    start = time.perf_counter()
+                    result = plan(problem)
+                    times[label].append(time.perf_counter() - start)
+                    if label == "many":
+                        many_plan = result
+            t1 = statistics.median(times["one"]) * 1e3
+            tn = statistics.median(times["many"]) * 1e3
+            ratios[min_kw].append(tn / t1)
+            gap = ""
+            if solve_lp is not None:
+                best = solve_lp(many, min_power=min_kw > 0)
+                if best.shortfall_kwh < 1e-6:
+                    gap = f"{(many_plan.cost_eur - best.cost_eur) / abs(best.cost_eur):.2e}"
+                else:
+                    gap = f"LP short {best.shortfall_kwh:.2f}"
+            short = sum(s.ev_kwh for s in many_plan.shortfalls if s is not None)
+            print(f"{name:<16} {min_kw:>6.2f} {t1:>9.1f} {tn:>11.1f} {tn / t1:>6.1f} {gap:>15} "
+                  f"{short:>14.3f}", flush=True)
+    for min_kw, values in ratios.items():
+        print(f"median ratio {cars} cars / 1 car, min {min_kw:.2f} kW: "
+              f"{statistics.median(values):.1f}x")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=0, help="only the first N usable days")
@@ -313,10 +385,15 @@ def main() -> int:
                         help="a different price in every quarter hour (interpolated)")
     parser.add_argument("--min-power", action="store_true",
                         help="previous vs current optimizer with and without an EV minimum")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (--min-power)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved rounds (--min-power, --cars)")
+    parser.add_argument("--cars", type=int, default=0,
+                        help="compare N cars with one car (runtime, gap to the optimum)")
     parser.add_argument("--against", default="HEAD",
                         help="git revision of the previous optimizer (--min-power)")
     args = parser.parse_args()
+    if args.cars:
+        return compare_cars(args.cars, args.rounds)
     if args.min_power:
         return compare_min_power(args.rounds, args.against)
     from planner_oracle import solve_lp

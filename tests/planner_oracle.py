@@ -6,7 +6,7 @@ reads the same cleaned SlotData the optimizer uses, so both solve the same model
 per slot t (energies in kWh): grid import imp in [0, F], fuse overload over >= 0 (penalised),
 export exp in [0, X], battery charge bc in [0, Pc] and discharge bd in [0, Pd] (AC side), EV
 energy ev in [0, cap], PV used pv in [0, P], stored energy E at the end of the slot in [lo, hi];
-one EV shortfall variable short >= 0.
+one EV shortfall variable short >= 0 (per car; several cars: see `solve_lp`).
 
     imp + over - exp + pv + bd - bc - ev = load                     (energy balance)
     E_t = E_{t-1} + eta_c bc - bd / eta_d                           (storage)
@@ -26,28 +26,45 @@ import numpy as np
 from phaeton.planning.model import BatterySpec, EVDemand, GridSpec, PlanProblem
 from phaeton.planning.slot_data import SlotData, prepare
 
-_KINDS = ("imp", "over", "exp", "bc", "bd", "ev", "pv", "stored")
+_KINDS = ("imp", "over", "exp", "bc", "bd", "pv", "stored")
 
 
 @dataclass
 class OracleResult:
     cost_eur: float            # objective without the overload and shortfall penalties
-    shortfall_kwh: float
+    shortfall_kwh: float       # over all cars
     overload_kwh: float
     grid_import_kwh: np.ndarray
     grid_export_kwh: np.ndarray
     battery_ac_kwh: np.ndarray  # charge - discharge
-    ev_kwh: np.ndarray
+    ev_kwh: np.ndarray          # all cars together
     stored_kwh: np.ndarray      # at the end of each slot
+    ev_by_ev_kwh: np.ndarray | None = None   # cars x slots
+    shortfall_by_ev_kwh: np.ndarray | None = None
 
 
 def solve_lp(problem: PlanProblem | SlotData, *, overload_penalty: float = 1e4,
-             shortfall_penalty: float = 1e3) -> OracleResult:
+             shortfall_penalty: float = 1e3, min_power: bool = False) -> OracleResult:
+    """The LP optimum; with several cars (`SlotData.evs`) one EV column block, one shortfall
+    and one "by departure" row per car, and the cars' shared limit as one row per slot:
+
+        sum_k ev_k,t <= shared_t
+
+    With `min_power`, a mixed-integer programme instead: a binary `on` per car and plugged-in
+    slot with min * on <= ev <= max * on, each car's total between its need and its need plus
+    one slot's minimum energy (as tests/test_optimizer_min_power.py's single-car MIP)."""
     data = problem if isinstance(problem, SlotData) else prepare(problem)
     n = data.slots
+    cars = data.evs
+    n_cars = len(cars)
     col = {kind: np.arange(n) + i * n for i, kind in enumerate(_KINDS)}
-    short = len(_KINDS) * n
-    ncols = short + 1
+    base = len(_KINDS) * n
+    ev_col = [base + k * n + np.arange(n) for k in range(n_cars)]
+    base += n_cars * n
+    on_col = [base + k * n + np.arange(n) for k in range(n_cars)] if min_power else []
+    base += len(on_col) * n
+    short = base + np.arange(n_cars)
+    ncols = base + n_cars
     inf = highspy.kHighsInf
 
     lower = np.zeros(ncols)
@@ -57,7 +74,10 @@ def solve_lp(problem: PlanProblem | SlotData, *, overload_penalty: float = 1e4,
     upper[col["exp"]] = data.export_cap_kwh
     upper[col["bc"]] = data.charge_cap_kwh
     upper[col["bd"]] = data.discharge_cap_kwh
-    upper[col["ev"]] = data.ev_cap_kwh
+    for k, car in enumerate(cars):
+        upper[ev_col[k]] = car.cap_kwh
+        if min_power:
+            upper[on_col[k]] = (car.cap_kwh > 0).astype(float)
     upper[col["pv"]] = data.pv_kwh
     lower[col["stored"]] = data.stored_min_kwh
     upper[col["stored"]] = data.stored_max_kwh
@@ -72,29 +92,52 @@ def solve_lp(problem: PlanProblem | SlotData, *, overload_penalty: float = 1e4,
 
     rows, cols, vals, row_lo, row_hi = [], [], [], [], []
 
-    def add_row(indices, coefficients, value):
+    def add_row(indices, coefficients, low, high=None):
         r = len(row_lo)
         rows.extend([r] * len(indices))
-        cols.extend(indices)
+        cols.extend(int(i) for i in indices)
         vals.extend(coefficients)
-        row_lo.append(value)
-        row_hi.append(value)
+        row_lo.append(low)
+        row_hi.append(low if high is None else high)
 
+    shared = data.ev_shared_cap_kwh
     for t in range(n):
         add_row([col["imp"][t], col["over"][t], col["exp"][t], col["pv"][t], col["bd"][t],
-                 col["bc"][t], col["ev"][t]], [1, 1, -1, 1, 1, -1, -1], data.load_kwh[t])
+                 col["bc"][t]] + [c[t] for c in ev_col], [1, 1, -1, 1, 1, -1] + [-1] * n_cars,
+                data.load_kwh[t])
         idx = [col["stored"][t], col["bc"][t], col["bd"][t]]
         coef = [1.0, -data.charge_eff, 1.0 / data.discharge_eff]
         if t == 0:
             add_row(idx, coef, data.stored_now_kwh)
         else:
             add_row(idx + [col["stored"][t - 1]], coef + [-1.0], 0.0)
-    add_row(list(col["ev"]) + [short], [data.ev_eff] * n + [1.0], data.ev_need_kwh)
+        if n_cars > 1 and shared is not None and np.isfinite(shared[t]):
+            add_row([c[t] for c in ev_col], [1.0] * n_cars, -inf, float(shared[t]))
+        for k, car in enumerate(cars):
+            if min_power and car.cap_kwh[t] > 0:
+                pair = [ev_col[k][t], on_col[k][t]]
+                add_row(pair, [1.0, -car.cap_kwh[t]], -inf, 0.0)
+                add_row(pair, [1.0, -car.min_kwh[t]], 0.0, inf)
+    for k, car in enumerate(cars):
+        if min_power:
+            add_row(list(ev_col[k]) + [short[k]], [car.eff] * n + [1.0], car.need_kwh, inf)
+            add_row(list(ev_col[k]), [1.0] * n, -inf,
+                    car.need_kwh / car.eff + float(car.min_kwh.max()))
+        else:
+            add_row(list(ev_col[k]) + [short[k]], [car.eff] * n + [1.0], car.need_kwh)
 
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
+    if min_power:
+        highs.setOptionValue("mip_rel_gap", 1e-7)
+        highs.setOptionValue("mip_abs_gap", 1e-9)
+        highs.setOptionValue("time_limit", 120.0)
     highs.addCols(ncols, cost, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32),
                   np.zeros(0))
+    if min_power and on_col:
+        binaries = np.concatenate(on_col).astype(np.int32)
+        highs.changeColsIntegrality(len(binaries), binaries,
+                                    np.full(len(binaries), highspy.HighsVarType.kInteger))
     order = np.argsort(rows, kind="stable")
     rows_arr = np.asarray(rows)[order]
     starts = np.searchsorted(rows_arr, np.arange(len(row_lo))).astype(np.int32)
@@ -108,13 +151,15 @@ def solve_lp(problem: PlanProblem | SlotData, *, overload_penalty: float = 1e4,
     over = x[col["over"]]
     # overload is still energy bought: count it at the import price, drop only the penalties
     penalties = (float(np.dot(overload_penalty - data.import_price, over))
-                 + shortfall_penalty * x[short])
+                 + shortfall_penalty * float(x[short].sum()))
     objective = float(np.dot(cost, x)) - penalties + data.terminal_value * data.stored_now_kwh
+    by_ev = np.array([x[c] for c in ev_col]).reshape(n_cars, n)
     return OracleResult(
-        cost_eur=objective, shortfall_kwh=float(x[short]), overload_kwh=float(x[col["over"]].sum()),
+        cost_eur=objective, shortfall_kwh=float(x[short].sum()),
+        overload_kwh=float(x[col["over"]].sum()),
         grid_import_kwh=x[col["imp"]] + over, grid_export_kwh=x[col["exp"]],
-        battery_ac_kwh=x[col["bc"]] - x[col["bd"]], ev_kwh=x[col["ev"]],
-        stored_kwh=x[col["stored"]])
+        battery_ac_kwh=x[col["bc"]] - x[col["bd"]], ev_kwh=by_ev.sum(0),
+        stored_kwh=x[col["stored"]], ev_by_ev_kwh=by_ev, shortfall_by_ev_kwh=x[short].copy())
 
 
 def random_problem(rng: np.random.Generator, slots: int, *, with_ev: bool = True,
@@ -149,3 +194,27 @@ def random_problem(rng: np.random.Generator, slots: int, *, with_ev: bool = True
                       charge_efficiency=efficiency)
     return PlanProblem(1.7e9 + 900.0 * np.arange(slots), imp, exp, load, pv, battery=battery,
                        grid=grid, ev=ev)
+
+
+def random_cars_problem(rng: np.random.Generator, slots: int, cars: int, *,
+                        shared: bool = True, min_kw: float = 0.0) -> PlanProblem:
+    """`random_problem` with several cars (their own windows, departures, needs, powers and
+    efficiencies; each need reachable alone at full power) and, with `shared`, a shared limit
+    below the cars' summed maximum (so it often binds)."""
+    problem = random_problem(rng, slots, with_ev=False)
+    evs = []
+    for k in range(cars):
+        arrive = int(rng.integers(0, slots // 2))
+        departure = int(rng.integers(arrive + 1, slots + 1))
+        mask = np.zeros(slots, dtype=bool)
+        mask[arrive:] = True
+        max_kw = float(rng.uniform(max(1.0, min_kw), 11))
+        efficiency = float(rng.uniform(0.8, 1))
+        reachable = max_kw * 0.25 * (departure - arrive) * efficiency
+        evs.append(EVDemand(mask, departure, float(rng.uniform(0, 0.7)) * reachable,
+                            max_kw=max_kw, min_kw=min_kw if k == 0 else 0.0,
+                            charge_efficiency=efficiency, name=f"car{k + 1}"))
+    problem.evs = tuple(evs)
+    if shared:
+        problem.ev_shared_max_kw = float(rng.uniform(0.4, 0.9)) * sum(e.max_kw for e in evs)
+    return problem

@@ -15,32 +15,43 @@ from phaeton.planning.schedule import build_plan
 from phaeton.planning.slot_data import SlotData, prepare
 
 
-def _ev_as_soon_as_possible(data: SlotData) -> tuple[np.ndarray, Shortfall | None]:
+def _ev_as_soon_as_possible(data: SlotData) -> tuple[np.ndarray, list[Shortfall | None]]:
+    """Each car (in order) at full power from plug-in until it has its need, within the fuse's
+    headroom and the cars' shared limit left by the cars before it. (cars x slots, shortfalls)"""
     headroom = np.clip(np.minimum(data.import_cap_kwh, 1e9) + data.pv_kwh - data.load_kwh,
                        0.0, None)
-    cap = np.minimum(data.ev_cap_kwh, headroom)
-    wanted_ac = data.ev_need_kwh / data.ev_eff
-    before = np.concatenate([[0.0], np.cumsum(cap)[:-1]])
-    ev = np.clip(wanted_ac - before, 0.0, cap)
-    delivered = ev.sum() * data.ev_eff
-    if delivered < data.ev_need_kwh - 1e-6:
-        return ev, Shortfall(data.ev_need_kwh - delivered,
-                             "charging at full power from plug-in does not reach the need")
-    return ev, None
+    shared = np.minimum(data.ev_shared_cap_kwh, 1e9) if data.ev_shared_cap_kwh is not None \
+        else np.full(data.slots, 1e9)
+    rows, shortfalls = [], []
+    for car in data.evs:
+        cap = np.minimum(np.minimum(car.cap_kwh, headroom), shared)
+        wanted_ac = car.need_kwh / car.eff
+        before = np.concatenate([[0.0], np.cumsum(cap)[:-1]])
+        ev = np.clip(wanted_ac - before, 0.0, cap)
+        headroom = headroom - ev
+        shared = shared - ev
+        rows.append(ev)
+        delivered = ev.sum() * car.eff
+        shortfalls.append(None if delivered >= car.need_kwh - 1e-6 else Shortfall(
+            car.need_kwh - delivered,
+            "charging at full power from plug-in does not reach the need"))
+    return np.array(rows).reshape(len(rows), data.slots), shortfalls
 
 
 def do_nothing(problem: PlanProblem | SlotData) -> Plan:
     """Idle battery, EV charged as soon as it is plugged in."""
     data = problem if isinstance(problem, SlotData) else prepare(problem)
-    ev, shortfall = _ev_as_soon_as_possible(data)
+    by_ev, shortfalls = _ev_as_soon_as_possible(data)
+    ev = by_ev.sum(0)
     reasons = ["EV charging from plug-in" if e > 1e-9 else "battery idle" for e in ev]
-    return build_plan(data, np.zeros(data.slots), ev, shortfall=shortfall, reasons=reasons)
+    return build_plan(data, np.zeros(data.slots), by_ev, shortfalls=shortfalls, reasons=reasons)
 
 
 def self_consumption(problem: PlanProblem | SlotData) -> Plan:
     """Battery follows the net load (store surplus, cover the house deficit), no prices."""
     data = problem if isinstance(problem, SlotData) else prepare(problem)
-    ev, shortfall = _ev_as_soon_as_possible(data)
+    by_ev, shortfalls = _ev_as_soon_as_possible(data)
+    ev = by_ev.sum(0)
     battery_ac = np.zeros(data.slots)
     stored = data.stored_now_kwh
     reasons = []
@@ -58,4 +69,4 @@ def self_consumption(problem: PlanProblem | SlotData) -> Plan:
             stored += x / data.discharge_eff
             reasons.append("battery covers house load" if x < -1e-9 else "battery idle")
         battery_ac[t] = x
-    return build_plan(data, battery_ac, ev, shortfall=shortfall, reasons=reasons)
+    return build_plan(data, battery_ac, by_ev, shortfalls=shortfalls, reasons=reasons)

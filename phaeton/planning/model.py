@@ -61,7 +61,8 @@ class EVDemand:
     The car may charge in slot i when `plugged_mask[i]` is true and `i < departure_slot`.
     `energy_needed_kwh` is what must reach the car's battery by the start of `departure_slot`;
     the charger draws `energy / charge_efficiency` from the AC side. `min_kw` > 0 means the
-    charger cannot run below that power (6 A x 3 phases ~ 4.1 kW) except off.
+    charger cannot run below that power (6 A x 3 phases ~ 4.1 kW) except off. `name` is the
+    charger's id (used in shortfall reasons; may be empty).
     """
 
     plugged_mask: np.ndarray
@@ -70,6 +71,7 @@ class EVDemand:
     max_kw: float = 11.0
     min_kw: float = 0.0
     charge_efficiency: float = 0.9
+    name: str = ""
 
     @classmethod
     def from_soc(cls, capacity_kwh: float, soc_now: float, soc_target: float,
@@ -85,6 +87,11 @@ class PlanProblem:
 
     `slot_duration_h` may be None: it is then taken from the spacing of `slot_start_s` (the last
     slot repeats the previous spacing; a single slot is 15 minutes).
+
+    The cars: either `ev` (one car, as before) or `evs` (any number, each with its own plug-in
+    mask, departure, need, power limits and efficiency), not both; `demands` is the tuple in
+    effect either way. `ev_shared_max_kw` is the most all the cars together may draw (the
+    smallest circuit above all of them); None: no limit besides the grid import limit.
     """
 
     slot_start_s: np.ndarray
@@ -96,6 +103,23 @@ class PlanProblem:
     grid: GridSpec = field(default_factory=GridSpec)
     ev: EVDemand | None = None
     slot_duration_h: np.ndarray | None = None
+    evs: tuple[EVDemand, ...] = ()
+    ev_shared_max_kw: float | None = None
+
+    def __post_init__(self) -> None:
+        self.evs = tuple(self.evs or ())
+        if self.ev is not None and self.evs:
+            raise ValueError("PlanProblem: set either ev or evs, not both")
+
+    @property
+    def demands(self) -> tuple[EVDemand, ...]:
+        """The cars to plan: `evs`, or `(ev,)`, or none."""
+        evs = tuple(self.evs or ())
+        if self.ev is not None and evs:
+            raise ValueError("PlanProblem: set either ev or evs, not both")
+        if evs:
+            return evs
+        return (self.ev,) if self.ev is not None else ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,12 @@ class Plan:
     `degradation_cost_eur` minus `terminal_value_eur` (the terminal value per kWh times the
     change of stored energy from start to end: negative when the plan empties the battery). `fuse_overload_kwh` is import the fuse cannot carry, non-zero only when the house load
     alone exceeds what grid, PV and battery can supply (then a warning says so).
+
+    Cars: `ev_kwh_by_ev` has one row per car of `PlanProblem.demands` (AC kWh per slot),
+    `ev_delivered_by_ev_kwh` and `shortfalls` one entry per car (None: its need is met).
+    `ev_kwh` and `ev_delivered_kwh` are the sums over the cars; `shortfall` is the combined
+    shortfall: None when every car gets its need, else the kWh missing over all cars with the
+    reasons joined ("name: reason; ..."); with one car it is that car's shortfall.
     """
 
     slot_start_s: np.ndarray
@@ -136,6 +166,20 @@ class Plan:
     shortfall: Shortfall | None
     reasons: list[str]
     warnings: list[str]
+    ev_kwh_by_ev: np.ndarray | None = None
+    ev_delivered_by_ev_kwh: tuple[float, ...] | None = None
+    shortfalls: tuple[Shortfall | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # built without the per-car fields (older callers): one car when there is any EV energy
+        # or shortfall, none otherwise
+        if self.ev_kwh_by_ev is None:
+            one = self.shortfall is not None or bool(np.any(np.asarray(self.ev_kwh) > 0))
+            self.ev_kwh_by_ev = np.asarray(self.ev_kwh, dtype=float).reshape(1, -1)[:int(one)]
+        if self.ev_delivered_by_ev_kwh is None:
+            self.ev_delivered_by_ev_kwh = (float(self.ev_delivered_kwh),) * len(self.ev_kwh_by_ev)
+        if self.shortfalls is None:
+            self.shortfalls = (self.shortfall,) * len(self.ev_kwh_by_ev)
 
     @property
     def cost_eur(self) -> float:

@@ -28,6 +28,13 @@ reward search; many such searches run side by side in one vectorised DP sweep (`
 at the LP's final reward, and stop as soon as the best whole-slot plan is proven within 2e-6 of
 the LP optimum (a lower bound). Otherwise a local search over slot sets, and a branch and
 bound when few slots are below the minimum, improve on it within a fixed number of sweeps.
+
+Several cars (`PlanProblem.evs`): one reward per car; for fixed rewards each car is one more
+segment of the slot cost (cars filled highest reward first, together within their shared
+limit), so the DP is still exact, and the rewards come from column generation over the solved
+schedules with a tiny master LP (`_multi_schedule`). Minimum powers are met car by car with
+the single-car search, alternating with exact re-plans of all cars (`_round_cars`). One car
+through `evs` takes exactly the single-car path.
 """
 from __future__ import annotations
 
@@ -40,16 +47,18 @@ import numpy as np
 
 from phaeton.planning.baseline import self_consumption
 from phaeton.planning.model import Plan, PlanProblem, Shortfall
-from phaeton.planning.schedule import build_plan
+from phaeton.planning.schedule import build_plan, car_label
 from phaeton.planning.slot_cost import (
     SlotCostTable,
     battery_table,
     ev_energy,
     grid_exchange,
     grid_segments,
+    multi_ev_energy,
+    multi_slot_cost_table,
     slot_cost_table,
 )
-from phaeton.planning.slot_data import SlotData, prepare
+from phaeton.planning.slot_data import EVData, SlotData, prepare
 from phaeton.planning.value_dp import ValueFunction, backward, forward, terminal
 
 _KELLEY_MAX_ROUNDS = 40
@@ -1097,6 +1106,8 @@ def plan(problem: PlanProblem) -> Plan:
     if data.slots == 0:
         return build_plan(data, np.zeros(0), np.zeros(0), warnings=["no slots to plan"])
     try:
+        if len(data.evs) > 1:
+            return _plan_several(data)
         solver = _Solver(data)
         ev, head_changes, shortfall = _schedule(solver)
         notes: list[str] = []
@@ -1113,3 +1124,452 @@ def plan(problem: PlanProblem) -> Plan:
                                  "plain self-consumption")
         return fallback
     return build_plan(data, battery_ac, ev, shortfall=shortfall, warnings=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Several cars
+#
+# Each car k gets its own reward r_k per kWh delivered. For fixed rewards the slot's EV part is
+# one segment per car (`slot_cost.car_segments`: cars filled highest reward first, all of them
+# together within the shared limit), so the DP above stays exact. The rewards maximise the
+# concave dual q(r) = min over schedules of cost - r . (kWh - need); they are found by column
+# generation (Kelley's cutting planes in several dimensions, kept near the best point so far
+# by a box that grows while the steps reach its edge): the master LP over the solved schedules
+#
+#     min  sum_j lam_j cost_j + P sum_k s_k
+#     s.t. sum_j lam_j = 1,   sum_j lam_j kWh_jk + s_k = need_k,   lam, s >= 0
+#
+# (s_k: car k's shortfall at the largest reward P) is tiny (one row per car and one more) and
+# solved by `_simplex`. Its optimum mixes the schedules into one that delivers the needs and
+# costs at most the master's value; every solve's dual value is a lower bound, and the search
+# stops when the two agree to `_GAP_TOLERANCE`. A minimum power per car is then met car by
+# car with the single-car slot-set search (`_apply_min_power`), the other cars held fixed.
+# ---------------------------------------------------------------------------------------------
+
+_MULTI_MAX_SOLVES = 80
+
+
+def _car_view(data: SlotData, k: int, load_kwh: np.ndarray | None = None,
+              cap_kwh: np.ndarray | None = None, min_kwh: np.ndarray | None = None,
+              need_kwh: float | None = None) -> SlotData:
+    """`data` as the single-car problem of car k (optionally with other cars in the load and
+    their energy taken off the shared limit)."""
+    car = data.evs[k]
+    view = copy.copy(data)
+    view.load_kwh = data.load_kwh if load_kwh is None else load_kwh
+    view.ev_cap_kwh = car.cap_kwh if cap_kwh is None else cap_kwh
+    view.ev_min_kwh = car.min_kwh if min_kwh is None else min_kwh
+    view.ev_eff = car.eff
+    view.ev_need_kwh = car.need_kwh if need_kwh is None else need_kwh
+    view.ev_departure = car.departure
+    view.evs = [car]
+    return view
+
+
+class _MultiSolution:
+    def __init__(self, rewards: np.ndarray, cost: float, kwh: np.ndarray, ev: np.ndarray,
+                 changes: np.ndarray):
+        self.rewards, self.cost, self.kwh, self.ev, self.changes = rewards, cost, kwh, ev, changes
+
+    def dual(self, rewards: np.ndarray, need: np.ndarray) -> float:
+        return self.cost + float(rewards @ (need - self.kwh))
+
+
+class _MultiSolver:
+    """The DP with one reward per car (cars `cars` of `data.evs`, all with a need)."""
+
+    def __init__(self, data: SlotData, cars: list[int]):
+        self.data, self.cars = data, cars
+        self.dep = max(data.evs[k].departure for k in cars)
+        base = copy.copy(data)
+        base.ev_cap_kwh = np.zeros(data.slots)
+        base.ev_min_kwh = np.zeros(data.slots)
+        base.ev_need_kwh, base.ev_departure, base.ev_eff = 1.0, self.dep, 1.0
+        self.solver = _Solver(base)  # tail after the last departure, battery helpers
+        self.head = _select(data, np.arange(self.dep))
+        self.caps = np.stack([data.evs[k].cap_kwh[:self.dep] for k in cars], 1)
+        self.eff = np.array([data.evs[k].eff for k in cars])
+        self.need = np.array([data.evs[k].need_kwh for k in cars])
+        shared = data.ev_shared_cap_kwh
+        self.shared = np.full(self.dep, np.inf) if shared is None else shared[:self.dep]
+        self.solves = 0
+
+    def zero(self) -> _MultiSolution:
+        """The schedule without any car charging."""
+        _, changes, value = self.solver._head(self.solver.no_ev_table)
+        k = len(self.cars)
+        return _MultiSolution(np.full(k, -self.solver.max_reward), value, np.zeros(k),
+                              np.zeros((k, self.dep)), changes)
+
+    def solve(self, rewards: np.ndarray) -> _MultiSolution:
+        """Minimise cost - sum_k r_k kWh_k (kWh into car k) before the last departure."""
+        self.solves += 1
+        solver, head = self.solver, self.head
+        per_kwh = np.tile(rewards * self.eff, (self.dep, 1))
+        table = multi_slot_cost_table(head, head.load_kwh, self.caps, per_kwh, self.shared,
+                                      solver.penalty)
+        _, changes, value = solver._head(table)
+        demand = head.load_kwh + solver.battery_ac(changes)
+        ev = multi_ev_energy(head, demand, self.caps, per_kwh, self.shared, solver.penalty).T
+        kwh = ev.sum(1) * self.eff
+        return _MultiSolution(rewards.copy(), value + float(rewards @ kwh), kwh, ev, changes)
+
+
+def _simplex(cost: np.ndarray, matrix: np.ndarray, rhs: np.ndarray, basis: list[int],
+             tol: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """min cost . x subject to matrix x = rhs, x >= 0, from a feasible basis (Bland's rule:
+    never cycles). Returns (x, row duals, optimal basis). For the few-row master LP only."""
+    basis = list(basis)
+    n = matrix.shape[1]
+    for _ in range(100 * n + 100):
+        square = matrix[:, basis]
+        xb = np.linalg.solve(square, rhs)
+        duals = np.linalg.solve(square.T, cost[basis])
+        reduced = cost - duals @ matrix
+        reduced[basis] = 0.0
+        entering = np.flatnonzero(reduced < -tol)
+        if not len(entering):
+            x = np.zeros(n)
+            x[basis] = np.maximum(xb, 0.0)
+            return x, duals, basis
+        j = int(entering[0])
+        direction = np.linalg.solve(square, matrix[:, j])
+        positive = direction > 1e-12
+        if not positive.any():
+            raise ArithmeticError("master LP unbounded")
+        ratios = np.full(len(basis), np.inf)
+        ratios[positive] = np.maximum(xb[positive], 0.0) / direction[positive]
+        ties = np.flatnonzero(ratios <= ratios.min() + 1e-15)
+        leave = int(min(ties, key=lambda i: basis[i]))
+        basis[leave] = j
+    raise ArithmeticError("master LP did not converge")
+
+
+class _Master:
+    """The column-generation master: the solved schedules plus one shortfall column per car
+    (and, for the boxed master, columns that keep the rewards within a box)."""
+
+    def __init__(self, need: np.ndarray, penalty: float, zero: _MultiSolution):
+        self.need, self.penalty = need, penalty
+        self.columns: list[_MultiSolution] = [zero]
+        k = len(need)
+        self.rhs = np.concatenate([[1.0], need])
+        self.basis = {"plain": None, "box": None}
+        self.k = k
+
+    def solve(self, box: tuple[np.ndarray, np.ndarray] | None = None):
+        """(x, duals (z, r), value); x: column weights then the shortfalls."""
+        k = self.k
+        eye = np.eye(k)
+        parts = [np.vstack([np.ones(len(self.columns)),
+                            np.array([c.kwh for c in self.columns]).T])]
+        costs = [np.array([c.cost for c in self.columns])]
+        parts.append(np.vstack([np.zeros(k), eye]))  # shortfalls
+        costs.append(np.full(k, self.penalty))
+        n_cols = len(self.columns)
+        name = "plain"
+        if box is not None:
+            name = "box"
+            low, high = box
+            parts += [np.vstack([np.zeros(k), eye]), np.vstack([np.zeros(k), -eye])]
+            costs += [np.minimum(high, self.penalty), -low]
+        matrix = np.hstack(parts)
+        cost = np.concatenate(costs)
+        basis = self.basis[name]
+        if basis is None:
+            basis = [0] + list(range(n_cols, n_cols + k))
+        else:  # column indices after the solution columns moved by the columns added since
+            added = n_cols - self.basis[name + "_cols"]
+            basis = [b if b < self.basis[name + "_cols"] else b + added for b in basis]
+        tol = 1e-11 * (1.0 + float(np.abs(cost).max()))
+        x, duals, basis = _simplex(cost, matrix, self.rhs, basis, tol)
+        self.basis[name], self.basis[name + "_cols"] = basis, n_cols
+        return x, duals, float(cost @ x)
+
+
+def _multi_guess(data: SlotData, cars: list[int], max_reward: float) -> np.ndarray:
+    """Each car's first guess as if alone (`_first_guess`); the largest reward for a car that
+    cannot get its need even alone at full power."""
+    guesses = []
+    for k in cars:
+        view = _car_view(data, k)
+        if view.ev_cap_kwh.sum() * view.ev_eff < view.ev_need_kwh - 1e-9:
+            guesses.append(max_reward)
+        else:
+            guesses.append(min(_first_guess(view), max_reward))
+    return np.array(guesses)
+
+
+def _multi_schedule(data: SlotData, cars: list[int]):
+    """(cars' AC kWh, the mix's battery head changes or None, shortfall per car in `cars`,
+    the solver) for the LP without minimum powers."""
+    ms = _MultiSolver(data, cars)
+    solver = ms.solver
+    big = solver.max_reward
+    scale = _price_scale(data)
+    master = _Master(ms.need, big, ms.zero())
+    center = _multi_guess(data, cars, big)
+    first = ms.solve(center)
+    master.columns.append(first)
+    center_q = best_q = first.dual(center, ms.need)
+    width = np.full(len(cars), 0.05 * scale)
+    while True:
+        x, _, upper = master.solve()
+        if upper - best_q <= _GAP_TOLERANCE * (1.0 + abs(upper)) or ms.solves >= _MULTI_MAX_SOLVES:
+            break
+        xb, duals, model = master.solve((center - width, center + width))
+        rewards = np.minimum(duals[1:], big)
+        if model - center_q <= _GAP_TOLERANCE * (1.0 + abs(model)):
+            width *= 4.0  # the center is best within the box: look further out
+            if (width > 4 * big).all():
+                break
+            continue
+        trial = ms.solve(rewards)
+        master.columns.append(trial)
+        q = trial.dual(rewards, ms.need)
+        best_q = max(best_q, q)
+        if q >= center_q + 0.1 * (model - center_q):
+            edge = np.abs(rewards - center) >= width * (1 - 1e-9)
+            width = np.where(edge, 2.0 * width, width)
+            center, center_q = rewards, q
+    weights = x[:len(master.columns)]
+    short = x[len(master.columns):len(master.columns) + len(cars)]
+    used = [j for j in np.flatnonzero(weights > 1e-12)]
+    ev = np.zeros((len(cars), data.slots))
+    changes = np.zeros(ms.dep)
+    for j in used:
+        ev[:, :ms.dep] += weights[j] * master.columns[j].ev
+        changes += weights[j] * master.columns[j].changes
+    total = weights[used].sum()
+    if total > 0:
+        ev /= total
+        changes /= total
+    head_changes = changes if len(used) == 1 else None
+    return ev, head_changes, short, ms
+
+
+def _car_shortfall_reason(data: SlotData, k: int, deliverable_kwh: float) -> str:
+    car = data.evs[k]
+    window = car.cap_kwh > 0
+    if not window.any():
+        return "EV not plugged in before departure"
+    at_full_power = car.cap_kwh.sum() * car.eff
+    if at_full_power < car.need_kwh - 1e-9:
+        hours = float(data.hours[window].sum())
+        return (f"not enough time: {hours:.2f} h plugged in at the EV's maximum power deliver "
+                f"{at_full_power:.2f} kWh")
+    return (f"grid connection (fuse) or shared charger limit: {deliverable_kwh:.2f} kWh can "
+            "reach the EV before departure alongside the house load and the other cars")
+
+
+def _plan_cost(data: SlotData, battery_ac: np.ndarray, ev_total: np.ndarray,
+               penalty: float) -> float:
+    """The plan's cost (as `Plan.cost_eur`, fuse overload penalised) of a schedule."""
+    costs = _slot_costs(data, data.load_kwh + battery_ac + ev_total, penalty)
+    charge = np.maximum(battery_ac, 0.0)
+    discharge = np.maximum(-battery_ac, 0.0)
+    stored = data.stored_now_kwh + float(np.sum(np.where(
+        battery_ac > 0, battery_ac * data.charge_eff, battery_ac / data.discharge_eff)))
+    return float(costs.sum() + data.degradation * (charge.sum() + discharge.sum())
+                 - data.terminal_value * (stored - data.stored_now_kwh))
+
+
+def _round_car(data: SlotData, k: int, ev: np.ndarray, target: float, penalty: float):
+    """Car k's best schedule with whole slots at its minimum, the other cars' rows of `ev`
+    fixed: (its row, battery AC exchange, shortfall kWh, notes).
+
+    A slot is usable only if the minimum fits beside the other cars (shared limit) and under
+    the fuse with PV and the battery's full discharge. When whole slots still cannot deliver
+    the target without overloading the fuse, the target is lowered by what would overload."""
+    car = data.evs[k]
+    others = ev.sum(0) - ev[k]
+    shared = data.ev_shared_cap_kwh
+    room = car.cap_kwh if shared is None else np.minimum(
+        car.cap_kwh, np.clip(shared - others, 0.0, None))
+    fuse = (np.minimum(data.import_cap_kwh, 1e9) + data.pv_kwh + data.discharge_cap_kwh
+            - data.load_kwh - others)
+    room = np.minimum(room, np.clip(fuse, 0.0, None))
+    usable = (room > 1e-9) & (room >= car.min_kwh - 1e-9)
+    load = data.load_kwh + others
+    before = float(np.maximum(0.0, _grid_import(data, load) - data.import_cap_kwh).sum())
+    for _ in range(3):
+        view = _car_view(data, k, load_kwh=load, cap_kwh=np.where(usable, room, 0.0),
+                         min_kwh=np.where(usable, car.min_kwh, 0.0), need_kwh=target)
+        solver = _Solver(view)
+        row, head_changes, shortfall = _schedule(solver)
+        notes: list[str] = []
+        if _needs_rounding(view, row):
+            row, battery_ac, notes = _apply_min_power(solver, row)
+        elif head_changes is None:
+            battery_ac = solver.solve_fixed_ev(row)
+        else:
+            battery_ac = solver.finish(head_changes)
+        over = float(np.maximum(0.0, _grid_import(data, load + battery_ac + row)
+                                - data.import_cap_kwh).sum()) - before
+        if over <= 1e-6 or target <= 1e-9:
+            break
+        target = max(0.0, target - over * car.eff)
+    missing = max(0.0, car.need_kwh - float(row.sum()) * car.eff)
+    return row, battery_ac, missing, notes
+
+
+def _grid_import(data: SlotData, demand_kwh: np.ndarray) -> np.ndarray:
+    return np.maximum(grid_exchange(data, demand_kwh), 0.0)
+
+
+def _plan_several(data: SlotData) -> Plan:
+    """`plan` for more than one car."""
+    n_cars = len(data.evs)
+    ev = np.zeros((n_cars, data.slots))
+    shortfalls: list[Shortfall | None] = [None] * n_cars
+    cars = []
+    for k, car in enumerate(data.evs):
+        if car.need_kwh <= 0:
+            continue
+        if car.cap_kwh.sum() <= 0:
+            shortfalls[k] = Shortfall(car.need_kwh, _car_shortfall_reason(data, k, 0.0))
+            continue
+        cars.append(k)
+    notes: list[str] = []
+    if not cars:
+        solver = _Solver(data)  # several cars: the single-car fields are empty
+        return build_plan(data, solver.solve_fixed_ev(np.zeros(data.slots)), ev,
+                          shortfalls=shortfalls)
+    rows, head_changes, short, ms = _multi_schedule(data, cars)
+    ev[cars] = rows
+    penalty = ms.solver.penalty
+    tol = [1e-6 * max(1.0, data.evs[k].need_kwh) for k in cars]
+    for i, k in enumerate(cars):
+        if short[i] > tol[i]:
+            delivered = float(ev[k].sum() * data.evs[k].eff)
+            shortfalls[k] = Shortfall(float(short[i]), _car_shortfall_reason(data, k, delivered))
+    if head_changes is not None:
+        battery_ac = ms.solver.finish(head_changes)
+    else:
+        battery_ac = ms.solver.solve_fixed_ev(ev.sum(0))
+    rounding = [k for k in cars if (data.evs[k].min_kwh > 0).any()]
+    if any(_needs_rounding(_car_view(data, k), ev[k]) for k in rounding):
+        targets = {k: float(ev[k].sum()) * data.evs[k].eff for k in cars}
+        ev_lp = ev
+        ev, battery_ac, notes, best_key = _round_cars(data, cars, rounding, ev, targets,
+                                                      penalty)
+        if set(cars) - set(rounding):
+            # also start with the cars without a minimum out of the way (re-planned around
+            # the rounded ones): better when those crowd the shared limit or the fuse
+            start = ev_lp.copy()
+            start[[k for k in cars if k not in rounding]] = 0.0
+            other = _round_cars(data, cars, rounding, start, targets, penalty)
+            if other[3] < best_key:
+                ev, battery_ac, notes, best_key = other
+        for k in cars:
+            missing = data.evs[k].need_kwh - float(ev[k].sum()) * data.evs[k].eff
+            shortfalls[k] = None if missing <= 1e-6 * max(1.0, data.evs[k].need_kwh) else \
+                Shortfall(missing, _car_shortfall_reason(data, k, data.evs[k].need_kwh - missing))
+    return build_plan(data, battery_ac, ev, shortfalls=shortfalls, warnings=notes)
+
+
+def _with_sets(data: SlotData, on: dict[int, np.ndarray], targets: dict[int, float]
+               ) -> SlotData:
+    """The cars' problem with car k charging exactly in the slots `on[k]`, at least at its
+    minimum there (the minimum moved into the house load and off the shared limit): convex
+    again. The other cars' needs are their `targets`."""
+    fixed = copy.copy(data)
+    load = data.load_kwh.copy()
+    shared = None if data.ev_shared_cap_kwh is None else data.ev_shared_cap_kwh.copy()
+    evs = []
+    for k, car in enumerate(data.evs):
+        need = targets.get(k, 0.0)
+        if k in on:
+            at_min = np.where(on[k], car.min_kwh, 0.0)
+            load += at_min
+            if shared is not None:
+                shared -= at_min
+            need = max(0.0, need - float(at_min.sum()) * car.eff)
+            car = EVData(car.name, np.where(on[k], car.cap_kwh - car.min_kwh, 0.0),
+                         np.zeros(data.slots), car.eff, need, car.departure)
+        else:
+            car = EVData(car.name, car.cap_kwh, car.min_kwh, car.eff, need, car.departure)
+        evs.append(car)
+    fixed.load_kwh = load
+    fixed.ev_shared_cap_kwh = None if shared is None else np.maximum(shared, 0.0)
+    fixed.evs = evs
+    return fixed
+
+
+def _solve_with_sets(data: SlotData, cars: list[int], on: dict[int, np.ndarray],
+                     targets: dict[int, float]):
+    """(cars' AC kWh, battery AC exchange) of the best schedule with the given on-slots."""
+    fixed = _with_sets(data, on, targets)
+    active = [k for k in cars if fixed.evs[k].need_kwh > 0 and fixed.evs[k].cap_kwh.sum() > 0]
+    ev = np.zeros((len(data.evs), data.slots))
+    for k, slots in on.items():
+        ev[k] = np.where(slots, data.evs[k].min_kwh, 0.0)
+    if not active:
+        solver = _Solver(_car_view(fixed, cars[0], need_kwh=0.0))
+        return ev, solver.solve_fixed_ev(np.zeros(data.slots))
+    rows, head_changes, _, ms = _multi_schedule(fixed, active)
+    ev[active] += rows
+    battery_ac = ms.solver.finish(head_changes) if head_changes is not None else \
+        ms.solver.solve_fixed_ev(ev.sum(0) - fixed.load_kwh + data.load_kwh)
+    return ev, battery_ac
+
+
+def _round_cars(data: SlotData, cars: list[int], rounding: list[int], ev: np.ndarray,
+                targets: dict[int, float], penalty: float):
+    """Every car with a minimum power off or at least at its minimum in each slot.
+
+    Alternates two steps, keeping the best schedule (least missing energy, then least cost):
+    each such car's best whole-slot schedule with the other cars held fixed (`_round_car`,
+    the single-car slot-set search), then all cars re-planned together with those cars'
+    on-slots fixed (`_solve_with_sets`, convex: exact), until neither step improves.
+    Returns (cars' AC kWh, battery AC exchange, notes)."""
+    big = 1e3 * _price_scale(data)
+
+    def better(value: float) -> bool:
+        return best is None or value < best_key - 1e-9 * (1.0 + abs(best_key))
+
+    def key(rows: np.ndarray, battery: np.ndarray) -> float:
+        missing = sum(max(0.0, targets[k] - float(rows[k].sum()) * data.evs[k].eff)
+                      for k in cars)
+        return _plan_cost(data, battery, rows.sum(0), penalty) + big * missing
+
+    best, best_battery, best_key = None, None, np.inf
+    notes: dict[int, list[str]] = {}
+    current = ev
+    for _ in range(3):
+        improved = False
+        for k in rounding:
+            if best is not None or _needs_rounding(_car_view(data, k), current[k]):
+                row, battery, _, car_notes = _round_car(data, k, current, targets[k], penalty)
+                trial = current.copy()
+                trial[k] = row
+                if best is None and any(_needs_rounding(_car_view(data, j), trial[j])
+                                        for j in rounding):
+                    current = trial  # the other cars still to round
+                    notes[k] = car_notes
+                    continue
+                trial_key = key(trial, battery)
+                if better(trial_key):
+                    best, best_battery, best_key, improved = trial, battery, trial_key, True
+                    notes[k] = car_notes
+                current = best
+        if best is None:  # cannot happen: the last car rounded is evaluated
+            best, best_battery, best_key = current, None, np.inf
+        on = {k: best[k] > 1e-9 for k in rounding}
+        rows, battery = _solve_with_sets(data, cars, on, targets)
+        trial_key = key(rows, battery)
+        if better(trial_key):
+            best, best_battery, best_key, improved = rows, battery, trial_key, True
+        current = best
+        if not improved:
+            break
+    texts = []
+    for k in rounding:
+        texts += [f"{text} ({car_label(data, k)})" for text in notes.get(k, [])]
+        extra = float(best[k].sum()) * data.evs[k].eff - targets[k]
+        if extra > 1e-6 and not any("more than needed" in t for t in notes.get(k, [])):
+            texts.append(f"EV minimum power: {extra / data.evs[k].eff:.2f} kWh more than needed "
+                         f"is scheduled ({car_label(data, k)})")
+    return best, best_battery, texts, best_key
+
+

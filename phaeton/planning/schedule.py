@@ -59,12 +59,49 @@ def planner_reasons(data: SlotData, charge: np.ndarray, discharge: np.ndarray, e
     return reasons
 
 
+def combined_shortfall(data: SlotData, shortfalls) -> Shortfall | None:
+    """`Plan.shortfall`: the one car's, or all cars' missing kWh with the reasons joined."""
+    missing = [(car, s) for car, s in zip(data.evs, shortfalls) if s is not None]
+    if len(data.evs) <= 1 or not missing:
+        return missing[0][1] if missing else None
+    reason = "; ".join(f"{car_label(data, data.evs.index(car))}: {s.reason}"
+                       for car, s in missing)
+    return Shortfall(float(sum(s.ev_kwh for _, s in missing)), reason)
+
+
+def car_label(data: SlotData, i: int) -> str:
+    """How a car is named in notes: its name, else "EV <number>"."""
+    name = data.evs[i].name if i < len(data.evs) else ""
+    return name or f"EV {i + 1}"
+
+
 def build_plan(data: SlotData, battery_ac_kwh: np.ndarray, ev_kwh: np.ndarray, *,
                shortfall: Shortfall | None = None, reasons: list[str] | None = None,
-               warnings: list[str] | None = None) -> Plan:
-    """Cost the schedule (battery AC exchange, charge > 0; EV AC energy) and wrap it in a Plan."""
+               warnings: list[str] | None = None,
+               shortfalls: list[Shortfall | None] | None = None) -> Plan:
+    """Cost the schedule (battery AC exchange, charge > 0; EV AC energy) and wrap it in a Plan.
+
+    `ev_kwh` is one row per car of `data.evs` (cars x slots), or, with at most one car, a
+    plain array over the slots. `shortfalls` gives one entry per car; without it `shortfall`
+    is the (only) car's.
+    """
     x = np.asarray(battery_ac_kwh, dtype=float)
-    e = np.asarray(ev_kwh, dtype=float)
+    by_ev = np.asarray(ev_kwh, dtype=float)
+    cars = len(data.evs)
+    if by_ev.ndim == 1:
+        by_ev = np.tile(by_ev, (cars, 1)) if cars == 1 else (
+            np.zeros((cars, data.slots)) if cars else np.zeros((0, data.slots)))
+        if cars > 1 and np.any(np.asarray(ev_kwh) != 0):
+            raise ValueError("several cars need one EV row each")
+    e = by_ev.sum(0) if cars else np.zeros(data.slots)
+    if cars == 0 and np.asarray(ev_kwh).ndim == 1:
+        e = np.asarray(ev_kwh, dtype=float)
+    if shortfalls is None:
+        shortfalls = [shortfall] + [None] * (cars - 1) if cars else []
+    shortfalls = tuple(shortfalls)
+    delivered = tuple(float(row.sum() * car.eff) for row, car in zip(by_ev, data.evs))
+    if shortfall is None:
+        shortfall = combined_shortfall(data, shortfalls)
     demand = data.load_kwh + x + e
     net = grid_exchange(data, demand)
     grid_import = np.maximum(net, 0.0)
@@ -94,5 +131,6 @@ def build_plan(data: SlotData, battery_ac_kwh: np.ndarray, ev_kwh: np.ndarray, *
         energy_cost_eur=energy_cost,
         degradation_cost_eur=float(data.degradation * (charge.sum() + discharge.sum())),
         terminal_value_eur=float(data.terminal_value * (stored[-1] - stored[0])),
-        ev_delivered_kwh=float(e.sum() * data.ev_eff),
-        shortfall=shortfall, reasons=reasons, warnings=all_warnings)
+        ev_delivered_kwh=float(sum(delivered)) if cars else float(e.sum() * data.ev_eff),
+        shortfall=shortfall, reasons=reasons, warnings=all_warnings, ev_kwh_by_ev=by_ev,
+        ev_delivered_by_ev_kwh=delivered, shortfalls=shortfalls)

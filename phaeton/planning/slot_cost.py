@@ -159,3 +159,55 @@ def grid_exchange(data: SlotData, demand_kwh: np.ndarray) -> np.ndarray:
                       np.where(data.import_price >= 0, 0.0, import_cap))
     lowest = np.maximum(demand_kwh - data.pv_kwh, -data.export_cap_kwh)
     return np.minimum(np.maximum(wanted, lowest), np.maximum(demand_kwh, lowest))
+
+
+def car_segments(caps_kwh: np.ndarray, rewards: np.ndarray, shared_kwh: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Several cars in one slot as EV segments: (lengths, slopes), both slots x cars.
+
+    With car k rewarded r_k per AC kWh and room c_k, the best split of a combined EV energy E
+    fills the cars highest reward first, so the EV part of the slot is a concave reward of E
+    with slopes r_k over lengths c_k, and the cars' shared limit S keeps only its first S kWh:
+    each car's segment is what is left of S after the cars rewarded more (ties: list order).
+    `caps_kwh` and `rewards` are slots x cars; `shared_kwh` per slot (inf: no limit).
+    """
+    order = np.argsort(-rewards, axis=1, kind="stable")
+    caps = np.take_along_axis(caps_kwh, order, 1)
+    before = np.cumsum(caps, 1) - caps
+    room = np.clip(np.minimum(shared_kwh, BIG_KWH * caps.shape[1])[:, None] - before, 0.0, None)
+    kept = np.empty_like(caps)
+    np.put_along_axis(kept, order, np.minimum(caps, room), 1)
+    return kept, rewards
+
+
+def multi_slot_cost_table(data: SlotData, load_kwh: np.ndarray, caps_kwh: np.ndarray,
+                          rewards: np.ndarray, shared_kwh: np.ndarray,
+                          penalty: float) -> SlotCostTable:
+    """`slot_cost_table` for several cars (`car_segments`): one EV segment per car."""
+    m0, lengths, slopes = grid_segments(data, penalty)
+    kept, rewards = car_segments(caps_kwh, rewards, shared_kwh)
+    value0 = -data.export_price * data.export_cap_kwh - (rewards * kept).sum(1)
+    lengths = np.concatenate([lengths, kept], 1)
+    slopes = np.concatenate([slopes, rewards], 1)
+    return battery_table(data, m0 - kept.sum(1) - load_kwh, value0, lengths, slopes)
+
+
+def multi_ev_energy(data: SlotData, demand_kwh: np.ndarray, caps_kwh: np.ndarray,
+                    rewards: np.ndarray, shared_kwh: np.ndarray, penalty: float) -> np.ndarray:
+    """Each car's energy per slot (slots x cars) that minimises the slot's cost less the
+    cars' rewards, given demand m = L + x: the car rewarded most charges first, each up to
+    where the grid/PV slope reaches its reward, within its segment (`car_segments`)."""
+    kept, rewards = car_segments(caps_kwh, rewards, shared_kwh)
+    m0, lengths, slopes = grid_segments(data, penalty)
+    order = np.argsort(-rewards, axis=1, kind="stable")
+    out = np.zeros_like(kept)
+    taken = np.zeros(len(demand_kwh))
+    rows = np.arange(len(demand_kwh))
+    for j in range(kept.shape[1]):
+        k = order[:, j]
+        reward = rewards[rows, k]
+        stop = m0 + (lengths * (slopes < reward[:, None])).sum(1)
+        e = np.clip(stop - demand_kwh - taken, 0.0, kept[rows, k])
+        out[rows, k] = e
+        taken += e
+    return out

@@ -26,6 +26,19 @@ DEFAULT_SLOT_H = 0.25
 
 
 @dataclass
+class EVData:
+    """One car, cleaned: AC kWh room and minimum per slot (0 outside its window), efficiency,
+    need (kWh into the car) and departure slot."""
+
+    name: str
+    cap_kwh: np.ndarray
+    min_kwh: np.ndarray
+    eff: float
+    need_kwh: float
+    departure: int
+
+
+@dataclass
 class SlotData:
     """Clean arrays (length T) and scalars the optimizer works on; energies in kWh per slot."""
 
@@ -55,6 +68,10 @@ class SlotData:
     ev_need_kwh: float = 0.0
     ev_departure: int = 0
     warnings: list[str] = field(default_factory=list)
+    # every car (the `ev_*` fields above repeat the car when there is exactly one); the most
+    # all cars together may draw per slot (inf: no such limit)
+    evs: list[EVData] = field(default_factory=list)
+    ev_shared_cap_kwh: np.ndarray | None = None
 
     @property
     def slots(self) -> int:
@@ -236,35 +253,65 @@ def _prepare_ev(problem: PlanProblem, data: SlotData) -> None:
     n = data.slots
     data.ev_cap_kwh = np.zeros(n)
     data.ev_min_kwh = np.zeros(n)
-    ev = problem.ev
-    if ev is None:
-        return
+    data.ev_shared_cap_kwh = np.full(n, np.inf)
+    try:
+        demands = problem.demands
+    except ValueError as exc:  # both ev and evs set after construction: plan the list
+        w.append(f"{exc}: planning evs")
+        demands = tuple(problem.evs)
+    shared_kw = problem.ev_shared_max_kw
+    if shared_kw is not None:
+        value = _finite_or(shared_kw, np.nan)
+        if value == np.inf or np.isnan(value):
+            if np.isnan(value):
+                w.append(f"EV shared limit {shared_kw!r} kW invalid: no shared limit used")
+            shared_kw = None
+        elif value < 0:
+            w.append(f"EV shared limit {shared_kw!r} kW negative: using 0")
+            shared_kw = 0.0
+        else:
+            shared_kw = value
+    if shared_kw is not None:
+        data.ev_shared_cap_kwh = shared_kw * data.hours
+    several = len(demands) > 1
+    for i, ev in enumerate(demands):
+        label = "EV" if not several else f"EV {ev.name or i + 1}"
+        data.evs.append(_prepare_car(ev, label, data, shared_kw))
+    if len(data.evs) == 1:
+        car = data.evs[0]
+        data.ev_cap_kwh, data.ev_min_kwh = car.cap_kwh, car.min_kwh
+        data.ev_eff, data.ev_need_kwh, data.ev_departure = car.eff, car.need_kwh, car.departure
+
+
+def _prepare_car(ev, label: str, data: SlotData, shared_kw: float | None) -> EVData:
+    w = data.warnings
+    n = data.slots
     need = _finite_or(ev.energy_needed_kwh, 0.0)
     if need < 0:
-        w.append("EV energy needed negative: using 0")
+        w.append(f"{label} energy needed negative: using 0")
         need = 0.0
     try:
         mask = np.asarray(ev.plugged_mask, dtype=bool).reshape(-1)
     except (TypeError, ValueError):
-        w.append("EV plugged_mask not usable: EV treated as not plugged in")
+        w.append(f"{label} plugged_mask not usable: EV treated as not plugged in")
         mask = np.zeros(n, dtype=bool)
     if len(mask) != n:
-        w.append(f"EV plugged_mask has {len(mask)} entries for {n} slots: padded/truncated")
+        w.append(f"{label} plugged_mask has {len(mask)} entries for {n} slots: padded/truncated")
         mask = np.concatenate([mask, np.zeros(max(0, n - len(mask)), dtype=bool)])[:n]
     departure = int(_finite_or(ev.departure_slot, n))
     if departure > n:
-        w.append(f"EV departure slot {departure} beyond the {n}-slot horizon: planning to "
+        w.append(f"{label} departure slot {departure} beyond the {n}-slot horizon: planning to "
                  "deliver by the end of the horizon")
     departure = int(np.clip(departure, 0, n))
     eff = _finite_or(ev.charge_efficiency, np.nan)
     if not 0 < eff <= 1:
-        w.append(f"EV charge_efficiency {ev.charge_efficiency!r} not in (0, 1]: using 0.9")
+        w.append(f"{label} charge_efficiency {ev.charge_efficiency!r} not in (0, 1]: using 0.9")
         eff = 0.9
     max_kw = max(0.0, _finite_or(ev.max_kw, 0.0))
+    if shared_kw is not None and shared_kw < max_kw:
+        max_kw = shared_kw
     min_kw = float(np.clip(_finite_or(ev.min_kw, 0.0), 0.0, max_kw))
     window = mask & (np.arange(n) < departure)
-    data.ev_cap_kwh = np.where(window, max_kw * data.hours, 0.0)
-    data.ev_min_kwh = np.where(window, min_kw * data.hours, 0.0)
-    data.ev_eff = eff
-    data.ev_need_kwh = need
-    data.ev_departure = departure
+    return EVData(name=str(ev.name or ""), cap_kwh=np.where(window, max_kw * data.hours, 0.0),
+                  min_kwh=np.where(window, min_kw * data.hours, 0.0), eff=eff, need_kwh=need,
+                  departure=departure)
