@@ -56,17 +56,21 @@ class Phaeton:
         self.session_store = SessionStore(os.path.join(self.data_dir, "sessions.sqlite"),
                                           history_limit=config["session"]["history_limit"],
                                           loadpoint=entries[0].id)
-        settings = SettingsClient(clock=clock, bus_address=bus_address)
-        several = len(config["chargers"]) > 0
-        self.loadpoints = [self._build_loadpoint(entry, settings, several) for entry in entries]
-        self.site = Site(config, self.loadpoints, clock=clock, settings=settings,
-                         bus_address=bus_address, entries=entries)
+        self._settings = SettingsClient(clock=clock, bus_address=bus_address)
+        loadpoints = [self._build_loadpoint(config, entry) for entry in entries]
+        self.site = Site(config, loadpoints, clock=clock, settings=self._settings,
+                         bus_address=bus_address, entries=entries,
+                         build_loadpoint=self._build_loadpoint)
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_runner = None
 
-    def _build_loadpoint(self, entry: ChargerEntry, settings: SettingsClient,
-                         several: bool) -> Loadpoint:
+    @property
+    def loadpoints(self) -> list[Loadpoint]:
+        """The site's loadpoints, one per charger, in config order."""
+        return self.site.loadpoints
+
+    def _build_loadpoint(self, site_config: Config, entry: ChargerEntry) -> Loadpoint:
         """One charger as a loadpoint. First run: a plain wallbox (Manual, started, full
         current; the circuits still cap it), which is what an owner expects when the car is
         plugged in; then the user's choices from `<data_dir>/state.json` (with a `chargers`
@@ -85,7 +89,7 @@ class Phaeton:
             custom_name=entry.custom_name)
         make_service = partial(EvChargerService, entry.id, device_instance=entry.instance,
                                connection=charger.connection_text, bus_address=self.bus_address)
-        state_name = f"state_{entry.id}.json" if several else "state.json"
+        state_name = f"state_{entry.id}.json" if site_config["chargers"] else "state.json"
         return Loadpoint(
             entry.id, charger, ChargeController(ControlSettings.from_config(config)),
             limits=limits, default_choices=defaults,
@@ -93,7 +97,7 @@ class Phaeton:
             tracker=SessionTracker(config["session"]["price_per_kwh"],
                                    config["session"]["currency"]),
             session_store=self.session_store, make_service=make_service, clock=self.clock,
-            settings=settings, device_instance=entry.instance)
+            settings=self._settings, device_instance=entry.instance)
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -186,9 +190,11 @@ class Phaeton:
 
     async def apply_config(self, data: dict) -> list:
         """Validate, save atomically (with a backup) and apply what can change live: control
-        settings and schedule (what is under way carries on), session price and currency, and
-        the planner (restarted with the new config when its inputs changed). The charger, the
-        device, the web server and logging need a restart."""
+        settings and schedule (what is under way carries on), session price and currency, the
+        planner (restarted with the new config when its inputs changed), and with a `chargers`
+        list the chargers themselves (added, removed or changed ones get or lose their D-Bus
+        service now, the others carry on). The one-charger `charger` and `device` sections,
+        the web server and logging need a restart."""
         if not self._config_path:
             from phaeton.config import ConfigProblem
             return [ConfigProblem("", None, "phaeton was started without a config file")]
@@ -198,8 +204,8 @@ class Phaeton:
             return list(exc.problems)
         self.cfg = config
         await self.site.apply_config(config)
-        log.info("configuration saved and applied (charger, device, web and logging changes "
-                 "need a restart)")
+        log.info("configuration saved and applied (changes to the one-charger sections, web "
+                 "and logging need a restart)")
         return []
 
     def schedule(self) -> list[dict]:

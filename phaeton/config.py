@@ -165,6 +165,9 @@ def _fill_defaults(schema: Mapping[str, Any], value: Any) -> None:
             _fill_defaults(schema["items"], item)
 
 
+_DEFAULTS = apply_defaults({})       # (the charger address has no default: absent here)
+
+
 def default_config() -> dict[str, Any]:
     """Every key with its default (the charger address is absent: it has none)."""
     return apply_defaults({})
@@ -348,7 +351,7 @@ def validate_config_data(data: Any, lines: _KeyLines | None = None) -> list[Conf
     filled = apply_defaults(data)
     problems: list[ConfigProblem] = []
     bad_paths: set[PathParts] = set()
-    for path, message in single_charger_keys_with_several(data):
+    for path, message in single_charger_keys_with_several(data, _DEFAULTS):
         bad_paths.add(path)
         problems.append(ConfigProblem(format_key_path(path), line_of(path), message))
     # With several chargers the one-charger section is not used: it is checked as their first.

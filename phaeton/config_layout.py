@@ -26,23 +26,25 @@ Path = tuple[Any, ...]
 
 def first_charger_section(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The `charger` section that means the same as a `chargers` entry (its extra keys off)."""
-    extra = {"id", "phase", "priority", "circuit", "custom_name", "instance"}
+    extra = {"id", "phase", "priority", "circuit", "custom_name", "instance", "ev_capacity_kwh"}
     return {key: value for key, value in entry.items() if key not in extra}
 
 
-def single_charger_keys_with_several(data: Mapping[str, Any]) -> list[tuple[Path, str]]:
-    """The one-charger keys a config with a non-empty `chargers` list must not set."""
+def single_charger_keys_with_several(data: Mapping[str, Any],
+                                     defaults: Mapping[str, Any]) -> list[tuple[Path, str]]:
+    """The one-charger keys a config with a non-empty `chargers` list must not set to anything
+    but their defaults (`defaults`: the whole default config; the web UI saves every key)."""
     entries = data.get("chargers")
     if not isinstance(entries, list) or not entries:
         return []
     found: list[tuple[Path, str]] = []
-    if data.get("charger") not in (None, {}):
+    if data.get("charger") not in (None, {}, defaults.get("charger")):
         found.append((("charger",), "must not be set together with chargers: with several "
                                     "chargers each one is an entry of chargers"))
-    device = data.get("device")
+    device, default_device = data.get("device"), defaults.get("device") or {}
     if isinstance(device, Mapping):
         for key in SINGLE_CHARGER_DEVICE_KEYS:
-            if key in device:
+            if key in device and device[key] != default_device.get(key):
                 own = "id" if key == "unique_id" else key
                 found.append((("device", key), f"must not be set together with chargers: "
                                                f"each charger has its own chargers[i].{own}"))

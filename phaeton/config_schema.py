@@ -98,6 +98,9 @@ _CHARGER_ENTRY = {
                                pattern=NO_CONTROL_PATTERN,
                                hint="one line of text without tabs or control characters",
                                max_length=64),
+        "ev_capacity_kwh": _number(None, "Usable battery of the car that charges here, for "
+                                   "the plan (null = planner.ev.capacity_kwh).", "kWh",
+                                   minimum=1, maximum=300, nullable=True),
         "instance": _number(None, "Preferred VRM device instance (null = device.instance "
                             "plus the charger's place in the list).", integer=True,
                             minimum=0, maximum=999, nullable=True),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 from velib.settings import SettingsClient
 
@@ -49,7 +49,8 @@ class Site:
 
     def __init__(self, config: Config, loadpoints: Sequence[Loadpoint], *, clock: Clock,
                  settings: SettingsClient, bus_address: str | None = None,
-                 entries: Sequence[ChargerEntry] | None = None):
+                 entries: Sequence[ChargerEntry] | None = None,
+                 build_loadpoint: Callable[[Config, ChargerEntry], Loadpoint] | None = None):
         if not loadpoints:
             raise ValueError("a site needs at least one loadpoint")
         self.config = config
@@ -59,6 +60,8 @@ class Site:
             raise ValueError("the site's charger entries must match its loadpoints, in order")
         self.entries = entries
         self.circuits = circuits(config)
+        self.build_loadpoint = build_loadpoint    # for chargers added by a saved config
+        self._tick_lock = asyncio.Lock()          # a tick and a change of the chargers
         self.clock = clock
         self.bus_address = bus_address
         self.settings = settings
@@ -151,6 +154,8 @@ class Site:
         """A saved config: control settings, schedule and session price take effect now (what
         is under way carries on); the planner is rebuilt when its inputs changed."""
         old, self.config = self.config, config
+        if self.build_loadpoint is not None and (old["chargers"] or config["chargers"]):
+            await self._apply_chargers(old, config)
         entries = {entry.id: entry for entry in charger_entries(config)}
         if list(entries) != [lp.name for lp in self.loadpoints]:
             log.warning("chargers added, removed or renamed in the config: that takes a "
@@ -171,18 +176,59 @@ class Site:
             await self._restart_planner(config)
         self._wake.set()
 
+    async def _apply_chargers(self, old: Config, config: Config) -> None:
+        """A saved `chargers` list: a charger that is gone or whose own keys changed is left at
+        its safe current with its session saved and its service removed; a new (or changed)
+        one is built, started and registered. The others carry on untouched."""
+        wanted = charger_entries(config)
+        before = {entry.id: (entry, lp) for entry, lp in zip(self.entries, self.loadpoints)}
+        same = {entry.id for entry in wanted if entry.id in before
+                and _charger_keys(before[entry.id][0]) == _charger_keys(entry)}
+        async with self._tick_lock:
+            for entry_id, (entry, loadpoint) in before.items():
+                if entry_id not in same:
+                    await loadpoint.leave_safe()
+                    await loadpoint.close()
+                    log.info("charger %s removed (its service is gone)", entry_id)
+            loadpoints = []
+            for entry in wanted:
+                if entry.id in same:
+                    loadpoints.append(before[entry.id][1])
+                    continue
+                assert self.build_loadpoint is not None
+                loadpoint = self.build_loadpoint(config, entry)
+                loadpoint.evcharger.add_planner_paths(self.planner.state())
+                loadpoint.on_wake(self.wake)
+                await loadpoint.start()
+                if self.settings.available:
+                    await loadpoint.attach_settings()
+                await loadpoint.register()
+                loadpoints.append(loadpoint)
+                log.info("charger %s added as %s", entry.id, loadpoint.evcharger.name)
+            self.loadpoints[:] = loadpoints
+            self.entries = wanted
+            self.circuits = circuits(config)
+            self._last_site_share = None
+
     # ---- the planner ---------------------------------------------------------------------------
 
     def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
         """The battery writer `planner.ess_control` asks for, and the planner using it. The
-        planner plans for the first loadpoint's EV (with that charger's limits)."""
+        planner plans for the first loadpoint's EV (with that charger's limits), or with
+        several chargers for every car at once."""
         config = charger_entries(config)[0].config
         writer = build_ess_writer(config, self.settings, clock=self.clock,
                                   bus_address=self.bus_address, system_value=self.system.value)
+        several = len(self.loadpoints) > 1
         planner = PlannerService(config, self.clock, self.settings, self.system.value, writer,
-                                 ev_state=self.loadpoints[0].ev_state,
+                                 ev_state=None if several else self.loadpoints[0].ev_state,
+                                 car_states=self._car_states if several else None,
                                  history=self.energy_history.history)
         return writer, planner
+
+    def _car_states(self) -> dict:
+        """Every loadpoint's car as the planner sees it, by charger id."""
+        return {loadpoint.name: loadpoint.ev_state() for loadpoint in self.loadpoints}
 
     async def _restart_planner(self, config: Config) -> None:
         """A new planner (and battery writer) for a changed config; the old one hands the
@@ -236,15 +282,20 @@ class Site:
 
     async def tick(self) -> SiteSnapshot:
         """One control tick (see the module docstring); returns the snapshot it published."""
+        async with self._tick_lock:
+            return await self._tick()
+
+    async def _tick(self) -> SiteSnapshot:
         timeout_s = float(self.config["control"]["tick_s"]) / self.clock.speed + READ_SLACK_S
         chargers = [await loadpoint.read(timeout_s) for loadpoint in self.loadpoints]
         readings = self.system.readings()
         now = self.clock.time()
-        allowance_w = self.planner.ev_allowance_w(now)     # the plan is for the first EV
         price = self.planner.import_price_now(now)
         shares = self._share(readings, [reading.measurement for reading in chargers])
-        for index, (loadpoint, reading) in enumerate(zip(self.loadpoints, chargers)):
-            await loadpoint.step(reading, readings, allowance_w if index == 0 else None,
+        several = len(self.loadpoints) > 1
+        for loadpoint, reading in zip(self.loadpoints, chargers):
+            allowance_w = self.planner.ev_allowance_w(now, loadpoint.name if several else None)
+            await loadpoint.step(reading, readings, allowance_w,
                                  share=shares.get(loadpoint.name), price_per_kwh=price)
         self._record_energy(readings, shares)
         snapshot = self.snapshot(readings)
@@ -331,3 +382,9 @@ def _planner_inputs(config: Config) -> tuple:
     data = config_to_dict(config)
     return tuple(data.get(section) for section in ("planner", "site", "charger", "chargers",
                                                    "data_dir"))
+
+
+def _charger_keys(entry: ChargerEntry) -> tuple:
+    """What a loadpoint is built from (a change rebuilds it): its charger's keys, its name and
+    instance. (Its circuit, phase and priority are the site's to use: they change live.)"""
+    return config_to_dict(entry.config["charger"]), entry.custom_name, entry.instance

@@ -68,7 +68,8 @@ def charger_config(config: Config, entry: Mapping[str, Any], index: int) -> Conf
     instance as `device`."""
     data = config_to_dict(config)
     plain = config_to_dict(entry)
-    data["charger"] = first_charger_section(plain)
+    data["charger"] = {**first_charger_section(plain),
+                       "ev_capacity_kwh": plain.get("ev_capacity_kwh")}   # for the plan
     instance = plain.get("instance")
     data["device"] = {**data["device"], "unique_id": str(plain["id"]),
                       "custom_name": plain.get("custom_name", ""),
@@ -89,3 +90,23 @@ def circuits(config: Config) -> dict[str, Circuit]:
             c = pending.pop(name)
             result[name] = Circuit(name, float(c["max_current_a"]), result[str(c["parent"])])
     return result
+
+
+def several_cars(config: Config) -> list[ChargerEntry]:
+    """The chargers whose cars the planner plans for together: every one of a `chargers`
+    list of two or more; none otherwise (one car: the planner's single-EV form)."""
+    entries = charger_entries(config)
+    return entries if len(entries) > 1 else []
+
+
+def shared_ev_limit_kw(config: Config) -> float | None:
+    """The most all the chargers together may draw, from the lowest circuit above every one
+    of them (None when that is the main fuse: the grid import limit covers it)."""
+    tree = circuits(config)
+    chains = [tree[entry.circuit].chain for entry in charger_entries(config)]
+    common = [c for c in chains[0] if all(c in chain for chain in chains[1:])]
+    lowest = common[0] if common else None
+    if lowest is None or lowest.parent is None:
+        return None
+    site = config["site"]
+    return lowest.max_current_a * int(site["phases"]) * float(site["nominal_voltage_v"]) / 1000.0

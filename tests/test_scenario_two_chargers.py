@@ -140,3 +140,38 @@ async def test_two_cars_share_the_garage_breaker_and_take_turns(gx):
     await gx.run_for(40)                                # after the fuse recovery delay
     assert currents(gx) == (13.0, 7.0)                  # the left takes what the right leaves
     assert app.loadpoint("left").choices.set_current_a == 16.0
+
+
+async def bus_names(gx) -> set[str]:
+    reply = await dbus_send("org.freedesktop.DBus", "/org/freedesktop/DBus", "ListNames",
+                            interface="org.freedesktop.DBus")
+    return {name for name in NAMES + ("com.victronenergy.evcharger.phaeton_spare",)
+            if f'"{name}"' in reply}
+
+
+async def test_a_saved_config_adds_and_removes_chargers_live(gx):
+    """The owner removes a charger in the web UI's settings: its service leaves the GX and its
+    station is left at the safe current; adding one back brings a new service, while the
+    other charger charges on undisturbed."""
+    app = await gx.start_phaeton()
+    gx.alfen.plug_in()
+    gx.alfen2.plug_in()
+    await gx.until(lambda: min(currents(gx)) >= 6, 60, "both cars charging")
+    assert await bus_names(gx) == set(NAMES)
+    left_service = app.loadpoint("left").evcharger
+    data = app.config()
+    right = data["chargers"].pop(1)
+    assert await app.apply_config(data) == []
+    assert await bus_names(gx) == {NAMES[0]}
+    assert app.charger_ids() == ["left"]
+    assert app.loadpoint("left").evcharger is left_service          # untouched
+    await gx.until(lambda: currents(gx) == (16.0, 0.0), 60,
+                   "left alone on the garage breaker's 16 A, right at its safe 0 A")
+
+    data["chargers"].append({**right, "id": "spare", "custom_name": "Spare"})
+    assert await app.apply_config(data) == []
+    assert await bus_names(gx) == {NAMES[0], "com.victronenergy.evcharger.phaeton_spare"}
+    assert "int32 0" in await dbus_send("com.victronenergy.evcharger.phaeton_spare",
+                                        "/SetCurrent", "SetValue", "variant:double:8")
+    await gx.until(lambda: currents(gx)[1] == 8, 60, "the new charger takes its write")
+    assert app.loadpoint("left").evcharger is left_service

@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,7 @@ from phaeton.planning.problem_builder import (
     STRATEGY_OPTIMISE,
     EnergyHistory,
     EvState,
+    PlannedCar,
     PlannerKnobs,
     SiteFacts,
     build_problem,
@@ -57,7 +59,8 @@ from phaeton.planning.problem_builder import (
 from phaeton.planning.tariffs.factory import tariff_from_config
 from phaeton.planning.tariffs.registry import kind_named
 from phaeton.venus.ess_writer import EssWriter, dess_battery_settings
-from phaeton.venus.planner_settings import STRATEGY_PATH, PlannerSettings
+from phaeton.site_layout import several_cars, shared_ev_limit_kw
+from phaeton.venus.planner_settings import STRATEGY_PATH, PlannerSettings, car_knobs
 
 log = logging.getLogger("phaeton.planner")
 
@@ -195,6 +198,7 @@ class PlannerService:
     def __init__(self, config: Mapping[str, Any], clock: Clock, settings_client,
                  system_value: Callable[[str], Any], ess_writer: EssWriter, *,
                  ev_state: Callable[[], EvState | None] | None = None,
+                 car_states: Callable[[], Mapping[str, EvState | None]] | None = None,
                  history: Callable[[], EnergyHistory | None] | None = None,
                  tariff=None, check_s: float = 5.0):
         self.config = config
@@ -211,6 +215,16 @@ class PlannerService:
         self.settings_client = settings_client
         self.settings = PlannerSettings(settings_client, PlannerKnobs.from_config(
             self.planner_cfg), on_change=self._knobs_changed)
+        # Several chargers: one car each in the one plan; the first car's departure and target
+        # are the site's Ev* knobs, every other car has its own under Ev/<id>/.
+        self.car_states = car_states
+        self.cars = several_cars(config) if car_states is not None else []
+        self.car_settings = {
+            car.id: PlannerSettings(settings_client, PlannerKnobs.from_config(self.planner_cfg),
+                                    on_change=self._knobs_changed, knobs=car_knobs(car.id))
+            for car in self.cars[1:]}
+        self.ev_shared_max_kw = shared_ev_limit_kw(config) if self.cars else None
+        self._planned_cars: dict[str, EvState | None] = {}
         self._unsubscribe_strategy: Callable[[], None] | None = None
         self._tariff = tariff
         self._plan: Plan | None = None
@@ -247,6 +261,8 @@ class PlannerService:
                 self._reason = f"no prices: {exc}"
                 log.error("planner: %s", self._reason)
         await self.settings.start()
+        for car in self.car_settings.values():
+            await car.start()
         if self._unsubscribe_strategy is None:
             self._unsubscribe_strategy = self.settings_client.subscribe(
                 STRATEGY_PATH, self._strategy_written)
@@ -260,8 +276,9 @@ class PlannerService:
     async def settings_appeared(self) -> None:
         """The settings service (re)appeared: add the knobs and DESS settings that could not be
         added before (existing ones keep their values), then re-plan with the GX's knobs."""
-        if self.settings.error is not None:
-            await self.settings.add()
+        for settings in (self.settings, *self.car_settings.values()):
+            if settings.error is not None:
+                await settings.add()
         await self.ess_writer.ensure_settings()
         self._wake.set()
 
@@ -280,6 +297,8 @@ class PlannerService:
                 task.cancel()
                 await asyncio.wait({task}, timeout=STOP_WAIT_S)
         self.settings.stop()
+        for car in self.car_settings.values():
+            car.stop()
         if self._unsubscribe_strategy is not None:
             self._unsubscribe_strategy()
             self._unsubscribe_strategy = None
@@ -371,6 +390,25 @@ class PlannerService:
             log.warning("planner: EV state unavailable: %s", exc)
             return None
 
+    def _car_states(self) -> Mapping[str, EvState | None]:
+        """Every car by its charger's id (several chargers; empty otherwise)."""
+        if self.car_states is None or not self.cars:
+            return {}
+        try:
+            return dict(self.car_states())
+        except Exception as exc:  # noqa: BLE001 - a broken EV source plans without the cars
+            log.warning("planner: EV states unavailable: %s", exc)
+            return {}
+
+    def _car_knobs(self, index: int, knobs: PlannerKnobs) -> PlannerKnobs:
+        """The site's knobs with car `index`'s departure and target (the first car's are the
+        site's own)."""
+        if index == 0:
+            return knobs
+        own = self.car_settings[self.cars[index].id].knobs
+        return replace(knobs, ev_departure_min=own.ev_departure_min,
+                       ev_target_soc_pct=own.ev_target_soc_pct, ev_target_kwh=own.ev_target_kwh)
+
     def _system_number(self, path: str) -> float | None:
         try:
             value = self.system_value(path)
@@ -395,6 +433,10 @@ class PlannerService:
             return "periodic"
         if _ev_changed(self._planned_ev, ev):
             return "EV changed"
+        states = self._car_states()
+        for name in states.keys() | self._planned_cars.keys():
+            if _ev_changed(self._planned_cars.get(name), states.get(name)):
+                return f"EV at charger {name} changed"
         if self._prices_changed(grid):
             return "prices changed"
         soc = self._soc_pct()
@@ -435,9 +477,14 @@ class PlannerService:
         starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
         self._planned_horizon_end_s = int(starts[-1]) + 900 if len(starts) else 0
         load, pv = forecast(self.planner_cfg, starts, now, self.history())
+        states = self._car_states()
+        self._planned_cars = dict(states)
+        cars = tuple(PlannedCar(car.id, SiteFacts.from_config(car.config),
+                                self._car_knobs(index, knobs), states.get(car.id))
+                     for index, car in enumerate(self.cars))
         problem = build_problem(now_s=now, facts=self.facts, knobs=knobs, prices=grid,
                                 load_kwh=load, pv_kwh=pv, battery_soc_pct=self._soc_pct(),
-                                ev=ev)
+                                ev=ev, cars=cars, ev_shared_max_kw=self.ev_shared_max_kw)
         # The optimizer can take seconds on a GX's CPU (charger minimum power): it runs in a
         # worker thread so D-Bus answers and the control tick never wait for it.
         self._plan, self._baseline = await asyncio.to_thread(_solve, problem, knobs.strategy)
@@ -476,17 +523,23 @@ class PlannerService:
                 "conflict": status.conflict, "owner_off": status.owner_off,
                 "error": status.error, "windows": int(status.windows)}
 
-    def ev_allowance_w(self, now_s: float) -> float | None:
-        """Average power (W) the plan gives the EV in the slot containing `now_s`; None when
-        there is no plan for now or the strategy is off (Scheduled mode then uses its
-        windows)."""
+    def ev_allowance_w(self, now_s: float, car: str | None = None) -> float | None:
+        """Average power (W) the plan gives the EV (with several chargers: the car at charger
+        `car`) in the slot containing `now_s`; None when there is no plan for now or the
+        strategy is off (Scheduled mode then uses its windows)."""
         plan = self._plan
         if plan is None or self.knobs.strategy == STRATEGY_OFF:
             return None
         index = slot_index(plan, now_s)
         if index is None:
             return None
-        return float(plan.ev_kwh[index] / plan.slot_duration_h[index] * 1000.0)
+        if car is None or not self.cars:
+            energy = plan.ev_kwh[index]
+        else:
+            demands = self._problem.demands if self._problem is not None else ()
+            rows = [row for row, demand in enumerate(demands) if demand.name == car]
+            energy = plan.ev_kwh_by_ev[rows[0], index] if rows else 0.0
+        return float(energy / plan.slot_duration_h[index] * 1000.0)
 
     ev_allowance = ev_allowance_w
 

@@ -121,7 +121,7 @@ class SiteFacts:
                    battery_max_charge_kw=float(battery["max_charge_kw"]),
                    battery_max_discharge_kw=float(battery["max_discharge_kw"]),
                    battery_round_trip=float(battery["round_trip_efficiency_pct"]) / 100.0,
-                   ev_capacity_kwh=float(ev["capacity_kwh"]),
+                   ev_capacity_kwh=float(charger.get("ev_capacity_kwh") or ev["capacity_kwh"]),
                    ev_max_kw=float(charger["max_current_a"]) * ev_phase_kw,
                    ev_min_kw=float(charger["min_current_a"]) * ev_phase_kw,
                    ev_charge_efficiency=float(ev["charge_efficiency_pct"]) / 100.0,
@@ -219,9 +219,23 @@ class EnergyHistory:
     pv_kwh: np.ndarray
 
 
+@dataclass(frozen=True)
+class PlannedCar:
+    """One car of several for the plan: its charger's id, the facts of that charger (its power
+    range; the car's capacity, efficiency and assumed SoC), the knobs that hold its departure
+    and target (`ev_*` fields; the others are the site's), and how it is now."""
+
+    name: str
+    facts: SiteFacts
+    knobs: PlannerKnobs
+    state: EvState | None
+
+
 def build_problem(*, now_s: float, facts: SiteFacts, knobs: PlannerKnobs,
                   prices: GridPrices, load_kwh: np.ndarray, pv_kwh: np.ndarray,
-                  battery_soc_pct: float | None, ev: EvState | None) -> PlanProblem:
+                  battery_soc_pct: float | None, ev: EvState | None,
+                  cars: tuple[PlannedCar, ...] = (),
+                  ev_shared_max_kw: float | None = None) -> PlanProblem:
     """The plan problem for the slots from now over `facts.horizon_h`.
 
     `load_kwh`/`pv_kwh` are per slot of the same grid (see `forecast`). A battery SoC of None
@@ -238,12 +252,15 @@ def build_problem(*, now_s: float, facts: SiteFacts, knobs: PlannerKnobs,
     grid = GridSpec(import_limit_kw=facts.import_limit_kw,
                     export_limit_kw=facts.export_limit_kw,
                     export_allowed=bool(knobs.allow_export))
-    demand = _ev_demand(facts, knobs, ev, starts, now_s)
-    return PlanProblem(slot_start_s=starts.astype(float), import_price_eur_per_kwh=buy,
-                       export_price_eur_per_kwh=sell,
-                       load_kwh=_per_slot(load_kwh, starts.size),
-                       pv_kwh=_per_slot(pv_kwh, starts.size), battery=battery, grid=grid,
-                       ev=demand)
+    common = dict(slot_start_s=starts.astype(float), import_price_eur_per_kwh=buy,
+                  export_price_eur_per_kwh=sell, load_kwh=_per_slot(load_kwh, starts.size),
+                  pv_kwh=_per_slot(pv_kwh, starts.size), battery=battery, grid=grid)
+    if cars:
+        demands = [_ev_demand(car.facts, car.knobs, car.state, starts, now_s, name=car.name)
+                   for car in cars]
+        return PlanProblem(**common, evs=tuple(d for d in demands if d is not None),
+                           ev_shared_max_kw=ev_shared_max_kw)
+    return PlanProblem(**common, ev=_ev_demand(facts, knobs, ev, starts, now_s))
 
 
 def _per_slot(values, n: int) -> np.ndarray:
@@ -292,7 +309,7 @@ def ev_need_kwh(facts: SiteFacts, knobs: PlannerKnobs, soc_pct: float | None) ->
 
 
 def _ev_demand(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState | None,
-               starts: np.ndarray, now_s: float) -> EVDemand | None:
+               starts: np.ndarray, now_s: float, name: str = "") -> EVDemand | None:
     if ev is None or not ev.plugged:
         return None
     need = ev_need_kwh(facts, knobs, ev.soc_pct)
@@ -304,7 +321,8 @@ def _ev_demand(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState | None,
                                                     facts.tz))
     return EVDemand(plugged_mask=np.ones(starts.size, dtype=bool), departure_slot=leave,
                     energy_needed_kwh=need, max_kw=facts.ev_max_kw, min_kw=facts.ev_min_kw,
-                    charge_efficiency=facts.ev_charge_efficiency)
+                    charge_efficiency=facts.ev_charge_efficiency,
+                    **({"name": name} if name else {}))
 
 
 def _zone(tz: str) -> ZoneInfo:

@@ -17,6 +17,10 @@ so the GX GUI, VRM/MQTT (`W/<portal>/settings/0/Settings/Phaeton/Planner/Strateg
 | EvTargetSoc | float | 0..100 | % the car should have at departure |
 | EvTargetKwh | float | 0..500 | kWh to add by departure; 0 = use EvTargetSoc |
 
+With several chargers the Ev* knobs are the first charger's car; every other charger's car has
+its own, `car_knobs(id)`: `Ev/<id>/DepartureTime`, `Ev/<id>/TargetSoc` and `Ev/<id>/TargetKwh`
+(same types and ranges, defaults from `planner.ev`).
+
 Beside the knobs, phaeton keeps one state setting there (not a knob; `venus/ess_writer.py`
 writes it): `DessState` (int 0..2), its hold on Dynamic ESS: 0 idle, 1 steering (phaeton put
 `/Settings/DynamicEss/Mode` 4 in place), 2 the owner switched Dynamic ESS off on the GX, so
@@ -50,10 +54,11 @@ class Knob:
     kind: type
     minimum: float
     maximum: float
+    prefix: str = PREFIX
 
     @property
     def path(self) -> str:
-        return PREFIX + self.name
+        return self.prefix + self.name
 
     def to_setting(self, value: Any) -> Any:
         """A knob value as the setting stores it (bools as 0/1)."""
@@ -85,10 +90,19 @@ KNOB_BY_PATH = {knob.path: knob for knob in KNOBS}
 assert {knob.field for knob in KNOBS} == {f.name for f in fields(PlannerKnobs)}
 
 
-def setting_specs(defaults: PlannerKnobs) -> list[SettingSpec]:
+def car_knobs(car_id: str) -> tuple[Knob, ...]:
+    """The departure and target of the car at charger `car_id` (a second, third ... charger;
+    the first charger's car uses the site's Ev* knobs), under `Ev/<id>/`."""
+    prefix = f"{PREFIX}Ev/{car_id}/"
+    return (Knob("DepartureTime", "ev_departure_min", int, 0, 1439, prefix),
+            Knob("TargetSoc", "ev_target_soc_pct", float, 0, 100, prefix),
+            Knob("TargetKwh", "ev_target_kwh", float, 0, 500, prefix))
+
+
+def setting_specs(defaults: PlannerKnobs, knobs: tuple[Knob, ...] = KNOBS) -> list[SettingSpec]:
     """AddSettings entries for every knob, defaults from `defaults` (clipped into range)."""
     specs = []
-    for knob in KNOBS:
+    for knob in knobs:
         value = min(max(getattr(defaults, knob.field), knob.minimum), knob.maximum)
         minimum, maximum = knob.minimum, knob.maximum
         if knob.kind is not float:
@@ -99,10 +113,11 @@ def setting_specs(defaults: PlannerKnobs) -> list[SettingSpec]:
     return specs
 
 
-def knobs_from_values(values: dict[str, Any], defaults: PlannerKnobs) -> PlannerKnobs:
+def knobs_from_values(values: dict[str, Any], defaults: PlannerKnobs,
+                      knobs: tuple[Knob, ...] = KNOBS) -> PlannerKnobs:
     """PlannerKnobs from setting values by path; missing or unusable ones keep `defaults`."""
     changes = {}
-    for knob in KNOBS:
+    for knob in knobs:
         value = knob.from_setting(values.get(knob.path))
         if value is not None:
             changes[knob.field] = value
@@ -118,9 +133,12 @@ class PlannerSettings:
     so once per setting until it holds a usable value again."""
 
     def __init__(self, settings: SettingsClient, defaults: PlannerKnobs, *,
-                 on_change: Callable[[PlannerKnobs], None] | None = None):
+                 on_change: Callable[[PlannerKnobs], None] | None = None,
+                 knobs: tuple[Knob, ...] = KNOBS):
         self.settings = settings
         self.defaults = defaults
+        self.knob_list = knobs
+        self.knob_by_path = {knob.path: knob for knob in knobs}
         self.on_change = on_change
         self.knobs = defaults
         self.error: str | None = None
@@ -132,7 +150,7 @@ class PlannerSettings:
         knobs. A refusal or a missing settings service is logged and kept in `error`; the
         defaults then apply until `add()` succeeds (when the settings service appears)."""
         await self.add()
-        for knob in KNOBS:
+        for knob in self.knob_list:
             self._unsubscribe.append(self.settings.subscribe(knob.path, self._changed))
         return self.knobs
 
@@ -141,16 +159,16 @@ class PlannerSettings:
         `on_change` is called when that differs from the knobs in use."""
         values: dict[str, Any] = {}
         try:
-            values = await self.settings.add_settings(setting_specs(self.defaults))
+            values = await self.settings.add_settings(setting_specs(self.defaults, self.knob_list))
             self.error = None
         except Exception as exc:  # noqa: BLE001 - plan with the config's values
             values = getattr(exc, "values", {}) or {}
             self.error = f"planner settings: {exc}"
             log.warning("planner settings not created: %s", exc)
-        for knob in KNOBS:
+        for knob in self.knob_list:
             if knob.path in values:
                 self._check_usable(knob, values[knob.path])
-        knobs = knobs_from_values(values, self.defaults)
+        knobs = knobs_from_values(values, self.defaults, self.knob_list)
         changed, self.knobs = knobs != self.knobs, knobs
         if changed and self.on_change is not None:
             self.on_change(knobs)
@@ -177,7 +195,7 @@ class PlannerSettings:
         self._unsubscribe.clear()
 
     def _changed(self, path: str, value: Any) -> None:
-        knob = KNOB_BY_PATH.get(path)
+        knob = self.knob_by_path.get(path)
         if knob is None:
             return
         if self._check_usable(knob, value):
