@@ -313,8 +313,12 @@ class Site:
         draws = {}
         for entry, measurement in zip(self.entries, measurements):
             ev = EvReadings.from_measurement(measurement) if measurement is not None else EvReadings()
+            loadpoint = self.loadpoints[len(draws)]
+            top_a = min(loadpoint.choices.max_current_a, loadpoint.limits.max_current_a)
+            max_w = top_a * entry.phases * self.control_settings.nominal_voltage_v
             draws[entry.id] = LoadpointDraw(self.circuits[entry.circuit],
-                                            on_grid_phases(ev, self._grid_phase(entry)))
+                                            on_grid_phases(ev, self._grid_phase(entry)),
+                                            priority=entry.priority, max_w=max_w)
         try:
             site_share = share_site(readings, draws, self.control_settings,
                                     evs_known=all(m is not None for m in measurements))

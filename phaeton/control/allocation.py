@@ -8,8 +8,10 @@ fuse and the surplus out from its own EV alone, which would let two EVs each tak
 Sharing. Loadpoints that want current (`LoadpointDraw.sharing`; by default: a vehicle is
 plugged in) share evenly: on each circuit, the room left without their EVs' present draw is
 split between those below it, and the site's surplus (export, plus what they draw now, plus
-the battery's part) is split between all of them. They can all take their share in the same
-tick and no circuit is exceeded. A loadpoint that does not share keeps its present draw, which
+the battery's part) is split between all of them: higher priority first, each up to what it
+can take, equal priorities evenly (`split_surplus`). They can all take their share in the same
+tick and no circuit is exceeded. With two or more loadpoints the allocator then decides the
+circuits' room (minimums, priorities, turns; `allocate_site`). A loadpoint that does not share keeps its present draw, which
 counts as load like the house; its own numbers are what it would get if it joined. With one
 loadpoint everything is exactly what a lone controller computes from its own EV.
 
@@ -18,6 +20,7 @@ proportion to it: every EV's power is solar by the same fraction, min(1, free PV
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -37,6 +40,8 @@ class LoadpointDraw:
     circuit: Circuit
     ev: EvReadings
     sharing: bool | None = None
+    priority: int = 0                 # higher first for the solar surplus
+    max_w: float = math.inf           # the most it can take (its maximum current, all phases)
 
     def __post_init__(self) -> None:
         if not isinstance(self.circuit, Circuit):
@@ -77,6 +82,36 @@ def solar_fraction(snapshot: PowerFlowSnapshot) -> float:
     return min(ev_w, free_pv_w) / ev_w
 
 
+def split_surplus(total_w: float, draws: Mapping[str, LoadpointDraw]) -> dict[str, float]:
+    """The solar surplus between loadpoints: higher priority first, each up to what it can
+    take, equal priorities evenly (what one of them cannot take goes to the others); what is
+    left when all are full is split evenly over all. A deficit (total <= 0) is shared evenly:
+    every car in Auto slows down alike."""
+    names = list(draws)
+    if total_w <= 0 or not names:
+        return {name: total_w / max(1, len(names)) for name in names}
+    parts = dict.fromkeys(names, 0.0)
+    left = total_w
+    for level in sorted({draws[n].priority for n in names}, reverse=True):
+        open_ = [n for n in names if draws[n].priority == level]
+        while open_ and left > 1e-9:
+            each = left / len(open_)
+            full = [n for n in open_ if draws[n].max_w - parts[n] <= each]
+            if not full:
+                for n in open_:
+                    parts[n] += each
+                left = 0.0
+                break
+            for n in full:
+                left -= draws[n].max_w - parts[n]
+                parts[n] = draws[n].max_w
+                open_.remove(n)
+    if left > 1e-9:
+        for n in names:
+            parts[n] += left / len(names)
+    return parts
+
+
 def share_site(site: SiteReadings, loadpoints: Mapping[str, LoadpointDraw], settings: ControlSettings,
                *, evs_known: bool = True, circuit_meters: Mapping[str, PhaseW] | None = None) -> SiteShare:
     """Every loadpoint's headroom, surplus and green share from one reading of the site.
@@ -112,7 +147,8 @@ def share_site(site: SiteReadings, loadpoints: Mapping[str, LoadpointDraw], sett
         pool_ev_w = tuple(sum(ev_w[m][p] for m in pool) for p in range(3))
         surplus = raw_surplus(replace(snapshot, ev_w=pool_ev_w), site, settings.battery_priority_soc_pct)
         if surplus is not None and len(pool) > 1:
-            surplus = Surplus(raw_w=surplus.raw_w / len(pool), battery_has_priority=surplus.battery_has_priority)
+            part = split_surplus(surplus.raw_w, {m: loadpoints[m] for m in pool})[name]
+            surplus = Surplus(raw_w=part, battery_has_priority=surplus.battery_has_priority)
         shares[name] = LoadpointShare(LoadpointHeadroom(tuple(loads), snapshot.voltage_v), surplus, green)
     return SiteShare(snapshot, shares)
 
