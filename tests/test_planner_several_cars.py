@@ -220,3 +220,70 @@ def test_bad_shared_limit_is_repaired():
     p = plan(problem)
     assert any("shared limit" in w for w in p.warnings)
     assert p.shortfalls == (None, None)
+
+
+@pytest.mark.xfail(reason="open: the rounding leaves 1.22 kWh missing where the MIP leaves "
+                   "0.72 (the house itself overloads the fuse; not analysed yet)", strict=True)
+@pytest.mark.parametrize("seed", [6])
+def test_random_cars_with_a_minimum_house_over_the_fuse(seed):
+    """Seed 6: the house load itself overloads the fuse; the plan may not leave more
+    missing than the MIP does (0.72 kWh) by more than a hundredth of a kWh."""
+    rng = np.random.default_rng(seed)
+    problem = random_cars_problem(rng, 32, 2, shared=seed % 3 != 0, min_kw=4.1)
+    p = plan(problem)
+    _check_physics(problem, p)
+    best = solve_lp(problem, min_power=True)
+    ours = sum(s.ev_kwh for s in p.shortfalls if s is not None)
+    assert ours <= best.shortfall_kwh + 1e-2, (ours, best.shortfall_kwh)
+
+
+def _mixed_minimums(seed: int) -> PlanProblem:
+    """2 or 3 cars, 32-96 slots, each car with a minimum (4.1 or 1.4 kW) or none."""
+    rng = np.random.default_rng(4000 + seed)
+    cars = 2 + seed % 2
+    slots = int(rng.choice([32, 48, 64, 96]))
+    problem = random_cars_problem(rng, slots, cars, shared=seed % 4 != 0)
+    minimums = rng.choice([0.0, 1.4, 4.1], size=cars)
+    minimums[0] = 4.1  # at least one car with a minimum
+    problem.evs = tuple(replace(car, min_kw=float(min(m, car.max_kw)))
+                        for car, m in zip(problem.evs, minimums))
+    return problem
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_cars_with_mixed_minimums_match_the_mip(seed):
+    problem = _mixed_minimums(seed)
+    p = plan(problem)
+    assert not any("optimizer failed" in w for w in p.warnings)
+    _check_physics(problem, p)
+    best = solve_lp(problem, min_power=True)
+    if best.shortfall_kwh > 1e-6 or best.overload_kwh > 1e-6:
+        ours = sum(s.ev_kwh for s in p.shortfalls if s is not None)
+        assert ours <= best.shortfall_kwh + 1e-2
+        return
+    _assert_near_oracle(problem, p, best)
+
+
+def test_a_bug_inside_the_optimizer_falls_back_to_self_consumption(monkeypatch, caplog):
+    """A TypeError from a broken input deep inside (here a car's departure that is not a
+    number, which the input cleaning would never produce) gives the self-consumption plan
+    with a warning and a logged traceback, not an exception."""
+    import phaeton.planning.optimizer as optimizer
+
+    real_prepare = optimizer.prepare
+
+    def broken(problem):
+        data = real_prepare(problem)
+        data.evs[1].departure = None  # max() over departures: TypeError
+        return data
+
+    monkeypatch.setattr(optimizer, "prepare", broken)
+    slots = 16
+    problem = _base(slots)
+    problem.evs = (EVDemand(np.ones(slots, bool), slots, 4.0, name="a"),
+                   EVDemand(np.ones(slots, bool), slots, 4.0, name="b"))
+    with caplog.at_level("ERROR"):
+        p = optimizer.plan(problem)
+    assert any(w.startswith("optimizer failed (TypeError") for w in p.warnings)
+    assert p.cost_eur == pytest.approx(self_consumption(real_prepare(problem)).cost_eur)
+    assert "planner optimizer failed" in caplog.text and "Traceback" in caplog.text

@@ -33,8 +33,11 @@ Several cars (`PlanProblem.evs`): one reward per car; for fixed rewards each car
 segment of the slot cost (cars filled highest reward first, together within their shared
 limit), so the DP is still exact, and the rewards come from column generation over the solved
 schedules with a tiny master LP (`_multi_schedule`). Minimum powers are met car by car with
-the single-car search, alternating with exact re-plans of all cars (`_round_cars`). One car
-through `evs` takes exactly the single-car path.
+the single-car search on a view where the other cars stay free at their rewards
+(`_priced_view`), followed by an exact re-plan of all cars with those slots fixed
+(`_round_priced`); the older alternation with the other cars held fixed (`_round_cars`) runs
+only when that is not within 0.1 % of the LP optimum. One car through `evs` takes exactly the
+single-car path.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from phaeton.planning.baseline import self_consumption
 from phaeton.planning.model import Plan, PlanProblem, Shortfall
 from phaeton.planning.schedule import build_plan, car_label
 from phaeton.planning.slot_cost import (
+    BIG_KWH,
     SlotCostTable,
     battery_table,
     ev_energy,
@@ -125,6 +129,9 @@ class _Solver:
         self.lp_bound, self.lp_reward, self.lp_changes = bound, reward, changes
 
     def table(self, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray, reward: float) -> SlotCostTable:
+        if _priced(self.data):
+            return _priced_table(self.data, load_kwh, ev_cap_kwh, np.full(len(load_kwh), reward),
+                                 self.penalty)
         return slot_cost_table(self.data, load_kwh, ev_cap_kwh, reward, self.penalty)
 
     def battery_ac(self, changes: np.ndarray) -> np.ndarray:
@@ -158,8 +165,13 @@ class _Solver:
         _, changes, value = self._head(table)
         demand = data.load_kwh[:dep] + self.battery_ac(changes)
         ev = np.zeros(data.slots)
-        ev[:dep] = ev_energy(_first_slots(data, dep), demand, data.ev_cap_kwh[:dep],
-                             reward * data.ev_eff, self.penalty)
+        if _priced(data):
+            ev[:dep] = _priced_ev(_first_slots(data, dep), data.load_kwh[:dep], demand,
+                                  data.ev_cap_kwh[:dep], np.full(dep, reward * data.ev_eff),
+                                  self.penalty)
+        else:
+            ev[:dep] = ev_energy(_first_slots(data, dep), demand, data.ev_cap_kwh[:dep],
+                                 reward * data.ev_eff, self.penalty)
         kwh = float(ev.sum() * data.ev_eff)
         return _Solution(reward, value + reward * kwh, kwh, ev, changes)
 
@@ -174,11 +186,51 @@ class _Solution:
 
 def _first_slots(data: SlotData, end: int) -> SlotData:
     """The first `end` slots of `data` (the arrays ev_energy reads)."""
-    return SlotData(
+    head = SlotData(
         start_s=data.start_s[:end], hours=data.hours[:end],
         import_price=data.import_price[:end], export_price=data.export_price[:end],
         load_kwh=data.load_kwh[:end], pv_kwh=data.pv_kwh[:end],
         import_cap_kwh=data.import_cap_kwh[:end], export_cap_kwh=data.export_cap_kwh[:end])
+    if _priced(data):
+        for name in _PRICED_FIELDS[:-1]:
+            setattr(head, name, getattr(data, name)[:end])
+        head.others_per_kwh = data.others_per_kwh
+    return head
+
+
+#: a car's view with the other cars priced at fixed rewards (`_priced_view`): their room
+#: (slots x cars), what they may draw together beside this car's fixed minimum, the view's
+#: own load (this car's minimum is what a row's load has above it), rewards per AC kWh
+_PRICED_FIELDS = ("others_caps", "others_shared", "others_base_load", "others_per_kwh")
+
+
+def _priced(data: SlotData) -> bool:
+    return getattr(data, "others_caps", None) is not None
+
+
+def _priced_inputs(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
+                   per_kwh: np.ndarray):
+    """(caps, rewards, shared) of this car (first column) and the priced other cars: the
+    minimum this car has in its load comes off the shared limit."""
+    caps = np.column_stack([ev_cap_kwh, data.others_caps])
+    rewards = np.column_stack([per_kwh, np.broadcast_to(data.others_per_kwh,
+                                                       data.others_caps.shape)])
+    shared = np.maximum(data.others_shared - (load_kwh - data.others_base_load), 0.0)
+    return caps, rewards, shared
+
+
+def _priced_table(data: SlotData, load_kwh: np.ndarray, ev_cap_kwh: np.ndarray,
+                  per_kwh: np.ndarray, penalty: float) -> SlotCostTable:
+    """The slot costs of a priced view (this car rewarded `per_kwh` per row)."""
+    caps, rewards, shared = _priced_inputs(data, load_kwh, ev_cap_kwh, per_kwh)
+    return multi_slot_cost_table(data, load_kwh, caps, rewards, shared, penalty)
+
+
+def _priced_ev(data: SlotData, load_kwh: np.ndarray, demand_kwh: np.ndarray,
+               ev_cap_kwh: np.ndarray, per_kwh: np.ndarray, penalty: float) -> np.ndarray:
+    """This car's energy per slot in a priced view (`multi_ev_energy`'s first column)."""
+    caps, rewards, shared = _priced_inputs(data, load_kwh, ev_cap_kwh, per_kwh)
+    return multi_ev_energy(data, demand_kwh, caps, rewards, shared, penalty)[:, 0]
 
 
 def _schedule(solver: _Solver) -> tuple[np.ndarray, np.ndarray | None, Shortfall | None]:
@@ -427,6 +479,9 @@ def _select(data: SlotData, slots: np.ndarray) -> SlotData:
     stacked = copy.copy(data)
     for name in _SLOT_FIELDS:
         setattr(stacked, name, getattr(data, name)[slots])
+    if _priced(data):
+        for name in _PRICED_FIELDS[:-1]:
+            setattr(stacked, name, getattr(data, name)[slots])
     return stacked
 
 
@@ -476,8 +531,9 @@ class _Batch:
             getattr(plain, name).ndim - 1)) for name in _TABLE_FIELDS))
         differ = (caps > 0) | (loads != stack.load_kwh)
         if differ.any():
-            part = _table_rows(_select(stack, np.flatnonzero(differ)), loads[differ],
-                               caps[differ], per_kwh[differ], solver.penalty)
+            build = _priced_table if _priced(stack) else _table_rows
+            part = build(_select(stack, np.flatnonzero(differ)), loads[differ],
+                         caps[differ], per_kwh[differ], solver.penalty)
             for name in _TABLE_FIELDS:
                 getattr(table, name)[differ] = getattr(part, name)
         return table
@@ -501,8 +557,12 @@ class _Batch:
         else:
             values, changes = self._sweep(table, rows, v_end)
         battery = np.where(changes > 0, changes / data.charge_eff, changes * data.discharge_eff)
-        ev_head = ev_energy(stack, (loads + battery).reshape(-1), caps.reshape(-1),
-                            per_kwh[:, None], solver.penalty).reshape(rows, dep)
+        if _priced(stack):
+            ev_head = _priced_ev(stack, loads.reshape(-1), (loads + battery).reshape(-1),
+                                 caps.reshape(-1), per_kwh, solver.penalty).reshape(rows, dep)
+        else:
+            ev_head = ev_energy(stack, (loads + battery).reshape(-1), caps.reshape(-1),
+                                per_kwh[:, None], solver.penalty).reshape(rows, dep)
         kwh = ev_head.sum(1) * data.ev_eff
         out = []
         for k in range(rows):
@@ -1098,9 +1158,10 @@ def _apply_min_power(solver: _Solver, ev: np.ndarray
 def plan(problem: PlanProblem) -> Plan:
     """Plan battery and EV over the problem's slots at least cost; never raises for bad data.
 
-    Should the optimizer itself fail on some input nobody foresaw, the result is the plain
-    self-consumption plan with a warning saying so (and the error is logged), never an
-    exception into the service.
+    Should the optimizer itself fail on some input nobody foresaw (any exception, a bug's
+    TypeError as much as an arithmetic error), the result is the plain self-consumption plan
+    with a warning saying so (and the error is logged with its traceback), never an exception
+    into the service.
     """
     data = prepare(problem)
     if data.slots == 0:
@@ -1117,13 +1178,13 @@ def plan(problem: PlanProblem) -> Plan:
             battery_ac = solver.solve_fixed_ev(ev)
         else:
             battery_ac = solver.finish(head_changes)
-    except (ArithmeticError, ValueError, IndexError) as exc:
+        return build_plan(data, battery_ac, ev, shortfall=shortfall, warnings=notes)
+    except Exception as exc:  # any bug (TypeError, ...) too: never an exception into the service
         _log.exception("planner optimizer failed; falling back to self-consumption")
         fallback = self_consumption(data)
         fallback.warnings.append(f"optimizer failed ({type(exc).__name__}: {exc}): this plan is "
                                  "plain self-consumption")
         return fallback
-    return build_plan(data, battery_ac, ev, shortfall=shortfall, warnings=notes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1314,7 +1375,7 @@ def _multi_schedule(data: SlotData, cars: list[int]):
     center_q = best_q = first.dual(center, ms.need)
     width = np.full(len(cars), 0.05 * scale)
     while True:
-        x, _, upper = master.solve()
+        x, final, upper = master.solve()
         if upper - best_q <= _GAP_TOLERANCE * (1.0 + abs(upper)) or ms.solves >= _MULTI_MAX_SOLVES:
             break
         xb, duals, model = master.solve((center - width, center + width))
@@ -1345,6 +1406,7 @@ def _multi_schedule(data: SlotData, cars: list[int]):
         ev /= total
         changes /= total
     head_changes = changes if len(used) == 1 else None
+    ms.rewards = np.clip(final[1:], -big, big)  # the master's duals: the cars' final rewards
     return ev, head_changes, short, ms
 
 
@@ -1451,9 +1513,24 @@ def _plan_several(data: SlotData) -> Plan:
     if any(_needs_rounding(_car_view(data, k), ev[k]) for k in rounding):
         targets = {k: float(ev[k].sum()) * data.evs[k].eff for k in cars}
         ev_lp = ev
-        ev, battery_ac, notes, best_key = _round_cars(data, cars, rounding, ev, targets,
-                                                      penalty)
-        if set(cars) - set(rounding):
+        lp_cost = _plan_cost(data, battery_ac, ev.sum(0), penalty)
+        rewards = {k: float(r) for k, r in zip(cars, ms.rewards)}
+        best_key = np.inf
+        for side in (1.0, 0.0, -1.0):  # the others' rewards just above theirs, at, below
+            nudged = {k: r + side * (_NUDGE * abs(r) + 1e-7 * _price_scale(data))
+                      for k, r in rewards.items()}
+            found = _round_priced(data, cars, rounding, targets, nudged, penalty, lp_cost)
+            if found[3] < best_key:
+                ev, battery_ac, notes, best_key = found
+            if best_key <= lp_cost + _JOINT_GAP * (1.0 + abs(lp_cost)):
+                break
+        if best_key > lp_cost + _JOINT_GAP * (1.0 + abs(lp_cost)):
+            # not proven close: the car-by-car search with the others held fixed as well
+            other = _round_cars(data, cars, rounding, ev_lp, targets, penalty)
+            if other[3] < best_key:
+                ev, battery_ac, notes, best_key = other
+        if best_key > lp_cost + _JOINT_GAP * (1.0 + abs(lp_cost)) and \
+                set(cars) - set(rounding):
             # also start with the cars without a minimum out of the way (re-planned around
             # the rounded ones): better when those crowd the shared limit or the fuse
             start = ev_lp.copy()
@@ -1504,14 +1581,96 @@ def _solve_with_sets(data: SlotData, cars: list[int], on: dict[int, np.ndarray],
     ev = np.zeros((len(data.evs), data.slots))
     for k, slots in on.items():
         ev[k] = np.where(slots, data.evs[k].min_kwh, 0.0)
+    rewards = {}
     if not active:
         solver = _Solver(_car_view(fixed, cars[0], need_kwh=0.0))
-        return ev, solver.solve_fixed_ev(np.zeros(data.slots))
+        return ev, solver.solve_fixed_ev(np.zeros(data.slots)), rewards
     rows, head_changes, _, ms = _multi_schedule(fixed, active)
     ev[active] += rows
     battery_ac = ms.solver.finish(head_changes) if head_changes is not None else \
         ms.solver.solve_fixed_ev(ev.sum(0) - fixed.load_kwh + data.load_kwh)
-    return ev, battery_ac
+    rewards = {k: float(r) for k, r in zip(active, ms.rewards)}
+    return ev, battery_ac, rewards
+
+
+#: the several-car minimum-power search stops once its plan is within this share of the LP
+#: optimum (a lower bound); otherwise the slower car-by-car alternation runs as well
+_JOINT_GAP = 1e-3
+_PRICED_ROUNDS = 3
+#: the other cars' rewards in a priced view are moved this share off their optimal rewards
+#: (first up, then down, `_plan_several`): at the exact reward a car is indifferent where it
+#: charges, and which way ties break decides whether it makes room for the car being rounded
+_NUDGE = 1e-3
+
+
+def _priced_view(data: SlotData, k: int, cars: list[int], on: dict[int, np.ndarray],
+                 targets: dict[int, float], rewards: dict[int, float]) -> SlotData:
+    """Car k's single-car problem with the other cars priced in at fixed rewards instead of
+    held fixed: each other car j is one more EV segment of every slot's cost (rewarded r_j per
+    kWh, sharing the circuit with car k, `slot_cost.car_segments`), free to move out of car
+    k's way wherever that pays at its reward. Cars with fixed on-slots in `on` have their
+    minimum in the load (and off the shared limit). Solving this view for car k's need gives
+    min cost - sum_j r_j (kWh_j - need_j) + const: a Lagrangian of the joint problem, exact
+    in the other cars when r_j are their optimal rewards."""
+    fixed = _with_sets(data, {j: s for j, s in on.items() if j != k}, targets)
+    car = data.evs[k]
+    others = [j for j in cars if j != k]
+    shared = fixed.ev_shared_cap_kwh
+    shared = np.full(data.slots, BIG_KWH * (len(cars) + 1)) if shared is None else \
+        np.minimum(shared, BIG_KWH * (len(cars) + 1))
+    fuse = (np.minimum(data.import_cap_kwh, 1e9) + data.pv_kwh + data.discharge_cap_kwh
+            - fixed.load_kwh)
+    room = np.minimum(np.minimum(car.cap_kwh, shared), np.clip(fuse, 0.0, None))
+    usable = (room > 1e-9) & (room >= car.min_kwh - 1e-9)
+    view = _car_view(fixed, k, load_kwh=fixed.load_kwh, cap_kwh=np.where(usable, room, 0.0),
+                     min_kwh=np.where(usable, car.min_kwh, 0.0), need_kwh=targets[k])
+    view.others_caps = np.stack([fixed.evs[j].cap_kwh for j in others], 1)
+    view.others_shared = shared
+    view.others_base_load = fixed.load_kwh
+    view.others_per_kwh = np.array([rewards.get(j, 0.0) * data.evs[j].eff for j in others])
+    return view
+
+
+def _round_priced(data: SlotData, cars: list[int], rounding: list[int],
+                  targets: dict[int, float], rewards: dict[int, float], penalty: float,
+                  lower: float):
+    """Every car with a minimum power off or at least at its minimum in each slot: each such
+    car's slot set from the single-car slot-set search (`_apply_min_power`) on its priced
+    view (`_priced_view`: the other cars free at their rewards, the cars rounded before it
+    with their slots fixed), then all cars re-planned exactly with those slots fixed
+    (`_solve_with_sets`); again with that plan's rewards while it improves and is not within
+    `_JOINT_GAP` of `lower` (the LP optimum). Returns (cars' AC kWh, battery AC exchange,
+    notes, key: cost plus a large penalty per kWh missing)."""
+    big = 1e3 * _price_scale(data)
+    best = (None, None, [], np.inf)
+    for _ in range(_PRICED_ROUNDS):
+        on: dict[int, np.ndarray] = {}
+        notes: list[str] = []
+        for k in rounding:
+            view = _priced_view(data, k, cars, on, targets, rewards)
+            solver = _Solver(view)
+            row, _, _ = _schedule(solver)
+            if _needs_rounding(view, row):
+                row, _, car_notes = _apply_min_power(solver, row)
+                notes += [f"{text} ({car_label(data, k)})" for text in car_notes
+                          if "more than needed" not in text]
+            on[k] = row > 1e-9
+        rows, battery, new_rewards = _solve_with_sets(data, cars, on, targets)
+        missing = sum(max(0.0, targets[k] - float(rows[k].sum()) * data.evs[k].eff)
+                      for k in cars)
+        key = _plan_cost(data, battery, rows.sum(0), penalty) + big * missing
+        if key >= best[3] - 1e-9 * (1.0 + abs(best[3])):
+            break
+        for k in rounding:
+            extra = float(rows[k].sum()) * data.evs[k].eff - targets[k]
+            if extra > 1e-6:
+                notes.append(f"EV minimum power: {extra / data.evs[k].eff:.2f} kWh more than "
+                             f"needed is scheduled ({car_label(data, k)})")
+        best = (rows, battery, notes, key)
+        if key <= lower + _JOINT_GAP * (1.0 + abs(lower)):
+            break
+        rewards = {**rewards, **new_rewards}
+    return best
 
 
 def _round_cars(data: SlotData, cars: list[int], rounding: list[int], ev: np.ndarray,
@@ -1556,7 +1715,7 @@ def _round_cars(data: SlotData, cars: list[int], rounding: list[int], ev: np.nda
         if best is None:  # cannot happen: the last car rounded is evaluated
             best, best_battery, best_key = current, None, np.inf
         on = {k: best[k] > 1e-9 for k in rounding}
-        rows, battery = _solve_with_sets(data, cars, on, targets)
+        rows, battery, _ = _solve_with_sets(data, cars, on, targets)
         trial_key = key(rows, battery)
         if better(trial_key):
             best, best_battery, best_key, improved = rows, battery, trial_key, True
