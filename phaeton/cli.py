@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="simulate an OCPP 1.6J charger instead of an Alfen (Modbus TCP)")
     demo.add_argument("--port", type=_port, default=8088, metavar="N",
                       help="web UI port (default 8088, 0 = any free port)")
+    demo.add_argument("--chargers", type=int, choices=(1, 2, 3), default=1, metavar="N",
+                      help="1 (default) one charger; 2 an Alfen double station (two sockets, a "
+                           "car each); 3 that station and an OCPP charge point (a third car), "
+                           "all below a 'garage' circuit")
     demo.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
                       help="stop by itself after S real seconds (for scripts and tests)")
 

@@ -379,3 +379,36 @@ async def test_meter_noise_keeps_a_quiet_system_talking(private_bus):
         assert abs(grid - readings.grid_w[n - 1]) <= 2.0
         assert (svc._service[f"/Ac/Consumption/L{n}/Power"] - grid
                 == pytest.approx((readings.consumption_w[n - 1] or 0.0) - readings.grid_w[n - 1]))
+
+
+async def test_on_update_sees_every_published_batch_and_a_failing_listener_is_harmless(
+        private_bus, caplog):
+    """A test samples the currents at the meter's pace: `on_update` gets the readings of each
+    batch published (the EV's draw included); a listener that raises is logged, no more."""
+    seen = []
+
+    def listener(readings):
+        seen.append((service.updates, readings.grid_w, service.ev_w))
+        if len(seen) == 3:
+            raise RuntimeError("listener broke")
+
+    service, clock = make_service(start=NIGHT, config=QUIET,
+                                  ev_power_w=lambda: (2300.0, 0.0, 0.0))
+    service.on_update = listener
+    with caplog.at_level(logging.ERROR, logger="phaeton.sim.gx_system"):
+        async with service:
+            await until(lambda: len(seen) >= 6, clock)
+            service.freeze()                        # nothing published: nothing reported
+            frozen_at = len(seen)
+            await until(lambda: service.site.t_s > 30, clock)
+            after_freeze = len(seen)
+            published = await get_items()
+    assert "listener broke" in caplog.text
+    assert after_freeze == frozen_at
+    counts = [updates for updates, _grid, _ev in seen]
+    assert counts == sorted(set(counts))                   # once per batch, in order
+    _updates, grid, ev = seen[-1]
+    assert ev == (2300.0, 0.0, 0.0)
+    assert grid[0] - grid[1] == pytest.approx(2300.0 + QUIET.base_load_w[0]
+                                              - QUIET.base_load_w[1])
+    assert value(published, "/Ac/Grid/L1/Power") == pytest.approx(grid[0])

@@ -14,7 +14,8 @@ from phaeton.config import apply_defaults, validate_config_data
 from phaeton.sim.gx_system import SERVICE_NAME as SYSTEM
 from phaeton.sim.gx_system import SimulatedSite
 from phaeton.sim.site import SiteConfig
-from phaeton.sim.world import DEFAULT_CLOUD_SCRIPT, DEFAULT_START, SimWorld
+from phaeton.sim.world import DEFAULT_CLOUD_SCRIPT, DEFAULT_START, GARAGE_A, SimWorld
+from phaeton.site_layout import charger_entries
 from tests.dbus_clients import dbus_send, py3dbus
 from velib.service import ServiceError, VeDbusService
 
@@ -189,6 +190,61 @@ async def test_ocpp_world_connects_to_phaeton_and_the_car_draws(tmp_path):
     assert consumption > 3 * 8 * 230
 
 
+async def test_a_double_station_and_a_charge_point_drive_a_car_each_and_the_gx_sees_all(
+        tmp_path):
+    """chargers=3: one Alfen station with sockets 1 and 2 and an OCPP charge point, a car at
+    each, driven by phaeton's own drivers built from the world's `chargers:` config; the GX's
+    consumption carries all three cars, and one car leaving changes only its own draw."""
+    async with SimWorld(speed=50, chargers=3) as world:
+        config = world.config_for_phaeton(str(tmp_path))
+        assert validate_config_data(config) == []
+        assert "charger" not in config
+        assert config["circuits"] == [{"name": "garage", "max_current_a": GARAGE_A}]
+        assert [(c["id"], c["protocol"], c["circuit"]) for c in config["chargers"]] == [
+            ("socket_1", "alfen", "garage"), ("socket_2", "alfen", "garage"),
+            ("ocpp_1", "ocpp", "garage")]
+        assert [(c["alfen"]["port"], c["alfen"]["socket_unit_id"])
+                for c in config["chargers"][:2]] == [(world.alfen_port, 1),
+                                                     (world.alfen_port, 2)]
+        assert config["chargers"][2]["ocpp"]["port"] == world.ocpp_port
+        assert len({o.custom_name for o in world.outlets}) == 3
+        assert world.ev is world.outlet("socket_1").ev
+        assert len({id(o.ev) for o in world.outlets}) == 3     # a car each
+        drivers = [build_charger(entry.config, clock=world.clock)
+                   for entry in charger_entries(apply_defaults(config))]
+        for driver in drivers:
+            await driver.start()
+        try:
+            cp = await world.start_charge_point()
+            assert cp.ev is world.outlet("ocpp_1").ev
+            await until(lambda: cp.connected and all(d.connected for d in drivers),
+                        world.clock)
+            for outlet in world.outlets:
+                await world.plug_in(outlet.id)
+            await until(lambda: cp.transaction_id is not None, world.clock)
+            for driver, amps in zip(drivers, (6.0, 8.0, 10.0)):
+                await driver.set_enabled(True)
+                await driver.set_current(amps)
+            await until(lambda: all(world.phase_currents_a(o.id)[0] > 0
+                                    for o in world.outlets), world.clock)
+            drawn = [world.phase_currents_a(o.id) for o in world.outlets]
+            total_w = sum(world.ev_power_w())
+            seen = world.system.updates
+            await until(lambda: world.system.updates > seen + 1, world.clock)
+            consumption = sum(world.system.service[f"/Ac/Consumption/L{n}/Power"]
+                              for n in (1, 2, 3))
+            await world.plug_out("socket_2")
+            left = [world.phase_currents_a(o.id) for o in world.outlets]
+        finally:
+            for driver in drivers:
+                await driver.stop()
+    assert drawn == [(6.0,) * 3, (8.0,) * 3, (10.0,) * 3]
+    assert total_w == pytest.approx(3 * 24 * 230, rel=0.01)
+    assert consumption > 3 * 24 * 230
+    assert left == [(6.0,) * 3, (0.0,) * 3, (10.0,) * 3]
+    assert world.alfen is None and world.charge_point is None
+
+
 async def test_start_charge_point_refuses_misuse():
     alfen_world = SimWorld(speed=10)
     with pytest.raises(RuntimeError, match="charger='ocpp'"):
@@ -207,6 +263,14 @@ def test_bad_world_options_are_refused_clearly():
         SimWorld(charge_point_id="a/b")
     with pytest.raises(RuntimeError, match="start the world first"):
         SimWorld().config_for_phaeton("/tmp/x")
+    with pytest.raises(ValueError, match="chargers must be 1, 2"):
+        SimWorld(chargers=4)
+    with pytest.raises(ValueError, match="charger must stay 'alfen'"):
+        SimWorld(chargers=2, charger="ocpp")
+    with pytest.raises(ValueError, match="1 of them"):
+        SimWorld(chargers=2, evs=[])
+    with pytest.raises(ValueError, match="no charger 'ocpp_1'"):
+        SimWorld(chargers=2).outlet("ocpp_1")
 
 
 def test_the_default_day_has_a_sunny_morning_passing_clouds_and_an_evening_peak():

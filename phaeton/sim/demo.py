@@ -6,6 +6,14 @@ carries out Dynamic ESS windows), an Alfen simulator (or with --ocpp an OCPP 1.6
 a car that plugs in, and phaeton in Scheduled mode (the energy plan against a day/night tariff,
 solar surplus on top) with its web UI; prints the bus address, the URL, the web password and commands to poke it; stops cleanly
 on Ctrl-C (or after --seconds), leaving no process or file behind.
+
+`--chargers 2` runs an Alfen double station instead (one station, sockets 1 and 2, a car
+each), `--chargers 3` adds the OCPP charge point with a third car: each is its own
+`com.victronenergy.evcharger.phaeton_<id>` on the bus and its own card in the web UI, all in
+a 20 A "garage" circuit below the 25 A main fuse (`SimWorld(chargers=...)`). The first socket
+follows the plan (Scheduled), the others are plain wallboxes (Manual, the first-run default);
+the cars come and go on `DEMO_SCRIPT`. `--chargers N` means N chargers, N services, N cards:
+the double station's two sockets are two chargers, the charge point a third.
 """
 from __future__ import annotations
 
@@ -17,6 +25,8 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import yaml
@@ -24,31 +34,106 @@ import yaml
 from phaeton.app import Phaeton, setup_logging
 from phaeton.config import load_config
 from phaeton.logbuffer import LogBuffer
-from phaeton.sim.world import SimWorld, free_tcp_port
+from phaeton.sim.world import MAIN_FUSE_A, SimOutlet, SimWorld, free_tcp_port
 from phaeton.web.passwords import hash_password
 
 log = logging.getLogger("phaeton.demo")
 SERVICE = "com.victronenergy.evcharger.phaeton_0"
+SERVICE_PREFIX = "com.victronenergy.evcharger.phaeton_"
+
+
+def services(world: SimWorld) -> list[str]:
+    """The D-Bus name of every charger of the demo, in config order."""
+    if world.chargers == 1:
+        return [SERVICE]
+    return [SERVICE_PREFIX + outlet.id for outlet in world.outlets]
+
+
+def _outlet_text(world: SimWorld, outlet: SimOutlet) -> str:
+    if outlet.kind == "ocpp":
+        return f"OCPP charge point -> {world.ocpp_url}"
+    socket = f", socket unit {outlet.unit}" if world.chargers > 1 else ""
+    return f"Alfen simulator on Modbus TCP 127.0.0.1:{world.alfen_port}{socket}"
 
 
 def _banner(world: SimWorld, url: str, password: str, speed: float, ocpp: bool) -> str:
     bus = world.bus_address
+    names = services(world)
     send = (f"DBUS_SYSTEM_BUS_ADDRESS='{bus}' dbus-send --system --print-reply "
-            f"--dest={SERVICE}")
-    charger = f"OCPP charge point -> {world.ocpp_url}" if ocpp else \
-        f"Alfen simulator on Modbus TCP 127.0.0.1:{world.alfen_port}"
+            f"--dest={names[0]}")
+    if world.chargers == 1:
+        chargers = f"  charger      : {_outlet_text(world, world.outlets[0])}\n"
+    else:
+        chargers = (f"  circuits     : main fuse {MAIN_FUSE_A:g} A > "
+                    f"'garage' {world.garage_a:g} A (every charger below it)\n")
+        chargers += "".join(
+            f"  charger {index}    : {name} ({outlet.custom_name}): "
+            f"{_outlet_text(world, outlet)}\n"
+            for index, (name, outlet) in enumerate(zip(names, world.outlets), start=1))
     return f"""
 phaeton demo is running ({speed:g}x time)
   web UI       : {url}   (password for changes: {password})
   D-Bus        : {bus}
-  charger      : {charger}
-Try:
+{chargers}Try:
   {send} / com.victronenergy.BusItem.GetItems
   {send} /Mode com.victronenergy.BusItem.SetValue variant:int32:1      # Auto (solar only)
   {send} /StartStop com.victronenergy.BusItem.SetValue variant:string:0  # stop
-  DBUS_SYSTEM_BUS_ADDRESS='{bus}' busctl --system tree {SERVICE}
+  DBUS_SYSTEM_BUS_ADDRESS='{bus}' busctl --system tree {names[0]}
 Ctrl-C stops everything.
 """
+
+
+@dataclass(frozen=True)
+class DemoEvent:
+    """A car arriving or leaving, `at_s` simulated seconds after the demo starts."""
+
+    at_s: float
+    charger_id: str
+    plugged_in: bool
+    soc_drop_pct: float = 0.0      # a car back from a drive has this much less
+
+
+# What the cars of a several-charger demo do on the simulated day (it starts at 08:00): the
+# planned car is there from the start (like the one car of the one-charger demo), the others
+# arrive within minutes; the second car goes for a drive at 10:00 and is back at 13:00 with
+# 20 % less, the third leaves at 17:00. Events of a charger the demo does not have are skipped.
+DEMO_SCRIPT: tuple[DemoEvent, ...] = (
+    DemoEvent(0, "socket_1", True),
+    DemoEvent(60, "socket_2", True),
+    DemoEvent(120, "ocpp_1", True),
+    DemoEvent(2 * 3600, "socket_2", False),
+    DemoEvent(5 * 3600, "socket_2", True, soc_drop_pct=20.0),
+    DemoEvent(9 * 3600, "ocpp_1", False),
+)
+
+
+async def run_script(world: SimWorld, events: Sequence[DemoEvent] = DEMO_SCRIPT,
+                     start: float | None = None, online_timeout_s: float = 30.0) -> None:
+    """Plug the cars in and out at their times on the world's clock, counted from `start`
+    (`world.clock.monotonic()`; None: now); events of chargers the world lacks are skipped.
+    An OCPP car waits (at most `online_timeout_s` real seconds) for its charge point to be
+    online, so its transaction can start."""
+    known = {outlet.id: outlet for outlet in world.outlets}
+    start = world.clock.monotonic() if start is None else start
+    for event in sorted(events, key=lambda e: e.at_s):
+        outlet = known.get(event.charger_id)
+        if outlet is None:
+            continue
+        wait_s = start + event.at_s - world.clock.monotonic()
+        if wait_s > 0:
+            await world.clock.sleep(wait_s)
+        if outlet.kind == "ocpp" and world.charge_point is not None:
+            try:
+                await asyncio.wait_for(world.charge_point.online.wait(), online_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("the OCPP charge point is not online; its car plugs in anyway")
+        if event.plugged_in:
+            outlet.ev.soc_pct = max(0.0, outlet.ev.soc_pct - event.soc_drop_pct)
+            await world.plug_in(outlet.id)
+        else:
+            await world.plug_out(outlet.id)
+        log.info("demo: the car at %s %s", outlet.id,
+                 "plugs in" if event.plugged_in else "leaves")
 
 
 DAY_PRICE, NIGHT_PRICE, EXPORT_PRICE = 0.40, 0.15, 0.08    # EUR/kWh of the demo's tariff
@@ -58,7 +143,8 @@ NIGHT = ("23:00", "06:00")
 def demo_config(world: SimWorld, data_dir: str, web_port: int, password_hash: str) -> dict:
     """The config `phaeton demo` runs phaeton with (also used by the tests): a day/night
     tariff, the car to reach 80 % by 07:00, and the planner steering the home battery
-    through Dynamic ESS, which the simulated GX carries out."""
+    through Dynamic ESS, which the simulated GX carries out. A world with several chargers
+    gives a `chargers:` list below a `circuits:` garage (the plan is for the first car)."""
     config = world.config_for_phaeton(data_dir)
     config["web"].update({"port": web_port, "password_hash": password_hash})
     config["control"] = {"auto": {"enable_delay_s": 60}}
@@ -85,12 +171,18 @@ def local_tz_name() -> str:
 
 
 async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
-                   seconds: float | None = None, ready=None) -> int:
-    """Run until SIGINT/SIGTERM or `seconds`; `ready(world, app, url)` is called once up."""
+                   seconds: float | None = None, ready=None, chargers: int = 1) -> int:
+    """Run until SIGINT/SIGTERM or `seconds`; `ready(world, app, url)` is called once up.
+    `chargers` 2: an Alfen double station; 3: and an OCPP charge point (see the module)."""
+    if chargers != 1 and ocpp:
+        raise ValueError("--ocpp is the one-charger demo with an OCPP charger; --chargers 3 "
+                         "has an OCPP charge point besides the Alfen double station")
     directory = tempfile.mkdtemp(prefix="phaeton-demo-")
     buffer = LogBuffer()
+    script: asyncio.Task | None = None
     try:
-        async with SimWorld(speed=speed, charger="ocpp" if ocpp else "alfen") as world:
+        async with SimWorld(speed=speed, charger="ocpp" if ocpp else "alfen",
+                            chargers=chargers) as world:
             password = secrets.token_urlsafe(9)
             config = demo_config(world, os.path.join(directory, "data"),
                                  port or free_tcp_port(), hash_password(password))
@@ -101,10 +193,17 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
                           bus_address=world.bus_address, log_buffer=buffer)
             await app.start()
             try:
-                if ocpp:
+                if world.ocpp_port is not None:
                     await world.start_charge_point()
                 app.loadpoints[0].write("/Mode", 2)   # Scheduled: the plan, with solar on top
-                await world.plug_in()
+                if chargers == 1:
+                    await world.plug_in()
+                else:
+                    started = world.clock.monotonic()
+                    await run_script(world, [e for e in DEMO_SCRIPT if e.at_s <= 0], started)
+                    script = asyncio.create_task(run_script(
+                        world, [e for e in DEMO_SCRIPT if e.at_s > 0], started),
+                        name="demo-script")
                 url = f"http://127.0.0.1:{config['web']['port']}/"
                 print(_banner(world, url, password, speed, ocpp), flush=True)
                 if ready is not None:
@@ -121,6 +220,8 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
                     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                         loop.remove_signal_handler(sig)
             finally:
+                if script is not None:
+                    await _end_task(script)
                 await app.stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -128,12 +229,34 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
     return 0
 
 
+async def _end_task(task: asyncio.Task, attempts: int = 50) -> None:
+    """Cancel `task` and wait until it has ended. Cancelled again while it runs on: Python
+    3.11's `asyncio.wait_for` swallows a cancellation that comes just as what it waits for
+    finishes (the script waits for the OCPP charge point that way, and so does the `ocpp`
+    library's every call), and the script would sleep on to its next event."""
+    for _ in range(attempts):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
+    if not task.done():
+        log.warning("the demo's script did not stop; leaving it")
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("the demo's script failed: %r", task.exception())
+
+
 def run_from_cli(args) -> int:
     buffer = LogBuffer()
     setup_logging("WARNING", buffer)
+    chargers = getattr(args, "chargers", 1)
+    if chargers != 1 and args.ocpp:
+        print("phaeton demo: --ocpp runs one OCPP charger; --chargers 3 adds an OCPP charge "
+              "point to the Alfen double station (use one or the other)", file=sys.stderr)
+        return 2
     return asyncio.run(run_demo(speed=args.speed, ocpp=args.ocpp, port=args.port,
-                                seconds=getattr(args, "seconds", None)))
+                                seconds=getattr(args, "seconds", None), chargers=chargers))
 
 
 if __name__ == "__main__":
-    sys.exit(run_from_cli(type("Args", (), {"speed": 60.0, "ocpp": False, "port": 0})()))
+    sys.exit(run_from_cli(type("Args", (), {"speed": 60.0, "ocpp": False, "port": 0,
+                                            "chargers": 1})()))

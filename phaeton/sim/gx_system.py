@@ -28,6 +28,9 @@ as the PV inverters systemcalc switches off would; otherwise 0. (`SimWorld` give
 
 All values change in ONE batch (one ItemsChanged) every `update_interval_s` of simulated time.
 
+`on_update(readings)`, when set, is called after every batch published (what the bus now shows,
+the EV's draw in `ev_w`): a test samples the currents at the meter's pace with it.
+
 Test hooks: `freeze()`/`unfreeze()` (values go stale, the service stays on the bus),
 `await stop()`/`await start()` (the name leaves the bus and comes back), `spike(phase, watts,
 duration_s)` (a house load spike), `set_cloud(cover, duration_s)` (force PV down, or up to a
@@ -217,6 +220,7 @@ class SimulatedSystemService:
         self.updates = 0                        # batches published
         self.readings: SiteReadings | None = None
         self.ev_w: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self.on_update: Callable[[SiteReadings], None] | None = None
         self._spikes: list[_Spike] = []
         # the site's time follows the clock from here on
         self._clock_offset_s = clock.monotonic() - self.site.t_s
@@ -407,6 +411,11 @@ class SimulatedSystemService:
         readings = self._advance_site()
         if not self.frozen:
             self._publish(readings)
+            if self.on_update is not None and readings is not None:
+                try:
+                    self.on_update(readings)
+                except Exception:  # noqa: BLE001 - a listener must not stop the GX
+                    log.exception("on_update listener failed")
 
     def _publish(self, r: SiteReadings | None) -> None:
         if r is None:

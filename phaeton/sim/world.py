@@ -14,8 +14,15 @@ One async context manager builds, on one shared `ScaledClock(speed)`:
   (default), or with `charger="ocpp"` a `SimulatedChargePoint` that `start_charge_point(url)`
   connects to phaeton's central system.
 
-The power the system service sees for the EV is what the charger simulator's car draws, so
-the grid and consumption on the bus include the car.
+Several chargers (`chargers=2` or `3`): an Alfen double station (one `AlfenSimulator` with
+`sockets=2`, units 1 and 2, each socket with its own car), and with 3 also an OCPP charge point
+with a third car, all in a "garage" circuit (`GARAGE_A` per phase) below the main fuse. Each is
+a `SimOutlet` of `world.outlets` (phaeton's charger id, its car, its socket unit);
+`config_for_phaeton` then writes a `chargers:` list and `circuits:`, and `plug_in(id)`,
+`plug_out(id)`, `phase_currents_a(id)` take the charger id (None: the first).
+
+The power the system service sees for the EV is what every charger simulator's car draws, so
+the grid and consumption on the bus include every car.
 
     async with SimWorld(speed=60) as world:
         config = world.config_for_phaeton(data_dir)     # a phaeton config dict for this world
@@ -24,7 +31,7 @@ the grid and consumption on the bus include the car.
 Every process and temporary directory the world created is gone after it exits.
 
 Run alone: `python -m phaeton.sim.world [--speed 60] [--charger alfen|ocpp --url WS_URL]
-[--plugged-in]`; it prints the bus address to export as DBUS_SYSTEM_BUS_ADDRESS.
+[--chargers 1|2|3] [--plugged-in]`; it prints the bus address to export as DBUS_SYSTEM_BUS_ADDRESS.
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ import signal
 import socket
 import tempfile
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Self
 
@@ -64,6 +72,10 @@ OCPP_PATH = "/ocpp"
 DESS_PREFIX = "/Settings/DynamicEss/"
 DESS_ENTRIES = 48      # systemcalc's number of schedule entries
 DESS_LOCAL = 4         # /Settings/DynamicEss/Mode of a local program's schedule
+MAIN_FUSE_A = 25       # the simulated house's main fuse (site.fuse_a), per phase
+GARAGE = "garage"      # the circuit the chargers of a several-charger world hang below
+GARAGE_A = 20          # its breaker per phase: two cars at 16 A must share it
+MAX_CHARGERS = 3       # 2: the Alfen double station; 3: and the OCPP charge point
 
 
 # Settings a GX has that phaeton reads or writes (ESS, Dynamic ESS), with Victron's defaults
@@ -164,8 +176,28 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class SimOutlet:
+    """One charger of the world as phaeton drives it: an Alfen socket or the OCPP charge
+    point, with the car plugged into it."""
+
+    id: str                  # phaeton's charger id (com.victronenergy.evcharger.phaeton_<id>)
+    kind: Literal["alfen", "ocpp"]
+    ev: SimulatedEV
+    custom_name: str = ""
+    unit: int = 1            # the Alfen socket's Modbus unit (OCPP: the connector id)
+
+
+def _other_cars() -> list[SimulatedEV]:
+    """The cars of the second and third charger: a smaller one, nearly empty, and a bigger
+    one, half full (the first is the one-charger world's car)."""
+    return [SimulatedEV(capacity_kwh=40.0, soc_pct=30.0),
+            SimulatedEV(capacity_kwh=75.0, soc_pct=55.0)]
+
+
 class SimWorld:
-    """A simulated GX: bus, settings, system service, charger simulator and EV (see module)."""
+    """A simulated GX: bus, settings, system service, charger simulators and EVs (see
+    module)."""
 
     def __init__(self, *, speed: float = 60.0, charger: Literal["alfen", "ocpp"] = "alfen",
                  bus_address: str | None = None, start: datetime = DEFAULT_START,
@@ -173,9 +205,20 @@ class SimWorld:
                  cloud_script: tuple[CloudWindow, ...] = DEFAULT_CLOUD_SCRIPT,
                  ev: SimulatedEV | None = None, ev_position: int = 1,
                  update_interval_s: float = 1.0, safe_current_a: float = 0.0,
-                 charge_point_id: str = "SIMCP1", data_dir: str | None = None):
+                 charge_point_id: str = "SIMCP1", data_dir: str | None = None,
+                 chargers: int = 1, evs: list[SimulatedEV] | None = None,
+                 garage_a: float = GARAGE_A):
         if charger not in ("alfen", "ocpp"):
             raise ValueError(f"charger must be 'alfen' or 'ocpp', got {charger!r}")
+        if isinstance(chargers, bool) or chargers not in range(1, MAX_CHARGERS + 1):
+            raise ValueError(f"chargers must be 1, 2 (an Alfen double station) or 3 (and an "
+                             f"OCPP charge point), got {chargers!r}")
+        if chargers > 1 and charger != "alfen":
+            raise ValueError("several chargers are an Alfen double station (and an OCPP "
+                             "charge point with chargers=3); charger must stay 'alfen'")
+        if evs is not None and (chargers == 1 or len(evs) != chargers - 1):
+            raise ValueError(f"evs are the cars of the chargers after the first: "
+                             f"{chargers - 1} of them, got {len(evs)}")
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) \
                 or not math.isfinite(speed) or speed <= 0:
             raise ValueError(f"speed must be a number > 0, got {speed!r}")
@@ -191,6 +234,9 @@ class SimWorld:
         self.site = SimulatedSite(seed=seed, start=start, config=site_config,
                                   cloud_script=cloud_script)
         self.ev = ev if ev is not None else SimulatedEV()
+        self.chargers = chargers
+        self.garage_a = float(garage_a)
+        self.outlets = self._outlets(chargers, evs)
         self.ev_position = ev_position
         self.update_interval_s = update_interval_s
         self.safe_current_a = safe_current_a
@@ -203,9 +249,36 @@ class SimWorld:
         self.bus: PrivateBus | None = None
         self.settings: GxSettingsService | None = None
         self.system: SimulatedSystemService | None = None
-        self.charger_sim: AlfenSimulator | SimulatedChargePoint | None = None
+        self.alfen: AlfenSimulator | None = None
+        self.charge_point: SimulatedChargePoint | None = None
         self._own_dir: str | None = None
         self._started = False
+
+    def _outlets(self, chargers: int, evs: list[SimulatedEV] | None) -> list[SimOutlet]:
+        if chargers == 1:
+            return [SimOutlet("0", self.charger_kind, self.ev)]
+        cars = [self.ev, *(evs if evs is not None else _other_cars()[:chargers - 1])]
+        outlets = [SimOutlet("socket_1", "alfen", cars[0], "Garage left (Alfen socket 1)", 1),
+                   SimOutlet("socket_2", "alfen", cars[1], "Garage right (Alfen socket 2)", 2)]
+        if chargers == 3:
+            outlets.append(SimOutlet("ocpp_1", "ocpp", cars[2], "Garage OCPP", 1))
+        return outlets
+
+    @property
+    def charger_sim(self) -> AlfenSimulator | SimulatedChargePoint | None:
+        """The charger simulator: the Alfen station (with several chargers, the double
+        station), or the OCPP charge point of an OCPP world (None before it is started)."""
+        return self.alfen if self.alfen is not None else self.charge_point
+
+    def outlet(self, charger_id: str | None = None) -> SimOutlet:
+        """The charger `charger_id` (None: the first); ValueError for one the world lacks."""
+        if charger_id is None:
+            return self.outlets[0]
+        for outlet in self.outlets:
+            if outlet.id == charger_id:
+                return outlet
+        raise ValueError(f"this world has no charger {charger_id!r} "
+                         f"(chargers: {', '.join(o.id for o in self.outlets)})")
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -232,11 +305,14 @@ class SimWorld:
                                           bus_address=self.bus_address)
         _seed_settings(self.settings, _gx_settings(self.site.config))
         await self.settings.register()
-        if self.charger_kind == "alfen":
-            self.charger_sim = AlfenSimulator(host="127.0.0.1", port=0, clock=self.clock,
-                                              ev=self.ev, safe_current_a=self.safe_current_a)
-            await self.charger_sim.start()
-        else:
+        sockets = [o for o in self.outlets if o.kind == "alfen"]
+        if sockets:
+            self.alfen = AlfenSimulator(
+                host="127.0.0.1", port=0, clock=self.clock, ev=sockets[0].ev,
+                safe_current_a=self.safe_current_a, sockets=len(sockets),
+                second_ev=sockets[1].ev if len(sockets) > 1 else None)
+            await self.alfen.start()
+        if any(o.kind == "ocpp" for o in self.outlets):
             self.ocpp_port = free_tcp_port()
         self.system = SimulatedSystemService(
             site=self.site, clock=self.clock, ev_power_w=self.ev_power_w,
@@ -244,8 +320,8 @@ class SimWorld:
             bus_address=self.bus_address, dess_target=self.dess_target_at,
             pv_disabled=self.dess_pv_disabled_at)
         await self.system.start()
-        log.info("simulated GX on %s (speed x%g, %s charger)", self.bus_address, self.speed,
-                 self.charger_kind)
+        log.info("simulated GX on %s (speed x%g, %s)", self.bus_address, self.speed,
+                 ", ".join(f"{o.id}: {o.kind}" for o in self.outlets))
 
     def dess_entry_at(self, unix_s: float) -> str | None:
         """The Dynamic ESS schedule entry (its settings path ending in '/') the GX's DESS runs
@@ -293,11 +369,12 @@ class SimWorld:
 
         A part that does not stop within STOP_TIMEOUT_S (e.g. a goodbye to a bus that is going
         away at the same moment) is logged and left behind, so the rest still stops."""
-        sim, self.charger_sim = self.charger_sim, None
-        if isinstance(sim, AlfenSimulator):
-            await _bounded(sim.close(), "the Alfen simulator")
-        elif sim is not None:
-            await _bounded(sim.stop(), "the OCPP charge point")
+        alfen, self.alfen = self.alfen, None
+        if alfen is not None:
+            await _bounded(alfen.close(), "the Alfen simulator")
+        cp, self.charge_point = self.charge_point, None
+        if cp is not None:
+            await _bounded(cp.stop(), "the OCPP charge point")
         system, self.system = self.system, None
         if system is not None:
             await _bounded(system.close(), "the system service")
@@ -327,7 +404,7 @@ class SimWorld:
     @property
     def alfen_port(self) -> int | None:
         """The Alfen simulator's Modbus TCP port (None for an OCPP world)."""
-        return self.charger_sim.port if isinstance(self.charger_sim, AlfenSimulator) else None
+        return self.alfen.port if self.alfen is not None else None
 
     @property
     def ocpp_url(self) -> str | None:
@@ -338,57 +415,78 @@ class SimWorld:
 
     async def start_charge_point(self, url: str | None = None, **options: Any
                                  ) -> SimulatedChargePoint:
-        """OCPP world: create the charge point (sharing the EV and clock) and let it connect to
-        `url` (default `ocpp_url`). `options` go to `SimulatedChargePoint`."""
-        if self.charger_kind != "ocpp":
-            raise RuntimeError("start_charge_point needs SimWorld(charger='ocpp')")
+        """OCPP world (or chargers=3): create the charge point (sharing its car and the clock)
+        and let it connect to `url` (default `ocpp_url`). `options` go to
+        `SimulatedChargePoint`."""
+        outlets = [o for o in self.outlets if o.kind == "ocpp"]
+        if not outlets:
+            raise RuntimeError("start_charge_point needs SimWorld(charger='ocpp') or "
+                               "chargers=3")
         if not self._started:
             raise RuntimeError("start the world before its charge point")
-        if self.charger_sim is not None:
+        if self.charge_point is not None:
             raise RuntimeError("the charge point is already started")
         url = url or self.ocpp_url
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ValueError(f"the central system URL must start with ws:// or wss://, "
                              f"got {url!r}")
         options.setdefault("meter_interval_s", 10)
-        cp = SimulatedChargePoint(url, ev=self.ev, clock=self.clock, **options)
+        cp = SimulatedChargePoint(url, ev=outlets[0].ev, clock=self.clock, **options)
         await cp.start()
-        self.charger_sim = cp
+        self.charge_point = cp
         return cp
 
-    def ev_power_w(self) -> tuple[float, float, float]:
-        """What the car draws now through the charger simulator, per phase (W)."""
-        sim = self.charger_sim
-        if isinstance(sim, AlfenSimulator):
+    def phase_currents_a(self, charger_id: str | None = None) -> tuple[float, float, float]:
+        """What the car at charger `charger_id` (None: the first) draws now, per phase (A)."""
+        return self._draw(self.outlet(charger_id))[0]
+
+    def _draw(self, outlet: SimOutlet) -> tuple[tuple[float, float, float],
+                                                tuple[float, float, float]]:
+        """(A per phase, V per phase) the car at `outlet` draws now through its simulator."""
+        if outlet.kind == "alfen" and self.alfen is not None:
+            sim = self.alfen.socket(outlet.unit)
             currents = sim.phase_currents_a()
-            return tuple(currents[i] * sim.voltages_v[i] for i in range(3))  # type: ignore
-        if isinstance(sim, SimulatedChargePoint):
-            if sim.transaction_id is None or sim.fault is not None or not sim.ev.plugged_in:
-                return (0.0, 0.0, 0.0)
-            current, phases = sim.ev.draw(sim.offered_current_a(), sim.phases)
-            return tuple(current * sim.voltage_v if i < phases else 0.0  # type: ignore
-                         for i in range(3))
-        return (0.0, 0.0, 0.0)
+            return (currents[0], currents[1], currents[2]), sim.voltages_v  # type: ignore
+        cp = self.charge_point
+        if outlet.kind == "ocpp" and cp is not None:
+            volts = (cp.voltage_v,) * 3
+            if cp.transaction_id is None or cp.fault is not None or not cp.ev.plugged_in:
+                return (0.0, 0.0, 0.0), volts
+            current, phases = cp.ev.draw(cp.offered_current_a(), cp.phases)
+            return tuple(current if i < phases else 0.0 for i in range(3)), volts  # type: ignore
+        return (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)
 
-    async def plug_in(self) -> None:
-        """The car is plugged in (through the charger simulator when there is one)."""
-        sim = self.charger_sim
-        if isinstance(sim, AlfenSimulator):
-            sim.plug_in()
-        elif isinstance(sim, SimulatedChargePoint):
-            await sim.plug_in()
-        else:
-            self.ev.plug_in()
+    def ev_power_w(self) -> tuple[float, float, float]:
+        """What every car draws now through the charger simulators, per phase (W)."""
+        total = [0.0, 0.0, 0.0]
+        for outlet in self.outlets:
+            currents, volts = self._draw(outlet)
+            for i in range(3):
+                total[i] += currents[i] * volts[i]
+        return (total[0], total[1], total[2])
 
-    async def plug_out(self) -> None:
-        """The car leaves."""
-        sim = self.charger_sim
-        if isinstance(sim, AlfenSimulator):
-            sim.plug_out()
-        elif isinstance(sim, SimulatedChargePoint):
-            await sim.plug_out()
+    async def plug_in(self, charger_id: str | None = None) -> None:
+        """The car of charger `charger_id` (None: the first) is plugged in (through its charger
+        simulator when there is one)."""
+        outlet = self.outlet(charger_id)
+        cp = self.charge_point
+        if outlet.kind == "alfen" and self.alfen is not None:
+            self.alfen.socket(outlet.unit).plug_in()
+        elif outlet.kind == "ocpp" and cp is not None:
+            await cp.plug_in()
         else:
-            self.ev.plug_out()
+            outlet.ev.plug_in()
+
+    async def plug_out(self, charger_id: str | None = None) -> None:
+        """The car of charger `charger_id` (None: the first) leaves."""
+        outlet = self.outlet(charger_id)
+        cp = self.charge_point
+        if outlet.kind == "alfen" and self.alfen is not None:
+            self.alfen.socket(outlet.unit).plug_out()
+        elif outlet.kind == "ocpp" and cp is not None:
+            await cp.plug_out()
+        else:
+            outlet.ev.plug_out()
 
     # ---- phaeton's view ---------------------------------------------------------------------
 
@@ -397,27 +495,20 @@ class SimWorld:
         if not self._started:
             raise RuntimeError("start the world first: the ports are chosen when it starts")
         site = self.site.config
-        max_current_a = int(min(32, max(6, self.ev.onboard_max_current_a)))
-        charger: dict[str, Any] = {
-            "protocol": self.charger_kind,
-            "position": self.ev_position,
-            "min_current_a": 6,
-            "max_current_a": max_current_a,
-            "phases": 3,
-            "safe_current_a": 0,
-        }
-        if self.charger_kind == "alfen":
-            charger["alfen"] = {"host": "127.0.0.1", "port": self.alfen_port,
-                                "station_unit_id": 200, "socket_unit_id": 1}
-        else:
-            charger["ocpp"] = {"host": "127.0.0.1", "port": self.ocpp_port, "path": OCPP_PATH,
-                               "charge_point_id": self.charge_point_id,
-                               "meter_interval_s": 10}
-        return {
+        config: dict[str, Any] = {
             "data_dir": data_dir,
-            "site": {"fuse_a": 25, "phases": 3, "nominal_voltage_v": 230,
+            "site": {"fuse_a": MAIN_FUSE_A, "phases": 3, "nominal_voltage_v": 230,
                      "consumption_includes_ev": True},
-            "charger": charger,
+        }
+        if self.chargers == 1:
+            config["charger"] = self._charger_keys(self.outlets[0])
+        else:
+            config["chargers"] = [
+                {"id": o.id, "custom_name": o.custom_name, "circuit": GARAGE,
+                 **self._charger_keys(o)} for o in self.outlets]
+            config["circuits"] = [{"name": GARAGE, "max_current_a": self.garage_a}]
+        return {
+            **config,
             "web": {"enabled": True, "host": "127.0.0.1", "port": free_tcp_port()},
             "planner": {
                 "site": {"pv_kwp": round((site.pv_ac_peak_w + site.pv_dc_peak_w) / 1000.0, 3)},
@@ -431,19 +522,42 @@ class SimWorld:
             },
         }
 
+    def _charger_keys(self, outlet: SimOutlet) -> dict[str, Any]:
+        """The keys of one charger of phaeton's config (the `charger` section's)."""
+        charger: dict[str, Any] = {
+            "protocol": outlet.kind,
+            "position": self.ev_position,
+            "min_current_a": 6,
+            "max_current_a": int(min(32, max(6, outlet.ev.onboard_max_current_a))),
+            "phases": 3,
+            "safe_current_a": 0,
+        }
+        if outlet.kind == "alfen":
+            charger["alfen"] = {"host": "127.0.0.1", "port": self.alfen_port,
+                                "station_unit_id": 200, "socket_unit_id": outlet.unit}
+        else:
+            charger["ocpp"] = {"host": "127.0.0.1", "port": self.ocpp_port, "path": OCPP_PATH,
+                               "charge_point_id": self.charge_point_id,
+                               "meter_interval_s": 10}
+        return charger
+
 
 async def _serve(args: argparse.Namespace) -> None:
-    async with SimWorld(speed=args.speed, charger=args.charger, seed=args.seed) as world:
+    async with SimWorld(speed=args.speed, charger=args.charger, seed=args.seed,
+                        chargers=args.chargers) as world:
         if args.plugged_in:
-            await world.plug_in()
-        where = (f"Alfen Modbus TCP on 127.0.0.1:{world.alfen_port}" if world.alfen_port
-                 else f"OCPP charge point for {world.ocpp_url}")
+            for outlet in world.outlets:
+                await world.plug_in(outlet.id)
+        where = "; ".join(
+            f"Alfen Modbus TCP on 127.0.0.1:{world.alfen_port}" if kind == "alfen"
+            else f"OCPP charge point for {args.url or world.ocpp_url}"
+            for kind in dict.fromkeys(o.kind for o in world.outlets))
         print(f"DBUS_SYSTEM_BUS_ADDRESS={world.bus_address}", flush=True)
         print(f"simulated GX running (x{world.speed:g}); {where}; Ctrl-C stops it", flush=True)
-        if world.charger_kind == "ocpp":
+        if world.ocpp_port is not None:
             await world.start_charge_point(args.url or world.ocpp_url)
             if args.plugged_in:
-                await world.plug_in()
+                await world.plug_in([o.id for o in world.outlets if o.kind == "ocpp"][0])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -458,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--charger", choices=("alfen", "ocpp"), default="alfen")
     parser.add_argument("--url", help="OCPP central system URL (charger ocpp)")
+    parser.add_argument("--chargers", type=int, choices=(1, 2, 3), default=1,
+                        help="2: an Alfen double station; 3: and an OCPP charge point")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plugged-in", action="store_true", help="plug the car in at start")
     parser.add_argument("-v", "--verbose", action="store_true")
