@@ -23,7 +23,8 @@ from phaeton.clock import Clock
 from phaeton.config import Config, config_to_dict
 from phaeton.chargers.base import ChargerMeasurement
 from phaeton.control.allocation import (LoadpointDraw, LoadpointShare, SiteShare, allocate_site,
-                                        in_charger_phases, on_grid_phases, share_site)
+                                        hold_raises_for_cuts, in_charger_phases, on_grid_phases,
+                                        share_site)
 from phaeton.control.allocator import Claim, RotationState
 from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.settings import ControlSettings
@@ -332,6 +333,10 @@ class Site:
                       for entry, lp in zip(self.entries, self.loadpoints) if draws[entry.id].sharing]
             site_share = allocate_site(site_share, draws, claims, self.control_settings,
                                        self.clock.monotonic(), self.rotation, self.turn_s)
+            site_share = hold_raises_for_cuts(
+                site_share, claims,
+                {lp.name: lp.applied_current_a for lp in self.loadpoints},
+                {entry.id: _highest_current(m) for entry, m in zip(self.entries, measurements)})
         self._last_site_share = site_share
         return {entry.id: in_charger_phases(site_share.loadpoints[entry.id], self._grid_phase(entry))
                 for entry in self.entries}
@@ -392,3 +397,11 @@ def _charger_keys(entry: ChargerEntry) -> tuple:
     """What a loadpoint is built from (a change rebuilds it): its charger's keys, its name and
     instance. (Its circuit, phase and priority are the site's to use: they change live.)"""
     return config_to_dict(entry.config["charger"]), entry.custom_name, entry.instance
+
+
+def _highest_current(measurement: ChargerMeasurement | None) -> float | None:
+    """The highest phase current a charger reads (None: no reading)."""
+    if measurement is None:
+        return None
+    currents = [a for a in measurement.current_a if a is not None]
+    return max(currents) if currents else None

@@ -1,5 +1,6 @@
-"""The solar surplus between several cars in Auto: the owner's priority decides who charges
-on the sun first; equal priorities share; nobody is handed more than it can take."""
+"""Sharing between several cars: the solar surplus by the owner's priority (equal priorities
+share, nobody is handed more than it can take), raises only after the cuts have landed, and
+a float32 reading at a limit that is the limit."""
 from __future__ import annotations
 
 import math
@@ -49,3 +50,32 @@ def test_the_parts_always_add_up_and_respect_priority_and_maxima():
             lower = [n for n in draws if draws[n].priority < draws[name].priority]
             if part < draws[name].max_w - 1e-6:     # not full: no lower priority got anything
                 assert all(parts[n] == pytest.approx(0.0, abs=1e-6) for n in lower)
+
+
+def test_no_car_is_raised_before_another_cars_cut_shows_in_its_reading():
+    """Break before make: the OCPP car's meter still reads 8.7 A after its cut to 6.6 A, so the
+    Alfen socket that was paused is held at 0 A this tick, with the reason; once the reading
+    follows, it starts."""
+    from phaeton.control.allocation import (GrantedHeadroom, LoadpointShare, SiteShare,
+                                            hold_raises_for_cuts)
+    from phaeton.control.allocator import Claim, Grant
+
+    def part(amps):
+        return LoadpointShare(GrantedHeadroom(Grant(amps, f"{amps} A", "garage", 0)), None, 0.0)
+    claims = [Claim(n, MAIN, (0, 1, 2), 6.0, 16.0) for n in ("alfen", "ocpp")]
+    share = SiteShare(None, {"alfen": part(6.6), "ocpp": part(6.6)})   # type: ignore[arg-type]
+    held = hold_raises_for_cuts(share, claims, {"alfen": 0.0, "ocpp": 8.7},
+                                {"alfen": 0.0, "ocpp": 8.7})
+    grant = held.loadpoints["alfen"].headroom.grant
+    assert grant.current_a == 0.0
+    assert grant.reason == "holding 0 A until the cut of ocpp shows in its reading (then 6.6 A)"
+    assert held.loadpoints["ocpp"].headroom.grant.current_a == 6.6     # the cut itself goes out
+    followed = hold_raises_for_cuts(share, claims, {"alfen": 0.0, "ocpp": 6.6},
+                                    {"alfen": 0.0, "ocpp": 6.7})
+    assert followed.loadpoints["alfen"].headroom.grant.current_a == 6.6
+
+
+def test_a_float32_reading_at_the_limit_is_the_limit():
+    from phaeton.control.auto import floor_tenth
+    assert floor_tenth(13.0999996) == 13.1           # 13.1 A as float32, not a cut to 13.0
+    assert floor_tenth(13.0999) == 13.0              # a real 0.1 mA short still rounds down

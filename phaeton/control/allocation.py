@@ -229,3 +229,37 @@ def allocate_site(share: SiteShare, loadpoints: Mapping[str, LoadpointDraw], cla
                      if name in grants else part)
               for name, part in share.loadpoints.items()}
     return SiteShare(share.snapshot, shares)
+
+
+def hold_raises_for_cuts(share: SiteShare, claims: list[Claim],
+                         applied_a: Mapping[str, float | None],
+                         measured_a: Mapping[str, float | None],
+                         tolerance_a: float = 1.0) -> SiteShare:
+    """Break before make: while a car still draws more than its new grant (its cut has not
+    shown in its charger's reading yet: a car takes seconds to follow, an OCPP meter reports
+    every few seconds), no other car is raised above what it was told before. Otherwise one
+    car's raise can land before another's cut and the circuits carry both for a while.
+
+    `applied_a`: what each charger was told last (None: nothing yet); `measured_a`: the highest
+    phase current its reading shows (None: unknown)."""
+    grants = {name: part.headroom.grant for name, part in share.loadpoints.items()
+              if isinstance(part.headroom, GrantedHeadroom)}
+    cutting = sorted(
+        name for name, grant in grants.items()
+        if grant.current_a is not None and measured_a.get(name) is not None
+        and measured_a[name] > grant.current_a + tolerance_a)  # type: ignore[operator]
+    if not cutting:
+        return share
+    minimum = {claim.name: claim.min_a for claim in claims}
+    parts = dict(share.loadpoints)
+    for name, grant in grants.items():
+        before = applied_a.get(name) or 0.0
+        blockers = [other for other in cutting if other != name]
+        if grant.current_a is None or grant.current_a <= before + 1e-9 or not blockers:
+            continue
+        held = before if before >= minimum.get(name, 0.0) else 0.0
+        reason = (f"holding {held:g} A until the cut of {', '.join(blockers)} shows in its "
+                  f"reading (then {grant.current_a:.1f} A)")
+        parts[name] = replace(parts[name], headroom=GrantedHeadroom(
+            Grant(held, reason, grant.circuit, grant.phase, grant.waiting)))
+    return SiteShare(share.snapshot, parts)

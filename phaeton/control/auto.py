@@ -54,8 +54,9 @@ class AutoDecision:
 
 
 def floor_tenth(amps: float) -> float:
-    """Round a current down to 0.1 A (never up: limits stay limits)."""
-    return math.floor(amps * 10 + 1e-9) / 10
+    """Round a current down to 0.1 A (never up by more than float noise: limits stay limits;
+    13.0999996 A, a float32 reading of 13.1 A, is 13.1 A, not 13.0 A)."""
+    return math.floor(amps * 10 + 1e-5) / 10
 
 
 class AutoCharging:

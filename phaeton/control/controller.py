@@ -49,6 +49,10 @@ from phaeton.control.surplus import SurplusSmoother, raw_surplus
 
 
 HOLD_AFTER_MAX_S = 10.0   # readings older than this (or stale_after_s / 3) never raise the current
+#: a circuit's room this little below the current in force is no cut: float32 setpoints and
+#: meter readings (13.1 A reads 13.1000004 A) would otherwise cut and restart the recovery delay
+#: again and again at exactly the limit (1 mA is nothing a fuse or breaker notices)
+CUT_TOLERANCE_A = 0.001
 
 
 class Mode(enum.IntEnum):
@@ -223,7 +227,7 @@ class ChargeController:
         else:
             loads = main_circuit_headroom(build_snapshot(site, ev, self.settings), self.main_circuit)
         headroom = loads.for_phases(phases)
-        return headroom.current_a is not None and headroom.current_a < current_a
+        return headroom.current_a is not None and headroom.current_a < current_a - CUT_TOLERANCE_A
 
     def _untrusted_charger(self, inputs: ControllerInputs, start_stop: int, request: int | None,
                            snapshot: PowerFlowSnapshot | None) -> ChargeDecision:
@@ -365,7 +369,7 @@ class ChargeController:
         if check_fuse and snapshot is not None and amps > 0:
             headroom = self._headroom(snapshot, share).for_phases(phases)
             fuse_limit_a = headroom.current_a
-            if headroom.current_a is not None and headroom.current_a < amps:
+            if headroom.current_a is not None and headroom.current_a < amps - CUT_TOLERANCE_A:
                 amps, bound, reason = headroom.current_a, Bound.FUSE, headroom.reason
                 self._fuse_cut_s = now_s
             elif (self._fuse_cut_s is not None and now_s - self._fuse_cut_s < s.fuse_recovery_delay_s
