@@ -419,6 +419,10 @@ def _explain(error: SchemaError) -> list[tuple[PathParts, str]]:
         return found
     if kind == "type":
         kinds = bound if isinstance(bound, list) else [bound]
+        if value is None and path:
+            when = _schema_at(path).get("x-required-when")
+            if when:                # a conditionally required key left at null
+                return [(path, f"is required when {when}")]
         wanted = " or ".join(_KIND_WORDS.get(k, k) for k in kinds)
         message = f"must be {wanted}, got {_show(value)} ({_kind_of(value)})"
         if (schema.get("x-time") or schema.get("pattern") == TIME_PATTERN) \

@@ -12,6 +12,9 @@ are required) comes from the registered charger kinds (`phaeton.chargers.registr
 building blocks (`_number`, `_string`, `_section`, ...) from `phaeton.config_schema_parts`. The
 tariff's part (the `planner.tariff.type` enum, one section per tariff and the keys the
 fetching tariffs share) comes from the registered tariffs (`phaeton.planning.tariffs.registry`).
+The top-level `carbon` section (the `carbon.source` enum, one section per source, their shared
+keys and "required when" rules) comes from the registered carbon sources
+(`phaeton.planning.carbon.registry`).
 
 Rules that JSON Schema cannot express (one key compared with another, e.g.
 `charger.min_current_a <= charger.max_current_a`) live in `phaeton.config.cross_field_problems`;
@@ -46,6 +49,7 @@ from phaeton.config_schema_parts import section as _section
 from phaeton.config_schema_parts import string as _string
 from phaeton.config_schema_parts import time_of_day as _time
 from phaeton.config_schema_parts import zone as _zone
+from phaeton.planning.carbon.registry import carbon_schema
 from phaeton.planning.tariffs.registry import tariff_schema
 
 SCHEMA_ID = "urn:phaeton:config"
@@ -358,6 +362,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 nullable=True, min_length=1, max_length=1024), "password-hash"),
         }),
         "planner": _PLANNER,
+        "carbon": carbon_schema(),
         "logging": _section("Logging.", {
             "level": _string("INFO", "Log level.",
                              enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),
