@@ -27,6 +27,7 @@ from phaeton.control.session import SessionTracker
 from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
 from phaeton.logbuffer import LogBuffer
+from phaeton.metrics import Metrics
 from phaeton.site import Site
 from phaeton.site_layout import ChargerEntry, charger_entries
 from phaeton.snapshot import SiteSnapshot
@@ -61,6 +62,7 @@ class Phaeton:
         self.site = Site(config, loadpoints, clock=clock, settings=self._settings,
                          bus_address=bus_address, entries=entries,
                          build_loadpoint=self._build_loadpoint)
+        self.metrics = Metrics.for_site(self.site, self.session_store)   # /metrics, /health
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_runner = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable, Sequence
 
 from velib.settings import SettingsClient
@@ -90,6 +91,7 @@ class Site:
         self.rotation = RotationState()       # who charges or waits since when (several EVs)
         self.turn_s = float(config["control"]["turn_s"])
         self.fuse_wakes = 0          # steps run early because a GX update broke the fuse
+        self.tick_timers: list[Callable[[float], None]] = []   # each tick's real duration (s): metrics
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -284,7 +286,11 @@ class Site:
     async def tick(self) -> SiteSnapshot:
         """One control tick (see the module docstring); returns the snapshot it published."""
         async with self._tick_lock:
-            return await self._tick()
+            started = time.perf_counter()
+            snapshot = await self._tick()
+            for timer in self.tick_timers:
+                timer(time.perf_counter() - started)
+            return snapshot
 
     async def _tick(self) -> SiteSnapshot:
         timeout_s = float(self.config["control"]["tick_s"]) / self.clock.speed + READ_SLACK_S

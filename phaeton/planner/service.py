@@ -31,6 +31,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -243,6 +244,8 @@ class PlannerService:
         self._reason = "not planned yet"
         self._last_trigger = ""
         self.plans_made = 0
+        self.last_plan_runtime_s: float | None = None    # wall time of the last planning run
+        self.last_plan_finished_s: float | None = None   # clock time it ended
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -465,6 +468,7 @@ class PlannerService:
 
     async def _make_plan(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid,
                          trigger: str) -> None:
+        started = time.perf_counter()
         self._knobs_dirty = False
         self._planned_knobs = knobs
         self._planned_ev = ev
@@ -491,6 +495,8 @@ class PlannerService:
         self._problem = problem
         self._baseline_cost = self._baseline.cost_eur
         self.plans_made += 1
+        self.last_plan_runtime_s = time.perf_counter() - started
+        self.last_plan_finished_s = self.clock.time()
         self._reason = ""
         log.info("planner: new %s plan (%s): cost %.2f, savings %.2f",
                  STRATEGY_NAMES.get(knobs.strategy, "?"), trigger, self._plan.cost_eur,
