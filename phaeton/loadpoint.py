@@ -279,11 +279,13 @@ class Loadpoint:
     async def step(self, reading: ChargerReading, site: SiteReadings | None,
                    plan_allowance_w: float | None = None,
                    share: LoadpointShare | None = None,
-                   price_per_kwh: float | None = None) -> ChargeDecision:
+                   price_per_kwh: float | None = None,
+                   carbon_g_per_kwh: float | None = None) -> ChargeDecision:
         """Decide with this tick's reading and the site's GX readings (and, in Scheduled mode,
         the plan's EV power for now; `share`: this loadpoint's circuits headroom and surplus
         when the site computes them, None: the main fuse and all the surplus), tell the
-        charger what changed, account the session."""
+        charger what changed, account the session (`carbon_g_per_kwh`: the intensity of the
+        site's supply beyond PV now, None: no carbon source)."""
         measurement, problem = reading.measurement, reading.problem
         connected = measurement is not None
         if connected and not self._was_connected:
@@ -327,7 +329,8 @@ class Loadpoint:
             await self._apply(decision, measurement)
             green = share.solar_fraction if share is not None else None
             for event in self.tracker.update(ev, decision.snapshot, self.clock.time(),
-                                             solar_fraction=green, price_per_kwh=price_per_kwh):
+                                             solar_fraction=green, price_per_kwh=price_per_kwh,
+                                             carbon_g_per_kwh=carbon_g_per_kwh):
                 self._session_event(event)
             self._save_running_session()
         elif problem is not None:
@@ -458,7 +461,8 @@ class Loadpoint:
                     start_s=event.started_at_s, end_s=event.ended_at_s,
                     energy_kwh=event.energy_kwh, duration_s=event.duration_s,
                     peak_w=event.peak_power_w, cost=event.cost, currency=event.currency,
-                    solar_share=event.solar_share, loadpoint=self.name))
+                    solar_share=event.solar_share, loadpoint=self.name,
+                    co2_kg=event.co2_kg))
             except Exception:
                 log.exception("could not store the finished session")
 
@@ -481,14 +485,15 @@ class Loadpoint:
             return SessionSummary(
                 active=True, energy_kwh=round(t.energy_kwh, 3),
                 duration_s=int(t.duration_s(now)), cost=round(t.cost, 2), currency=t.currency,
-                solar_share=round(t.solar_share, 3), peak_w=round(t.peak_power_w, 0))
+                solar_share=round(t.solar_share, 3), peak_w=round(t.peak_power_w, 0),
+                co2_kg=_rounded(t.co2_kg))
         last = self._last_session
         if last is not None:
             return SessionSummary(
                 active=False, energy_kwh=round(last.energy_kwh, 3),
                 duration_s=int(last.duration_s), cost=round(last.cost, 2),
                 currency=last.currency, solar_share=round(last.solar_share, 3),
-                peak_w=round(last.peak_power_w, 0))
+                peak_w=round(last.peak_power_w, 0), co2_kg=_rounded(last.co2_kg))
         return SessionSummary(active=False, energy_kwh=None, duration_s=None, cost=None,
                               currency=t.currency, solar_share=None, peak_w=None)
 
@@ -502,3 +507,8 @@ class Loadpoint:
             connection=self.charger.connection_text, identity=self.charger.identity,
             error=self._charger_problem or self.charger.last_error,
             lifetime_kwh=self._counter.last_kwh, session=self._session_summary())
+
+
+def _rounded(co2_kg: float | None) -> float | None:
+    """kg CO2 as the status shows it (g resolution); None stays None (no carbon source)."""
+    return None if co2_kg is None else round(co2_kg, 3)

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 from velib.settings import SettingsClient
 
+from phaeton.carbon_feed import CarbonFeed
 from phaeton.clock import Clock
 from phaeton.config import Config, config_to_dict
 from phaeton.chargers.base import ChargerMeasurement
@@ -76,6 +77,8 @@ class Site:
         self.energy_history = EnergyHistoryFile(f"{data_dir}/{HISTORY_FILE}")
         self.energy_history.load()
         self.energy_meter = QuarterHourMeter()
+        # carbon: the intensity of the moment and the accounting (inactive with source none)
+        self.carbon = CarbonFeed.from_config(config, clock=clock)
         self.ess_writer, self.planner = self._build_planner(config)
         self.snapshots: SnapshotPublisher[SiteSnapshot] = SnapshotPublisher()
         self.snapshots.attach(self._show_on_dbus)
@@ -104,6 +107,7 @@ class Site:
         for loadpoint in self.loadpoints:
             await loadpoint.register()
         await self.planner.start()
+        await self.carbon.start()
         self.settings.on_appeared(self._settings_appeared)
         self._tasks.append(asyncio.create_task(self._control_loop(), name="phaeton-control"))
 
@@ -119,6 +123,7 @@ class Site:
 
     async def close(self) -> None:
         """The planner hands the battery back; drivers, D-Bus names and readers are released."""
+        await self.carbon.stop()
         try:
             await asyncio.wait_for(self.planner.stop(), 10)
         except Exception as exc:
@@ -299,11 +304,13 @@ class Site:
         now = self.clock.time()
         price = self.planner.import_price_now(now)
         shares = self._share(readings, [reading.measurement for reading in chargers])
+        carbon = self.carbon.supply_g_per_kwh(now, self._site_flow(shares))
         several = len(self.loadpoints) > 1
         for loadpoint, reading in zip(self.loadpoints, chargers):
             allowance_w = self.planner.ev_allowance_w(now, loadpoint.name if several else None)
             await loadpoint.step(reading, readings, allowance_w,
-                                 share=shares.get(loadpoint.name), price_per_kwh=price)
+                                 share=shares.get(loadpoint.name), price_per_kwh=price,
+                                 carbon_g_per_kwh=carbon)
         self._record_energy(readings, shares)
         snapshot = self.snapshot(readings)
         self.snapshots.publish(snapshot)
@@ -372,6 +379,14 @@ class Site:
                                       flow.pv_total_w if fresh else None)
         if slots:
             self.energy_history.append(slots)
+        # carbon accounting per quarter hour (nothing without a carbon source)
+        self.carbon.record(self.clock.time(), flow if fresh else None,
+                           readings.battery_soc_pct if readings is not None else None)
+
+    def _site_flow(self, shares: dict[str, LoadpointShare]):
+        """This tick's power flow of the whole site (None: the share-out did not run)."""
+        site_share = self._last_site_share if shares else None
+        return site_share.snapshot if site_share is not None else None
 
     # ---- the snapshot --------------------------------------------------------------------------
 

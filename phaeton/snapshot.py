@@ -29,6 +29,7 @@ class SessionSummary:
     currency: str
     solar_share: float | None
     peak_w: float | None
+    co2_kg: float | None = None            # kg CO2-eq; None without a carbon source
 
 
 @dataclass(frozen=True)

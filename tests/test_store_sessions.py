@@ -236,3 +236,18 @@ def test_read_only_directory_is_a_clear_error(tmp_path):
         assert os.listdir(directory) == []
     finally:
         directory.rmdir()
+
+
+def test_co2_is_stored_and_none_stays_none(store):
+    store.add(ChargingSession(T0, T0 + 3600, 10.0, 3600.0, 7400.0, 3.0, "EUR", 0.5,
+                              co2_kg=2.125))
+    store.add(ChargingSession(T0 + 7200, T0 + 9000, 1.0, 1800.0, 7400.0, 0.3, "EUR", 0.0))
+    newest, oldest = store.list_sessions()
+    assert (newest.co2_kg, oldest.co2_kg) == (None, 2.125)
+
+
+@pytest.mark.parametrize("co2_kg", [-0.1, float("nan"), "much", True])
+def test_a_bad_co2_is_refused(store, co2_kg):
+    with pytest.raises(ValueError, match="co2_kg must be a finite number"):
+        store.add(ChargingSession(T0, T0 + 60, 1.0, 60.0, 1000.0, 0.3, "EUR", 0.0,
+                                  co2_kg=co2_kg))

@@ -5,6 +5,10 @@ One line is appended per quarter hour (96 small writes a day on the GX's flash);
 `keep_days` the file is rewritten atomically with the newest days only. Unreadable lines are
 skipped, never fatal. A file that cannot be written is logged once; the history then lives on in
 memory until the next restart, and the service runs on.
+
+Next to it, `<data_dir>/carbon_history.csv` (`CarbonHistoryFile`) keeps the carbon accounting
+per quarter hour the same way (docs/carbon.md, "Accounting"); it exists only with a carbon
+source configured.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from phaeton.control.carbon_accounting import CarbonSlot
 from phaeton.planning.energy_meter import SLOT_S, SlotEnergy
 from phaeton.planning.problem_builder import EnergyHistory
 from phaeton.store.state_file import write_file_atomically
@@ -120,4 +125,110 @@ class EnergyHistoryFile:
         else:
             if self._write_error is not None:
                 log.info("energy history %s written again", self.path)
+            self._write_error = None
+
+
+# ---- the carbon accounting per quarter hour, next to the energy history ------------------------
+
+CARBON_HISTORY_FILE = "carbon_history.csv"
+CARBON_COLUMNS = ("start_s", "grid_g_per_kwh", "house_kwh", "car_kwh", "house_co2_g",
+                  "car_co2_g", "avoided_co2_g", "battery_kwh", "battery_g_per_kwh")
+CARBON_HEADER = ",".join(CARBON_COLUMNS) + "\n"
+
+
+def read_carbon_history(path: str | os.PathLike) -> list[CarbonSlot] | None:
+    """`<data_dir>/carbon_history.csv` as quarter hours, oldest first (None: no file). Rows
+    that cannot be read are skipped; columns a later phaeton adds are ignored, a missing
+    `battery_g_per_kwh` is None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    slots = []
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                numbers = [float(row[name]) for name in CARBON_COLUMNS[1:-1]]
+                start_s = float(row["start_s"])
+                battery_g = row.get("battery_g_per_kwh") or ""
+                battery_g_value = float(battery_g) if battery_g else None
+            except (KeyError, TypeError, ValueError):
+                continue
+            if not all(math.isfinite(v) for v in (start_s, *numbers)) or (
+                    battery_g_value is not None and not math.isfinite(battery_g_value)):
+                continue
+            slots.append(CarbonSlot(int(start_s), *numbers, battery_g_value))
+    slots.sort(key=lambda slot: slot.start_s)
+    return slots
+
+
+class CarbonHistoryFile:
+    """The accounted quarter hours (`control.carbon_accounting.CarbonSlot`) in
+    `<data_dir>/carbon_history.csv`: one line appended per quarter hour, rewritten atomically
+    with the newest `keep_days` once a day's worth more has gathered; a file that cannot be
+    written is logged once and the history lives on in memory (as `EnergyHistoryFile`)."""
+
+    def __init__(self, path: str | os.PathLike, *, keep_days: int = 400):
+        self.path = Path(path)
+        self.keep_rows = int(keep_days) * 86400 // SLOT_S
+        self._slots: list[CarbonSlot] = []
+        self._write_error: str | None = None
+
+    def load(self) -> None:
+        """Read what earlier runs recorded (call once at start)."""
+        try:
+            slots = read_carbon_history(self.path)
+        except OSError as exc:
+            log.warning("carbon history %s unreadable, starting a new one in memory: %s",
+                        self.path, exc)
+            return
+        if slots:
+            self._slots = slots[-self.keep_rows:]
+
+    @property
+    def slots(self) -> list[CarbonSlot]:
+        return list(self._slots)
+
+    @property
+    def last(self) -> CarbonSlot | None:
+        return self._slots[-1] if self._slots else None
+
+    def append(self, slots: Iterable[CarbonSlot]) -> None:
+        new = list(slots)
+        if not new:
+            return
+        self._slots.extend(new)
+        if len(self._slots) > self.keep_rows + 96:
+            self._slots = self._slots[-self.keep_rows:]
+            self._write(self._rewrite)
+        else:
+            self._write(lambda: self._append_lines(new))
+
+    @staticmethod
+    def _lines(slots: Iterable[CarbonSlot]) -> str:
+        return "".join(
+            f"{s.start_s:.0f},{s.grid_g_per_kwh:.2f},{s.house_kwh:.4f},{s.car_kwh:.4f},"
+            f"{s.house_co2_g:.2f},{s.car_co2_g:.2f},{s.avoided_co2_g:.2f},{s.battery_kwh:.4f},"
+            f"{'' if s.battery_g_per_kwh is None else format(s.battery_g_per_kwh, '.2f')}\n"
+            for s in slots)
+
+    def _append_lines(self, slots: list[CarbonSlot]) -> None:
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write((CARBON_HEADER if new_file else "") + self._lines(slots))
+
+    def _rewrite(self) -> None:
+        write_file_atomically(self.path,
+                              (CARBON_HEADER + self._lines(self._slots)).encode("utf-8"))
+
+    def _write(self, action) -> None:
+        try:
+            action()
+        except OSError as exc:
+            if self._write_error is None:
+                log.warning("carbon history %s not written (kept in memory): %s", self.path,
+                            exc)
+            self._write_error = str(exc)
+        else:
+            if self._write_error is not None:
+                log.info("carbon history %s written again", self.path)
             self._write_error = None

@@ -16,7 +16,10 @@ it.
 
 Schema versions live in the one-row `schema_version` table. Version 1 (one charger, a one-row
 `running_session`) is migrated to version 2 (a `loadpoint` column, one running row per
-loadpoint) in place, in ONE transaction: a crash mid-way leaves version 1 as it was. Its rows
+loadpoint) in place, in ONE transaction: a crash mid-way leaves version 1 as it was. Version 3
+adds `co2_kg` (kg CO2-eq of a session, NULL when no carbon intensity was known: every session
+stored before version 3) the same way; a version-1 file goes through version 2 in the same
+transaction. Its rows
 get the loadpoint the store is opened with.
 
 A database file that SQLite reports as corrupt or not a database is moved aside as
@@ -42,12 +45,27 @@ from phaeton.store.state_file import move_aside
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 DEFAULT_LOADPOINT = "0"   # the default `device.unique_id`: the charger of a one-charger config
 
-# The current schema (version 2), as a new database gets it and a migration leaves it.
+# The current schema (version 3), as a new database gets it and a migration leaves it.
 _SESSIONS_TABLE = """CREATE TABLE {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    loadpoint TEXT NOT NULL,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    energy_kwh REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    peak_w REAL NOT NULL,
+    cost REAL NOT NULL,
+    currency TEXT NOT NULL,
+    solar_share REAL NOT NULL,
+    extra_json TEXT NOT NULL DEFAULT '{{}}',
+    co2_kg REAL NULL
+)"""
+# Version 2's sessions table, as the migration from version 1 leaves it (then 2 -> 3 runs).
+_SESSIONS_V2_TABLE = """CREATE TABLE {name} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     loadpoint TEXT NOT NULL,
     start_s REAL NOT NULL,
@@ -68,9 +86,11 @@ _INDEXES = ("CREATE INDEX sessions_by_start ON sessions (start_s)",
             "CREATE INDEX sessions_by_loadpoint ON sessions (loadpoint, start_s)")
 
 _COLUMNS = ("id", "loadpoint", "start_s", "end_s", "energy_kwh", "duration_s", "peak_w", "cost",
-            "currency", "solar_share", "extra_json")
-# the columns version 1 had (all but loadpoint), copied as they are by the migration
-_V1_COLUMNS = ", ".join(column for column in _COLUMNS if column != "loadpoint")
+            "currency", "solar_share", "extra_json", "co2_kg")
+# the columns version 2 had (all but co2_kg), copied as they are by the migration to 3
+_V2_COLUMNS = ", ".join(column for column in _COLUMNS if column != "co2_kg")
+# the columns version 1 had (also without loadpoint), copied as they are by the migration to 2
+_V1_COLUMNS = ", ".join(column for column in _COLUMNS if column not in ("loadpoint", "co2_kg"))
 
 # SQLite primary result codes that mean the file itself is damaged
 _SQLITE_CORRUPT = 11
@@ -95,7 +115,9 @@ class SessionStoreError(Exception):
 class ChargingSession:
     """One finished charging session. Times are unix seconds; `solar_share` is 0..1.
 
-    `loadpoint` names the charger it was charged at; None when adding means the store's own."""
+    `loadpoint` names the charger it was charged at; None when adding means the store's own.
+    `co2_kg`: kg CO2-eq of its energy (docs/carbon.md, "Accounting"); None when no carbon
+    intensity was known (no source configured, or stored before schema version 3)."""
 
     start_s: float
     end_s: float
@@ -108,6 +130,7 @@ class ChargingSession:
     extra: Mapping[str, Any] = field(default_factory=dict)
     id: int | None = None
     loadpoint: str | None = None
+    co2_kg: float | None = None
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first field that cannot be stored."""
@@ -131,6 +154,11 @@ class ChargingSession:
             raise ValueError(f"session extra must be a mapping, got {type(self.extra).__name__}")
         if self.loadpoint is not None:
             _check_loadpoint(self.loadpoint)
+        if self.co2_kg is not None and (
+                isinstance(self.co2_kg, bool) or not isinstance(self.co2_kg, (int, float))
+                or not math.isfinite(self.co2_kg) or self.co2_kg < 0):
+            raise ValueError(f"session co2_kg must be a finite number ≥ 0 or None, "
+                             f"got {self.co2_kg!r}")
 
 
 @dataclass(frozen=True)
@@ -289,11 +317,12 @@ class SessionStore:
             with _transaction(connection):
                 cursor = connection.execute(
                     "INSERT INTO sessions (loadpoint, start_s, end_s, energy_kwh, duration_s,"
-                    " peak_w, cost, currency, solar_share, extra_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " peak_w, cost, currency, solar_share, extra_json, co2_kg)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (loadpoint, session.start_s, session.end_s, session.energy_kwh,
                      session.duration_s, session.peak_w, session.cost, session.currency,
-                     session.solar_share, extra_json))
+                     session.solar_share, extra_json,
+                     None if session.co2_kg is None else float(session.co2_kg)))
                 connection.execute(
                     "DELETE FROM sessions WHERE loadpoint = ? AND id NOT IN (SELECT id FROM "
                     "sessions WHERE loadpoint = ? ORDER BY start_s DESC, id DESC LIMIT ?)",
@@ -466,6 +495,8 @@ def _stored_version(connection: sqlite3.Connection) -> int | None:
     if "sessions" not in tables:
         raise _DamagedFile(f"no sessions table beside {sorted(tables)}: not a session database")
     columns = {row[1] for row in connection.execute("PRAGMA table_info(sessions)")}
+    if "co2_kg" in columns:
+        return 3
     return 2 if "loadpoint" in columns else 1
 
 
@@ -483,24 +514,35 @@ def _write_version(connection: sqlite3.Connection) -> None:
     connection.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
 
 
-def _migrate_1_to_2(connection: sqlite3.Connection, loadpoint: str) -> None:
-    """Give every session and the running record `loadpoint`: both tables are rebuilt (SQLite's
-    way to change a primary key), keeping ids and the AUTOINCREMENT high-water mark; the result
-    is the schema a new file gets."""
+def _rebuild_sessions(connection: sqlite3.Connection, table: str, old: str,
+                      insert_columns: str, select_columns: str,
+                      params: tuple[Any, ...] = ()) -> None:
+    """Rebuild `sessions` with the CREATE statement `table` (SQLite's way to change a primary
+    key or to get a new column into the same text a new file gets), copying `select_columns`
+    of every row into `insert_columns`, keeping ids and the AUTOINCREMENT high-water mark."""
     sequence = connection.execute(
         "SELECT seq FROM sqlite_sequence WHERE name = 'sessions'").fetchone()
-    connection.execute("DROP INDEX IF EXISTS sessions_by_start")
-    connection.execute("ALTER TABLE sessions RENAME TO sessions_v1")
-    connection.execute(_SESSIONS_TABLE.format(name="sessions"))
-    connection.execute(f"INSERT INTO sessions (loadpoint, {_V1_COLUMNS}) "
-                       f"SELECT ?, {_V1_COLUMNS} FROM sessions_v1", (loadpoint,))
-    connection.execute("DROP TABLE sessions_v1")
+    for index in ("sessions_by_start", "sessions_by_loadpoint"):
+        connection.execute(f"DROP INDEX IF EXISTS {index}")
+    connection.execute(f"ALTER TABLE sessions RENAME TO {old}")
+    connection.execute(table.format(name="sessions"))
+    connection.execute(f"INSERT INTO sessions ({insert_columns}) "
+                       f"SELECT {select_columns} FROM {old}", params)
+    connection.execute(f"DROP TABLE {old}")
     if sequence is not None:     # ids are never reused, not even those of deleted sessions
         connection.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'sessions'",
                            (sequence[0],))
         connection.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'sessions', ? "
                            "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
                            "WHERE name = 'sessions')", (sequence[0],))
+
+
+def _migrate_1_to_2(connection: sqlite3.Connection, loadpoint: str) -> None:
+    """Give every session and the running record `loadpoint`: both tables are rebuilt (SQLite's
+    way to change a primary key), keeping ids and the AUTOINCREMENT high-water mark; the result
+    is version 2's schema."""
+    _rebuild_sessions(connection, _SESSIONS_V2_TABLE, "sessions_v1",
+                      f"loadpoint, {_V1_COLUMNS}", f"?, {_V1_COLUMNS}", (loadpoint,))
     connection.execute("ALTER TABLE running_session RENAME TO running_v1")
     connection.execute(_RUNNING_TABLE.format(name="running_session"))
     connection.execute("INSERT INTO running_session (loadpoint, record_json) "
@@ -510,8 +552,19 @@ def _migrate_1_to_2(connection: sqlite3.Connection, loadpoint: str) -> None:
         connection.execute(statement)
 
 
+def _migrate_2_to_3(connection: sqlite3.Connection, loadpoint: str) -> None:
+    """Add `co2_kg` (NULL for every stored session: its emissions were not accounted). The
+    table is rebuilt rather than altered so that a migrated file has exactly the schema a new
+    file gets; ids, the AUTOINCREMENT high-water mark and the running records stay."""
+    del loadpoint    # every row has its own already
+    _rebuild_sessions(connection, _SESSIONS_TABLE, "sessions_v2", _V2_COLUMNS, _V2_COLUMNS)
+    for statement in _INDEXES:
+        connection.execute(statement)
+
+
 # _MIGRATIONS[n] turns schema version n into n + 1
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection, str], None]] = {1: _migrate_1_to_2,
+                                                                      2: _migrate_2_to_3}
 
 
 # ---- queries -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""kill -9 during the session database's migration (schema 1 → 2): after every kill the file
-holds either schema 1 or schema 2, whole, with every session and the running record; the next
-start finishes the migration.
+"""kill -9 during the session database's migration (schema 1 → 3, through 2, in one
+transaction): after every kill the file holds either schema 1 or the newest schema, whole,
+with every session and the running record; the next start finishes the migration.
 
 The version-1 file is written by the version-1 store itself (tests/test_session_migration.py
 loads it from git) and padded with raw rows so the migration takes long enough to be hit. The
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from test_session_migration import REPO, RUNNING, load_v1_store
 
+NEWEST = 3                       # the schema version the store migrates to
 PADDING_ROWS = 100_000
 KILL_AT_WAL_BYTES = (64 * 1024, 1024 * 1024, 4 * 1024 * 1024)
 START_S = 30.0
@@ -54,7 +55,8 @@ def look(path: Path) -> tuple[int, int, str]:
         count = raw.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
         records = raw.execute("SELECT record_json FROM running_session").fetchall()
         columns = {row[1] for row in raw.execute("PRAGMA table_info(sessions)")}
-        assert ("loadpoint" in columns) == (version == 2), (version, columns)
+        assert ("loadpoint" in columns) == (version >= 2), (version, columns)
+        assert ("co2_kg" in columns) == (version >= 3), (version, columns)
     assert len(records) == 1
     return version, count, records[0][0]
 
@@ -94,9 +96,10 @@ def test_killed_mid_migration_the_file_is_whole_in_one_schema_or_the_other(tmp_p
         assert (count, record) == expected[1:], f"after the kill at a {mark} B log"
         if killed and version == 1:
             cut_short += 1
-        if version == 2:
+        assert version in (1, NEWEST), version      # never half-way (a lone version 2)
+        if version == NEWEST:
             break
     assert cut_short >= 1, "no kill landed inside the migration"
     assert not run_child(path, None)
-    assert look(path) == (2, *expected[1:])
+    assert look(path) == (NEWEST, *expected[1:])
     assert not any(".corrupt-" in name for name in os.listdir(tmp_path))
