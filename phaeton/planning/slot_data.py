@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from phaeton.planning.model import PlanProblem
+from phaeton.planning.model import CARBON_TIE_BREAK_KG_PER_EUR, OBJECTIVES, PlanProblem
 
 DEFAULT_SLOT_H = 0.25
 
@@ -72,6 +72,15 @@ class SlotData:
     # all cars together may draw per slot (inf: no such limit)
     evs: list[EVData] = field(default_factory=list)
     ev_shared_cap_kwh: np.ndarray | None = None
+    # carbon: kg CO2 per kWh imported (None: unknown), the objective in effect, and, when it
+    # is not "cost", the money prices (the price fields above then hold the objective's
+    # prices, which the optimizer minimises; `schedule.build_plan` costs with these)
+    intensity_kg_per_kwh: np.ndarray | None = None
+    objective: str = "cost"
+    money_import_price: np.ndarray | None = None
+    money_export_price: np.ndarray | None = None
+    money_degradation: float | None = None
+    money_terminal_value: float | None = None
 
     @property
     def slots(self) -> int:
@@ -187,7 +196,74 @@ def prepare(problem: PlanProblem) -> SlotData:
         warnings=warnings)
     _prepare_battery(problem, data)
     _prepare_ev(problem, data)
+    _prepare_objective(problem, data)
     return data
+
+
+def _prepare_intensity(problem: PlanProblem, data: SlotData) -> None:
+    """`import_intensity_g_per_kwh` as kg/kWh: unknown slots at the known slots' mean,
+    negative values 0; nothing usable: None."""
+    raw = getattr(problem, "import_intensity_g_per_kwh", None)
+    if raw is None:
+        return
+    w = data.warnings
+    values = _as_float_array("carbon intensity", raw, data.slots, w)
+    finite = np.isfinite(values)
+    if not finite.any():
+        if data.slots:
+            w.append("carbon intensity: no usable value, CO2 not planned or reported")
+        return
+    if not finite.all():
+        mean = float(np.mean(values[finite]))
+        w.append(f"carbon intensity: {int((~finite).sum())} unknown slot(s) taken as the mean "
+                 f"of the known ones ({mean:.0f} g/kWh)")
+        values = np.where(finite, values, mean)
+    if (values < 0).any():
+        w.append(f"carbon intensity negative in {int((values < 0).sum())} slot(s): using 0")
+        values = np.maximum(values, 0.0)
+    data.intensity_kg_per_kwh = values / 1000.0
+
+
+def _prepare_objective(problem: PlanProblem, data: SlotData) -> None:
+    """Swap the objective's prices in for "carbon" and "cost_with_carbon_price" (the money
+    prices are kept beside them); "cost" leaves every field as it is."""
+    w = data.warnings
+    _prepare_intensity(problem, data)
+    objective = getattr(problem, "objective", "cost")
+    if objective not in OBJECTIVES:
+        w.append(f"objective {objective!r} unknown (one of {', '.join(OBJECTIVES)}): "
+                 "planning for cost")
+        objective = "cost"
+    if objective != "cost" and data.intensity_kg_per_kwh is None:
+        w.append(f"objective {objective!r} needs a carbon intensity: planning for cost")
+        objective = "cost"
+    data.objective = objective
+    if objective == "cost":
+        return
+    data.money_import_price = data.import_price
+    data.money_export_price = data.export_price
+    data.money_degradation = data.degradation
+    data.money_terminal_value = data.terminal_value
+    defaulted = problem.battery is not None and \
+        problem.battery.terminal_value_eur_per_kwh is None
+    kg = data.intensity_kg_per_kwh
+    if objective == "carbon":
+        weight = CARBON_TIE_BREAK_KG_PER_EUR
+        data.import_price = kg + weight * data.money_import_price
+        data.export_price = weight * data.money_export_price
+        data.degradation = weight * data.money_degradation
+        # stored energy avoids future imports at about the horizon's mean intensity
+        data.terminal_value = (float(np.mean(kg)) * data.discharge_eff
+                               + weight * data.money_terminal_value) if data.capacity_kwh > 0 \
+            else 0.0
+        return
+    price = _finite_or(getattr(problem, "carbon_price_per_tonne", 0.0), np.nan)
+    if not price >= 0:
+        w.append(f"carbon price {problem.carbon_price_per_tonne!r} per tonne invalid: using 0")
+        price = 0.0
+    data.import_price = data.money_import_price + price * kg / 1000.0
+    if defaulted and data.capacity_kwh > 0:
+        data.terminal_value = float(np.mean(data.import_price)) * data.discharge_eff
 
 
 def _prepare_battery(problem: PlanProblem, data: SlotData) -> None:
