@@ -15,24 +15,43 @@ gives the sums per local day or month.
 
 With `carbon.source: none` the feed is inactive: no task, no file, every answer None: phaeton
 behaves as without it.
+
+Budgets (`carbon.budget`, `control.carbon_budget`): the feed keeps running sums of today, the
+month and the year (from the history at start, then each quarter hour it writes, plus the
+quarter hour under way), checks every configured budget each tick and announces a threshold
+crossed for the first time in its period: a log line (WARNING for the warning, ERROR for the
+critical), and a GX notification through `notifier` (`GxNotifier`, set by the site). Which
+level was announced is kept in `<data_dir>/carbon_budget.json` (written atomically), so a
+restart announces nothing twice. `view(now)` is what the tick's snapshot shows.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
+import os
+from datetime import datetime
+from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from phaeton.clock import Clock
 from phaeton.control.carbon_accounting import (BatteryCarbon, CarbonMeter, CarbonTotals,
                                                SiteFlows, carbon_totals, other_supply_g_per_kwh)
+from phaeton.control.carbon_budget import (CRITICAL, MONTH, WARNING, YEAR, AlertState,
+                                           BudgetAlert, BudgetSettings, PeriodUse, evaluate,
+                                           worst_level)
+from phaeton.snapshot import CarbonPeriod, CarbonView
 from phaeton.store.energy_history import CARBON_HISTORY_FILE, CarbonHistoryFile
+from phaeton.store.state_file import write_file_atomically
 
 log = logging.getLogger(__name__)
 
 POLL_S = 60.0          # how often the background task asks the source (simulated seconds)
 HOLD_S = 3600.0        # how long the last known intensity stands in for a missing slot
 FIRST_FETCH_WAIT_S = 5.0   # how long start() waits for the first series (real seconds)
+BUDGET_STATE_FILE = "carbon_budget.json"
+DAY = "day"
+_KEY_FORMAT = {DAY: "%Y-%m-%d", MONTH: "%Y-%m", YEAR: "%Y"}
 
 
 class CarbonFeed:
@@ -40,7 +59,8 @@ class CarbonFeed:
 
     def __init__(self, source: Any | None, *, clock: Clock,
                  history: CarbonHistoryFile | None = None, capacity_kwh: float | None = None,
-                 tz: str = "UTC"):
+                 tz: str = "UTC", budget: BudgetSettings | None = None,
+                 budget_state_path: str | None = None):
         self.source = source
         self.clock = clock
         self.history = history
@@ -58,6 +78,17 @@ class CarbonFeed:
         self._error: str | None = None
         self._held: tuple[float, float] | None = None      # (time, g/kWh) last known
         self._task: asyncio.Task | None = None
+        # ---- budgets and running sums (see the module docstring) ----
+        self.budget = budget if budget is not None else BudgetSettings()
+        self.budget_state_path = budget_state_path
+        self.alerts = self._load_alert_state()
+        self.notifier: Callable[[BudgetAlert], Any] | None = None   # GxNotifier, from the site
+        self._notifications: set[asyncio.Task] = set()
+        self._sums: dict[str, list] = {}        # day/month/year -> [key, house_g, car_g, avoided_g]
+        self.accounted_g = [0.0, 0.0, 0.0]     # house, car, avoided written since start
+        self._budget_statuses: list = []
+        if history is not None:
+            self._sums_from_history(clock.time())
 
     @classmethod
     def from_config(cls, config, *, clock: Clock) -> CarbonFeed:
@@ -77,8 +108,10 @@ class CarbonFeed:
         planner = config.get("planner") or {}
         capacity = (planner.get("battery") or {}).get("capacity_kwh")
         tz = (planner.get("site") or {}).get("tz") or "UTC"
+        budget = BudgetSettings.from_config((config.get("carbon") or {}).get("budget"))
         return cls(source, clock=clock, history=history,
-                   capacity_kwh=float(capacity) if capacity else None, tz=str(tz))
+                   capacity_kwh=float(capacity) if capacity else None, tz=str(tz),
+                   budget=budget, budget_state_path=f"{data_dir}/{BUDGET_STATE_FILE}")
 
     @property
     def active(self) -> bool:
@@ -165,6 +198,9 @@ class CarbonFeed:
                                battery_soc_pct)
         if slots and self.history is not None:
             self.history.append(slots)
+        for slot in slots:
+            self._add_slot(slot)
+        self.check_budget(now_s)
 
     def totals(self, period: str) -> list[CarbonTotals]:
         """House, car and avoided emissions per local day or month ("day", "month")."""
@@ -172,3 +208,161 @@ class CarbonFeed:
             return []
         return carbon_totals(self.history.slots, period, self.zone)
 
+
+    # ---- running sums, budgets ---------------------------------------------------------------
+
+    def _key(self, t_s: float, period: str) -> str:
+        """"2026-01-31", "2026-01" or "2026": the local day, month or year of `t_s`."""
+        return datetime.fromtimestamp(t_s, self.zone).strftime(_KEY_FORMAT[period])
+
+    def _sums_from_history(self, now_s: float) -> None:
+        for period in (DAY, MONTH, YEAR):
+            self._sums[period] = [self._key(now_s, period), 0.0, 0.0, 0.0]
+        for slot in self.history.slots if self.history is not None else ():
+            self._add_slot(slot, count=False)
+
+    def _add_slot(self, slot, *, count: bool = True) -> None:
+        """One written quarter hour into the sums of its day, month and year (a later
+        period than the one held starts that period again)."""
+        values = (slot.house_co2_g, slot.car_co2_g, slot.avoided_co2_g)
+        if count:
+            for i, value in enumerate(values):
+                self.accounted_g[i] += value
+        for period in (DAY, MONTH, YEAR):
+            key = self._key(slot.start_s, period)
+            held = self._sums.get(period)
+            if held is None or key > held[0]:
+                held = self._sums[period] = [key, 0.0, 0.0, 0.0]
+            if key == held[0]:
+                for i, value in enumerate(values):
+                    held[i + 1] += value
+
+    def period_sums(self, now_s: float, period: str) -> CarbonPeriod:
+        """kg of the day, month or year holding `now_s` so far, the quarter hour under way
+        included."""
+        key = self._key(now_s, period)
+        held = self._sums.get(period)
+        grams = list(held[1:]) if held is not None and held[0] == key else [0.0, 0.0, 0.0]
+        open_slot = getattr(self.meter, "_open", None)    # the quarter hour under way
+        if open_slot is not None and self._key(open_slot.start_s, period) == key:
+            grams[0] += open_slot.house_g
+            grams[1] += open_slot.car_g
+            grams[2] += open_slot.avoided_g
+        return CarbonPeriod(key, grams[0] / 1000.0, grams[1] / 1000.0, grams[2] / 1000.0)
+
+    def check_budget(self, now_s: float) -> list[BudgetAlert]:
+        """Every configured budget now; a threshold crossed for the first time in its period
+        is logged, saved and handed to the notifier."""
+        if self.source is None or not self.budget.any:
+            self._budget_statuses = []
+            return []
+        uses = {}
+        for period in (MONTH, YEAR):
+            sums = self.period_sums(now_s, period)
+            uses[period] = PeriodUse(sums.key, sums.house_kg, sums.car_kg)
+        self._budget_statuses = evaluate(self.budget, uses, now_s, self.zone)
+        alerts = self.alerts.fire(self._budget_statuses)
+        if alerts:
+            self._save_alert_state()
+        for alert in alerts:
+            log.log(logging.ERROR if alert.level >= CRITICAL else logging.WARNING, "%s",
+                    alert.message())
+            self._notify(alert)
+        return alerts
+
+    def _notify(self, alert: BudgetAlert) -> None:
+        if self.notifier is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.notifier(alert))
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
+    def _load_alert_state(self) -> AlertState:
+        path = self.budget_state_path
+        if path is None or not os.path.exists(path):
+            return AlertState()
+        try:
+            with open(path, encoding="utf-8") as f:
+                return AlertState.from_dict(json.load(f))
+        except (OSError, ValueError) as exc:
+            log.warning("carbon budget state %s unreadable (%s); thresholds may be announced "
+                        "again this period", path, exc)
+            return AlertState()
+
+    def _save_alert_state(self) -> None:
+        if self.budget_state_path is None:
+            return
+        try:
+            write_file_atomically(self.budget_state_path,
+                                  json.dumps(self.alerts.to_dict(), indent=1).encode())
+        except OSError as exc:
+            log.error("carbon budget state not saved to %s: %s", self.budget_state_path, exc)
+
+    def view(self, now_s: float) -> CarbonView | None:
+        """What the snapshot shows (None: inactive)."""
+        if self.source is None:
+            return None
+        statuses = tuple(self._budget_statuses)
+        return CarbonView(
+            intensity_g_per_kwh=self.intensity_now(now_s),
+            today=self.period_sums(now_s, DAY), month=self.period_sums(now_s, MONTH),
+            year=self.period_sums(now_s, YEAR), budgets=statuses,
+            budget_state=worst_level(list(statuses)),
+            accounted_kg=tuple(g / 1000.0 for g in self.accounted_g))
+
+
+# ---- GX notifications ----------------------------------------------------------------------
+
+NOTIFICATION_SERVICE = "com.victronenergy.platform"
+NOTIFICATION_PATH = "/Notifications/Inject"
+#: venus-platform's Notification::Type: 0 warning, 1 alarm, 2 information
+GX_NOTIFICATION_TYPE = {WARNING: 0, CRITICAL: 1}
+
+
+class GxNotifier:
+    """Announces a budget alert in the GX's notification list: SetValue of
+    "<type>\t<device name>\t<description>" on com.victronenergy.platform
+    /Notifications/Inject (venus-platform, src/notifications.hpp, VeQItemInjectNotification;
+    the simple format adds an inactive entry the user sees in the notifications list).
+    `bus()` gives a connected bus (the first charger's service's). A GX without that path
+    (older Venus OS) or without venus-platform is logged once, at INFO, and left alone."""
+
+    def __init__(self, bus: Callable[[], Any], device_name: Callable[[], str] = lambda: "phaeton"):
+        self.bus = bus
+        self.device_name = device_name
+        self.sent: list[str] = []
+        self._unsupported_logged = False
+
+    async def __call__(self, alert: BudgetAlert) -> bool:
+        from velib.monitor import DbusCallError, call_method
+        from velib.values import wrap
+        bus = self.bus()
+        if bus is None:
+            return False
+        text = "\t".join((str(GX_NOTIFICATION_TYPE.get(alert.level, 0)),
+                          _one_field(self.device_name() or "phaeton"),
+                          _one_field(alert.message())))
+        try:
+            reply = await call_method(bus, NOTIFICATION_SERVICE, NOTIFICATION_PATH,
+                                      "com.victronenergy.BusItem", "SetValue", "v",
+                                      [wrap(text)])
+        except (DbusCallError, OSError, EOFError) as exc:
+            if not self._unsupported_logged:
+                log.info("GX notification not sent (%s); the GX may not support "
+                         "%s %s", exc, NOTIFICATION_SERVICE, NOTIFICATION_PATH)
+                self._unsupported_logged = True
+            return False
+        code = reply.body[0] if reply.body else 0
+        if code != 0:
+            log.info("GX notification refused by %s (code %s)", NOTIFICATION_SERVICE, code)
+            return False
+        self.sent.append(text)
+        return True
+
+
+def _one_field(text: str) -> str:
+    return " ".join(str(text).replace("\t", " ").split())

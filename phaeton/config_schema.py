@@ -58,6 +58,33 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
+def _budget_pair(whose: str) -> dict[str, Any]:
+    return _section(f"Budgets of the {whose}; null = none.", {
+        "month_kg": _number(None, f"Emissions the {whose} may cause per calendar month.",
+                            "kg", nullable=True, minimum=0.1, maximum=1000000),
+        "year_kg": _number(None, f"Emissions the {whose} may cause per calendar year.", "kg",
+                           nullable=True, minimum=0.1, maximum=10000000),
+    })
+
+
+def _carbon_with_budget() -> dict[str, Any]:
+    """The registered carbon sources' section plus `carbon.budget` (docs/carbon.md,
+    "Budgets"): kg CO2-eq per local month and year, for the site and for the cars."""
+    schema = carbon_schema()
+    schema["properties"]["budget"] = _section(
+        "Carbon budgets, kg CO2-eq per local calendar month or year (planner.site.tz); "
+        "used only with a carbon source. Each threshold is announced once per period "
+        "(log, D-Bus, web UI, GX notification).", {
+            "site": _budget_pair("site (house + cars)"),
+            "car": _budget_pair("cars (all chargers together)"),
+            "warning_pct": _number(80, "Usage that raises the warning (at or above "
+                                   "critical_pct only the critical is seen).", "%", minimum=1, maximum=1000),
+            "critical_pct": _number(95, "Usage that raises the critical level.", "%",
+                                    minimum=1, maximum=1000),
+        })
+    return schema
+
+
 def _charger_properties() -> dict[str, Any]:
     """The keys of one charger: the `charger` section's and each `chargers` entry's."""
     return {
@@ -362,7 +389,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 nullable=True, min_length=1, max_length=1024), "password-hash"),
         }),
         "planner": _PLANNER,
-        "carbon": carbon_schema(),
+        "carbon": _carbon_with_budget(),
         "logging": _section("Logging.", {
             "level": _string("INFO", "Log level.",
                              enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),

@@ -124,9 +124,9 @@ class Metrics:
         self.decisions: dict[str, dict[str, int]] = {}
         self.planner_watch = PlannerWatch(clock_time)
         self._previous: tuple[float, dict[str, float | None], dict[str, float | None]] | None = None
-        #: Carbon metrics are not available yet. A carbon source (the issue's carbon item) goes
-        #: here: a callable (snapshot) -> iterable of `Family`; until then no carbon family is
-        #: exposed at all, no placeholder values (docs/metrics.md, "Carbon").
+        #: Carbon metrics: a callable (snapshot) -> iterable of `Family` (`carbon_families`,
+        #: set by `for_site`); a snapshot without carbon (no source) gives no carbon family at
+        #: all, no placeholder values (docs/metrics.md, "Carbon").
         self.carbon_families: Callable[[SiteSnapshot], Iterable[Family]] | None = None
 
     # ---- wiring ---------------------------------------------------------------------------
@@ -146,6 +146,7 @@ class Metrics:
                       sessions=lambda: sessions, planner=lambda: site.planner,
                       control_settings=lambda: site.control_settings,
                       tick_s=float(site.config["control"]["tick_s"]), replan_s=replan_s)
+        metrics.carbon_families = carbon_families(lambda: sessions)
         metrics.attach_to(site.snapshots)
         timers = getattr(site, "tick_timers", None)
         if timers is not None:
@@ -362,7 +363,7 @@ class Metrics:
         self._session_families(family, snapshot)
         self._planner_families(family, snapshot)
 
-        # -- carbon: not available yet (see __init__); nothing is exposed until a source is set
+        # -- carbon (see __init__); nothing is exposed without a carbon source
         if self.carbon_families is not None and snapshot is not None:
             out.extend(self.carbon_families(snapshot))
         return out
@@ -494,6 +495,87 @@ class Metrics:
     def render(self) -> str:
         """The /metrics text."""
         return render(self.families())
+
+
+# ---- carbon ----------------------------------------------------------------------------------
+
+#: label values of the carbon families (bounded: fixed tuples)
+CARBON_CONSUMERS = ("house", "car")
+BUDGET_SCOPES = ("site", "car")
+BUDGET_PERIODS = ("month", "year")
+CARBON_PERIODS = ("day", "month", "year")
+MAX_SESSIONS_SCANNED = 100000
+
+
+def carbon_families(sessions: Callable[[], Any]) -> Callable[[SiteSnapshot], list[Family]]:
+    """The carbon families of a snapshot (none when it has no carbon: no source):
+    the grid's intensity, the emissions per period (from the carbon history) and since start,
+    the budgets, and the finished sessions' kg CO2 per charger (from the store's co2_kg; a
+    session without it counts nothing)."""
+    def families(snapshot: SiteSnapshot) -> list[Family]:
+        carbon = getattr(snapshot, "carbon", None)
+        if carbon is None:
+            return []
+        out: list[Family] = []
+
+        def family(name: str, kind: str, help_text: str) -> Family:
+            made = Family(name, kind, help_text)
+            out.append(made)
+            return made
+
+        family("phaeton_grid_carbon_intensity_grams_per_kwh", "gauge",
+               "Carbon intensity of grid electricity now (g CO2-eq/kWh).").add(
+            _number(carbon.intensity_g_per_kwh))
+        periods = family("phaeton_carbon_emissions_kg", "gauge",
+                         "kg CO2-eq of the running local day, month or year so far, by consumer "
+                         "(from the carbon accounting).")
+        avoided = family("phaeton_carbon_avoided_kg", "gauge",
+                         "kg CO2-eq avoided in the running local day, month or year so far.")
+        for name, part in zip(CARBON_PERIODS, (carbon.today, carbon.month, carbon.year)):
+            periods.add(part.house_kg, {"consumer": "house", "period": name})
+            periods.add(part.car_kg, {"consumer": "car", "period": name})
+            avoided.add(part.avoided_kg, {"period": name})
+        total = family("phaeton_carbon_emissions_kg_total", "counter",
+                       "kg CO2-eq accounted since phaeton started (quarter hours written to "
+                       "the carbon history), by consumer.")
+        house_kg, car_kg, avoided_kg = carbon.accounted_kg
+        total.add(house_kg, {"consumer": "house"})
+        total.add(car_kg, {"consumer": "car"})
+        family("phaeton_carbon_avoided_kg_total", "counter",
+               "kg CO2-eq avoided since phaeton started.").add(avoided_kg)
+        usage = family("phaeton_carbon_budget_usage_percent", "gauge",
+                       "Share of the carbon budget used so far (%).")
+        budget = family("phaeton_carbon_budget_kg", "gauge", "The carbon budget (kg CO2-eq).")
+        forecast = family("phaeton_carbon_budget_forecast_kg", "gauge",
+                          "Where the period ends at its pace so far (kg; linear on the "
+                          "elapsed time, missing in its first day).")
+        for status in carbon.budgets:
+            labels = {"scope": status.scope, "period": status.period}
+            if status.scope not in BUDGET_SCOPES or status.period not in BUDGET_PERIODS:
+                continue
+            usage.add(status.usage_pct, labels)
+            budget.add(status.budget_kg, labels)
+            forecast.add(status.forecast_kg, labels)
+        if carbon.budget_state is not None:
+            family("phaeton_carbon_budget_state", "gauge",
+                   "Worst carbon budget level: 0 ok, 1 warning, 2 critical.").add(
+                carbon.budget_state)
+        co2 = family("phaeton_sessions_finished_co2_kg", "gauge",
+                     "kg CO2-eq of the finished sessions in the store (sessions without a "
+                     "carbon figure count nothing).")
+        store = sessions()
+        if store is not None:
+            for lp in snapshot.loadpoints:
+                try:
+                    rows = store.list_sessions(limit=MAX_SESSIONS_SCANNED, loadpoint=lp.name)
+                except Exception as exc:  # noqa: BLE001 - a damaged store leaves the rest
+                    log.warning("metrics: sessions of %s unavailable: %s", lp.name, exc)
+                    continue
+                co2.add(sum(s.co2_kg for s in rows if s.co2_kg is not None),
+                        {"charger": lp.name})
+        return out
+
+    return families
 
 
 def _energy_kwh(before_w: float | None, after_w: float | None, hours: float) -> float:

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 from velib.settings import SettingsClient
 
-from phaeton.carbon_feed import CarbonFeed
+from phaeton.carbon_feed import CarbonFeed, GxNotifier
 from phaeton.clock import Clock
 from phaeton.config import Config, config_to_dict
 from phaeton.chargers.base import ChargerMeasurement
@@ -28,6 +28,7 @@ from phaeton.control.allocation import (LoadpointDraw, LoadpointShare, SiteShare
                                         hold_raises_for_cuts, in_charger_phases, on_grid_phases,
                                         share_site)
 from phaeton.control.allocator import Claim, RotationState
+from phaeton.control.carbon_budget import BudgetSettings
 from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
@@ -79,6 +80,10 @@ class Site:
         self.energy_meter = QuarterHourMeter()
         # carbon: the intensity of the moment and the accounting (inactive with source none)
         self.carbon = CarbonFeed.from_config(config, clock=clock)
+        # -- carbon budget: alerts as GX notifications, over the first charger's bus connection
+        self.carbon.notifier = GxNotifier(lambda: self.loadpoints[0].evcharger.service.bus,
+                                          lambda: "phaeton EV charging")
+        # -- end carbon budget
         self.ess_writer, self.planner = self._build_planner(config)
         self.snapshots: SnapshotPublisher[SiteSnapshot] = SnapshotPublisher()
         self.snapshots.attach(self._show_on_dbus)
@@ -182,6 +187,8 @@ class Site:
             self.circuits = circuits(config)
         if _planner_inputs(old) != _planner_inputs(config):
             await self._restart_planner(config)
+        self.carbon.budget = BudgetSettings.from_config(     # carbon budget: takes effect now
+            (config.get("carbon") or {}).get("budget"))
         self._wake.set()
 
     async def _apply_chargers(self, old: Config, config: Config) -> None:
@@ -399,12 +406,13 @@ class Site:
             nominal_voltage_v=float(self.config["site"]["nominal_voltage_v"]),
             stale_after_s=self.control_settings.stale_after_s,
             planner_state=self.planner.state(),
-            loadpoints=tuple(loadpoint.snapshot() for loadpoint in self.loadpoints))
+            loadpoints=tuple(loadpoint.snapshot() for loadpoint in self.loadpoints),
+            carbon=self.carbon.view(self.clock.time()))    # carbon budget: None without a source
 
     def _show_on_dbus(self, snapshot: SiteSnapshot) -> None:
         """Each loadpoint's D-Bus service shows its part of the snapshot (one ItemsChanged)."""
         for loadpoint, part in zip(self.loadpoints, snapshot.loadpoints):
-            loadpoint.evcharger.show(part, snapshot.planner_state)
+            loadpoint.evcharger.show(part, snapshot.planner_state, snapshot.carbon)
 
 
 def _planner_inputs(config: Config) -> tuple:

@@ -33,6 +33,37 @@ class SessionSummary:
 
 
 @dataclass(frozen=True)
+class CarbonPeriod:
+    """kg CO2-eq of one local day ("2026-01-31"), month ("2026-01") or year ("2026") so far."""
+
+    key: str
+    house_kg: float
+    car_kg: float
+    avoided_kg: float
+
+    @property
+    def total_kg(self) -> float:
+        return self.house_kg + self.car_kg
+
+
+@dataclass(frozen=True)
+class CarbonView:
+    """The site's carbon at the tick (`carbon_feed.CarbonFeed.view`): the grid's intensity now
+    (None: not known), today's, the month's and the year's emissions so far, every configured
+    budget (`control.carbon_budget.BudgetStatus`) and the worst of their levels (None: no
+    budget; 0 ok, 1 warning, 2 critical), and what was accounted since phaeton started (kg:
+    house, cars, avoided)."""
+
+    intensity_g_per_kwh: float | None
+    today: CarbonPeriod
+    month: CarbonPeriod
+    year: CarbonPeriod
+    budgets: tuple = ()
+    budget_state: int | None = None
+    accounted_kg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
 class LoadpointSnapshot:
     """One loadpoint after a tick. `decision` None: no control step yet (starting);
     `measurement` None: the charger gave no believable answer this tick."""
@@ -74,3 +105,4 @@ class SiteSnapshot:
     stale_after_s: float
     planner_state: Mapping[str, Any]       # the planner's read-only /Planner/* values
     loadpoints: tuple[LoadpointSnapshot, ...]
+    carbon: CarbonView | None = None       # None: no carbon source

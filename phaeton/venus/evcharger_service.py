@@ -25,7 +25,7 @@ from velib.service import VeDbusService
 from phaeton import __version__
 
 if TYPE_CHECKING:
-    from phaeton.snapshot import LoadpointSnapshot
+    from phaeton.snapshot import CarbonView, LoadpointSnapshot
 
 log = logging.getLogger("phaeton.venus.evcharger")
 
@@ -159,6 +159,9 @@ class EvChargerService:
         # driver publishes it only for models with a display).
         svc.add_path("/GxAutoMode/Enabled", 1)
         svc.add_path("/GxAutoMode/Source", "phaeton")
+        # the site's carbon (read-only; invalid without a carbon source or budget), docs/carbon.md
+        for path, text in CARBON_PATHS.items():
+            svc.add_path(path, None, text=text)
 
     # ---- the user's writes -------------------------------------------------------------------
 
@@ -200,11 +203,14 @@ class EvChargerService:
             self.service.add_path(path, value)
 
     def show(self, snapshot: "LoadpointSnapshot",
-             planner_state: Mapping[str, Any] | None = None) -> None:
-        """One tick's snapshot (and the planner's state) on the bus: one ItemsChanged."""
+             planner_state: Mapping[str, Any] | None = None,
+             carbon: "CarbonView | None" = None) -> None:
+        """One tick's snapshot (the planner's state, the site's carbon) on the bus: one
+        ItemsChanged."""
         values = dbus_values(snapshot)
         if planner_state:
             values.update(planner_state)
+        values.update(carbon_dbus_values(carbon))
         self.publish(values)
 
     def publish(self, values: dict[str, Any]) -> None:
@@ -252,6 +258,44 @@ def dbus_values(snapshot: "LoadpointSnapshot") -> dict[str, Any]:
     values["/Session/Time"] = session.duration_s
     values["/ChargingTime"] = session.duration_s
     values["/Session/Cost"] = session.cost
+    return values
+
+
+# ---- carbon (read-only) ----------------------------------------------------------------------
+
+_KG = lambda v: f"{v:.1f} kg"  # noqa: E731
+_PCT = lambda v: f"{v:.0f} %"  # noqa: E731
+CARBON_BUDGET_STATE_TEXT = {0: "OK", 1: "Warning", 2: "Critical"}
+_BUDGET_FIELDS = {"Emissions": ("used_kg", _KG), "Budget": ("budget_kg", _KG),
+                  "UsagePercent": ("usage_pct", _PCT), "Forecast": ("forecast_kg", _KG)}
+#: Every carbon path and its text formatter; None (invalid) while not known or not configured.
+CARBON_PATHS: dict[str, Callable[[Any], str]] = {
+    "/Carbon/Intensity": lambda v: f"{v:.0f} g/kWh",
+    "/Carbon/Today/Emissions": _KG,
+    "/Carbon/Month/Emissions": _KG,
+    "/Carbon/Budget/State": lambda v: CARBON_BUDGET_STATE_TEXT.get(v, str(v)),
+    **{f"/Carbon/Budget/{scope}/{period}/{name}": fmt
+       for scope in ("Site", "Car") for period in ("Month", "Year")
+       for name, (_, fmt) in _BUDGET_FIELDS.items()},
+}
+
+
+def carbon_dbus_values(carbon: "CarbonView | None") -> dict[str, Any]:
+    """Pure: the /Carbon/* paths of the tick's carbon view (all None without a source; a
+    budget's paths None when it is not configured)."""
+    values: dict[str, Any] = {path: None for path in CARBON_PATHS}
+    if carbon is None:
+        return values
+    rounded = lambda v, n=3: None if v is None else round(float(v), n)  # noqa: E731
+    values["/Carbon/Intensity"] = rounded(carbon.intensity_g_per_kwh, 1)
+    values["/Carbon/Today/Emissions"] = rounded(carbon.today.total_kg)
+    values["/Carbon/Month/Emissions"] = rounded(carbon.month.total_kg)
+    values["/Carbon/Budget/State"] = carbon.budget_state
+    for status in carbon.budgets:
+        base = f"/Carbon/Budget/{status.scope.capitalize()}/{status.period.capitalize()}"
+        for name, (field, _) in _BUDGET_FIELDS.items():
+            values[f"{base}/{name}"] = rounded(getattr(status, field), 2 if name ==
+                                               "UsagePercent" else 3)
     return values
 
 

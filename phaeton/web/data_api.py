@@ -12,7 +12,9 @@ import csv
 import io
 import math
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -88,15 +90,48 @@ async def get_sessions(request: web.Request) -> web.Response:
     store = request.app[BACKEND].sessions()
     rows = store.list_sessions(since, until, limit=limit, offset=offset, loadpoint=charger_id)
     totals = store.totals(since, until, loadpoint=charger_id)
+    every = store.list_sessions(since, until, limit=2 ** 62, loadpoint=charger_id)
+    months = sessions_per_month(every, _zone_of(request.app[BACKEND]))
     return json_response(without_non_finite({
         "sessions": [{"id": s.id, "charger_id": s.loadpoint, "start_s": s.start_s,
                       "end_s": s.end_s, "energy_kwh": s.energy_kwh, "duration_s": s.duration_s,
                       "peak_w": s.peak_w, "cost": s.cost, "currency": s.currency,
-                      "solar_share": s.solar_share, "extra": dict(s.extra)} for s in rows],
+                      "solar_share": s.solar_share, "co2_kg": s.co2_kg,
+                      "extra": dict(s.extra)} for s in rows],
         "totals": {"count": totals.count, "energy_kwh": totals.energy_kwh,
                    "solar_energy_kwh": totals.solar_energy_kwh,
-                   "duration_s": totals.duration_s, "cost_by_currency": totals.cost_by_currency},
+                   "duration_s": totals.duration_s, "cost_by_currency": totals.cost_by_currency,
+                   **_co2_sums(every)},
+        "months": months,
     }))
+
+
+def _co2_sums(sessions) -> dict[str, Any]:
+    """kg CO2 of the sessions that have it (None: none has) and how many have it."""
+    known = [s.co2_kg for s in sessions if s.co2_kg is not None]
+    return {"co2_kg": round(sum(known), 6) if known else None, "co2_sessions": len(known)}
+
+
+def _zone_of(backend) -> ZoneInfo:
+    """The site's time zone (planner.site.tz), for the months; UTC when unknown."""
+    try:
+        config = backend.config()
+        tz = ((config.get("planner") or {}).get("site") or {}).get("tz") or "UTC"
+        return ZoneInfo(str(tz))
+    except Exception:      # noqa: BLE001 - a month table in UTC beats no table
+        return ZoneInfo("UTC")
+
+
+def sessions_per_month(sessions, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Pure: count, energy and kg CO2 of the sessions per local month of their start, newest
+    first (`co2_kg` None when no session of the month has it)."""
+    months: dict[str, list] = {}
+    for s in sessions:
+        key = datetime.fromtimestamp(s.start_s, zone).strftime("%Y-%m")
+        months.setdefault(key, []).append(s)
+    return [{"month": key, "count": len(group),
+             "energy_kwh": round(sum(s.energy_kwh for s in group), 6), **_co2_sums(group)}
+            for key, group in sorted(months.items(), reverse=True)]
 
 
 async def get_sessions_csv(request: web.Request) -> web.Response:

@@ -45,8 +45,39 @@ def status_of(snapshot: SiteSnapshot) -> dict[str, Any]:
         "readings_stale": age is None or age > snapshot.stale_after_s,
         "readings_age_s": age,
         "chargers": chargers,
+        "carbon": carbon_status(snapshot.carbon),
     })
     return status
+
+
+BUDGET_STATE_TEXT = {0: "ok", 1: "warning", 2: "critical"}
+
+
+def carbon_status(carbon) -> dict[str, Any] | None:
+    """Pure: the site's carbon for the status (None without a carbon source): intensity now,
+    today's, the month's and the year's kg, every configured budget and the worst level."""
+    if carbon is None:
+        return None
+
+    def period(p) -> dict[str, Any]:
+        return {"key": p.key, "house_kg": round(p.house_kg, 3), "car_kg": round(p.car_kg, 3),
+                "total_kg": round(p.total_kg, 3), "avoided_kg": round(p.avoided_kg, 3)}
+
+    budgets = [{"scope": b.scope, "period": b.period, "key": b.key, "budget_kg": b.budget_kg,
+                "used_kg": round(b.used_kg, 3), "usage_pct": round(b.usage_pct, 1),
+                "forecast_kg": None if b.forecast_kg is None else round(b.forecast_kg, 3),
+                "forecast_pct": None if b.forecast_pct is None else round(b.forecast_pct, 1),
+                "level": b.level, "level_text": BUDGET_STATE_TEXT.get(b.level, str(b.level))}
+               for b in carbon.budgets]
+    state = carbon.budget_state
+    return {
+        "intensity_g_per_kwh": carbon.intensity_g_per_kwh,
+        "today": period(carbon.today), "month": period(carbon.month),
+        "year": period(carbon.year),
+        "budget": {"state": state,
+                   "state_text": None if state is None else BUDGET_STATE_TEXT.get(state),
+                   "budgets": budgets},
+    }
 
 
 def charger_status(lp: LoadpointSnapshot) -> dict[str, Any]:

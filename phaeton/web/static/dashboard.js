@@ -177,7 +177,37 @@
     const readings = $("readings");
     readings.textContent = s.readings_stale ? "GX readings stale" : "GX readings fresh";
     readings.className = "badge " + (s.readings_stale ? "stale" : "live");
+    renderCarbon(s.carbon);
     $("updated").textContent = s.time ? "updated " + new Date(s.time * 1000).toLocaleTimeString() : "";
+  }
+
+  // The site's carbon: intensity now, today's and the month's kg, the budget (banner when a
+  // budget is at its warning or critical level). Hidden without a carbon source.
+  function renderCarbon(carbon) {
+    $("carbon-card").hidden = !carbon;
+    const banner = $("carbon-banner");
+    if (!carbon) { banner.hidden = true; return; }
+    $("carbon-intensity").textContent = fmt.num(carbon.intensity_g_per_kwh, 0, "g/kWh");
+    const kg = (p) => p ? fmt.num(p.total_kg, 1, "kg") + " (EV " + fmt.num(p.car_kg, 1, "kg") + ")" : "—";
+    $("carbon-today").textContent = kg(carbon.today);
+    $("carbon-month").textContent = kg(carbon.month);
+    const budget = carbon.budget || {};
+    const budgets = budget.budgets || [];
+    $("carbon-budget").textContent = budgets.length ? budgets.map((b) =>
+      (b.scope === "car" ? "EV " : "site ") + b.period + ": " + fmt.num(b.usage_pct, 0, "%") +
+      " of " + fmt.num(b.budget_kg, 0, "kg") +
+      (b.forecast_kg === null || b.forecast_kg === undefined ? "" : ", heading for " + fmt.num(b.forecast_kg, 0, "kg"))).join(" · ")
+      : "none set";
+    const over = budgets.filter((b) => b.level >= 1).sort((a, b) => b.level - a.level);
+    banner.hidden = !over.length;
+    if (over.length) {
+      const worst = over[0];
+      banner.className = "message banner " + (worst.level >= 2 ? "error" : "warn");
+      banner.dataset.level = String(budget.state);
+      banner.textContent = "Carbon budget " + worst.level_text + ": " + over.map((b) =>
+        (b.scope === "car" ? "EV charging" : "the site") + " used " + fmt.num(b.usage_pct, 0, "%") +
+        " of its " + b.period + "ly " + fmt.num(b.budget_kg, 0, "kg") + " CO2 budget (" + b.key + ")").join("; ");
+    }
   }
 
   function checkLive() {

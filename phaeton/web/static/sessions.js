@@ -12,6 +12,11 @@
     return names[id] || "Charger " + id;
   }
 
+  // kg CO2; "—" when not known (no carbon source when the session ran)
+  function co2(kg) {
+    return kg === null || kg === undefined ? "—" : fmt.num(kg, 2, "kg");
+  }
+
   async function loadChargers() {
     const result = await api("GET", "/api/chargers");
     if (!result.ok) return;
@@ -43,6 +48,7 @@
     if (!result.ok) { show($("sessions-message"), explain(result), "error"); return; }
     show($("sessions-message"), "");
     const { sessions, totals } = result.data;
+    const months = result.data.months || [];
     const seen = new Set(sessions.map((s) => s.charger_id));
     document.body.classList.toggle("multi", chargerIds.length > 1 || seen.size > 1);
     const costs = Object.entries(totals.cost_by_currency).map(([cur, v]) => v.toFixed(2) + " " + cur).join(", ") || "—";
@@ -52,7 +58,10 @@
       el("dt", { text: "Energy" }), el("dd", { id: "total-energy", text: fmt.num(totals.energy_kwh, 2, "kWh") }),
       el("dt", { text: "Solar" }), el("dd", { text: fmt.num(totals.solar_energy_kwh, 2, "kWh") + " (" + fmt.pct(solar) + ")" }),
       el("dt", { text: "Time" }), el("dd", { text: fmt.duration(totals.duration_s) }),
-      el("dt", { text: "Cost" }), el("dd", { text: costs }));
+      el("dt", { text: "Cost" }), el("dd", { text: costs }),
+      el("dt", { text: "CO2" }), el("dd", { id: "total-co2", text: co2(totals.co2_kg) +
+        (totals.co2_kg === null || totals.co2_kg === undefined || totals.co2_sessions === totals.count
+          ? "" : " (" + totals.co2_sessions + " of " + totals.count + " sessions)") }));
     $("rows").replaceChildren(...sessions.map((s) => el("tr", {},
       el("td", { text: fmt.when(s.start_s) }),
       el("td", { class: "multi-only charger", "data-charger": s.charger_id, text: chargerName(s.charger_id) }),
@@ -60,8 +69,14 @@
       el("td", { class: "num", text: fmt.duration(s.duration_s) }),
       el("td", { class: "num", text: fmt.power(s.peak_w) }),
       el("td", { class: "num", text: s.cost.toFixed(2) + " " + s.currency }),
-      el("td", { class: "num", text: fmt.pct(s.solar_share) }))));
-    if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 7, class: "muted", text: "No sessions in this range." })));
+      el("td", { class: "num", text: fmt.pct(s.solar_share) }),
+      el("td", { class: "num co2", text: co2(s.co2_kg) }))));
+    if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No sessions in this range." })));
+    $("months").replaceChildren(...months.map((m) => el("tr", { "data-month": m.month },
+      el("td", { text: m.month }),
+      el("td", { class: "num", text: m.count }),
+      el("td", { class: "num", text: fmt.num(m.energy_kwh, 2, "kWh") }),
+      el("td", { class: "num co2", text: co2(m.co2_kg) }))));
   }
 
   document.addEventListener("DOMContentLoaded", () => {
