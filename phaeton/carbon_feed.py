@@ -166,6 +166,11 @@ class CarbonFeed:
 
     # ---- for the tick ------------------------------------------------------------------------
 
+    def series(self):
+        """The last good intensity series (history and forecast; None before the first or
+        without a source): what the planner plans on."""
+        return self._series
+
     def intensity_now(self, now_s: float) -> float | None:
         """The grid's g CO2-eq/kWh at `now_s` (None: inactive or not known)."""
         series = self._series

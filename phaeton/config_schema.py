@@ -50,6 +50,7 @@ from phaeton.config_schema_parts import string as _string
 from phaeton.config_schema_parts import time_of_day as _time
 from phaeton.config_schema_parts import zone as _zone
 from phaeton.planning.carbon.registry import carbon_schema
+from phaeton.planning.objectives import OBJECTIVES
 from phaeton.planning.tariffs.registry import tariff_schema
 
 SCHEMA_ID = "urn:phaeton:config"
@@ -191,6 +192,14 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                         "self_consumption or optimise. Quote \"off\" in YAML (a bare off "
                         "reads as false).",
                         enum=["off", "self_consumption", "optimise"]),
+    "objective": _string("cost", "What the optimise strategy minimises (the GX setting "
+                         "/Settings/Phaeton/Planner/Objective overrides it): cost, carbon (the "
+                         "grid import's CO2, needs a carbon source) or cost_with_carbon_price.",
+                         enum=list(OBJECTIVES)),
+    "carbon_price_per_tonne": _number(0, "Carbon price added to the cost for "
+                                      "cost_with_carbon_price (the GX setting "
+                                      "/Settings/Phaeton/Planner/CarbonPrice overrides it).",
+                                      "currency/t", minimum=0, maximum=10000),
     "ess_control": _string("off", "How the plan steers the home battery: dess_schedule "
                            "(Dynamic ESS mode 4 target-SoC windows), setpoint (volatile hub4 "
                            "grid setpoint) or off (plan only, the battery is not touched). "

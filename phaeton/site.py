@@ -238,6 +238,7 @@ class Site:
         planner = PlannerService(config, self.clock, self.settings, self.system.value, writer,
                                  ev_state=None if several else self.loadpoints[0].ev_state,
                                  car_states=self._car_states if several else None,
+                                 carbon_series=self.carbon.series,
                                  history=self.energy_history.history)
         return writer, planner
 

@@ -147,6 +147,7 @@ def plan_as_dict(problem: PlanProblem, plan: Plan, baseline: Plan, tz: str,
     if plan.shortfall is not None:
         shortfall = {"ev_kwh": round(plan.shortfall.ev_kwh, 3), "reason": plan.shortfall.reason}
     return {"slots": slots, "total_cost_eur": plan.cost_eur,
+            "co2_kg": getattr(plan, "co2_kg", None), "objective": getattr(plan, "objective", "cost"),
             "do_nothing_cost_eur": baseline.cost_eur,
             "savings_eur": baseline.cost_eur - plan.cost_eur,
             "ev_delivered_kwh": plan.ev_delivered_kwh, "shortfall": shortfall,
@@ -200,6 +201,7 @@ class PlannerService:
                  system_value: Callable[[str], Any], ess_writer: EssWriter, *,
                  ev_state: Callable[[], EvState | None] | None = None,
                  car_states: Callable[[], Mapping[str, EvState | None]] | None = None,
+                 carbon_series: Callable[[], Any] | None = None,
                  history: Callable[[], EnergyHistory | None] | None = None,
                  tariff=None, check_s: float = 5.0):
         self.config = config
@@ -219,6 +221,7 @@ class PlannerService:
         # Several chargers: one car each in the one plan; the first car's departure and target
         # are the site's Ev* knobs, every other car has its own under Ev/<id>/.
         self.car_states = car_states
+        self.carbon_series = carbon_series or (lambda: None)   # the carbon feed's last series
         self.cars = several_cars(config) if car_states is not None else []
         self.car_settings = {
             car.id: PlannerSettings(settings_client, PlannerKnobs.from_config(self.planner_cfg),
@@ -393,6 +396,19 @@ class PlannerService:
             log.warning("planner: EV state unavailable: %s", exc)
             return None
 
+    def _intensity(self, starts: np.ndarray) -> np.ndarray | None:
+        """The grid's g CO2/kWh per slot from the carbon feed (NaN where unknown); None
+        without a carbon source."""
+        try:
+            series = self.carbon_series()
+            if series is None or not len(starts):
+                return None
+            return np.asarray(series.on_grid(int(starts[0]), 900 * len(starts)).g_per_kwh,
+                              dtype=float)
+        except Exception as exc:  # noqa: BLE001 - plan without carbon rather than not at all
+            log.warning("planner: carbon intensity unavailable: %s", exc)
+            return None
+
     def _car_states(self) -> Mapping[str, EvState | None]:
         """Every car by its charger's id (several chargers; empty otherwise)."""
         if self.car_states is None or not self.cars:
@@ -488,7 +504,10 @@ class PlannerService:
                      for index, car in enumerate(self.cars))
         problem = build_problem(now_s=now, facts=self.facts, knobs=knobs, prices=grid,
                                 load_kwh=load, pv_kwh=pv, battery_soc_pct=self._soc_pct(),
-                                ev=ev, cars=cars, ev_shared_max_kw=self.ev_shared_max_kw)
+                                ev=ev, cars=cars, ev_shared_max_kw=self.ev_shared_max_kw,
+                                intensity_g_per_kwh=self._intensity(starts),
+                                objective=knobs.objective_name,
+                                carbon_price_per_tonne=knobs.carbon_price_per_tonne)
         # The optimizer can take seconds on a GX's CPU (charger minimum power): it runs in a
         # worker thread so D-Bus answers and the control tick never wait for it.
         self._plan, self._baseline = await asyncio.to_thread(_solve, problem, knobs.strategy)

@@ -23,6 +23,7 @@ import numpy as np
 from phaeton.planning.forecast_load import LoadForecaster
 from phaeton.planning.forecast_pv import PvForecaster
 from phaeton.planning.model import BatterySpec, EVDemand, GridSpec, PlanProblem
+from phaeton.planning.objectives import OBJECTIVES
 from phaeton.planning.tariffs.series import GridPrices
 
 SLOT_S = 900
@@ -55,6 +56,8 @@ class PlannerKnobs:
     ev_departure_min: int = 7 * 60
     ev_target_soc_pct: float = 80.0
     ev_target_kwh: float = 0.0
+    objective: int = 0                  # index into OBJECTIVES
+    carbon_price_per_tonne: float = 0.0
 
     @classmethod
     def from_config(cls, planner: Mapping[str, Any]) -> PlannerKnobs:
@@ -69,7 +72,13 @@ class PlannerKnobs:
                    degradation_eur_per_kwh=float(battery["degradation_eur_per_kwh"]),
                    ev_departure_min=hours * 60 + minutes,
                    ev_target_soc_pct=float(ev["target_soc_pct"]),
-                   ev_target_kwh=float(ev["target_kwh"] or 0.0))
+                   ev_target_kwh=float(ev["target_kwh"] or 0.0),
+                   objective=OBJECTIVES.index(planner.get("objective", "cost")),
+                   carbon_price_per_tonne=float(planner.get("carbon_price_per_tonne", 0.0)))
+
+    @property
+    def objective_name(self) -> str:
+        return OBJECTIVES[self.objective] if 0 <= self.objective < len(OBJECTIVES) else "cost"
 
     @property
     def floor_soc_pct(self) -> float:

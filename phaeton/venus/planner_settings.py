@@ -16,6 +16,8 @@ so the GX GUI, VRM/MQTT (`W/<portal>/settings/0/Settings/Phaeton/Planner/Strateg
 | EvDepartureTime | int | 0..1439 | minutes after local midnight |
 | EvTargetSoc | float | 0..100 | % the car should have at departure |
 | EvTargetKwh | float | 0..500 | kWh to add by departure; 0 = use EvTargetSoc |
+| Objective | int | 0..2 | what optimise minimises: 0 cost, 1 carbon, 2 cost with a carbon price |
+| CarbonPrice | float | 0..10000 | carbon price per tonne for Objective 2 (currency/t) |
 
 With several chargers the Ev* knobs are the first charger's car; every other charger's car has
 its own, `car_knobs(id)`: `Ev/<id>/DepartureTime`, `Ev/<id>/TargetSoc` and `Ev/<id>/TargetKwh`
@@ -85,6 +87,8 @@ KNOBS = (
     Knob("EvDepartureTime", "ev_departure_min", int, 0, 1439),
     Knob("EvTargetSoc", "ev_target_soc_pct", float, 0, 100),
     Knob("EvTargetKwh", "ev_target_kwh", float, 0, 500),
+    Knob("Objective", "objective", int, 0, 2),
+    Knob("CarbonPrice", "carbon_price_per_tonne", float, 0, 10000),
 )
 KNOB_BY_PATH = {knob.path: knob for knob in KNOBS}
 assert {knob.field for knob in KNOBS} == {f.name for f in fields(PlannerKnobs)}
