@@ -551,3 +551,24 @@ async def test_another_ess_control_clears_the_owners_off(gx):
     writer = await started("setpoint", client)     # the owner changed planner.ess_control
     assert settings_service[DESS_STATE_PATH] == DESS_STATE_IDLE
     await writer.close()
+
+
+def test_a_slot_the_plan_runs_in_two_parts_is_two_target_windows():
+    """Strongly negative prices: the plan charges for the first 6 minutes of slot 1, then
+    discharges. DESS gets a window to the SoC at the switch and one back to the slot's end SoC
+    (one window to the end SoC would only make the net move and give up the gain)."""
+    from phaeton.planning.model import SlotMix
+    plan = sample_plan(slots=3)
+    plan = replace(plan, soc=np.array([0.5, 0.5, 0.45, 0.45]),
+                   battery_charge_kwh=np.array([0.0, 0.5, 0.0]),
+                   battery_discharge_kwh=np.array([0.0, 1.0, 0.0]),
+                   grid_import_kwh=np.array([0.3, 0.8, 0.3]), grid_export_kwh=np.zeros(3),
+                   battery_mixes=(SlotMix(slot=1, first_kw=5.0, first_s=360.0,
+                                          second_kw=-4.5, mid_soc=0.55),))
+    windows = dess_windows(plan, T0, allow_export=True, allow_grid_charging=True)
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in windows] == [
+        (0, 900, 50.0), (900, 360, 55.0), (1260, 540 + 900, 45.0)]   # equal neighbours merge
+    without = dess_windows(replace(plan, battery_mixes=()), T0, allow_export=True,
+                           allow_grid_charging=True)
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in without] == [
+        (0, 900, 50.0), (900, 1800, 45.0)]                 # the net move alone

@@ -35,7 +35,8 @@ def free_port() -> int:
 async def gx(private_bus, tmp_path):
     port = free_port()
     async with ScriptedGx(private_bus, str(tmp_path),
-                          web={"enabled": True, "host": "127.0.0.1", "port": port}) as world:
+                          web={"enabled": True, "host": "127.0.0.1", "port": port},
+                          carbon={"source": "static", "static": {"g_per_kwh": 400}}) as world:
         world.web_url = f"http://127.0.0.1:{port}"
         yield world
 
@@ -121,6 +122,8 @@ scrape_configs:
                     reason="the prometheus binary is missing (Debian package prometheus; "
                            "dev/test installs it)")
 async def test_prometheus_scrapes_phaeton_and_reads_back_what_the_pages_show(gx, tmp_path):
+    """The session's energy and CO2, the charger's setpoint, current and status: what
+    Prometheus stored from its scrapes equals what the web pages show."""
     app = await gx.start_phaeton()
     prometheus = Prometheus(str(tmp_path / "prometheus"), gx.web_url.removeprefix("http://"))
     try:
@@ -162,6 +165,13 @@ async def test_prometheus_scrapes_phaeton_and_reads_back_what_the_pages_show(gx,
             assert got == energy == page["totals"]["energy_kwh"]
             assert await prometheus.value_when(
                 http, 'phaeton_sessions_finished{charger="0"}', lambda v: v == 1) == 1
+            # its CO2 too (static 400 g/kWh, no PV: every kWh from the grid)
+            co2 = page["sessions"][0]["co2_kg"]
+            assert co2 == pytest.approx(energy * 0.4, rel=0.02)
+            got = await prometheus.value_when(
+                http, 'phaeton_sessions_finished_co2_kg{charger="0"}',
+                lambda v: v == pytest.approx(co2, abs=1e-9))
+            assert got == pytest.approx(co2, abs=1e-9)
             # the EV counter integrated from the ticks' power never counts more than the
             # session's energy (it may count less on a loaded machine: at 20x speed a tick late
             # by 3 real seconds is a gap of more than MAX_GAP_S, which is not integrated)

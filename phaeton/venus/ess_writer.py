@@ -228,18 +228,32 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool
                     | (0 if allow_grid_charging else RESTRICT_GRID_TO_BATTERY))
     feed_in = 1 if allow_export else 0
     windows: list[DessWindow] = []
-    for t in range(len(starts)):
-        target = target_pct(plan.soc[t + 1])
-        strategy = STRATEGY_SELF_CONSUME if _self_consuming(plan, t) else STRATEGY_TARGET_SOC
+
+    def add(start: int, duration: int, target: float, strategy: int) -> None:
         last = windows[-1] if windows else None
         if last is not None and last.strategy == strategy \
                 and (strategy == STRATEGY_SELF_CONSUME or last.target_soc_pct == target) \
-                and last.start_s + last.duration_s == int(starts[t]):
-            windows[-1] = replace(last, duration_s=last.duration_s + int(durations_s[t]),
+                and last.start_s + last.duration_s == start:
+            windows[-1] = replace(last, duration_s=last.duration_s + duration,
                                   target_soc_pct=target)
+            return
+        windows.append(DessWindow(start, duration, target, feed_in, restrictions, strategy))
+
+    # A slot the plan runs in two parts (strongly negative prices: charge, then discharge, or
+    # the other way round) is two target-SoC windows: to the SoC at the switch, then to the
+    # slot's end SoC. Otherwise DESS would only make the net move and give up the gain.
+    mixes = {mix.slot: mix for mix in getattr(plan, "battery_mixes", ())}
+    for t in range(len(starts)):
+        start, duration = int(starts[t]), int(durations_s[t])
+        target = target_pct(plan.soc[t + 1])
+        mix = mixes.get(t)
+        first_s = int(round(mix.first_s)) if mix is not None else 0
+        if mix is not None and 0 < first_s < duration:
+            add(start, first_s, target_pct(mix.mid_soc), STRATEGY_TARGET_SOC)
+            add(start + first_s, duration - first_s, target, STRATEGY_TARGET_SOC)
             continue
-        windows.append(DessWindow(int(starts[t]), int(durations_s[t]), target, feed_in,
-                                  restrictions, strategy))
+        strategy = STRATEGY_SELF_CONSUME if _self_consuming(plan, t) else STRATEGY_TARGET_SOC
+        add(start, duration, target, strategy)
     return windows
 
 
