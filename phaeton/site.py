@@ -333,9 +333,8 @@ class Site:
         if readings is None:
             return {}
         draws = {}
-        for entry, measurement in zip(self.entries, measurements):
+        for entry, loadpoint, measurement in zip(self.entries, self.loadpoints, measurements):
             ev = EvReadings.from_measurement(measurement) if measurement is not None else EvReadings()
-            loadpoint = self.loadpoints[len(draws)]
             top_a = min(loadpoint.choices.max_current_a, loadpoint.limits.max_current_a)
             max_w = top_a * entry.phases * self.control_settings.nominal_voltage_v
             draws[entry.id] = LoadpointDraw(self.circuits[entry.circuit],

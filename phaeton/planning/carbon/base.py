@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.planning.tariffs.http import get_text
 from phaeton.planning.carbon.schedule import CarbonRefresh
 from phaeton.planning.carbon.series import (UNIT, CarbonDataError, CarbonSeries,
                                             SeriesDataError, check_intensity)
@@ -108,31 +109,11 @@ class FetchingCarbonSource(CarbonSource):
         """Fetch and parse intensities around `now_s`."""
 
     async def _get_text(self, url: str, **kwargs) -> str:
-        """One GET; maps transport failures and error statuses to CarbonError. aiohttp's
-        client is imported here, at the first fetch (as the tariffs do), so start-up and a
-        config load never pay for it."""
-        import aiohttp
-        try:
-            async with aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as session:
-                async with session.get(url, **kwargs) as response:
-                    body = await response.text(errors="replace")
-                    if response.status in (401, 403):
-                        raise CarbonAuthError(
-                            f"{self.source}: access refused (HTTP {response.status}); "
-                            "check the API token")
-                    if response.status == 429:
-                        raise CarbonRateLimited(
-                            f"{self.source}: rate limited (HTTP 429)",
-                            _retry_after_s(response.headers.get("Retry-After")))
-                    if response.status >= 400:
-                        raise CarbonError(f"{self.source}: HTTP {response.status}: "
-                                          f"{body.strip()[:200]}")
-                    return body
-        except TimeoutError as exc:
-            raise CarbonError(f"{self.source}: no answer within {self.timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise CarbonError(f"{self.source}: connection failed: {exc}") from exc
+        """One request (`tariffs.http.get_text`): transport failures and error statuses
+        become CarbonError and its subclasses."""
+        return await get_text("GET", url, source=self.source, timeout_s=self.timeout_s,
+                              error=CarbonError, auth_error=CarbonAuthError, rate_limited=CarbonRateLimited,
+                              **kwargs)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -229,14 +210,3 @@ class FetchingCarbonSource(CarbonSource):
                           self._cache.path, exc)
         log.info("%s: %d carbon intensity slots fetched, they reach %s", self.source,
                  len(fresh), self._series.end_s)
-
-
-def _retry_after_s(header: str | None) -> float | None:
-    """Seconds from a Retry-After header given in seconds; None when absent or a date."""
-    if not header:
-        return None
-    try:
-        value = float(header)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None

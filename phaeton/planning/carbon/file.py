@@ -22,6 +22,7 @@ from phaeton.planning.carbon.base import CarbonError, FetchingCarbonSource
 from phaeton.planning.carbon.factory import CarbonContext, construct
 from phaeton.planning.carbon.schedule import CarbonRefresh
 from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite_number
+from phaeton.planning.tariffs.file import file_changed, file_format
 
 NAME = "file"
 
@@ -124,21 +125,13 @@ class CarbonFile(FetchingCarbonSource):
         return f"{NAME}|{self.config.location}|{self.config.format}"
 
     def _format(self) -> str:
-        if self.config.format != "auto":
-            return self.config.format
-        suffix = Path(str(self.config.location).split("?")[0]).suffix.lower()
-        return {".csv": "csv", ".json": "json"}.get(suffix, "auto")
+        return file_format(self.config.location, self.config.format)
 
     def next_refresh_s(self, now_s: float) -> float:
         """As scheduled, and at once when a local file changed since the last read."""
         due = super().next_refresh_s(now_s)
-        if not self.config.is_url:
-            try:
-                mtime = os.stat(self.config.location).st_mtime_ns
-            except OSError:
-                mtime = None
-            if mtime is not None and mtime != self._seen_mtime_ns:
-                return min(due, now_s)
+        if not self.config.is_url and file_changed(self.config.location, self._seen_mtime_ns):
+            return min(due, now_s)
         return due
 
     async def _fetch(self, now_s: float) -> CarbonSeries:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.planning.tariffs.http import get_text
 from phaeton.store.price_cache import PriceCache
 from phaeton.planning.tariffs.schedule import RefreshPolicy, next_refresh_s
 from phaeton.planning.tariffs.series import PriceDataError, PriceSeries, price_unit
@@ -122,32 +123,11 @@ class FetchingTariff(Tariff):
         """Fetch and parse prices around `now_s` (the tariff labels them with its unit)."""
 
     async def _get_text(self, method: str, url: str, **kwargs) -> str:
-        """One HTTP request; maps transport failures and error statuses to TariffError.
-        aiohttp's client is imported here, at the first fetch: it loads the system's CA
-        certificates into two SSL contexts at import, which tariffs that never fetch (and
-        the service's start-up) should not pay for."""
-        import aiohttp
-        try:
-            async with aiohttp.ClientSession(
-                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as session:
-                async with session.request(method, url, **kwargs) as response:
-                    body = await response.text(errors="replace")
-                    if response.status in (401, 403):
-                        raise TariffAuthError(
-                            f"{self.source}: access refused (HTTP {response.status}); "
-                            "check the API token")
-                    if response.status == 429:
-                        raise TariffRateLimited(
-                            f"{self.source}: rate limited (HTTP 429)",
-                            _retry_after_s(response.headers.get("Retry-After")))
-                    if response.status >= 400:
-                        raise TariffError(f"{self.source}: HTTP {response.status}: "
-                                          f"{body.strip()[:200]}")
-                    return body
-        except TimeoutError as exc:
-            raise TariffError(f"{self.source}: no answer within {self.timeout_s:g} s") from exc
-        except aiohttp.ClientError as exc:
-            raise TariffError(f"{self.source}: connection failed: {exc}") from exc
+        """One request (`tariffs.http.get_text`): transport failures and error statuses
+        become TariffError and its subclasses."""
+        return await get_text(method, url, source=self.source, timeout_s=self.timeout_s,
+                              error=TariffError, auth_error=TariffAuthError, rate_limited=TariffRateLimited,
+                              **kwargs)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -234,14 +214,3 @@ class FetchingTariff(Tariff):
                           self._cache.path, exc)
         log.info("%s: %d price slots fetched, prices reach %s", self.source, len(fresh),
                  self._series.end_s)
-
-
-def _retry_after_s(header: str | None) -> float | None:
-    """Seconds from a Retry-After header given in seconds; None when absent or a date."""
-    if not header:
-        return None
-    try:
-        value = float(header)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) and value >= 0 else None

@@ -157,21 +157,13 @@ class FileTariff(FetchingTariff):
         return f"file|{c.location}|{c.format}|{c.import_formula!r}|{c.export_formula!r}"
 
     def _format(self) -> str:
-        if self.config.format != "auto":
-            return self.config.format
-        suffix = Path(str(self.config.location).split("?")[0]).suffix.lower()
-        return {".csv": "csv", ".json": "json"}.get(suffix, "auto")
+        return file_format(self.config.location, self.config.format)
 
     def next_refresh_s(self, now_s: float) -> float:
         """As scheduled, and at once when a local file changed since the last read."""
         due = super().next_refresh_s(now_s)
-        if not self.config.is_url:
-            try:
-                mtime = os.stat(self.config.location).st_mtime_ns
-            except OSError:
-                mtime = None
-            if mtime is not None and mtime != self._seen_mtime_ns:
-                return min(due, now_s)
+        if not self.config.is_url and file_changed(self.config.location, self._seen_mtime_ns):
+            return min(due, now_s)
         return due
 
     async def _fetch(self, now_s: float) -> PriceSeries:
@@ -192,3 +184,21 @@ def tariff_from_section(settings: dict, context: TariffContext) -> FileTariff:
     refresh policy, timeout and cache the factory put in `context`."""
     config = construct(FileTariffConfig, settings, context.where, **context.formulas)
     return FileTariff(config, **context.fetching_options())
+
+
+def file_format(location, configured: str) -> str:
+    """csv or json: as configured, else from the location's suffix ("auto" when it says
+    neither). Shared with the carbon file source."""
+    if configured != "auto":
+        return configured
+    suffix = Path(str(location).split("?")[0]).suffix.lower()
+    return {".csv": "csv", ".json": "json"}.get(suffix, "auto")
+
+
+def file_changed(location, seen_mtime_ns: int | None) -> bool:
+    """A local file whose modification time is not the one last read (False when it cannot
+    be read: the fetch says why)."""
+    try:
+        return os.stat(location).st_mtime_ns != seen_mtime_ns
+    except OSError:
+        return False
