@@ -34,6 +34,7 @@ from phaeton.snapshot import SiteSnapshot
 from phaeton.store.sessions import SessionStore
 from phaeton.store.state_file import StateFile
 from phaeton.venus.evcharger_service import ChargerLimits, EvChargerService, UserChoices
+from phaeton.web.on_demand import OnDemandWebServer
 from phaeton.web.status import status_of
 
 log = logging.getLogger("phaeton.app")
@@ -65,7 +66,7 @@ class Phaeton:
         self.metrics = Metrics.for_site(self.site, self.session_store)   # /metrics, /health
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
-        self.web_runner = None
+        self.web_server: OnDemandWebServer | None = None
 
     @property
     def loadpoints(self) -> list[Loadpoint]:
@@ -116,32 +117,36 @@ class Phaeton:
             return
         self._stopping = True
         await self.site.stop_control()
-        if self.web_runner is not None:
-            await self.web_runner.cleanup()
+        if self.web_server is not None:
+            await self.web_server.close()
         await self.site.close()
         self.session_store.close()
         log.info("phaeton stopped")
 
     async def _start_web(self) -> None:
+        """The web UI's port is bound now; aiohttp is loaded at the first visit
+        (`phaeton/web/on_demand.py`), so a service nobody browses does not carry it."""
         web = self.cfg["web"]
         if not web["enabled"]:
             return
+        server = OnDemandWebServer(web["host"], web["port"], self._build_web_runner,
+                                   _serve_on_socket)
         try:
-            from aiohttp import web as aioweb
-
-            from phaeton.web.app import create_web_app
-        except ImportError as exc:
-            log.warning("web UI not available: %s", exc)
-            return
-        app = create_web_app(self, config_to_dict(web))
-        self.web_runner = aioweb.AppRunner(app, access_log=None)
-        await self.web_runner.setup()
-        site = aioweb.TCPSite(self.web_runner, web["host"], web["port"])
-        try:
-            await site.start()
-            log.info("web UI on http://%s:%s/", web["host"], web["port"])
+            server.listen()
         except OSError as exc:
             log.error("web UI could not listen on %s:%s: %s", web["host"], web["port"], exc)
+            return
+        self.web_server = server
+        log.info("web UI on http://%s:%s/", web["host"], web["port"])
+
+    async def _build_web_runner(self):
+        from aiohttp import web as aioweb
+
+        from phaeton.web.app import create_web_app
+        app = create_web_app(self, config_to_dict(self.cfg["web"]))
+        runner = aioweb.AppRunner(app, access_log=None)
+        await runner.setup()
+        return runner
 
     # ---- the web UI's backend (phaeton.web.backend.WebBackend) -------------------------------
 
@@ -225,6 +230,11 @@ class Phaeton:
         """The current plan (the `phaeton plan --json` shape) for the web UI; None before
         the first plan."""
         return self.site.planner.plan_dict()
+
+
+async def _serve_on_socket(runner, sock) -> None:
+    from aiohttp import web as aioweb
+    await aioweb.SockSite(runner, sock).start()
 
 
 # ---- command line -----------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import sys
 
 KEPT_OUT = {
     "jsonschema": "the config is checked by phaeton.config_validate",
-    "aiohttp": "the web UI starts after the name is owned; tariffs import the HTTP client "
-               "at their first fetch",
+    "aiohttp": "the web UI loads at its first visit (phaeton/web/on_demand.py); tariffs "
+               "import the HTTP client at their first fetch",
 }
 
 
