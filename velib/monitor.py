@@ -17,20 +17,30 @@
 No polling: everything is driven by signals. The monitor uses one bus connection. A service
 whose scan fails (no reply within `call_timeout_s`, an error) is logged and skipped until its
 name changes owner again.
+
+The connection is a `_MonitorBus`: velib's `FastBus` (one receive buffer, large reads) that
+also decodes message bodies itself. A followed GX service sends its changes once a second as
+ItemsChanged (`a{sa{sv}}`, tens of paths with Value and Text each); dbus-next's generic
+unmarshaller spent more CPU on those than all of phaeton's control. The bodies come out exactly
+as dbus-next gives them (Variants, dicts, lists, bytes for `ay`); a signature the decoder does
+not know (structs, unix fds), big-endian or malformed data go to dbus-next's own unmarshaller.
 """
 from __future__ import annotations
 
 import asyncio
 import fnmatch
 import logging
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from dbus_next import BusType, Message, MessageType
+from dbus_next import BusType, Message, MessageType, Variant
 from dbus_next.aio import MessageBus
+from dbus_next.signature import SignatureTree
 
+from velib.bus import FastBus, _MESSAGE_TYPES, _flags
 from velib.clock import REAL_CLOCK, Clock
-from velib.values import unwrap, wrap
+from velib.values import _variant, unwrap, wrap
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +102,317 @@ async def call_method(bus: MessageBus, destination: str, path: str, interface: s
             raise PathNotFound(f"{where}: {text or reply.error_name}", reply.error_name)
         raise DbusCallError(f"{where}: {reply.error_name}: {text}", reply.error_name)
     return reply
+
+
+# ---------------------------------------------------------------------- body decoding
+class _Undecodable(Exception):
+    """The fast decoder does not handle this body; dbus-next's unmarshaller will."""
+
+
+_FIXED = {  # code: (size, unpack_from)
+    "y": (1, struct.Struct("<B").unpack_from),
+    "b": (4, struct.Struct("<I").unpack_from),
+    "n": (2, struct.Struct("<h").unpack_from),
+    "q": (2, struct.Struct("<H").unpack_from),
+    "i": (4, struct.Struct("<i").unpack_from),
+    "u": (4, struct.Struct("<I").unpack_from),
+    "x": (8, struct.Struct("<q").unpack_from),
+    "t": (8, struct.Struct("<Q").unpack_from),
+    "d": (8, struct.Struct("<d").unpack_from),
+}
+_u32 = _FIXED["u"][1]
+_ALIGN = {"y": 1, "g": 1, "v": 1, "b": 4, "i": 4, "u": 4, "s": 4, "o": 4, "a": 4,
+          "n": 2, "q": 2, "x": 8, "t": 8, "d": 8, "{": 8}
+_readers: dict = {}          # one complete type's signature → reader(buf, base, pos)
+_body_readers: dict = {}     # a body's signature → readers of its complete types
+
+
+def _reader(sig: str):
+    """A function (buf, base, pos) → (value, next pos) reading one complete type `sig` of a
+    little-endian message starting at `base`; values as dbus-next's unmarshaller makes them."""
+    read = _readers.get(sig)
+    if read is None:
+        if len(_readers) > 512:       # peers choose variant signatures: keep the cache small
+            _readers.clear()
+            _readers.update(_PINNED_READERS)
+        read = _readers[sig] = _build_reader(sig)
+    return read
+
+
+def _build_reader(sig: str):
+    code = sig[:1]
+    if code in _FIXED and len(sig) == 1:
+        size, unpack = _FIXED[code]
+        mask = size - 1
+        if code == "b":
+            def read(buf, base, pos):
+                pos += -(pos - base) & 3
+                return unpack(buf, pos)[0] != 0, pos + 4
+        else:
+            def read(buf, base, pos):
+                pos += -(pos - base) & mask
+                return unpack(buf, pos)[0], pos + size
+        return read
+    if sig in ("s", "o"):
+        def read(buf, base, pos):
+            pos += -(pos - base) & 3
+            start = pos + 4
+            stop = start + _u32(buf, pos)[0]
+            return buf[start:stop].decode("utf-8"), stop + 1
+        return read
+    if sig == "g":
+        def read(buf, base, pos):
+            stop = pos + 1 + buf[pos]
+            return buf[pos + 1:stop].decode("ascii"), stop + 1
+        return read
+    if sig == "v":
+        def read(buf, base, pos):
+            stop = pos + 1 + buf[pos]
+            inner = buf[pos + 1:stop].decode("ascii")
+            value, pos = _reader(inner)(buf, base, stop + 1)
+            return _variant(inner, value), pos
+        return read
+    if code == "a" and len(sig) > 1:
+        elem = sig[1:]
+        if elem == "y":
+            def read(buf, base, pos):
+                pos += -(pos - base) & 3
+                start = pos + 4
+                stop = start + _u32(buf, pos)[0]
+                return bytes(buf[start:stop]), stop
+            return read
+        if elem[0] == "{":
+            if elem[-1] != "}" or len(elem) < 4:
+                raise _Undecodable(sig)
+            read_key = _reader(elem[1])
+            read_value = _reader(elem[2:-1])
+
+            def read(buf, base, pos):
+                pos += -(pos - base) & 3
+                length = _u32(buf, pos)[0]
+                pos += 4
+                pos += -(pos - base) & 7
+                stop = pos + length
+                result = {}
+                while pos < stop:
+                    pos += -(pos - base) & 7
+                    key, pos = read_key(buf, base, pos)
+                    result[key], pos = read_value(buf, base, pos)
+                if pos != stop:
+                    raise _Undecodable("array length does not match its elements")
+                return result, pos
+            return read
+        read_elem = _reader(elem)
+        mask = _ALIGN.get(elem[0], 0) - 1
+        if mask < 0:
+            raise _Undecodable(sig)
+
+        def read(buf, base, pos):
+            pos += -(pos - base) & 3
+            length = _u32(buf, pos)[0]
+            pos += 4
+            pos += -(pos - base) & mask
+            stop = pos + length
+            result = []
+            while pos < stop:
+                value, pos = read_elem(buf, base, pos)
+                result.append(value)
+            if pos != stop:
+                raise _Undecodable("array length does not match its elements")
+            return result, pos
+        return read
+    raise _Undecodable(sig)     # structs, unix fds, nonsense
+
+
+_f64 = _FIXED["d"][1]
+_i32 = _FIXED["i"][1]
+_new_variant = Variant.__new__
+_VARIANT_TYPES = {sig: SignatureTree._get(sig).types[0] for sig in ("d", "i", "s", "ai")}
+_TYPE_D, _TYPE_I, _TYPE_S, _TYPE_AI = (_VARIANT_TYPES[s] for s in ("d", "i", "s", "ai"))
+
+
+def _read_sv_dict(buf, base, pos):
+    """`a{sv}`, a BusItem's properties (Value, Text, ...): the variants Victron services
+    send (d, i, s and `ai []` for invalid) decoded inline, any other by its reader."""
+    pos += -(pos - base) & 3
+    length = _u32(buf, pos)[0]
+    pos += 4
+    pos += -(pos - base) & 7
+    stop = pos + length
+    result = {}
+    while pos < stop:
+        pos += -(pos - base) & 7
+        end = pos + 4 + _u32(buf, pos)[0]
+        key = buf[pos + 4:end].decode("utf-8")
+        pos = end + 1
+        sig_len = buf[pos]
+        code = buf[pos + 1]
+        variant = _new_variant(Variant)
+        if sig_len == 1 and code == 0x64:                          # d
+            pos += 3
+            pos += -(pos - base) & 7
+            variant.type = _TYPE_D
+            variant.signature = "d"
+            variant.value = _f64(buf, pos)[0]
+            pos += 8
+        elif sig_len == 1 and code == 0x73:                        # s
+            pos += 3
+            pos += -(pos - base) & 3
+            end = pos + 4 + _u32(buf, pos)[0]
+            variant.type = _TYPE_S
+            variant.signature = "s"
+            variant.value = buf[pos + 4:end].decode("utf-8")
+            pos = end + 1
+        elif sig_len == 1 and code == 0x69:                        # i
+            pos += 3
+            pos += -(pos - base) & 3
+            variant.type = _TYPE_I
+            variant.signature = "i"
+            variant.value = _i32(buf, pos)[0]
+            pos += 4
+        elif (sig_len == 2 and code == 0x61 and buf[pos + 2] == 0x69   # ai [] (invalid)
+              and _u32(buf, pos + 4 + (-(pos + 4 - base) & 3))[0] == 0):
+            pos += 4
+            pos += -(pos - base) & 3
+            variant.type = _TYPE_AI
+            variant.signature = "ai"
+            variant.value = []
+            pos += 4
+        else:
+            inner = buf[pos + 1:pos + 1 + sig_len].decode("ascii")
+            value, pos = _reader(inner)(buf, base, pos + 2 + sig_len)
+            variant = _variant(inner, value)
+        result[key] = variant
+    if pos != stop:
+        raise _Undecodable("array length does not match its elements")
+    return result, pos
+
+
+def _read_items(buf, base, pos):
+    """`a{sa{sv}}`: GetItems' reply and ItemsChanged, {path: {property: variant}}."""
+    pos += -(pos - base) & 3
+    length = _u32(buf, pos)[0]
+    pos += 4
+    pos += -(pos - base) & 7
+    stop = pos + length
+    result = {}
+    while pos < stop:
+        pos += -(pos - base) & 7
+        end = pos + 4 + _u32(buf, pos)[0]
+        path = buf[pos + 4:end].decode("utf-8")
+        result[path], pos = _read_sv_dict(buf, base, end + 1)
+    if pos != stop:
+        raise _Undecodable("array length does not match its elements")
+    return result, pos
+
+
+_readers["a{sv}"] = _read_sv_dict
+_readers["a{sa{sv}}"] = _read_items
+_PINNED_READERS = dict(_readers)
+
+
+def _body_reader(signature: str):
+    readers = _body_readers.get(signature)
+    if readers is None:
+        try:
+            types = SignatureTree._get(signature).types
+            readers = tuple(_reader(t.signature) for t in types)
+        except Exception:  # an invalid or unsupported signature
+            readers = ()
+        if len(_body_readers) > 256:
+            _body_readers.clear()
+        _body_readers[signature] = readers
+    return readers
+
+
+def decode_body(buf, base: int, body_start: int, end: int, signature: str) -> list:
+    """The body of the little-endian message at `base` whose body is buf[body_start:end], as
+    dbus-next's unmarshaller returns it; raises `_Undecodable` when it cannot."""
+    readers = _body_reader(signature)
+    if not readers:
+        raise _Undecodable(signature)
+    body = []
+    pos = body_start
+    try:
+        for read in readers:
+            value, pos = read(buf, base, pos)
+            body.append(value)
+    except _Undecodable:
+        raise
+    except Exception as exc:   # short buffer, bad UTF-8, bad variant signature ...
+        raise _Undecodable(str(exc)) from None
+    if pos > end:
+        raise _Undecodable("body longer than announced")
+    return body
+
+
+_new_message = Message.__new__
+
+
+class _MonitorBus(FastBus):
+    """FastBus that also decodes the bodies a monitor receives (see the module docstring)."""
+
+    def _parse(self, buf, start, kind, flags, serial, header_end, body_start, end) -> Message:
+        path = interface = member = error_name = destination = sender = None
+        reply_serial = None
+        signature = ""
+        pos = start + 16
+        while pos < header_end:
+            pos += -(pos - start) & 7
+            code = buf[pos]
+            value_at = pos + 3 + buf[pos + 1]
+            if code == 5:  # reply serial
+                value_at += -(value_at - start) & 3
+                reply_serial = _u32(buf, value_at)[0]
+                pos = value_at + 4
+            elif code == 8:  # signature
+                length = buf[value_at]
+                signature = buf[value_at + 1:value_at + 1 + length].decode("ascii")
+                pos = value_at + length + 2
+            elif 1 <= code <= 7:
+                value_at += -(value_at - start) & 3
+                length = _u32(buf, value_at)[0]
+                text = buf[value_at + 4:value_at + 4 + length].decode("utf-8")
+                pos = value_at + 5 + length
+                if code == 1:
+                    path = text
+                elif code == 2:
+                    interface = text
+                elif code == 3:
+                    member = text
+                elif code == 4:
+                    error_name = text
+                elif code == 6:
+                    destination = text
+                else:
+                    sender = text
+            else:  # unix fds or unknown fields
+                return super()._parse(buf, start, kind, flags, serial, header_end, body_start,
+                                      end)
+        if signature:
+            try:
+                body = decode_body(buf, start, body_start, end, signature)
+            except _Undecodable:
+                return super()._parse(buf, start, kind, flags, serial, header_end, body_start,
+                                      end)
+        else:
+            body = []
+        message = _new_message(Message)
+        message.destination = destination
+        message.path = path
+        message.interface = interface
+        message.member = member
+        message.message_type = _MESSAGE_TYPES[kind]
+        message.flags = _flags(flags)
+        message.error_name = error_name
+        message.reply_serial = reply_serial
+        message.sender = sender
+        message.unix_fds = []
+        message.signature = signature
+        message.signature_tree = SignatureTree._get(signature)
+        message.body = body
+        message.serial = serial
+        return message
 
 
 @dataclass(frozen=True)
@@ -176,9 +497,9 @@ class DbusMonitor:
         if self.bus is not None:
             raise RuntimeError("the monitor is already started")
         if self._bus_address:
-            self.bus = await MessageBus(bus_address=self._bus_address).connect()
+            self.bus = await _MonitorBus(bus_address=self._bus_address).connect()
         else:
-            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            self.bus = await _MonitorBus(bus_type=BusType.SYSTEM).connect()
         self.bus.add_message_handler(self._on_message)
         await self._add_match(f"type='signal',sender='{BUS_NAME}',path='{BUS_PATH}',"
                               f"interface='{BUS_NAME}',member='NameOwnerChanged'")

@@ -90,6 +90,14 @@ class SiteReadings:
         source = clean_value(self.active_input_source)
         object.__setattr__(self, "active_input_source", None if source is None else int(source))
 
+    def with_age(self, age_s: float | None) -> SiteReadings:
+        """The same readings with another age (the values are clean already: a copy, not a
+        rebuild; `dataclasses.replace` would clean every field again)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "age_s", clean_value(age_s))
+        return new
+
     @property
     def pv_ac_w(self) -> PhaseW:
         """AC-coupled PV per phase (on grid + on output + on genset)."""

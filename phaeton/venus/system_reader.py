@@ -22,29 +22,27 @@ SYSTEM = "com.victronenergy.system"
 PHASES = (1, 2, 3)
 
 
+_PHASE_PATHS = {name: tuple(template.format(n) for n in PHASES) for name, template in (
+    ("pv_on_grid_w", "/Ac/PvOnGrid/L{}/Power"), ("pv_on_output_w", "/Ac/PvOnOutput/L{}/Power"),
+    ("pv_on_genset_w", "/Ac/PvOnGenset/L{}/Power"), ("grid_w", "/Ac/Grid/L{}/Power"),
+    ("consumption_w", "/Ac/Consumption/L{}/Power"))}
+_SINGLE_PATHS = {"pv_dc_w": "/Dc/Pv/Power", "battery_soc_pct": "/Dc/Battery/Soc",
+                 "battery_power_w": "/Dc/Battery/Power",
+                 "active_soc_limit_pct": "/Control/ActiveSocLimit",
+                 "active_input_source": "/Ac/ActiveIn/Source"}
+#: every system path the readings are made of
+READING_PATHS = frozenset(p for paths in _PHASE_PATHS.values() for p in paths) | frozenset(
+    _SINGLE_PATHS.values())
+
+
 def readings_from_values(values: dict[str, Any], age_s: float | None) -> SiteReadings:
-    """Pure: the system service's paths (as the monitor caches them) → SiteReadings."""
-    def number(path: str) -> float | None:
-        value = values.get(path)
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    def phases(template: str) -> tuple:
-        return tuple(number(template.format(n)) for n in PHASES)
-
-    source = number("/Ac/ActiveIn/Source")
-    return SiteReadings(
-        pv_on_grid_w=phases("/Ac/PvOnGrid/L{}/Power"),
-        pv_on_output_w=phases("/Ac/PvOnOutput/L{}/Power"),
-        pv_on_genset_w=phases("/Ac/PvOnGenset/L{}/Power"),
-        pv_dc_w=number("/Dc/Pv/Power"),
-        grid_w=phases("/Ac/Grid/L{}/Power"),
-        consumption_w=phases("/Ac/Consumption/L{}/Power"),
-        battery_soc_pct=number("/Dc/Battery/Soc"),
-        battery_power_w=number("/Dc/Battery/Power"),
-        active_soc_limit_pct=number("/Control/ActiveSocLimit"),
-        active_input_source=None if source is None else int(source),
-        age_s=age_s,
-    )
+    """Pure: the system service's paths (as the monitor caches them) → SiteReadings. (The
+    values go in as they are: `SiteReadings` turns anything but a finite number into None.)"""
+    get = values.get
+    fields = {name: (get(a), get(b), get(c)) for name, (a, b, c) in _PHASE_PATHS.items()}
+    for name, path in _SINGLE_PATHS.items():
+        fields[name] = get(path)
+    return SiteReadings(**fields, age_s=age_s)
 
 
 class GxSystemReader:
@@ -62,6 +60,7 @@ class GxSystemReader:
         self._last_update: float | None = None
         self._present = False
         self._notify_pending = False
+        self._readings: SiteReadings | None = None   # of the values now (any age); None: stale
         self.monitor = DbusMonitor(
             [Watch(SYSTEM, require_device_instance=False)],
             on_value_changed=self._changed, on_service_added=self._added,
@@ -83,7 +82,12 @@ class GxSystemReader:
         return max(0.0, self.clock.monotonic() - self._last_update)
 
     def readings(self) -> SiteReadings:
-        return readings_from_values(self._values, self.age_s())
+        """The values now with their age. (Built once per update of the paths they come from:
+        the control tick and every GX update's fuse check ask for them.)"""
+        cached = self._readings
+        if cached is None:
+            cached = self._readings = readings_from_values(self._values, None)
+        return cached.with_age(self.age_s())
 
     def value(self, path: str) -> Any:
         return self._values.get(path)
@@ -92,6 +96,8 @@ class GxSystemReader:
         if service != SYSTEM:
             return
         self._values[path] = value
+        if path in READING_PATHS:
+            self._readings = None
         if self._present:
             self._last_update = self.clock.monotonic()
             self._notify_soon()
@@ -126,6 +132,7 @@ class GxSystemReader:
         if service == SYSTEM:
             self._present = False
             self._values.clear()
+            self._readings = None
             log.warning("GX system service left the bus; readings are stale until it returns")
             if self._on_change:
                 self._on_change()
