@@ -240,6 +240,8 @@ class PlannerService:
         self._planned_ev: EvState | None = None
         self._planned_prices: dict[int, tuple[float, float]] = {}
         self._planned_horizon_end_s = 0       # the end of the horizon the last plan looked at
+        # the same prices as arrays sorted by start, for the check every `check_s`
+        self._planned_price_table = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
         self._knobs_dirty = False
         self._knobs_changed_s = -math.inf       # monotonic: the last knob change
         self._knob_plan_s = -math.inf           # monotonic: the last plan a knob change made
@@ -469,18 +471,28 @@ class PlannerService:
         """A price the last plan used changed, or a slot inside the horizon it looked at got
         a price it did not have (new prices published). A slot beyond that horizon is only
         the horizon moving on, every quarter hour: the periodic re-plan takes it in, so
-        `planner.replan_s` means what it says."""
-        starts = grid.slot_starts_s
-        for start, buy, sell in zip(starts, grid.import_eur_per_kwh, grid.export_eur_per_kwh):
-            if not (math.isfinite(buy) and math.isfinite(sell)):
-                continue
-            known = self._planned_prices.get(int(start))
-            if known is None:
-                if start < self._planned_horizon_end_s:
-                    return True
-            elif abs(known[0] - buy) > 1e-9 or abs(known[1] - sell) > 1e-9:
-                return True
-        return False
+        `planner.replan_s` means what it says. (Runs every check: one array comparison, not
+        a Python loop over the horizon's slots.)"""
+        starts = np.asarray(grid.slot_starts_s)
+        if not len(starts):
+            return False
+        buy = np.asarray(grid.import_eur_per_kwh, dtype=float)
+        sell = np.asarray(grid.export_eur_per_kwh, dtype=float)
+        usable = np.isfinite(buy) & np.isfinite(sell)
+        keys = starts.astype(np.int64)          # as int(start)
+        known_starts, known_buy, known_sell = self._planned_price_table
+        if len(known_starts):
+            at = np.minimum(np.searchsorted(known_starts, keys), len(known_starts) - 1)
+            known = known_starts[at] == keys
+        else:
+            at = np.zeros(len(keys), dtype=np.intp)
+            known = np.zeros(len(keys), dtype=bool)
+        if np.any(usable & ~known & (starts < self._planned_horizon_end_s)):
+            return True
+        if not len(known_starts):
+            return False
+        moved = (np.abs(known_buy[at] - buy) > 1e-9) | (np.abs(known_sell[at] - sell) > 1e-9)
+        return bool(np.any(usable & known & moved))
 
     async def _make_plan(self, now: float, knobs: PlannerKnobs, ev: EvState | None, grid,
                          trigger: str) -> None:
@@ -494,6 +506,11 @@ class PlannerService:
             int(s): (float(b), float(x)) for s, b, x in zip(
                 grid.slot_starts_s, grid.import_eur_per_kwh, grid.export_eur_per_kwh)
             if math.isfinite(b) and math.isfinite(x)}
+        known = sorted(self._planned_prices.items())
+        self._planned_price_table = (
+            np.array([start for start, _ in known], dtype=np.int64),
+            np.array([price[0] for _, price in known], dtype=float),
+            np.array([price[1] for _, price in known], dtype=float))
         starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
         self._planned_horizon_end_s = int(starts[-1]) + 900 if len(starts) else 0
         load, pv = forecast(self.planner_cfg, starts, now, self.history())
