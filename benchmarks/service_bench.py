@@ -4,7 +4,8 @@ in the same run.
 What is compared:
 - phaeton: `python -m phaeton run --config ...` (as service/run starts it on a GX, this
   interpreter) with the config `SimWorld.config_for_phaeton` writes: the default config with the
-  web UI and the energy planner on, a fresh data directory every round;
+  web UI and the energy planner on, a fresh data directory every round; its modules compiled
+  to bytecode first (into this run's own cache), as pip installs them on a GX;
 - reference: `/usr/bin/python3 benchmarks/reference_driver.py`: velib_python's VeDbusService
   re-created on Debian's dbus-python + GLib, the same 42 paths, the same three Modbus reads every
   2 s, a /SetCurrent write sent to register 1210 inside the SetValue call. It does nothing else
@@ -45,6 +46,7 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -222,6 +224,8 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
         with open(config_path, "w") as f:
             yaml.safe_dump(config, f)
         argv = [sys.executable, "-m", "phaeton", "run", "--config", config_path]
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = args.pycache
     else:
         argv = [SYSTEM_PYTHON, REFERENCE_DRIVER, "--bus-name", name, "--modbus-host",
                 "127.0.0.1", "--modbus-port", str(world.alfen_port), "--poll-s", str(POLL_S)]
@@ -341,10 +345,23 @@ def print_table(results: dict[str, list[dict]], args) -> None:
 
 # ---- main ----------------------------------------------------------------------------------------
 
+def precompile(directory: str) -> str:
+    """phaeton's own modules compiled to bytecode, as pip leaves them on a GX (an editable
+    install under PYTHONDONTWRITEBYTECODE would compile them at every start instead). Into a
+    cache of this run, not the source tree; the path for PYTHONPYCACHEPREFIX."""
+    pycache = os.path.join(directory, "pycache")
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=pycache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "phaeton", "velib"], cwd=ROOT,
+                   env=env, check=True)
+    return pycache
+
+
 async def main(args) -> None:
     directory = tempfile.mkdtemp(prefix="phaeton-service-bench-")
     results: dict[str, list[dict]] = {PHAETON: [], REFERENCE: []}
     print(f"logs and data in {directory}", flush=True)
+    args.pycache = precompile(directory)
     async with SimWorld(speed=1.0) as world:
         await world.plug_in()
         probe = await MessageBus(bus_address=world.bus_address).connect()
