@@ -31,7 +31,7 @@ import json
 import logging
 import os
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from phaeton.clock import Clock
@@ -41,8 +41,10 @@ from phaeton.control.carbon_budget import (CRITICAL, MONTH, WARNING, YEAR, Alert
                                            BudgetAlert, BudgetSettings, PeriodUse, evaluate,
                                            worst_level)
 from phaeton.snapshot import CarbonPeriod, CarbonView
-from phaeton.store.energy_history import CARBON_HISTORY_FILE, CarbonHistoryFile
 from phaeton.store.state_file import write_file_atomically
+
+if TYPE_CHECKING:
+    from phaeton.store.energy_history import CarbonHistoryFile
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class CarbonFeed:
         """The feed of `config["carbon"]`; a config the factory refuses is logged and gives an
         inactive feed (check-config names the key)."""
         from phaeton.planning.carbon.factory import carbon_from_config
+        from phaeton.store.energy_history import CARBON_HISTORY_FILE, CarbonHistoryFile
         data_dir = str(config["data_dir"])
         try:
             source = carbon_from_config(config.get("carbon"), data_dir, clock=clock)

@@ -34,7 +34,7 @@ from phaeton.control.plausibility import ChargerBounds, CounterState, judge_meas
 from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.session import SessionEnded, SessionStarted, SessionTracker
 from phaeton.control.settings import ControlSettings
-from phaeton.planning.problem_builder import EvState
+from phaeton.planning.knobs import EvState
 from phaeton.snapshot import LoadpointSnapshot, SessionSummary
 from phaeton.store.sessions import ChargingSession, SessionStore
 from phaeton.store.state_file import StateFile, StateFileError

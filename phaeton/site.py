@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from velib.settings import SettingsClient
 
@@ -32,14 +32,17 @@ from phaeton.control.carbon_budget import BudgetSettings
 from phaeton.control.readings import EvReadings, SiteReadings
 from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
-from phaeton.planner.service import PlannerService, build_ess_writer
+from phaeton.planner.paths import paths_before_start
 from phaeton.planning.energy_meter import QuarterHourMeter
 from phaeton.publisher import SnapshotPublisher
 from phaeton.site_layout import ChargerEntry, charger_entries, circuits
 from phaeton.snapshot import SiteSnapshot
-from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
-from phaeton.venus.ess_writer import EssWriter
 from phaeton.venus.system_reader import GxSystemReader
+
+if TYPE_CHECKING:
+    from phaeton.planner.service import PlannerService
+    from phaeton.store.energy_history import EnergyHistoryFile
+    from phaeton.venus.ess_writer import EssWriter
 
 log = logging.getLogger("phaeton.app")   # the service's log name, as before the split
 
@@ -74,9 +77,6 @@ class Site:
         self.system = GxSystemReader(clock=clock, bus_address=bus_address,
                                      on_change=self._gx_updated)
         # measured house load and PV per quarter hour: what the forecasts learn from
-        data_dir = str(config["data_dir"])
-        self.energy_history = EnergyHistoryFile(f"{data_dir}/{HISTORY_FILE}")
-        self.energy_history.load()
         self.energy_meter = QuarterHourMeter()
         # carbon: the intensity of the moment and the accounting (inactive with source none)
         self.carbon = CarbonFeed.from_config(config, clock=clock)
@@ -84,11 +84,16 @@ class Site:
         self.carbon.notifier = GxNotifier(lambda: self.loadpoints[0].evcharger.service.bus,
                                           lambda: "phaeton EV charging")
         # -- end carbon budget
-        self.ess_writer, self.planner = self._build_planner(config)
+        # The planner, its battery writer and the energy history the forecasts learn from need
+        # numpy (about 12 MB, and seconds of a Cerbo's start-up): start() builds them right
+        # after the D-Bus names are owned. Until then /Planner/* show `paths_before_start`.
+        self.energy_history: EnergyHistoryFile | None = None
+        self.ess_writer: EssWriter | None = None
+        self.planner: PlannerService | None = None
         self.snapshots: SnapshotPublisher[SiteSnapshot] = SnapshotPublisher()
         self.snapshots.attach(self._show_on_dbus)
         for loadpoint in self.loadpoints:
-            loadpoint.evcharger.add_planner_paths(self.planner.state())
+            loadpoint.evcharger.add_planner_paths(self.planner_state())
             loadpoint.on_wake(self.wake)
 
         self._wake = asyncio.Event()
@@ -111,6 +116,7 @@ class Site:
         await self._attach_settings()
         for loadpoint in self.loadpoints:
             await loadpoint.register()
+        self._build_planning()
         await self.planner.start()
         await self.carbon.start()
         self.settings.on_appeared(self._settings_appeared)
@@ -130,7 +136,8 @@ class Site:
         """The planner hands the battery back; drivers, D-Bus names and readers are released."""
         await self.carbon.stop()
         try:
-            await asyncio.wait_for(self.planner.stop(), 10)
+            if self.planner is not None:
+                await asyncio.wait_for(self.planner.stop(), 10)
         except Exception as exc:
             log.warning("while stopping: %s", exc)
         for loadpoint in self.loadpoints:
@@ -212,7 +219,7 @@ class Site:
                     continue
                 assert self.build_loadpoint is not None
                 loadpoint = self.build_loadpoint(config, entry)
-                loadpoint.evcharger.add_planner_paths(self.planner.state())
+                loadpoint.evcharger.add_planner_paths(self.planner_state())
                 loadpoint.on_wake(self.wake)
                 await loadpoint.start()
                 if self.settings.available:
@@ -227,10 +234,24 @@ class Site:
 
     # ---- the planner ---------------------------------------------------------------------------
 
+    def planner_state(self) -> dict:
+        """The /Planner/* paths' values now (before the planner started: its first values)."""
+        if self.planner is None:
+            return paths_before_start(self.entries[0].config["planner"])
+        return self.planner.state()
+
+    def _build_planning(self) -> None:
+        """The energy history, the battery writer and the planner (see `__init__`)."""
+        from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
+        self.energy_history = EnergyHistoryFile(f"{self.config['data_dir']}/{HISTORY_FILE}")
+        self.energy_history.load()
+        self.ess_writer, self.planner = self._build_planner(self.config)
+
     def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
         """The battery writer `planner.ess_control` asks for, and the planner using it. The
         planner plans for the first loadpoint's EV (with that charger's limits), or with
         several chargers for every car at once."""
+        from phaeton.planner.service import PlannerService, build_ess_writer
         config = charger_entries(config)[0].config
         writer = build_ess_writer(config, self.settings, clock=self.clock,
                                   bus_address=self.bus_address, system_value=self.system.value)
@@ -405,7 +426,7 @@ class Site:
             fuse_a=float(self.config["site"]["fuse_a"]),
             nominal_voltage_v=float(self.config["site"]["nominal_voltage_v"]),
             stale_after_s=self.control_settings.stale_after_s,
-            planner_state=self.planner.state(),
+            planner_state=self.planner_state(),
             loadpoints=tuple(loadpoint.snapshot() for loadpoint in self.loadpoints),
             carbon=self.carbon.view(self.clock.time()))    # carbon budget: None without a source
 

@@ -9,11 +9,8 @@ import pytest
 
 from phaeton.config import default_config
 from phaeton.planner.service import tariff_mapping
+from phaeton.planning.knobs import EvState, PlannerInputError, PlannerKnobs, SiteFacts
 from phaeton.planning.problem_builder import (
-    EvState,
-    PlannerInputError,
-    PlannerKnobs,
-    SiteFacts,
     build_problem,
     departure_slot,
     next_departure_s,

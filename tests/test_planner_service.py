@@ -10,12 +10,9 @@ import pytest
 
 from phaeton.clock import ScaledClock
 from phaeton.config import Config, default_config
-from phaeton.planner.service import (
-    STATE_PATHS,
-    PlannerService,
-    build_ess_writer,
-)
-from phaeton.planning.problem_builder import EvState
+from phaeton.planner.paths import REASON_STARTING, STATE_PATHS, paths_before_start
+from phaeton.planner.service import PlannerService, build_ess_writer
+from phaeton.planning.knobs import EvState
 from phaeton.venus.ess_writer import (
     DESS_STATE_OWNER_OFF,
     DESS_STATE_STEERING,
@@ -108,6 +105,25 @@ async def test_knobs_are_gx_settings_with_ranges_and_config_defaults(gx, tmp_pat
         assert settings_service[PREFIX + "AllowGridCharging"] == 1
         # out of range from the GUI is refused by the settings service
         assert await client.write(PREFIX + "Strategy", 7) == -1
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("strategy", ["off", "self_consumption", "optimise"])
+async def test_the_paths_shown_before_the_planner_starts_are_the_ones_it_then_fills(
+        gx, tmp_path, strategy):
+    """The service owns its name before the planner is loaded: the /Planner/* paths exist from
+    the start with the configured strategy and say that the planner is starting."""
+    settings_service, system, client, _ = gx
+    config = planner_config(tmp_path, strategy=strategy)
+    first = paths_before_start(config["planner"])
+    assert first["/Planner/Reason"] == REASON_STARTING and first["/Planner/TargetSoc"] is None
+    service = await make_service(tmp_path, client, system, strategy=strategy)
+    try:
+        state = service.state()
+        assert set(first) == set(state) == set(STATE_PATHS)
+        assert first["/Planner/Strategy"] == state["/Planner/Strategy"]
+        assert first["/Planner/DessConflict"] == state["/Planner/DessConflict"]
     finally:
         await service.stop()
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from phaeton.planning.problem_builder import PlannerKnobs
+from phaeton.planning.knobs import PlannerKnobs
 from phaeton.venus.planner_settings import PREFIX, PlannerSettings
 
 DEFAULTS = PlannerKnobs(minimum_soc_pct=10.0, ev_target_soc_pct=80.0)

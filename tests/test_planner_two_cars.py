@@ -11,7 +11,7 @@ import pytest
 from phaeton.clock import ScaledClock
 from phaeton.config import Config
 from phaeton.planner.service import PlannerService, build_ess_writer
-from phaeton.planning.problem_builder import EvState
+from phaeton.planning.knobs import EvState
 from phaeton.venus.planner_settings import PREFIX
 from test_planner_service import START_S, gx, planner_config  # noqa: F401  (the fixture)
 

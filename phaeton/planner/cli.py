@@ -35,17 +35,14 @@ from phaeton.planner.service import (
 )
 from phaeton.planning.baseline import do_nothing
 from phaeton.planning.model import Plan, PlanProblem
-from phaeton.planning.problem_builder import (
+from phaeton.planning.knobs import (
     STRATEGY_NAMES,
-    EnergyHistory,
     EvState,
     PlannerInputError,
     PlannerKnobs,
     SiteFacts,
-    build_problem,
-    first_slot_s,
-    forecast,
 )
+from phaeton.planning.problem_builder import EnergyHistory, build_problem, first_slot_s, forecast
 from phaeton.planning.tariffs.factory import TariffConfigError, tariff_from_config
 from phaeton.planning.tariffs.series import GridPrices
 from phaeton.store.energy_history import HISTORY_FILE, read_history

@@ -44,15 +44,17 @@ from phaeton.control.readings import clean_value
 from phaeton.planning.baseline import do_nothing, self_consumption
 from phaeton.planning.model import Plan, PlanProblem
 from phaeton.planning.optimizer import plan as optimise
-from phaeton.planning.problem_builder import (
+from phaeton.planning.knobs import (
     STRATEGY_NAMES,
     STRATEGY_OFF,
     STRATEGY_OPTIMISE,
-    EnergyHistory,
     EvState,
-    PlannedCar,
     PlannerKnobs,
     SiteFacts,
+)
+from phaeton.planning.problem_builder import (
+    EnergyHistory,
+    PlannedCar,
     build_problem,
     first_slot_s,
     forecast,
@@ -68,16 +70,6 @@ log = logging.getLogger("phaeton.planner")
 SOC_PATH = "/Dc/Battery/Soc"
 ESS_LIMIT_PATH = "/Control/ActiveSocLimit"     # the ESS minimum, raised by BatteryLife
 
-# the read-only D-Bus paths `state()` fills: path -> (unit suffix for GetText, description)
-STATE_PATHS = {
-    "/Planner/Strategy": ("", "active battery strategy: 0 off, 1 self-consumption, 2 optimise"),
-    "/Planner/TargetSoc": (" %", "battery SoC the plan aims at by the end of this slot"),
-    "/Planner/NextSlot": (" s", "unix time the next plan slot starts"),
-    "/Planner/PlannedCost": ("", "cost of the plan over its horizon (currency)"),
-    "/Planner/PlannedSavings": ("", "doing nothing minus the plan's cost (currency)"),
-    "/Planner/Reason": ("", "what the plan does now and why, or why it cannot"),
-    "/Planner/DessConflict": ("", "1 while Victron's Dynamic ESS runs the battery"),
-}
 EV_SOC_DRIFT_PCT = 5.0
 STOP_WAIT_S = 10.0
 KNOB_SETTLE_S = 1.0       # a knob change re-plans once no other change came for this long

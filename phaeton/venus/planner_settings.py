@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from phaeton.planning.problem_builder import PlannerKnobs
+from phaeton.planning.knobs import PlannerKnobs
 from velib.settings import SettingsClient, SettingSpec
 
 log = logging.getLogger("phaeton.venus.planner_settings")
