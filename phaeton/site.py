@@ -287,15 +287,19 @@ class Site:
                 raise
             except Exception:
                 log.exception("control tick failed; the next one runs as usual")
-            remaining = tick_s - (self.clock.monotonic() - started)
+            ended = self.clock.monotonic()
+            remaining = tick_s - (ended - started)
             if remaining > 0 and not self._wake.is_set():
                 try:
                     await asyncio.wait_for(self._wake.wait(), remaining / self.clock.speed)
                 except asyncio.TimeoutError:
                     pass
-            # Always give the loop a turn, however long the tick took or however often it is
-            # woken: D-Bus answers, the web server and SIGTERM must never starve.
-            await asyncio.sleep(MIN_TICK_GAP_S / self.clock.speed)
+            # At least MIN_TICK_GAP_S between the end of a tick and the next, however long the
+            # tick took or however often it is woken: D-Bus answers, the web server and
+            # SIGTERM must never starve. A wake after a quiet spell (a user's write) runs at
+            # once; only the loop's turn is given then.
+            gap_s = MIN_TICK_GAP_S - (self.clock.monotonic() - ended)
+            await asyncio.sleep(max(0.0, gap_s) / self.clock.speed)
             self._wake.clear()
 
     def wake(self) -> None:

@@ -351,3 +351,24 @@ async def test_an_overrunning_tick_never_starves_the_bus_or_stop(private_bus, tm
             assert app.site.ticks > ticks                    # it does tick meanwhile
         finally:
             await asyncio.wait_for(app.stop(), 30)
+
+
+async def test_a_loop_woken_without_pause_still_leaves_the_minimum_gap_between_ticks(gx):
+    """A client writing as fast as it can wakes the loop over and over: the ticks that follow
+    stay MIN_TICK_GAP_S (simulated) apart, so the bus and the web server keep their turns."""
+    import asyncio
+    import time
+
+    from phaeton.site import MIN_TICK_GAP_S
+
+    site = (await gx.start_phaeton()).site
+    gap_real_s = MIN_TICK_GAP_S / site.clock.speed
+    window_s = max(1.0, 40 * gap_real_s)
+    ticks = site.ticks
+    end = time.perf_counter() + window_s
+    while time.perf_counter() < end:
+        site.wake()
+        await asyncio.sleep(0)
+    woken_ticks = site.ticks - ticks
+    assert 2 <= woken_ticks <= window_s / gap_real_s + 2
+
