@@ -97,7 +97,6 @@ class CarbonFeed:
         """The feed of `config["carbon"]`; a config the factory refuses is logged and gives an
         inactive feed (check-config names the key)."""
         from phaeton.planning.carbon.factory import carbon_from_config
-        from phaeton.store.energy_history import CARBON_HISTORY_FILE, CarbonHistoryFile
         data_dir = str(config["data_dir"])
         try:
             source = carbon_from_config(config.get("carbon"), data_dir, clock=clock)
@@ -106,6 +105,7 @@ class CarbonFeed:
             source = None
         if source is None:
             return cls(None, clock=clock)
+        from phaeton.store.energy_history import CARBON_HISTORY_FILE, CarbonHistoryFile
         history = CarbonHistoryFile(f"{data_dir}/{CARBON_HISTORY_FILE}")
         history.load()
         planner = config.get("planner") or {}

@@ -33,6 +33,20 @@ def test_importing_the_service_loads_none_of_the_heavy_packages():
         assert not _loaded(modules, package), f"{package} is imported at start-up ({why})"
 
 
+def test_building_the_service_before_its_name_is_owned_loads_none_of_them(tmp_path):
+    """`phaeton run` builds the whole service (loadpoints, site, carbon feed, metrics) before
+    it owns its D-Bus name; with the default config none of the heavy packages is needed yet."""
+    built = ("from phaeton.app import Phaeton\n"
+             "from phaeton.config import Config, default_config\n"
+             "data = default_config()\n"
+             f"data['data_dir'] = {str(tmp_path / 'data')!r}\n"
+             "data['charger']['alfen']['host'] = '127.0.0.1'\n"
+             "app = Phaeton(Config(data))\n")
+    modules = _modules_after(built)
+    for package, why in KEPT_OUT.items():
+        assert not _loaded(modules, package), f"{package} is loaded before the name ({why})"
+
+
 def test_loading_and_checking_a_config_does_not_need_jsonschema(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("charger:\n  protocol: alfen\n  alfen:\n    host: 192.168.1.20\n")

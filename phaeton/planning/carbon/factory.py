@@ -12,12 +12,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phaeton.clock import REAL_CLOCK, Clock
-from phaeton.planning.carbon.base import CarbonSource
 from phaeton.planning.carbon.registry import NONE, kind_named
 from phaeton.planning.carbon.schedule import CarbonRefresh
+
+if TYPE_CHECKING:   # the sources bring numpy; `none` (the default) needs none of it
+    from phaeton.planning.carbon.base import CarbonSource
 
 
 class CarbonConfigError(ValueError):
