@@ -165,14 +165,8 @@ class FastBus(MessageBus):
             # unix fds or an unknown field: let dbus-next handle the whole message
             return self._parse_generic(buf[start:end])
 
-        if signature == "":
-            body = []
-        elif signature == "v" and kind == 1:
-            decoded = _simple_variant(buf, start, body_start) if body_start < end else None
-            if decoded is None:
-                return self._parse_generic(buf[start:end])
-            body = [_variant(decoded[0], decoded[1])]
-        else:
+        body = self._decode_body(buf, start, kind, signature, body_start, end)
+        if body is None:
             return self._parse_generic(buf[start:end])
 
         message = _new_message(Message)
@@ -191,6 +185,18 @@ class FastBus(MessageBus):
         message.body = body
         message.serial = serial
         return message
+
+    def _decode_body(self, buf, start, kind, signature, body_start, end) -> list | None:
+        """The body of the message at `start` as dbus-next gives it, or None to leave the whole
+        message to dbus-next. Here: an empty body and a method call with one variant of a basic
+        type (SetValue); `velib.monitor` decodes more."""
+        if signature == "":
+            return []
+        if signature == "v" and kind == 1 and body_start < end:
+            decoded = _simple_variant(buf, start, body_start)
+            if decoded is not None:
+                return [_variant(decoded[0], decoded[1])]
+        return None
 
     @staticmethod
     def _parse_generic(data) -> Message:

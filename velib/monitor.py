@@ -38,7 +38,7 @@ from dbus_next import BusType, Message, MessageType, Variant
 from dbus_next.aio import MessageBus
 from dbus_next.signature import SignatureTree
 
-from velib.bus import FastBus, _MESSAGE_TYPES, _flags
+from velib.bus import FastBus
 from velib.clock import REAL_CLOCK, Clock
 from velib.values import _variant, unwrap, wrap
 
@@ -346,73 +346,16 @@ def decode_body(buf, base: int, body_start: int, end: int, signature: str) -> li
     return body
 
 
-_new_message = Message.__new__
-
-
 class _MonitorBus(FastBus):
     """FastBus that also decodes the bodies a monitor receives (see the module docstring)."""
 
-    def _parse(self, buf, start, kind, flags, serial, header_end, body_start, end) -> Message:
-        path = interface = member = error_name = destination = sender = None
-        reply_serial = None
-        signature = ""
-        pos = start + 16
-        while pos < header_end:
-            pos += -(pos - start) & 7
-            code = buf[pos]
-            value_at = pos + 3 + buf[pos + 1]
-            if code == 5:  # reply serial
-                value_at += -(value_at - start) & 3
-                reply_serial = _u32(buf, value_at)[0]
-                pos = value_at + 4
-            elif code == 8:  # signature
-                length = buf[value_at]
-                signature = buf[value_at + 1:value_at + 1 + length].decode("ascii")
-                pos = value_at + length + 2
-            elif 1 <= code <= 7:
-                value_at += -(value_at - start) & 3
-                length = _u32(buf, value_at)[0]
-                text = buf[value_at + 4:value_at + 4 + length].decode("utf-8")
-                pos = value_at + 5 + length
-                if code == 1:
-                    path = text
-                elif code == 2:
-                    interface = text
-                elif code == 3:
-                    member = text
-                elif code == 4:
-                    error_name = text
-                elif code == 6:
-                    destination = text
-                else:
-                    sender = text
-            else:  # unix fds or unknown fields
-                return super()._parse(buf, start, kind, flags, serial, header_end, body_start,
-                                      end)
-        if signature:
-            try:
-                body = decode_body(buf, start, body_start, end, signature)
-            except _Undecodable:
-                return super()._parse(buf, start, kind, flags, serial, header_end, body_start,
-                                      end)
-        else:
-            body = []
-        message = _new_message(Message)
-        message.destination = destination
-        message.path = path
-        message.interface = interface
-        message.member = member
-        message.message_type = _MESSAGE_TYPES[kind]
-        message.flags = _flags(flags)
-        message.error_name = error_name
-        message.reply_serial = reply_serial
-        message.sender = sender
-        message.unix_fds = []
-        message.signature = signature
-        message.signature_tree = SignatureTree._get(signature)
-        message.body = body
-        message.serial = serial
-        return message
+    def _decode_body(self, buf, start, kind, signature, body_start, end) -> list | None:
+        if not signature:
+            return []
+        try:
+            return decode_body(buf, start, body_start, end, signature)
+        except _Undecodable:
+            return None
 
 
 @dataclass(frozen=True)
