@@ -696,6 +696,12 @@ def cross_field_problems(data: Mapping[str, Any],
             and get(longest) < get(base):
         found.append((longest, f"must be at least planner.tariff.refresh.backoff_base_s "
                                f"({_show(get(base))} s), got {_show(get(longest))}"))
+    warning, critical = ("carbon", "budget", "warning_pct"), ("carbon", "budget", "critical_pct")
+    if usable(warning, critical) and _is_number(get(warning)) and _is_number(get(critical)) \
+            and get(warning) >= get(critical):
+        found.append((warning, f"must be below carbon.budget.critical_pct "
+                               f"({_show(get(critical))} %): a warning at or above the "
+                               f"critical level is never seen, got {_show(get(warning))}"))
     web_port = ("web", "port")
     for base in bases:
         ocpp_port = base + ("ocpp", "port")

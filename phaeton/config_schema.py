@@ -78,8 +78,8 @@ def _carbon_with_budget() -> dict[str, Any]:
         "(log, D-Bus, web UI, GX notification).", {
             "site": _budget_pair("site (house + cars)"),
             "car": _budget_pair("cars (all chargers together)"),
-            "warning_pct": _number(80, "Usage that raises the warning (at or above "
-                                   "critical_pct only the critical is seen).", "%", minimum=1, maximum=1000),
+            "warning_pct": _number(80, "Usage that raises the warning; must be below "
+                                   "critical_pct.", "%", minimum=1, maximum=1000),
             "critical_pct": _number(95, "Usage that raises the critical level.", "%",
                                     minimum=1, maximum=1000),
         })

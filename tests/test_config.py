@@ -357,6 +357,15 @@ def test_stale_timeout_must_exceed_the_tick(tmp_path):
         "control.stale_after_s", 6, "must be longer than control.tick_s (5), got 5")
 
 
+def test_carbon_budget_warning_must_be_below_the_critical_level(tmp_path):
+    problem = only_problem(tmp_path, MINIMAL + "carbon:\n  budget:\n    warning_pct: 95\n")
+    assert (problem.key_path, problem.line) == ("carbon.budget.warning_pct", 6)
+    assert problem.message == ("must be below carbon.budget.critical_pct (95 %): a warning at "
+                               "or above the critical level is never seen, got 95")
+    assert load_config(write(tmp_path, MINIMAL + "carbon:\n  budget:\n    warning_pct: 90\n"
+                             "    critical_pct: 99\n")).carbon.budget.warning_pct == 90
+
+
 def test_empty_window_and_window_current_outside_charger_range(tmp_path):
     problems = problems_of(tmp_path, MINIMAL + textwrap.dedent("""\
         schedule:
