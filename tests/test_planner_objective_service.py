@@ -46,6 +46,10 @@ async def test_the_owner_switches_the_plan_from_cheapest_to_greenest(gx, tmp_pat
         cheapest = service.current_plan()
         assert cheapest.objective == "cost" and cheapest.co2_kg is not None
         assert service.plan_dict()["co2_kg"] == pytest.approx(cheapest.co2_kg)
+        # each slot carries the grid's intensity the plan used (the plan page draws it)
+        slots = service.plan_dict()["slots"]
+        assert [s["intensity_g_per_kwh"] for s in slots[:3]] == [700.0, 700.0, 700.0]
+        assert 100.0 in [s["intensity_g_per_kwh"] for s in slots]
         night = slice(0, 30)                           # 22:26 to 06:00: cheap and dirty
         assert cheapest.battery_charge_kwh[night].sum() > 1.0          # charges at night
 
@@ -73,6 +77,7 @@ async def test_without_a_carbon_source_the_plan_has_no_co2_and_a_carbon_objectiv
         await wait_for(lambda: service.plans_made == 1)
         plan = service.current_plan()
         assert plan.co2_kg is None
+        assert {s["intensity_g_per_kwh"] for s in service.plan_dict()["slots"]} == {None}
         assert any("intensity" in w or "carbon" in w for w in plan.warnings), plan.warnings
     finally:
         await service.stop()

@@ -36,7 +36,7 @@ CHARGER_KEYS = ("mode", "start_stop", "set_current_a", "min_current_a", "max_cur
                 "charger_max_current_a", "phases", "phases_in_use", "auto_start", "status_code",
                 "status_text", "reason", "bound_by", "charger", "surplus_w", "session")
 #: The site's keys of the status.
-SITE_KEYS = ("time", "power", "readings_stale", "readings_age_s")
+SITE_KEYS = ("time", "power", "readings_stale", "readings_age_s", "carbon")
 
 
 def initial_status(config: dict) -> dict:
@@ -56,7 +56,7 @@ def initial_status(config: dict) -> dict:
                   "grid_current_a": [10.4, 10.0, 10.0], "fuse_a": float(config["site"]["fuse_a"]),
                   "house_w": 650.0, "battery_w": -500.0, "battery_soc_pct": 64.0,
                   "ev_w": 11040.0},
-        "readings_stale": False, "readings_age_s": 0.4, "surplus_w": None,
+        "readings_stale": False, "readings_age_s": 0.4, "surplus_w": None, "carbon": None,
         "session": {"active": True, "energy_kwh": 7.25, "duration_s": 2520.0, "cost": 1.81,
                     "currency": "EUR", "solar_share": 0.38, "peak_w": 11100.0},
     }

@@ -119,6 +119,7 @@ def plan_as_dict(problem: PlanProblem, plan: Plan, baseline: Plan, tz: str,
                  notes: list[str]) -> dict[str, Any]:
     """Everything the table shows, as plain JSON-able data."""
     zone = ZoneInfo(tz)
+    intensity = getattr(problem, "import_intensity_g_per_kwh", None)
     slots = []
     for t in range(plan.slot_count):  # SoC: None without a home battery
         start = float(plan.slot_start_s[t])
@@ -132,6 +133,7 @@ def plan_as_dict(problem: PlanProblem, plan: Plan, baseline: Plan, tz: str,
             "battery_kwh": _num(plan.battery_charge_kwh[t] - plan.battery_discharge_kwh[t]),
             "ev_kwh": _num(plan.ev_kwh[t]),
             "grid_kwh": _num(plan.grid_import_kwh[t] - plan.grid_export_kwh[t]),
+            "intensity_g_per_kwh": None if intensity is None else _num(intensity[t]),
             "soc_pct": _num(100.0 * plan.soc[t + 1]) if problem.battery is not None else None,
             "why": plan.reasons[t],
         })

@@ -52,6 +52,8 @@
     return node;
   }
 
+  const OBJECTIVES = { carbon: "CO2", cost_with_carbon_price: "cost plus a carbon price" };
+
   // The planner's plan (phaeton plan --json shape): price curve, PV and house-load forecasts,
   // planned EV energy, and what the planner does with the battery (or why it does not).
   function renderPlan(plan) {
@@ -65,6 +67,8 @@
       el("dt", { text: "Planned cost" }), el("dd", { text: money(plan.total_cost_eur) }),
       el("dt", { text: "Savings" }), el("dd", { text: money(plan.savings_eur) }),
       el("dt", { text: "EV energy" }), el("dd", { text: typeof plan.ev_delivered_kwh === "number" ? plan.ev_delivered_kwh.toFixed(1) + " kWh" : "—" }),
+      typeof plan.co2_kg === "number" ? [el("dt", { text: "CO2" }), el("dd", { id: "plan-co2", text: plan.co2_kg.toFixed(1) + " kg" })] : null,
+      plan.objective && plan.objective !== "cost" ? [el("dt", { text: "Minimises" }), el("dd", { id: "plan-objective", text: OBJECTIVES[plan.objective] || plan.objective })] : null,
       plan.strategy ? [el("dt", { text: "Strategy" }), el("dd", { text: plan.strategy.replace("_", " ") })] : null,
       state["/Planner/Reason"] ? [el("dt", { text: "Battery" }), el("dd", { id: "plan-battery", text: state["/Planner/Reason"] })] : null,
       plan.shortfall ? [el("dt", { text: "Shortfall" }), el("dd", { text: plan.shortfall.ev_kwh + " kWh: " + plan.shortfall.reason })] : null));
@@ -98,16 +102,28 @@
     line((s) => energy(s, "pv_kwh"), yKwh, "plan-pv");
     line((s) => energy(s, "load_kwh"), yKwh, "plan-load");
     line((s) => (typeof s.import_eur_per_kwh === "number" ? s.import_eur_per_kwh : null), y, "plan-price");
+    // the grid's carbon intensity on its own scale, 0 at the chart's floor (only with a carbon source)
+    const intensity = (s) => (typeof s.intensity_g_per_kwh === "number" ? s.intensity_g_per_kwh : null);
+    const grams = slots.map(intensity).filter((v) => v !== null);
+    const maxGrams = Math.max(1, ...grams);
+    line(intensity, (g) => height - 20 - (g / maxGrams) * (height - 42), "plan-carbon");
     const label = svg("text", { x: 2, y: 12 });
     label.textContent = "price " + low.toFixed(2) + "–" + top.toFixed(2) + " €/kWh; up to " + maxKwh.toFixed(2) + " kWh: EV bars, PV and house lines";
     chart.append(label);
+    if (grams.length) {
+      const carbonLabel = svg("text", { x: 2, y: 24, class: "plan-carbon-label" });
+      carbonLabel.textContent = "grid CO2 " + Math.round(Math.min(...grams)) + "–" + Math.round(maxGrams) + " g/kWh (green line)";
+      chart.append(carbonLabel);
+    }
     box.append(chart);
     const time = (s) => new Date(s.start_s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const num = (v, d) => (typeof v === "number" ? v.toFixed(d) : "—");
     box.append(el("div", { class: "scroll" }, el("table", { id: "plan-table" },
-      el("thead", {}, el("tr", {}, ["Start", "€/kWh", "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ["Start", "€/kWh", grams.length ? "g CO2/kWh" : null, "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"]
+        .filter(Boolean).map((h) => el("th", { text: h })))),
       el("tbody", {}, slots.slice(0, 192).map((s) => el("tr", {},
         el("td", { text: time(s) }), el("td", { class: "num", text: num(s.import_eur_per_kwh, 3) }),
+        grams.length ? el("td", { class: "num carbon", text: num(s.intensity_g_per_kwh, 0) }) : null,
         el("td", { class: "num", text: num(s.pv_kwh, 2) }), el("td", { class: "num", text: num(s.load_kwh, 2) }),
         el("td", { class: "num", text: num(s.ev_kwh, 2) }), el("td", { class: "num", text: num(s.battery_kwh, 2) }),
         el("td", { class: "num", text: typeof s.soc_pct === "number" ? Math.round(s.soc_pct) + " %" : "—" }),
