@@ -63,6 +63,9 @@ def test_the_country_table_is_ember_2023():
     assert COUNTRY_G_PER_KWH["DE"] == 381 and COUNTRY_G_PER_KWH["FR"] == 56
     assert COUNTRY_G_PER_KWH["PL"] == 662 and COUNTRY_G_PER_KWH["SE"] == 41
     assert country_intensity("at") == 111
+    assert COUNTRY_G_PER_KWH["GB"] == 238 and COUNTRY_G_PER_KWH["US"] == 369
+    assert COUNTRY_G_PER_KWH["IT"] == 331 and country_intensity("nl") == 268
+    assert len(COUNTRY_G_PER_KWH) == 37 and "IS" not in COUNTRY_G_PER_KWH  # no 2023 value
     with pytest.raises(ValueError, match="no average intensity for country 'XX'"):
         country_intensity("XX")
 
