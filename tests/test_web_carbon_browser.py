@@ -3,7 +3,9 @@ banner follow the live status, the sessions page shows kg CO2 per session and pe
 the plan page draws the grid's intensity beside the prices."""
 from __future__ import annotations
 
+import yaml
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 from phaeton.control.carbon_budget import BudgetStatus
@@ -11,8 +13,8 @@ from phaeton.snapshot import CarbonPeriod, CarbonView
 from phaeton.store.sessions import ChargingSession
 from phaeton.web.status import carbon_status
 from tests.test_web_browser import (base_url, browser, fresh_page, in_thread,  # noqa: F401
-                                    text_of, wait_for_text)
-from tests.web_fixtures import backend, client  # noqa: F401
+                                    log_in, text_of, wait_for_text)
+from tests.web_fixtures import PASSWORD, backend, client  # noqa: F401
 
 JAN = 1_767_225_600          # 2026-01-01 00:00 UTC
 
@@ -147,3 +149,35 @@ async def test_the_plan_page_draws_the_grid_intensity_beside_the_prices(browser,
     header = await in_thread(lambda: [h.text for h in browser.find_elements(
         By.CSS_SELECTOR, "#plan-table thead th")])
     assert "g CO2/kWh" not in header
+
+
+async def test_the_owner_picks_the_greenest_plan_and_budget_levels_in_the_settings(
+        browser, client, backend):
+    """planner.objective and the carbon budget are in the settings form; a warning level at or
+    above the critical one is refused there with its reason and nothing is saved."""
+    before = backend.config_file.read_text()
+    await in_thread(log_in, browser, base_url(client), PASSWORD, "/settings")
+
+    def fill(warning: str) -> None:
+        objective = WebDriverWait(browser, 10).until(
+            lambda d: d.find_element(By.ID, "cfg-planner.objective"))
+        Select(objective).select_by_visible_text("carbon")
+        for key, value in (("warning_pct", warning), ("critical_pct", "90")):
+            field = browser.find_element(By.ID, "cfg-carbon.budget." + key)
+            field.clear()
+            field.send_keys(value)
+        browser.find_element(By.ID, "save-settings").click()
+    await in_thread(fill, "90")
+    problem = await in_thread(wait_for_text, browser, "problem-carbon.budget.warning_pct",
+                              "must be below")
+    assert problem.strip() == ("carbon.budget.warning_pct: must be below "
+                               "carbon.budget.critical_pct (90 %): a warning at or above the "
+                               "critical level is never seen, got 90")
+    assert backend.config_file.read_text() == before
+
+    await in_thread(fill, "70")
+    await in_thread(wait_for_text, browser, "settings-message", "saved")
+    saved = yaml.safe_load(backend.config_file.read_text())
+    assert saved["planner"]["objective"] == "carbon"
+    assert saved["carbon"]["budget"]["warning_pct"] == 70
+    assert saved["carbon"]["budget"]["critical_pct"] == 90
