@@ -153,7 +153,13 @@ class FakeProvider:
                     "emissionFactorType": "lifecycle", "isEstimated": False}
             if self.fault == "missing-field" and endpoint == "history" and t == hour - 3600:
                 del item["carbonIntensity"]
+            if self.fault == "null-hour" and endpoint == "history" and t == hour - 3600:
+                item["carbonIntensity"] = None       # the API has no value for that hour
             return item
+
+        if endpoint == "forecast" and self.fault == "free-tier":
+            return web.json_response({"message": "Your plan does not include this endpoint"},
+                                     status=403)
 
         if endpoint == "latest":
             return self._json(entry(hour, self._value(250)))
@@ -346,6 +352,34 @@ async def test_electricity_maps_without_forecast_and_with_a_wrong_token():
         assert series.end_s == NOW // 3600 * 3600 + 3600
         with pytest.raises(CarbonAuthError, match="check the API token"):
             await make("emaps", url, token="wrong").refresh()
+
+
+async def test_electricity_maps_skips_an_hour_without_a_value():
+    provider = FakeProvider()
+    provider.fault = "null-hour"
+    async with serving(provider) as url:
+        series = await make("emaps", url, forecast=False).intensity(NOW)
+    hour = NOW // 3600 * 3600
+    assert series.intensity_at(hour - 2 * 3600) == 200
+    assert series.intensity_at(hour - 3600 + 60) is None    # that hour is left out
+    assert len(series) == 24                     # 23 history hours and the latest
+
+
+async def test_electricity_maps_free_tier_without_forecast_still_gives_the_past_and_says_so(
+        caplog):
+    provider = FakeProvider()
+    provider.fault = "free-tier"
+    async with serving(provider) as url:
+        source = make("emaps", url)
+        with caplog.at_level("WARNING"):
+            series = await source.intensity(NOW)
+            await source.refresh()
+    hour = NOW // 3600 * 3600
+    assert series.intensity_at(hour - 5 * 3600) == 200 and series.intensity_at(NOW) == 250
+    assert series.end_s == hour + 3600                          # no forecast
+    warnings = [r.getMessage() for r in caplog.records if "forecast not available" in r.message]
+    assert len(warnings) == 1                                   # said once, not every refresh
+    assert "HTTP 403" in warnings[0] and "forecast: false" in warnings[0]
 
 
 async def test_file_at_a_url():

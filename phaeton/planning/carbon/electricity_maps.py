@@ -9,17 +9,24 @@ GET {url}/v3/carbon-intensity/forecast?zone=DE   {"zone": "DE", "forecast": [{"c
                                                   ..., "datetime": ...}, ...], "updatedAt": ...}
 Every request carries the token in the header `auth-token`. `datetime` is the start of the
 hour the value holds for. Measured values (latest, history) win over the forecast.
+
+Checked against public clients, not the live API (none here): `carbonIntensity` can be null in
+the history (carbon-aware-sdk's history model has it nullable): such an hour is left out, not
+the whole answer. The free personal tier has latest and history but no forecast
+(docs.electricitymaps.com; evcc's electricitymaps-free template): a refused forecast keeps
+the history and latest and says, once, to set `forecast: false`.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
-from phaeton.planning.carbon.base import FetchingCarbonSource
+from phaeton.planning.carbon.base import CarbonError, CarbonRateLimited, FetchingCarbonSource
 from phaeton.planning.carbon.factory import CarbonContext, construct
 from phaeton.planning.carbon.schedule import CarbonRefresh
 from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite_number
@@ -27,6 +34,8 @@ from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite
 EMAPS_URL = "https://api.electricitymap.org"
 NAME = "electricity_maps"
 HOUR_S = 3600
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ def _entries_to_series(entries, what: str, fetched_at_s: float) -> CarbonSeries:
                 or "carbonIntensity" not in entry:
             raise CarbonDataError(f"{NAME}: {what} entry {number} lacks datetime or "
                                   f"carbonIntensity")
+        if entry["carbonIntensity"] is None:
+            continue            # no value for that hour (the API's null): left out
         starts.append(_utc_s(entry["datetime"], f"{what} entry {number} datetime"))
         values.append(finite_number(entry["carbonIntensity"],
                                     f"{NAME}: {what} entry {number} carbonIntensity"))
@@ -126,6 +137,7 @@ class ElectricityMaps(FetchingCarbonSource):
                  refresh: CarbonRefresh | None = None, clock: Clock = REAL_CLOCK,
                  timeout_s: float = 20.0):
         self.config = config
+        self._forecast_problem: str | None = None   # the last refused forecast, said once
         super().__init__(source=NAME, cache_path=cache_path, refresh=refresh, clock=clock,
                          timeout_s=timeout_s)
 
@@ -139,12 +151,23 @@ class ElectricityMaps(FetchingCarbonSource):
             params={"zone": self.config.zone}, headers={"auth-token": self.config.token})
 
     async def _fetch(self, now_s: float) -> CarbonSeries:
-        series = CarbonSeries.empty(NAME, now_s)
-        if self.config.forecast:
-            series = series.merged_with(parse_forecast(await self._get("forecast"), now_s))
-        series = series.merged_with(parse_history(await self._get("history"), now_s))
-        series = series.merged_with(parse_latest(await self._get("latest"), now_s))
-        return series
+        measured = parse_history(await self._get("history"), now_s)
+        measured = measured.merged_with(parse_latest(await self._get("latest"), now_s))
+        if not self.config.forecast:
+            return measured
+        try:
+            forecast = parse_forecast(await self._get("forecast"), now_s)
+        except CarbonRateLimited:
+            raise
+        except CarbonError as exc:       # refused or failed; garbage (CarbonDataError) raises
+            if str(exc) != self._forecast_problem:
+                log.warning("%s: forecast not available, planning with the past 24 h only: "
+                            "%s (the free personal tier has no forecast: set "
+                            "carbon.electricity_maps.forecast: false)", NAME, exc)
+            self._forecast_problem = str(exc)
+            return measured
+        self._forecast_problem = None
+        return forecast.merged_with(measured)      # measured values win
 
 
 def source_from_section(settings: dict, context: CarbonContext) -> ElectricityMaps:

@@ -206,7 +206,8 @@ register(CarbonKind(
         "zone": parts.string("DE", "Electricity Maps zone such as DE, FR or GB.",
                              min_length=1, max_length=32, pattern=r"^[A-Z]{2}(-[A-Z0-9-]+)?$",
                              hint='a zone such as "DE", "GB" or "US-CAL-CISO"'),
-        "forecast": parts.boolean(True, "Fetch the forecast too (needs a plan that has it)."),
+        "forecast": parts.boolean(True, "Fetch the forecast too (the free tier has none: "
+                                  "set false)."),
     })))
 
 register(CarbonKind(
