@@ -2,8 +2,10 @@
 and it stops leaving no dbus-daemon or temporary directory behind."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,3 +107,39 @@ def test_ctrl_c_in_the_terminal_stops_the_demo_cleanly():
     assert "phaeton demo stopped" in out
     assert "Traceback" not in err and "failed" not in err, err
     assert _daemons_for(address) == []
+
+
+async def test_the_logs_page_of_phaeton_demo_shows_the_demos_log_lines():
+    """`phaeton demo` as an owner starts it: the web UI's Logs API has the service's INFO lines
+    (the console shows warnings only)."""
+    from phaeton.sim.world import free_tcp_port
+    port = free_tcp_port()
+    own = tempfile.mkdtemp(prefix="pdl-")     # short: the bus socket path must fit 108 bytes
+    env = dict(os.environ, TMPDIR=own)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "phaeton", "demo", "--speed", "60", "--port", str(port),
+        "--seconds", "60", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=env)
+    try:
+        async def banner() -> None:
+            while b"web UI" not in await process.stdout.readline():
+                assert process.returncode is None, "the demo ended before it was up"
+        await asyncio.wait_for(banner(), 60)
+        messages: list[str] = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                async with session.get(f"http://127.0.0.1:{port}/api/logs",
+                                       params={"level": "INFO"}) as response:
+                    assert response.status == 200
+                    records = (await response.json())["records"]
+                messages = [r["message"] for r in records if r["logger"].startswith("phaeton")]
+                if any("planner: new" in m for m in messages):
+                    break
+                await asyncio.sleep(0.1)
+        assert any("planner: new" in m for m in messages), messages
+        assert {r["level"] for r in records} >= {"INFO"}
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 30)
+        shutil.rmtree(own, ignore_errors=True)

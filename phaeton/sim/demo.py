@@ -171,14 +171,22 @@ def local_tz_name() -> str:
 
 
 async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
-                   seconds: float | None = None, ready=None, chargers: int = 1) -> int:
+                   seconds: float | None = None, ready=None, chargers: int = 1,
+                   log_buffer: LogBuffer | None = None) -> int:
     """Run until SIGINT/SIGTERM or `seconds`; `ready(world, app, url)` is called once up.
-    `chargers` 2: an Alfen double station; 3: and an OCPP charge point (see the module)."""
+    `chargers` 2: an Alfen double station; 3: and an OCPP charge point (see the module).
+    `log_buffer`: the handler the logging setup feeds (the web UI's Logs page shows it);
+    without one, a buffer of its own is hooked to the root logger while the demo runs."""
     if chargers != 1 and ocpp:
         raise ValueError("--ocpp is the one-charger demo with an OCPP charger; --chargers 3 "
                          "has an OCPP charge point besides the Alfen double station")
     directory = tempfile.mkdtemp(prefix="phaeton-demo-")
-    buffer = LogBuffer()
+    buffer = log_buffer if log_buffer is not None else LogBuffer()
+    root = logging.getLogger()
+    hooked = buffer not in root.handlers
+    if hooked:
+        buffer.setLevel(logging.INFO)
+        root.addHandler(buffer)
     script: asyncio.Task | None = None
     try:
         async with SimWorld(speed=speed, charger="ocpp" if ocpp else "alfen",
@@ -225,6 +233,8 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
                 await app.stop()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        if hooked:
+            root.removeHandler(buffer)
     print("phaeton demo stopped", flush=True)
     return 0
 
@@ -254,7 +264,8 @@ def run_from_cli(args) -> int:
               "point to the Alfen double station (use one or the other)", file=sys.stderr)
         return 2
     return asyncio.run(run_demo(speed=args.speed, ocpp=args.ocpp, port=args.port,
-                                seconds=getattr(args, "seconds", None), chargers=chargers))
+                                seconds=getattr(args, "seconds", None), chargers=chargers,
+                                log_buffer=buffer))
 
 
 if __name__ == "__main__":
