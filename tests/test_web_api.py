@@ -123,6 +123,19 @@ async def test_mode_write_changes_the_dbus_path_and_the_status(client, backend):
     assert (await (await client.get("/api/status")).json())["mode"] == 1
 
 
+async def test_a_bad_mode_is_refused_with_the_value_and_what_is_allowed(client, backend):
+    headers = await login(client)
+    response = await client.post("/api/mode", json={"mode": "turbo"}, headers=headers)
+    assert response.status == 422
+    assert (await response.json())["error"] == (
+        "mode must be a number or one of manual, auto, scheduled, got text 'turbo'")
+    response = await client.post("/api/mode", json={"mode": 7}, headers=headers)
+    assert response.status == 422
+    assert (await response.json())["error"] == (
+        "mode = 7 refused: allowed is 0 manual, 1 auto, 2 scheduled")
+    assert backend.service["/Mode"] == 0
+
+
 @pytest.mark.parametrize("url, body, path, expected", [
     ("/api/startstop", {"start_stop": "stop"}, "/StartStop", 0),
     ("/api/current", {"current_a": 10.5}, "/SetCurrent", 10.5),
@@ -149,9 +162,9 @@ async def test_bearer_password_writes_without_a_session(client, backend):
 
 
 @pytest.mark.parametrize("body, status, words", [
-    ({"current_a": 40}, 422, "allowed is 0..16 A"),
+    ({"current_a": 40}, 422, "current_a = 40 refused: allowed is 0 (pause) or 6..16 A"),
     ({"current_a": -1}, 422, "refused"),
-    ({"current_a": "ten"}, 422, "current_a must be a number, got text"),
+    ({"current_a": "ten"}, 422, "current_a must be a number, got text 'ten'"),
     ({"current_a": True}, 422, "got true/false"),
     ({"current_a": None}, 422, "got null"),
     ({"current_a": [6]}, 422, "got a list"),

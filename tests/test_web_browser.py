@@ -128,7 +128,7 @@ async def test_controls_without_login_are_refused_and_say_so(browser, client, ba
     await in_thread(wait_for_text, browser, "pv-w", "kW")
     await in_thread(lambda: browser.find_element(By.ID, "mode-2").click())
     message = await in_thread(wait_for_text, browser, "control-message", "log in")
-    assert "Log in" in message
+    assert message == "log in first: writing needs the web password Log in"   # said once
     assert backend.service["/Mode"] == 0
 
 

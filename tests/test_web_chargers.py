@@ -133,7 +133,7 @@ async def test_a_refused_value_names_the_second_chargers_range(client2, backend2
                                   headers=headers)
     assert response.status == 422
     data = await response.json()
-    assert "current_a = 40 refused: allowed is 0..16 A" in data["error"]
+    assert "current_a = 40 refused: allowed is 0 (pause) or 6..16 A" in data["error"]
     assert data["charger_id"] == SECOND and data["path"] == "/SetCurrent"
     response = await client2.post(f"/api/chargers/{SECOND}/phases", json={"phases": 2},
                                   headers=headers)

@@ -93,6 +93,13 @@ async def test_writes_by_id_reach_only_that_chargers_service_and_sessions_name_i
         assert response.status == 200
         assert app.loadpoint("right").choices.set_current_a == 9.0
         assert app.loadpoint("left").choices.set_current_a == 16.0
+        # below the charger's minimum a car does not charge: refused, and the text says 0 pauses
+        response = await client.post("/api/chargers/right/current", json={"current_a": 3},
+                                     headers=BEARER)
+        assert response.status == 422
+        assert "current_a = 3 refused: allowed is 0 (pause) or 6..16 A" in \
+            (await response.json())["error"]
+        assert app.loadpoint("right").choices.set_current_a == 9.0
         await gx.until(lambda: app.status()["chargers"][1]["set_current_a"] == 9.0, 10,
                        "the status of the right charger")
         status = await (await client.get("/api/chargers/right/status")).json()

@@ -40,20 +40,27 @@ def _fixed(text: str) -> Callable[[dict], str]:
     return lambda _status: text
 
 
-def _amps(low_key: str | None, high_key: str) -> Callable[[dict], str]:
+def _amps(low_key: str, high_key: str) -> Callable[[dict], str]:
     def describe(status: dict) -> str:
-        low = status.get(low_key) if low_key else 0
-        high = status.get(high_key)
+        low, high = status.get(low_key), status.get(high_key)
         if low is None or high is None:
             return "the charger's current range"
         return f"{low:g}..{high:g} A"
     return describe
 
 
+def _charge_current(status: dict) -> str:
+    """/SetCurrent: 0 pauses; below the charger's minimum a car does not charge."""
+    low, high = status.get("min_current_a"), status.get("charger_max_current_a")
+    if low is None or high is None:
+        return "0 (pause) or the charger's current range"
+    return f"0 (pause) or {low:g}..{high:g} A"
+
+
 CONTROLS = (
     Control("mode", "mode", "/Mode", MODE_NAMES, _fixed("0 manual, 1 auto, 2 scheduled")),
     Control("startstop", "start_stop", "/StartStop", START_STOP_NAMES, _fixed("0 stop, 1 start")),
-    Control("current", "current_a", "/SetCurrent", {}, _amps(None, "charger_max_current_a")),
+    Control("current", "current_a", "/SetCurrent", {}, _charge_current),
     Control("max_current", "max_current_a", "/MaxCurrent", {},
             _amps("min_current_a", "charger_max_current_a")),
     Control("phases", "phases", "/SetPhases", {}, _fixed("1 or 3")),
@@ -123,7 +130,8 @@ def make_write_handler(control: Control, *, by_id: bool = False):
             value = control.words[value.strip().lower()]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             words = f" or one of {', '.join(control.words)}" if control.words else ""
-            fail(422, f"{control.key} must be a number{words}, got {json_kind(value)}")
+            fail(422, f"{control.key} must be a number{words}, got {json_kind(value)}"
+                      f"{_echo(value)}")
         backend = request.app[BACKEND]
         if charger_id is None:
             code = await backend.write(control.path, value)
@@ -151,6 +159,11 @@ def make_write_handler(control: Control, *, by_id: bool = False):
 
     handle.__name__ = f"post_{'charger_' if by_id else ''}{control.name}"
     return handle
+
+
+def _echo(value: Any) -> str:
+    """The refused text, quoted and cut short (other kinds say enough by their kind)."""
+    return f" {value[:40]!r}" if isinstance(value, str) else ""
 
 
 async def get_session(request: web.Request) -> web.Response:

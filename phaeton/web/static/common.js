@@ -40,7 +40,7 @@ const phaeton = (() => {
 
   function explain(result) {
     const error = (result.data && result.data.error) || ("error " + result.status);
-    if (result.status === 401) return error + " — log in first.";
+    if (result.status === 401 && !/log in/i.test(error)) return error + " — log in first.";
     return error;
   }
 
