@@ -17,6 +17,7 @@ import sys
 from functools import partial
 from typing import Any
 
+from velib.address import missing_socket, system_bus_address
 from velib.settings import SettingsClient
 
 from phaeton.chargers.factory import build_charger
@@ -252,6 +253,14 @@ def setup_logging(level: str, buffer: LogBuffer) -> None:
 
 
 async def run_service(config: Config, config_path: str | None, log_buffer: LogBuffer) -> int:
+    address = system_bus_address()
+    socket_path = missing_socket(address)
+    if socket_path is not None:       # before anything is created on disk
+        log.error("phaeton could not start: no system D-Bus at %s (socket %s does not exist); "
+                  "the address comes from DBUS_SYSTEM_BUS_ADDRESS when set, else the standard "
+                  "socket. On a GX it is always there; on a PC try `phaeton demo`.",
+                  address, socket_path)
+        return 1
     service = Phaeton(config, config_path=config_path, log_buffer=log_buffer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -260,7 +269,8 @@ async def run_service(config: Config, config_path: str | None, log_buffer: LogBu
     try:
         await service.start()
     except Exception as exc:
-        log.error("phaeton could not start: %s", exc)
+        bus = f" (system D-Bus at {address})" if isinstance(exc, OSError) else ""
+        log.error("phaeton could not start%s: %s", bus, exc)
         await service.stop()
         return 1
     await stop.wait()

@@ -143,3 +143,42 @@ def test_missing_module_is_one_clear_line_and_exit_2(fake_modules, monkeypatch, 
 def test_subcommands_point_at_the_agreed_modules():
     assert cli.SUBCOMMAND_MODULES == {"run": "phaeton.app", "demo": "phaeton.sim.demo",
                                       "plan": "phaeton.planner.cli"}
+
+
+def _run_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        data_dir: {tmp_path / 'data'}
+        charger:
+          protocol: alfen
+          alfen: {{host: 127.0.0.1}}
+        web: {{enabled: false}}
+        """))
+    return path
+
+
+def test_run_without_a_dbus_names_the_address_and_creates_nothing(tmp_path):
+    address = f"unix:path={tmp_path / 'no_bus_socket'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "phaeton", "run", "--config", str(_run_config(tmp_path))],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "DBUS_SYSTEM_BUS_ADDRESS": address})
+    assert result.returncode == 1
+    assert f"phaeton could not start: no system D-Bus at {address}" in result.stderr
+    assert "DBUS_SYSTEM_BUS_ADDRESS" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml"]   # no data dir
+
+
+def test_run_with_a_dead_bus_socket_names_the_address(tmp_path):
+    import socket
+    path = tmp_path / "dead_bus"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))                       # a socket file nobody listens on
+    dead.close()
+    address = f"unix:path={path}"
+    result = subprocess.run(
+        [sys.executable, "-m", "phaeton", "run", "--config", str(_run_config(tmp_path))],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "DBUS_SYSTEM_BUS_ADDRESS": address})
+    assert result.returncode == 1
+    assert f"phaeton could not start (system D-Bus at {address}):" in result.stderr
