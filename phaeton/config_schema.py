@@ -394,7 +394,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                           "addresses)."),
             "port": _port(8088, "TCP port of the web server."),
             "password_hash": _formatted(_string(
-                None, "Hash of the web UI password (set from the web UI); null = no password.",
+                None, "Hash of the web UI password (set by install.sh, set_password or the web UI's login page); null = no password yet.",
                 nullable=True, min_length=1, max_length=1024), "password-hash"),
         }),
         "planner": _PLANNER,

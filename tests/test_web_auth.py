@@ -245,3 +245,49 @@ def test_right_passwords_do_not_count_towards_the_overall_limit():
     limiter.record_failure("someone")
     assert not limiter.under_attack()
     assert limiter.retry_after_s("someone") == 0
+
+
+# ---- the first password, from the web UI ---------------------------------------------------
+
+async def test_the_first_password_is_set_from_the_web_ui_and_keeps_the_configs_comments(
+        backend):
+    text = "# my phaeton\n" + backend.config_file.read_text() + "# the end, kept\n"
+    backend.config_file.write_text(text)
+    client = await start_client(backend, password_hash=None)
+    try:
+        assert (await (await client.get("/api/session")).json())["password_set"] is False
+        response = await client.post("/api/mode", json={"mode": 1})
+        assert response.status == 403
+        assert "set one on the login page" in (await response.json())["error"]
+        response = await client.post("/api/password", json={"new_password": "short"})
+        assert response.status == 422 and "8 characters" in (await response.json())["error"]
+        response = await client.post("/api/password", json={"new_password": "first-one-9"},
+                                     headers={"Origin": "http://evil.example"})
+        assert response.status == 403                                   # not cross-site
+        response = await client.post("/api/password", json={"new_password": "first-one-9"})
+        assert response.status == 200, await response.text()
+        assert (await response.json())["message"] == "password set; log in with it"
+        saved = backend.config_file.read_text()
+        assert saved.startswith("# my phaeton\n") and "# the end, kept" in saved
+        assert verify_password("first-one-9", yaml.safe_load(saved)["web"]["password_hash"])
+        # from now on it is the password: a second "first" password is refused
+        response = await client.post("/api/password", json={"new_password": "second-one-9"})
+        assert response.status == 401
+        assert verify_password("first-one-9",
+                               yaml.safe_load(backend.config_file.read_text())["web"]
+                               ["password_hash"])
+        response = await client.post("/api/login", json={"password": "first-one-9"})
+        assert response.status == 200
+    finally:
+        await client.close()
+
+
+async def test_an_unusable_stored_hash_is_not_a_free_first_password(backend):
+    client = await start_client(backend, password_hash="md5:abc")
+    try:
+        before = backend.config_file.read_text()
+        response = await client.post("/api/password", json={"new_password": "takeover-9"})
+        assert response.status == 403
+        assert backend.config_file.read_text() == before
+    finally:
+        await client.close()

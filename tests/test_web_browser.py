@@ -384,3 +384,38 @@ async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mo
                 == "true"))
         finally:
             await app.stop()
+
+
+async def test_the_first_password_is_set_on_the_login_page_then_used_to_log_in(browser,
+                                                                                backend):
+    from tests.web_fixtures import start_client
+    client = await start_client(backend, password_hash=None)
+    try:
+        base = base_url(client)
+        await in_thread(fresh_page, browser, base + "/login?next=/settings")
+
+        def set_first(password: str, repeat: str) -> None:
+            WebDriverWait(browser, 10).until(
+                lambda d: d.find_element(By.ID, "first-card").is_displayed())
+            assert not browser.find_element(By.ID, "login-card").is_displayed()
+            for element_id, value in (("first-password", password), ("first-repeat", repeat)):
+                field = browser.find_element(By.ID, element_id)
+                field.clear()
+                field.send_keys(value)
+            browser.find_element(By.ID, "first-button").click()
+        await in_thread(set_first, "garage-door-7", "garage-door-8")
+        await in_thread(wait_for_text, browser, "first-message", "the two passwords differ")
+        assert "password_hash" not in backend.config_file.read_text()
+        await in_thread(set_first, "garage-door-7", "garage-door-7")
+        await in_thread(wait_for_text, browser, "login-message", "password set")
+        assert not await in_thread(lambda: browser.find_element(By.ID, "first-card")
+                                   .is_displayed())
+
+        def log_in_with_it() -> None:
+            browser.find_element(By.ID, "password").send_keys("garage-door-7")
+            browser.find_element(By.ID, "login-button").click()
+            WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith("/settings"))
+        await in_thread(log_in_with_it)
+        assert yaml.safe_load(backend.config_file.read_text())["web"]["password_hash"]
+    finally:
+        await client.close()

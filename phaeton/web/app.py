@@ -39,15 +39,16 @@ def create_web_app(backend: WebBackend, web_config: dict[str, Any], *,
             log.error("web.password_hash is unusable, web writes are disabled: %s", exc)
             password_hash = None
     else:
-        log.warning("no web password set: the web UI is read-only (set one with "
-                    "`python -m phaeton.web.set_password --config PATH`)")
+        log.warning("no web password set: the web UI is read-only until one is set on its "
+                    "login page or with `python -m phaeton.web.set_password --config PATH`")
     limiter = LoginRateLimiter(clock, per_client=int(web_config.get(
         "login_free_failures", 5)))
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     headers.add_to(app)
     app[BACKEND] = backend
     app[CLOCK] = clock
-    app[AUTH] = Authenticator(password_hash, clock, limiter=limiter)
+    app[AUTH] = Authenticator(password_hash, clock, limiter=limiter,
+                              first_password_allowed=not web_config.get("password_hash"))
     app[SSE_TASKS] = set()
     app[SSE_HEARTBEAT_S] = float(web_config.get("sse_heartbeat_s", 15.0))
     app[SSE_LIMIT] = StreamLimit(per_client=int(web_config.get("max_sse_per_client", 4)),

@@ -31,8 +31,9 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_LIFETIME_S = 12 * 3600
 MAX_SESSIONS = 64
 MAX_CONCURRENT_CHECKS = 2
-NO_PASSWORD_MESSAGE = ("writes are disabled: no web password is set; set one with "
-                       "`python -m phaeton.web.set_password --config /path/to/config.yaml`")
+NO_PASSWORD_MESSAGE = ("writes are disabled: no web password is set; set one on the login page "
+                       "(/login) or with `python -m phaeton.web.set_password --config "
+                       "/path/to/config.yaml`")
 
 
 @dataclass
@@ -47,8 +48,11 @@ class Authenticator:
     """Checks passwords (rate-limited), keeps login sessions and guards writes."""
 
     def __init__(self, password_hash: str | None, clock: Clock, *,
-                 limiter: LoginRateLimiter | None = None):
+                 limiter: LoginRateLimiter | None = None, first_password_allowed: bool = False):
         self.password_hash = password_hash
+        # the config has no password at all (not an unusable one): the first may come from the UI
+        self.first_password_allowed = first_password_allowed and not password_hash
+        self.first_password_lock = asyncio.Lock()
         self.clock = clock
         self.limiter = limiter or LoginRateLimiter(clock)
         self._sessions: dict[str, LoginSession] = {}

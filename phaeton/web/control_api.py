@@ -7,6 +7,7 @@ effect. `/api/<control>` acts on the first charger (the single-charger API);
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -20,6 +21,8 @@ from phaeton.web.config_file import read_file_config
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
 from phaeton.web.keys import AUTH, BACKEND
 from phaeton.web.passwords import hash_password
+
+log = logging.getLogger(__name__)
 
 MODE_NAMES = {"manual": 0, "auto": 1, "scheduled": 2}
 START_STOP_NAMES = {"stop": 0, "start": 1}
@@ -200,29 +203,58 @@ async def post_logout(request: web.Request) -> web.Response:
 async def post_password(request: web.Request) -> web.Response:
     """POST /api/password {"current_password", "new_password"}: change the web password.
 
-    Saved as web.password_hash in the config; every browser is logged out afterwards."""
+    Saved as web.password_hash in the config (comments and the rest of the file kept); every
+    browser is logged out afterwards. While the config has no password at all, the first one
+    is set with {"new_password"} alone (as evcc does; install.sh sets one at install)."""
     auth = request.app[AUTH]
+    if auth.first_password_allowed and not auth.password_set:
+        return await _first_password(request, auth)
     await auth.require_writer(request)
     body = await read_json_object(request)
     await auth.check_password(client_of(request), body.get("current_password"))
-    new = body.get("new_password")
-    if not isinstance(new, str):
-        fail(422, f"new_password must be text, got {json_kind(new)}")
-    try:
-        new_hash = hash_password(new)
-    except ValueError as exc:
-        fail(422, str(exc))
-    backend = request.app[BACKEND]
-    data = read_file_config(backend).config  # the file as it is now, hand edits included
-    data.setdefault("web", {})["password_hash"] = new_hash
-    problems = await backend.apply_config(data)
-    if problems:
-        fail(422, "the password could not be saved", problems=problems_json(problems))
-    auth.password_hash = new_hash
+    new_hash = _new_hash(body)
+    await _save_hash(request, new_hash)
     auth.end_all_sessions()
     response = json_response({"ok": True, "message": "password changed; log in again"})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+async def _first_password(request: web.Request, auth) -> web.Response:
+    refuse_cross_site(request)
+    body = await read_json_object(request)
+    unknown = sorted(set(body) - {"new_password", "current_password"})
+    if unknown:
+        fail(400, f"unknown key(s) {', '.join(map(repr, unknown))}; only 'new_password'")
+    new_hash = _new_hash(body)
+    async with auth.first_password_lock:
+        if auth.password_set:         # another browser was first
+            fail(409, "a web password was set meanwhile; log in with it")
+        await _save_hash(request, new_hash)
+        auth.first_password_allowed = False
+    log.warning("the first web password was set from the web UI by %s", client_of(request))
+    return json_response({"ok": True, "message": "password set; log in with it"})
+
+
+def _new_hash(body: dict) -> str:
+    new = body.get("new_password")
+    if not isinstance(new, str):
+        fail(422, f"new_password must be text, got {json_kind(new)}")
+    try:
+        return hash_password(new)
+    except ValueError as exc:
+        fail(422, str(exc))
+
+
+async def _save_hash(request: web.Request, new_hash: str) -> None:
+    """web.password_hash into the config file as it is now (hand edits included)."""
+    backend = request.app[BACKEND]
+    data = read_file_config(backend).config
+    data.setdefault("web", {})["password_hash"] = new_hash
+    problems = await backend.apply_config(data)
+    if problems:
+        fail(422, "the password could not be saved", problems=problems_json(problems))
+    request.app[AUTH].password_hash = new_hash
 
 
 def problems_json(problems: list) -> list[dict]:

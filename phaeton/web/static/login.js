@@ -12,8 +12,23 @@
   document.addEventListener("DOMContentLoaded", async () => {
     const state = await phaeton.loadSession();
     if (!state.password_set) {
-      show($("login-message"), "No web password is set, so the UI is read-only. Set one on the GX with: python -m phaeton.web.set_password --config /data/phaeton/config.yaml", "error");
+      // the first password: set here, then log in with it
+      $("first-card").hidden = false;
+      $("login-card").hidden = true;
     }
+    $("first-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if ($("first-password").value !== $("first-repeat").value) {
+        show($("first-message"), "the two passwords differ", "error");
+        return;
+      }
+      const result = await api("POST", "/api/password", { new_password: $("first-password").value });
+      if (!result.ok) { show($("first-message"), explain(result), "error"); return; }
+      show($("login-message"), result.data.message, "ok");
+      $("first-card").hidden = true;
+      $("login-card").hidden = false;
+      $("password").focus();
+    });
     if (state.logged_in) $("change-card").hidden = false;
     $("login-form").addEventListener("submit", async (event) => {
       event.preventDefault();
