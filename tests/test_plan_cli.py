@@ -62,7 +62,7 @@ def test_printed_total_cost_equals_the_lp_optimum(tmp_path):
     path = write_config(tmp_path)
     code, out, _ = run(path)
     assert code == 0
-    total = float(re.search(r"^Total cost: (-?[\d.]+)$", out, re.MULTILINE).group(1))
+    total = float(re.search(r"^Total cost: (-?[\d.]+) EUR$", out, re.MULTILINE).group(1))
     problem, _, baseline = rebuild(path)
     oracle = solve_lp(problem)
     assert total == pytest.approx(oracle.cost_eur, rel=0.01, abs=1e-3)
@@ -164,7 +164,7 @@ def test_phaeton_plan_on_the_demos_data_matches_the_lp_optimum(tmp_path):
     path.write_text(yaml.safe_dump(asyncio.run(config_of_the_demo())))
     code, out, err = run(str(path))
     assert code == 0, err
-    total = float(re.search(r"^Total cost: (-?[\d.]+)$", out, re.MULTILINE).group(1))
+    total = float(re.search(r"^Total cost: (-?[\d.]+) EUR$", out, re.MULTILINE).group(1))
     problem, _, _ = rebuild(str(path))
     assert total == pytest.approx(solve_lp(problem).cost_eur, rel=0.01, abs=1e-2)
 

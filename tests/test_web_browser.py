@@ -285,17 +285,17 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     backend.plan_data = {
         "slots": [{"start_s": start + i * 3600, "import_eur_per_kwh": 0.20 + 0.02 * i,
                    "export_eur_per_kwh": 0.05, "ev_kwh": 7.0 if i < 3 else 0.0,
-                   "battery_kwh": 0.0, "soc_pct": 50.0, "why": "cheapest hours for the EV"
+                   "battery_kwh": -0.001 if i == 7 else 0.0, "soc_pct": 50.0, "why": "cheapest hours for the EV"
                    if i < 3 else "idle", "pv_kwh": [0, 0, 0, 0.5, 1.5, 2.5, 1.5, 0.5][i],
                    "load_kwh": 0.3} for i in range(8)],
-        "total_cost_eur": 4.56, "savings_eur": 1.23, "ev_delivered_kwh": 21.0,
+        "total_cost_eur": 4.56, "savings_eur": 1.23, "ev_delivered_kwh": 21.0, "currency": "EUR",
         "shortfall": None, "warnings": ["prices after 18:00 are a forecast"],
         "strategy": "optimise",
         "state": {"/Planner/DessConflict": 1, "/Planner/Reason": "Victron Dynamic ESS is "
                   "active (VRM mode 1); phaeton does not write the battery schedule"}}
     await in_thread(fresh_page, browser, base_url(client) + "/schedule")
-    summary = await in_thread(wait_for_text, browser, "plan-summary", "1.23 €")
-    assert "4.56 €" in summary and "21.0 kWh" in summary
+    summary = await in_thread(wait_for_text, browser, "plan-summary", "1.23 EUR")
+    assert "4.56 EUR" in summary and "21.0 kWh" in summary
     assert "prices after 18:00 are a forecast" in await in_thread(text_of, browser, "plan")
     bars = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-chart rect"))
     assert len(bars) == 3
@@ -308,9 +308,20 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     assert len(pv) == 8 and min(pv) == pv[5]          # the PV forecast peaks at slot 5
     house = await in_thread(ys, "#plan-chart polyline.plan-load")
     assert len(set(house)) == 1                       # a flat house-load forecast
-    rows = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-table tbody tr"))
+    rows = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR,
+                                                         "#plan-table tbody tr.slot"))
     assert len(rows) == 8 and "cheapest hours for the EV" in rows[0].text
+    days = await in_thread(lambda: [r.text for r in browser.find_elements(
+        By.CSS_SELECTOR, "#plan-table tbody tr.day")])
+    assert 1 <= len(days) <= 2 and all(days)       # 8 hours: one or two days, each named
+    warning = await in_thread(lambda: browser.find_element(
+        By.XPATH, "//div[contains(text(), 'prices after 18:00')]").get_attribute("class"))
+    assert "warn" in warning.split() and "error" not in warning.split()
     assert "2.50" in rows[5].text and "0.30" in rows[5].text    # PV and house columns
+    assert "-0.00" not in rows[7].text and "0.00" in rows[7].text   # no signed zero
+    # the windows are not used while the plan is in charge, and the page says so there
+    note = await in_thread(text_of, browser, "windows-note")
+    assert note.startswith("The energy plan is in charge")
     # Victron's own DESS is running: the page says phaeton leaves the battery alone
     conflict = await in_thread(text_of, browser, "plan-conflict")
     assert "Dynamic ESS is active" in conflict and "VRM mode 1" in conflict

@@ -104,6 +104,7 @@ def _plan(intensities: list[float | None] | None) -> dict:
              for i in range(8)]
     return {"slots": slots, "total_cost_eur": 4.56, "savings_eur": 1.23,
             "ev_delivered_kwh": 21.0, "shortfall": None, "warnings": [], "strategy": "optimise",
+            "currency": "EUR",
             "objective": "carbon" if intensities else "cost",
             "co2_kg": 3.21 if intensities else None, "state": {}}
 
@@ -133,7 +134,7 @@ async def test_the_plan_page_draws_the_grid_intensity_beside_the_prices(browser,
     assert label == "grid CO2 100–700 g/kWh (green line)"
     header = await in_thread(lambda: [h.text for h in browser.find_elements(
         By.CSS_SELECTOR, "#plan-table thead th")])
-    assert header[:3] == ["Start", "€/kWh", "g CO2/kWh"]
+    assert header[:3] == ["Start", "EUR/kWh", "g CO2/kWh"]
     cells = await in_thread(lambda: [c.text for c in browser.find_elements(
         By.CSS_SELECTOR, "#plan-table td.carbon")])
     assert cells == ["600", "650", "700", "—", "300", "150", "120", "100"]

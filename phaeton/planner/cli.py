@@ -166,9 +166,10 @@ def print_table(result: dict[str, Any], strategy: str, out: TextIO) -> None:
 
         cells = " ".join(_cell(slot[key], width, digits) for key, width, digits in _COLUMNS)
         print(f"{label:<16} {cells}  {slot['why']}", file=out)
-    print(f"Total cost: {result['total_cost_eur']:.4f}", file=out)
-    print(f"Doing nothing: {result['do_nothing_cost_eur']:.4f} "
-          f"(savings {result['savings_eur']:.4f})", file=out)
+    unit = f" {result['currency']}" if result.get("currency") else ""
+    print(f"Total cost: {result['total_cost_eur']:.4f}{unit}", file=out)
+    print(f"Doing nothing: {result['do_nothing_cost_eur']:.4f}{unit} "
+          f"(savings {result['savings_eur']:.4f}{unit})", file=out)
     shortfall = result["shortfall"]
     print("Shortfall: none" if shortfall is None else
           f"Shortfall: {shortfall['ev_kwh']:.2f} kWh ({shortfall['reason']})", file=out)
@@ -208,6 +209,7 @@ def run_from_cli(args, out: TextIO | None = None, err: TextIO | None = None) -> 
     result = plan_as_dict(problem, plan, baseline, str(config["planner"]["site"]["tz"]),
                           [inputs.note] + ([note] if note else []))
     result["strategy"] = strategy
+    result["currency"] = str(config["session"]["currency"])
     if getattr(args, "json", False):
         json.dump(result, out, indent=1)
         print(file=out)

@@ -545,6 +545,7 @@ class PlannerService:
         result = plan_as_dict(self._problem, self._plan, self._baseline, self.facts.tz,
                               [self._reason] if self._reason else [])
         result["strategy"] = STRATEGY_NAMES.get(self.knobs.strategy, "?")
+        result["currency"] = str(self.config["session"]["currency"])
         result["trigger"] = self._last_trigger
         result["state"] = self.state()
         result["ess"] = self.ess_dict()

@@ -80,7 +80,14 @@ const phaeton = (() => {
     }
   }
 
+  // toFixed without a sign on a value that rounds to zero ("-0.0 A" is not a reading)
+  function fixed(value, digits) {
+    const text = Number(value).toFixed(digits);
+    return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
+  }
+
   const fmt = {
+    fixed,
     power(w) {
       if (w === null || w === undefined) return "—";
       const abs = Math.abs(w);
@@ -88,7 +95,7 @@ const phaeton = (() => {
     },
     num(value, digits, unit) {
       if (value === null || value === undefined) return "—";
-      return Number(value).toFixed(digits) + (unit ? " " + unit : "");
+      return fixed(value, digits) + (unit ? " " + unit : "");
     },
     duration(s) {
       if (s === null || s === undefined) return "—";

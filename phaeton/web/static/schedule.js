@@ -1,7 +1,7 @@
 // Schedule page: edit the Scheduled mode's windows; show the plan when the planner has one.
 "use strict";
 (() => {
-  const { api, explain, show, el } = phaeton;
+  const { api, explain, show, el, fmt } = phaeton;
   const $ = (id) => document.getElementById(id);
   const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   let version = null;  // of the config file the windows come from; a save sends it back
@@ -42,6 +42,14 @@
     $("windows").replaceChildren(...result.data.windows.map(windowEditor));
     document.body.dataset.ready = "1";
     const plan = await api("GET", "/api/plan");
+    const inCharge = plan.ok && plan.data.plan && plan.data.plan.strategy !== "off" &&
+      Array.isArray(plan.data.plan.slots) && plan.data.plan.slots.length > 0;
+    if (inCharge) {
+      // say it where the windows are edited: saving them changes nothing while the plan runs
+      show($("windows-note"), "The energy plan is in charge: in Scheduled mode the car charges " +
+        "in the plan's slots (below), not in these windows. They take over when there is no " +
+        "plan (no prices, or the planner strategy off).", "warn");
+    }
     if (plan.ok && plan.data.plan) renderPlan(plan.data.plan);
   }
 
@@ -62,7 +70,8 @@
     const box = $("plan");
     box.className = "";
     box.replaceChildren();
-    const money = (v) => (typeof v === "number" ? v.toFixed(2) + " €" : "—");
+    const currency = plan.currency || "";
+    const money = (v) => (typeof v === "number" ? fmt.fixed(v, 2) + (currency ? " " + currency : "") : "—");
     box.append(el("dl", { class: "kv", id: "plan-summary" },
       el("dt", { text: "Planned cost" }), el("dd", { text: money(plan.total_cost_eur) }),
       el("dt", { text: "Savings" }), el("dd", { text: money(plan.savings_eur) }),
@@ -78,7 +87,7 @@
       // the GX owner switched Dynamic ESS off: phaeton waits until it is re-enabled
       box.append(el("div", { class: "message error", id: "plan-owner-off", text: plan.ess.owner_off }));
     }
-    for (const warning of plan.warnings || []) box.append(el("div", { class: "message error", text: warning }));
+    for (const warning of plan.warnings || []) box.append(el("div", { class: "message warn", text: warning }));
     if (!slots.length) return;
     const prices = slots.map((s) => s.import_eur_per_kwh).filter((v) => typeof v === "number");
     const top = Math.max(0.01, ...prices), low = Math.min(0, ...prices);
@@ -117,17 +126,27 @@
     }
     box.append(chart);
     const time = (s) => new Date(s.start_s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    const num = (v, d) => (typeof v === "number" ? v.toFixed(d) : "—");
-    box.append(el("div", { class: "scroll" }, el("table", { id: "plan-table" },
-      el("thead", {}, el("tr", {}, ["Start", "€/kWh", grams.length ? "g CO2/kWh" : null, "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"]
-        .filter(Boolean).map((h) => el("th", { text: h })))),
-      el("tbody", {}, slots.slice(0, 192).map((s) => el("tr", {},
+    const num = (v, d) => (typeof v === "number" ? fmt.fixed(v, d) : "—");
+    const columns = ["Start", (currency || "price") + "/kWh", grams.length ? "g CO2/kWh" : null, "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"].filter(Boolean);
+    const day = (s) => new Date(s.start_s * 1000).toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" });
+    const rows = [];
+    let lastDay = null;
+    for (const s of slots.slice(0, 192)) {
+      if (day(s) !== lastDay) {   // one heading row per day: the times below are that day's
+        lastDay = day(s);
+        rows.push(el("tr", { class: "day" }, el("th", { colspan: columns.length, text: lastDay })));
+      }
+      rows.push(el("tr", { class: "slot" },
         el("td", { text: time(s) }), el("td", { class: "num", text: num(s.import_eur_per_kwh, 3) }),
         grams.length ? el("td", { class: "num carbon", text: num(s.intensity_g_per_kwh, 0) }) : null,
         el("td", { class: "num", text: num(s.pv_kwh, 2) }), el("td", { class: "num", text: num(s.load_kwh, 2) }),
         el("td", { class: "num", text: num(s.ev_kwh, 2) }), el("td", { class: "num", text: num(s.battery_kwh, 2) }),
         el("td", { class: "num", text: typeof s.soc_pct === "number" ? Math.round(s.soc_pct) + " %" : "—" }),
-        el("td", { text: s.why || "" })))))));
+        el("td", { text: s.why || "" })));
+    }
+    box.append(el("div", { class: "scroll" }, el("table", { id: "plan-table" },
+      el("thead", {}, el("tr", {}, columns.map((h) => el("th", { text: h })))),
+      el("tbody", {}, rows))));
   }
 
   async function save() {
