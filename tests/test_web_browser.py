@@ -430,3 +430,20 @@ async def test_the_first_password_is_set_on_the_login_page_then_used_to_log_in(b
         assert yaml.safe_load(backend.config_file.read_text())["web"]["password_hash"]
     finally:
         await client.close()
+
+
+async def test_on_a_phone_every_page_link_is_on_one_row_and_fits(browser, client, backend):
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    await in_thread(wait_for_text, browser, "plan", "")
+
+    def layout():
+        links = browser.find_elements(By.CSS_SELECTOR, "header nav a")
+        nav = browser.find_element(By.CSS_SELECTOR, "header nav")
+        return ({link.rect["y"] for link in links}, len(links),
+                browser.execute_script("return [arguments[0].scrollWidth, arguments[0]"
+                                       ".clientWidth, matchMedia('(max-width:560px)').matches]",
+                                       nav))
+    tops, count, (scroll_w, client_w, phone) = await in_thread(layout)
+    assert phone and count == 6               # the phone layout (this window is phone-wide)
+    assert len(tops) == 1                     # one row
+    assert scroll_w <= client_w               # and nothing hidden off the side
