@@ -150,6 +150,25 @@ async def test_unplug_ends_and_stores_the_session(gx):
     assert app.status()["session"]["active"] is False
 
 
+async def test_a_full_car_is_shown_as_charged_with_the_reason_until_it_takes_current(gx):
+    app = await gx.start_phaeton()                       # Manual, 16 A
+    gx.ev.soc_pct = 79.0
+    gx.ev.target_soc_pct = 80.0                          # the car's own limit: nearly there
+    gx.alfen.plug_in()
+    await gx.until(lambda: gx.ev.full, 1800, "the car to reach its own limit")
+    service = app.loadpoints[0].evcharger.service
+    await gx.until(lambda: service["/Status"] == 3, 200, "/Status 3 Charged")
+    status = app.status()
+    assert status["car_full"] is True and status["status_text"] == "Charged"
+    assert "the car takes no current" in status["reason"]
+    assert status["offered_current_a"] == 16.0 and applied(gx) == 16   # still offered
+    assert max(status["current_a"]) < 1.0
+    # the owner raises the car's limit: it takes current again and is charging at once
+    gx.ev.target_soc_pct = 100.0
+    await gx.until(lambda: service["/Status"] == 2, 20, "charging again")
+    assert app.status()["car_full"] is False
+
+
 async def test_charger_offline_and_back(gx):
     app = await gx.start_phaeton()
     gx.alfen.plug_in()

@@ -447,3 +447,23 @@ async def test_on_a_phone_every_page_link_is_on_one_row_and_fits(browser, client
     assert phone and count == 6               # the phone layout (this window is phone-wide)
     assert len(tops) == 1                     # one row
     assert scroll_w <= client_w               # and nothing hidden off the side
+
+
+async def test_the_dashboard_shows_what_the_car_draws_and_when_it_is_full(browser, client,
+                                                                          backend):
+    await in_thread(fresh_page, browser, base_url(client) + "/")
+    draws = await in_thread(wait_for_text, browser, "car-draws", "offered")
+    assert draws == "16.0 A (L1 15.9 · L2 16.0 · L3 15.8) · 11.0 kW · of 16.0 A offered"
+    # the car takes less than the setpoint: both are there
+    backend.publish(current_a=[8.9, 8.8, 8.9], power={"ev_w": 6120.0})
+    draws = await in_thread(wait_for_text, browser, "car-draws", "8.9 A")
+    assert draws == "8.9 A (L1 8.9 · L2 8.8 · L3 8.9) · 6.12 kW · of 16.0 A offered"
+    assert await in_thread(text_of, browser, "current-value") == "16 A"      # the setpoint
+    backend.publish(current_a=[0.1, 0.0, 0.1], power={"ev_w": 40.0}, car_full=True,
+                    status_code=3, status_text="Charged", vehicle_soc_pct=80.0,
+                    reason="manual: SetCurrent 16 A; the car takes no current: full, or at "
+                           "its own charge limit or timer")
+    draws = await in_thread(wait_for_text, browser, "car-draws", "car full")
+    assert draws == "car full: takes no current (of 16.0 A offered) car at 80 %"
+    assert await in_thread(text_of, browser, "status-text") == "Charged"
+    assert "full" in await in_thread(text_of, browser, "reason")

@@ -57,6 +57,8 @@ def initial_status(config: dict) -> dict:
                   "house_w": 650.0, "battery_w": -500.0, "battery_soc_pct": 64.0,
                   "ev_w": 11040.0},
         "readings_stale": False, "readings_age_s": 0.4, "surplus_w": None, "carbon": None,
+        "current_a": [15.9, 16.0, 15.8], "offered_current_a": 16.0, "car_full": False,
+        "vehicle_soc_pct": None,
         "session": {"active": True, "energy_kwh": 7.25, "duration_s": 2520.0, "cost": 1.81,
                     "currency": "EUR", "solar_share": 0.38, "peak_w": 11100.0},
     }

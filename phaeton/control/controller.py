@@ -24,6 +24,8 @@ Order of the rules (the first that applies decides; later limits only lower the 
    Readings older than min(10 s, stale_after_s / 3) but not yet stale never raise the current
    (a frozen meter must not look like growing surplus); lowering stays allowed.
 9. below min_current_a -> 0 A (IEC 61851).
+10. a car that refuses at least min_current_a for 2 min (or a charger saying it finished) ->
+   status 3 "Charged" in place of 1/2/20, the offer unchanged (`car_full`).
 
 The result is always 0 or within [min_current_a, min(max_current_a, /MaxCurrent)].
 The service applies `phases` before `current_a`.
@@ -38,6 +40,7 @@ from datetime import datetime
 from phaeton.chargers.base import Capability, VehicleState
 from phaeton.control.allocation import LoadpointShare
 from phaeton.control.auto import AutoCharging, Bound, floor_tenth
+from phaeton.control.car_full import CarFullDetector
 from phaeton.control.circuit import MAIN_CIRCUIT, Circuit, LoadpointHeadroom, main_circuit_headroom
 from phaeton.control.phases import PhaseSwitcher
 from phaeton.control.powerflow import PowerFlowSnapshot, build_snapshot, ev_phase_indices
@@ -53,6 +56,10 @@ HOLD_AFTER_MAX_S = 10.0   # readings older than this (or stale_after_s / 3) neve
 #: meter readings (13.1 A reads 13.1000004 A) would otherwise cut and restart the recovery delay
 #: again and again at exactly the limit (1 mA is nothing a fuse or breaker notices)
 CUT_TOLERANCE_A = 0.001
+# A car that refuses what is offered is shown as /Status 3 "Charged" instead of these:
+CAR_FULL_HIDES = frozenset({ChargerStatus.CONNECTED, ChargerStatus.CHARGING,
+                            ChargerStatus.CHARGING_LIMIT, ChargerStatus.CHARGED})
+CAR_FULL_REASON = "the car takes no current: full, or at its own charge limit or timer"
 
 
 class Mode(enum.IntEnum):
@@ -135,6 +142,7 @@ class ChargeDecision:
     snapshot: PowerFlowSnapshot | None = None
     surplus_w: float | None = None            # smoothed surplus (None without fresh readings)
     fuse_limit_a: float | None = None         # the circuits' headroom this step (None: not checked)
+    car_full: bool = False                    # the car refuses what is offered (car_full.py)
 
 
 class ChargeController:
@@ -146,6 +154,8 @@ class ChargeController:
         self._previous_vehicle: VehicleState | None = None
         self._fuse_cut_s: float | None = None
         self._last_current_a = 0.0
+        self.car_full = CarFullDetector()
+        self._now_s = 0.0
         self.main_circuit = Circuit(MAIN_CIRCUIT, settings.fuse_a)
 
     def update_settings(self, settings: ControlSettings) -> None:
@@ -205,10 +215,16 @@ class ChargeController:
                   bound_by: str, request: int | None, snapshot: PowerFlowSnapshot | None,
                   surplus_w: float | None, fuse_limit_a: float | None = None) -> ChargeDecision:
         self._last_current_a = current_a
+        full = self.car_full.step(self._now_s, inputs.ev, current_a if enabled else 0.0,
+                                  self.settings.min_current_a)
+        if full and status in CAR_FULL_HIDES:
+            if inputs.ev.vehicle_state is not VehicleState.CHARGED:
+                reason = f"{reason}; {CAR_FULL_REASON}"
+            status = ChargerStatus.CHARGED
         return ChargeDecision(enabled=enabled, current_a=current_a, phases=self.switcher.phases,
                               status=int(status), reason=reason, bound_by=bound_by,
                               start_stop_request=request, snapshot=snapshot, surplus_w=surplus_w,
-                              fuse_limit_a=fuse_limit_a)
+                              fuse_limit_a=fuse_limit_a, car_full=full)
 
     def _headroom(self, snapshot: PowerFlowSnapshot, share: LoadpointShare | None) -> LoadpointHeadroom:
         """The circuits' loads: the site's, or the main fuse's from this EV alone."""
@@ -245,6 +261,7 @@ class ChargeController:
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, inputs: ControllerInputs, now_s: float, local_dt: datetime) -> ChargeDecision:
+        self._now_s = now_s
         s = self.settings
         ev = inputs.ev
         plugged = ev.connected

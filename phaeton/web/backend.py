@@ -34,7 +34,10 @@ class WebBackend(Protocol):
         (the user's choice for Manual), phases_in_use (None while the charger does not answer),
         auto_start, status_code, status_text, reason, bound_by, charger {connected, connection,
         model, serial, firmware, error, name}, surplus_w, session {active, energy_kwh,
-        duration_s, cost, currency, solar_share, peak_w}.
+        duration_s, cost, currency, solar_share, peak_w}; what the car really does:
+        current_a (measured, per phase L1-L3), offered_current_a (what phaeton tells the
+        charger now; the setpoint is set_current_a), car_full (it refuses what is offered:
+        /Status 3, control/car_full.py) and vehicle_soc_pct (when the charger reports it).
 
         The site's keys: time, power {pv_w, grid_w, grid_current_a, fuse_a, house_w, battery_w,
         battery_soc_pct, ev_w (the sum over all chargers)}, readings_stale, readings_age_s.

@@ -105,6 +105,11 @@ def charger_status(lp: LoadpointSnapshot) -> dict[str, Any]:
                     "error": lp.error,
                     "name": c.custom_name},
         "ev_w": m.total_power_w if m is not None else None,
+        "current_a": list(m.current_a) if m is not None else None,
+        "offered_current_a": (None if decision is None
+                              else decision.current_a if decision.enabled else 0.0),
+        "car_full": bool(decision is not None and decision.car_full),
+        "vehicle_soc_pct": m.vehicle_soc_pct if m is not None else None,
         "surplus_w": decision.surplus_w if decision is not None else None,
         "session": asdict(lp.session),
     }

@@ -107,6 +107,19 @@
     });
   }
 
+  // What the car really takes, beside what it is offered: the setpoint alone hides a car that
+  // draws less (its own limit, a cold battery) or nothing at all (full).
+  function carDraws(s) {
+    const offered = s.offered_current_a;
+    const offer = offered === null || offered === undefined ? "" : "of " + fmt.num(offered, 1, "A") + " offered";
+    const soc = s.vehicle_soc_pct === null || s.vehicle_soc_pct === undefined ? "" : "car at " + fmt.num(s.vehicle_soc_pct, 0, "%");
+    if (s.car_full) return ["car full: takes no current", offer ? "(" + offer + ")" : "", soc].filter(Boolean).join(" ");
+    const amps = (s.current_a || []).map((a, i) => (a === null || a === undefined ? null : "L" + (i + 1) + " " + fmt.num(a, 1))).filter(Boolean);
+    if (!amps.length) return [offer && "— " + offer, soc].filter(Boolean).join(" · ") || "—";
+    const top = Math.max(...(s.current_a || []).filter((a) => typeof a === "number").map(Math.abs));
+    return [fmt.num(top, 1, "A") + " (" + amps.join(" · ") + ")", fmt.power(s.ev_w), offer, soc].filter(Boolean).join(" · ");
+  }
+
   function renderCard(card, s) {
     const part = card.part;
     card.status = s;
@@ -133,6 +146,7 @@
       ? [c.model, c.serial, c.firmware && "fw " + c.firmware, c.connection].filter(Boolean).join(" · ")
       : "not connected" + (c.error ? ": " + c.error : "");
     part("charger-ev-w").textContent = fmt.power(s.ev_w);
+    part("car-draws").textContent = carDraws(s);
     const session = s.session || {};
     part("charger-session").textContent = !session.active ? "no session" : [
       fmt.num(session.energy_kwh, 2, "kWh"), fmt.duration(session.duration_s),
