@@ -276,8 +276,14 @@ async def test_sessions_page_shows_history_and_totals(browser, client, backend):
     await in_thread(wait_for_text, browser, "total-energy", "20.00 kWh")
     assert await in_thread(text_of, browser, "total-count") == "2"
     rows = await in_thread(lambda: [r.text for r in browser.find_elements(
-        By.CSS_SELECTOR, "#rows tr")])
+        By.CSS_SELECTOR, "#rows tr:not(.running)")])
     assert len(rows) == 2 and "12.50 kWh" in rows[1] and "50 %" in rows[0]
+    # the session under way (7.25 kWh, 42 min in the backend's status) is on top
+    running = await in_thread(lambda: [r.text for r in browser.find_elements(
+        By.CSS_SELECTOR, "#rows tr.running")])
+    assert len(running) == 1 and "(running)" in running[0]
+    assert "7.25 kWh" in running[0] and "42 min" in running[0] and "1.81 EUR" in running[0]
+    assert await in_thread(text_of, browser, "total-count") == "2"   # totals: finished only
 
 
 async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client, backend):

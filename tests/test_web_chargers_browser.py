@@ -155,9 +155,11 @@ async def test_the_sessions_page_names_each_sessions_charger_and_filters_by_it(
     await in_thread(fresh_page, browser, base_url(client2) + "/sessions")
     await in_thread(wait_for_text, browser, "total-energy", "22.50 kWh")
 
-    def chargers_in_rows() -> list[str]:
-        return [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#rows td.charger")]
+    def chargers_in_rows(rows: str = "tr:not(.running)") -> list[str]:
+        return [c.text for c in browser.find_elements(By.CSS_SELECTOR, f"#rows {rows} td.charger")]
     assert await in_thread(chargers_in_rows) == ["Garage left", "Garage left", "Charger 0"]
+    # both chargers have a session under way: each on top, named
+    assert await in_thread(chargers_in_rows, "tr.running") == ["Charger 0", "Garage left"]
     headers = await in_thread(lambda: [h.text for h in browser.find_elements(
         By.CSS_SELECTOR, "thead th")])
     assert headers[:2] == ["Start", "Charger"]
@@ -168,6 +170,7 @@ async def test_the_sessions_page_names_each_sessions_charger_and_filters_by_it(
     await in_thread(pick_second)
     await in_thread(wait_for_text, browser, "total-energy", "10.00 kWh")
     assert await in_thread(chargers_in_rows) == ["Garage left", "Garage left"]
+    assert await in_thread(chargers_in_rows, "tr.running") == ["Garage left"]
     assert f"charger_id={SECOND}" in await in_thread(
         lambda: browser.find_element(By.ID, "csv").get_attribute("href"))
     errors = [entry for entry in await in_thread(browser.get_log, "browser")

@@ -72,11 +72,37 @@
       el("td", { class: "num", text: fmt.pct(s.solar_share) }),
       el("td", { class: "num co2", text: co2(s.co2_kg) }))));
     if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No sessions in this range." })));
+    await showRunning();
     $("months").replaceChildren(...months.map((m) => el("tr", { "data-month": m.month },
       el("td", { text: m.month }),
       el("td", { class: "num", text: m.count }),
       el("td", { class: "num", text: fmt.num(m.energy_kwh, 2, "kWh") }),
       el("td", { class: "num co2", text: co2(m.co2_kg) }))));
+  }
+
+  // The sessions under way (from the live status) above the finished ones, one per charger;
+  // they join the history when the car is unplugged.
+  async function showRunning() {
+    document.querySelectorAll("#rows tr.running").forEach((row) => row.remove());
+    const status = await api("GET", "/api/status");
+    if (!status.ok) return;
+    const chargers = Array.isArray(status.data.chargers) && status.data.chargers.length
+      ? status.data.chargers : [{ ...status.data, id: null }];
+    const filter = $("charger").value;
+    const running = chargers.filter((c) => c.session && c.session.active && (!filter || c.id === filter));
+    $("rows").prepend(...running.map((c) => {
+      const s = c.session;
+      const since = (status.data.time || Date.now() / 1000) - (s.duration_s || 0);
+      return el("tr", { class: "running", "data-charger": c.id ?? "" },
+        el("td", { text: fmt.when(since) + " (running)" }),
+        el("td", { class: "multi-only charger", text: chargerName(c.id) }),
+        el("td", { class: "num", text: fmt.num(s.energy_kwh, 2, "kWh") }),
+        el("td", { class: "num", text: fmt.duration(s.duration_s) }),
+        el("td", { class: "num", text: fmt.power(s.peak_w) }),
+        el("td", { class: "num", text: s.cost === null || s.cost === undefined ? "—" : fmt.fixed(s.cost, 2) + " " + (s.currency || "") }),
+        el("td", { class: "num", text: fmt.pct(s.solar_share) }),
+        el("td", { class: "num co2", text: "—" }));
+    }));
   }
 
   document.addEventListener("DOMContentLoaded", () => {
