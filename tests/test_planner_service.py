@@ -233,6 +233,36 @@ async def test_replans_when_the_measured_soc_drifts_or_the_ev_arrives(gx, tmp_pa
         assert plan.ev_delivered_kwh == pytest.approx(0.5 * 60, abs=0.5)  # 30 % -> 80 %
         allowance = [service.ev_allowance_w(START_S + 900 * i) for i in range(40)]
         assert max(allowance) > 4000 and min(allowance) == 0.0
+        # the owner's view of it: target, departure, on track
+        outlook = service.plan_dict()["ev"]
+        assert outlook["soc_pct"] is None and outlook["assumed_soc_pct"] == 30.0
+        assert (outlook["target_soc_pct"], outlook["departure"]) == (80.0, "07:00")
+        assert outlook["needed_kwh"] == pytest.approx(30.0)
+        assert outlook["planned_kwh"] == pytest.approx(plan.ev_delivered_kwh, abs=0.01)
+        assert outlook["late"] is False and outlook["short_kwh"] is None
+    finally:
+        await service.stop()
+
+
+async def test_a_car_that_cannot_reach_its_target_by_departure_is_late_with_the_kwh_short(
+        gx, tmp_path):
+    _, system, client, outsider = gx
+    car = {"state": EvState(plugged=True, soc_pct=20.0)}
+    service = await make_service(tmp_path, client, system, ev=lambda: car["state"])
+    try:
+        await wait_for(lambda: service.plans_made == 1)
+        # 23:00 is 34 minutes away: at 11 kW about 6 kWh of the 36 kWh from 20 % to 80 %
+        assert await outsider.write(PREFIX + "EvDepartureTime", 23 * 60) == 0
+        await wait_for(lambda: service.plans_made == 2, 20)
+        outlook = service.plan_dict()["ev"]
+        assert outlook["soc_pct"] == 20.0 and outlook["assumed_soc_pct"] is None
+        assert outlook["departure"] == "23:00" and outlook["needed_kwh"] == pytest.approx(36.0)
+        assert outlook["late"] is True and outlook["late_reason"]
+        assert outlook["short_kwh"] == pytest.approx(36.0 - outlook["planned_kwh"] * 0.9,
+                                                     abs=1.0)
+        car["state"] = EvState(plugged=False)
+        assert await service.tick() is True
+        assert service.plan_dict()["ev"] is None                    # no car, no outlook
     finally:
         await service.stop()
 

@@ -473,3 +473,24 @@ async def test_the_dashboard_shows_what_the_car_draws_and_when_it_is_full(browse
     assert draws == "car full: takes no current (of 16.0 A offered) car at 80 %"
     assert await in_thread(text_of, browser, "status-text") == "Charged"
     assert "full" in await in_thread(text_of, browser, "reason")
+
+
+
+async def test_the_dashboard_says_whether_the_car_gets_to_its_target_in_time(browser, client,
+                                                                              backend):
+    backend.plan_data = {"slots": [], "ev": {
+        "soc_pct": None, "assumed_soc_pct": 30.0, "target_soc_pct": 80.0, "target_kwh": None,
+        "departure": "07:00", "needed_kwh": 30.0, "planned_kwh": 33.3, "late": False,
+        "short_kwh": None, "late_reason": None}}
+    await in_thread(fresh_page, browser, base_url(client) + "/")
+    goal = await in_thread(wait_for_text, browser, "car-goal", "by 07:00")
+    assert goal == ("80 % by 07:00 · on track: 33.3 kWh planned · car SoC unknown, "
+                    "assumed 30 %")
+    backend.plan_data = {"slots": [], "ev": {
+        "soc_pct": 20.0, "assumed_soc_pct": None, "target_soc_pct": 80.0, "target_kwh": None,
+        "departure": "23:00", "needed_kwh": 36.0, "planned_kwh": 6.2, "late": True,
+        "short_kwh": 30.4, "late_reason": "the charger's power is not enough by departure"}}
+    await in_thread(fresh_page, browser, base_url(client) + "/")
+    goal = await in_thread(wait_for_text, browser, "car-goal", "late")
+    assert goal == ("80 % by 23:00 · late: 30.4 kWh short (the charger's power is not "
+                    "enough by departure) · car at 20 %")

@@ -56,6 +56,7 @@ from phaeton.planning.problem_builder import (
     EnergyHistory,
     PlannedCar,
     build_problem,
+    ev_remaining_kwh,
     first_slot_s,
     forecast,
 )
@@ -547,9 +548,34 @@ class PlannerService:
         result["strategy"] = STRATEGY_NAMES.get(self.knobs.strategy, "?")
         result["currency"] = str(self.config["session"]["currency"])
         result["trigger"] = self._last_trigger
+        result["ev"] = self.ev_outlook()
         result["state"] = self.state()
         result["ess"] = self.ess_dict()
         return result
+
+    def ev_outlook(self) -> dict[str, Any] | None:
+        """The (first) car's goal as the last plan saw it, for the owner: its SoC (measured,
+        or None when the charger does not know it), the target (SoC or kWh) and departure,
+        the energy it needed and the plan gives, and whether the plan reaches it (`late` with
+        the kWh short and why); None without a plugged-in car."""
+        ev, plan, knobs = self._planned_ev, self._plan, self._planned_knobs
+        if ev is None or not ev.plugged or plan is None or knobs is None:
+            return None
+        need = ev_remaining_kwh(self.facts, knobs, ev)
+        shortfall = plan.shortfall
+        hours, minutes = divmod(int(knobs.ev_departure_min), 60)
+        return {
+            "soc_pct": ev.soc_pct,
+            "assumed_soc_pct": None if ev.soc_pct is not None else self.facts.ev_assumed_soc_pct,
+            "target_soc_pct": None if knobs.ev_target_kwh > 0 else knobs.ev_target_soc_pct,
+            "target_kwh": knobs.ev_target_kwh if knobs.ev_target_kwh > 0 else None,
+            "departure": f"{hours:02d}:{minutes:02d}",
+            "needed_kwh": round(need, 2),
+            "planned_kwh": round(float(plan.ev_delivered_kwh), 2),
+            "late": shortfall is not None,
+            "short_kwh": None if shortfall is None else round(shortfall.ev_kwh, 2),
+            "late_reason": None if shortfall is None else shortfall.reason,
+        }
 
     def ess_dict(self) -> dict[str, Any]:
         """How the battery is steered now (for `/api/plan`): the writer's control, whether it

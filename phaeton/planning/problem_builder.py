@@ -205,13 +205,20 @@ def ev_need_kwh(facts: SiteFacts, knobs: PlannerKnobs, soc_pct: float | None) ->
     return max(0.0, (target - now) / 100.0 * facts.ev_capacity_kwh)
 
 
+def ev_remaining_kwh(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState) -> float:
+    """What the plugged-in car still needs: `ev_need_kwh`, less this session's energy when
+    its SoC is unknown (the assumed SoC was before the session)."""
+    need = ev_need_kwh(facts, knobs, ev.soc_pct)
+    if ev.soc_pct is None and math.isfinite(ev.session_kwh) and ev.session_kwh > 0:
+        need = max(0.0, need - ev.session_kwh * facts.ev_charge_efficiency)
+    return need
+
+
 def _ev_demand(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState | None,
                starts: np.ndarray, now_s: float, name: str = "") -> EVDemand | None:
     if ev is None or not ev.plugged:
         return None
-    need = ev_need_kwh(facts, knobs, ev.soc_pct)
-    if ev.soc_pct is None and math.isfinite(ev.session_kwh) and ev.session_kwh > 0:
-        need = max(0.0, need - ev.session_kwh * facts.ev_charge_efficiency)
+    need = ev_remaining_kwh(facts, knobs, ev)
     if need <= 0:
         return None
     leave = departure_slot(starts, next_departure_s(now_s, int(knobs.ev_departure_min),

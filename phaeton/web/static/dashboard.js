@@ -120,6 +120,26 @@
     return [fmt.num(top, 1, "A") + " (" + amps.join(" · ") + ")", fmt.power(s.ev_w), offer, soc].filter(Boolean).join(" · ");
   }
 
+  // The planned car's goal (the first charger's car) from the plan: target by departure and
+  // whether the plan gets there. Re-read every minute; a re-plan is at most that stale.
+  async function loadGoal() {
+    const result = await api("GET", "/api/plan");
+    const goal = result.ok && result.data.plan ? result.data.plan.ev : null;
+    cards[0].part("car-goal").textContent = goalText(goal);
+  }
+
+  function goalText(goal) {
+    if (!goal) return "—";
+    const target = goal.target_kwh !== null && goal.target_kwh !== undefined
+      ? "+" + fmt.num(goal.target_kwh, 1, "kWh") : fmt.num(goal.target_soc_pct, 0, "%");
+    const soc = goal.soc_pct !== null && goal.soc_pct !== undefined
+      ? "car at " + fmt.num(goal.soc_pct, 0, "%") : "car SoC unknown, assumed " + fmt.num(goal.assumed_soc_pct, 0, "%");
+    const state = goal.late
+      ? "late: " + fmt.num(goal.short_kwh, 1, "kWh") + " short" + (goal.late_reason ? " (" + goal.late_reason + ")" : "")
+      : "on track: " + fmt.num(goal.planned_kwh, 1, "kWh") + " planned";
+    return target + " by " + goal.departure + " · " + state + " · " + soc;
+  }
+
   function renderCard(card, s) {
     const part = card.part;
     card.status = s;
@@ -256,5 +276,7 @@
     cards = [makeCard(first, 0)];
     connect();
     setInterval(checkLive, 1000);
+    loadGoal();
+    setInterval(loadGoal, 60000);
   });
 })();
