@@ -13,7 +13,7 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["phaeton", "phaeton.*", "velib", "velib.*"]),
-    package_data={"phaeton": ["web/static/*", "web/templates/*"]},
+    package_data={"phaeton": ["web/static/*", "web/static/vendor/*", "web/templates/*"]},
     install_requires=[
         "dbus-next>=0.2.3,<0.3",
         "pymodbus>=3.16,<3.17",

@@ -32,6 +32,7 @@ from phaeton.metrics import Metrics
 from phaeton.site import Site
 from phaeton.site_layout import ChargerEntry, charger_entries
 from phaeton.snapshot import SiteSnapshot
+from phaeton.store.power_history import PowerHistory, as_columns
 from phaeton.store.sessions import SessionStore
 from phaeton.store.state_file import StateFile
 from phaeton.venus.evcharger_service import ChargerLimits, EvChargerService, UserChoices
@@ -65,6 +66,8 @@ class Phaeton:
                          bus_address=bus_address, entries=entries,
                          build_loadpoint=self._build_loadpoint)
         self.metrics = Metrics.for_site(self.site, self.session_store)   # /metrics, /health
+        self.flow_history = PowerHistory(os.path.join(self.data_dir, "power_history.jsonl"))
+        self.site.snapshots.attach(self.flow_history.observe)            # the charts
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_server: OnDemandWebServer | None = None
@@ -121,6 +124,7 @@ class Phaeton:
         if self.web_server is not None:
             await self.web_server.close()
         await self.site.close()
+        self.flow_history.flush()
         self.session_store.close()
         log.info("phaeton stopped")
 
@@ -226,6 +230,10 @@ class Phaeton:
 
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
         return self.log_buffer.records(min_level, limit)
+
+    def power_history(self, since_s: float) -> dict:
+        """The site's power flow from `since_s` on (the dashboard's chart)."""
+        return as_columns(self.flow_history.rows(since_s), self.charger_ids())
 
     def plan(self) -> dict | None:
         """The current plan (the `phaeton plan --json` shape) for the web UI; None before

@@ -524,3 +524,17 @@ async def test_successful_logins_do_not_use_up_the_limit(client):
     for _ in range(8):
         assert (await client.post("/api/login", json={"password": PASSWORD})).status == 200
     assert (await client.post("/api/login", json={"password": "guess"})).status == 401
+
+
+async def test_history_serves_the_window_asked_for_and_refuses_a_bad_one(client, backend):
+    now = (await (await client.get("/api/status")).json())["time"]
+    backend.history_rows = [{"t": now - 3600 * hours, "pv_w": float(hours), "ev_w": {"0": 1.0}}
+                            for hours in (47, 30, 1)]
+    data = await (await client.get("/api/history")).json()
+    assert data["pv_w"] == [1.0] and data["hours"] == 24 and data["now_s"] == now
+    assert data["ev_w"] == {"0": [1.0]} and data["step_s"] == 60
+    data = await (await client.get("/api/history", params={"hours": 48})).json()
+    assert data["pv_w"] == [47.0, 30.0, 1.0]
+    for bad in ("0", "49", "a day"):
+        response = await client.get("/api/history", params={"hours": bad})
+        assert response.status == 400 and "hours" in (await response.json())["error"]

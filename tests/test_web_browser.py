@@ -399,6 +399,19 @@ async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mo
             await in_thread(lambda: WebDriverWait(browser, 10).until(
                 lambda d: d.find_element(By.ID, "mode-1").get_attribute("aria-pressed")
                 == "true"))
+            # the chart holds the service's own minutes: the sunny PV, the cloud's dip
+            await wait_until(lambda: len(app.flow_history.rows(0)) >= 3, 30)
+            await in_thread(fresh_page, browser, base + "/")
+            def charted():
+                WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+                    "const c = document.getElementById('history-chart').chart;"
+                    "return c && c.data[0].length >= 3;"))
+                return browser.execute_script(
+                    "return document.getElementById('history-chart').chart.data;")
+            data = await in_thread(charted)
+            rows = app.flow_history.rows(0)
+            assert data[0][:3] == [row["t"] for row in rows][:3]
+            assert max(v for v in data[1] if v is not None) > 3000.0       # PV in kW
         finally:
             await app.stop()
 
@@ -494,3 +507,37 @@ async def test_the_dashboard_says_whether_the_car_gets_to_its_target_in_time(bro
     goal = await in_thread(wait_for_text, browser, "car-goal", "late")
     assert goal == ("80 % by 23:00 · late: 30.4 kWh short (the charger's power is not "
                     "enough by departure) · car at 20 %")
+
+
+async def test_the_dashboard_charts_the_power_history_it_is_given(browser, client, backend):
+    import time as _time
+    now = int(_time.time()) // 60 * 60
+    backend.history_rows = [
+        {"t": now - 120 * i, "pv_w": 1000.0 * i, "house_w": 500.0, "battery_w": -200.0,
+         "grid_w": 300.0, "soc_pct": 40.0 + i, "ev_w": {"0": 7000.0 if i < 3 else None}}
+        for i in range(5, -1, -1)]
+    await in_thread(fresh_page, browser, base_url(client) + "/")
+    await in_thread(wait_for_text, browser, "live", "live")
+
+    def chart():
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+            "const c = document.getElementById('history-chart').chart;"
+            "return c && c.data[0].length === 6;"))
+        return browser.execute_script(
+            "const c = document.getElementById('history-chart').chart;"
+            "return [c.series.map((s) => s.label), c.data];")
+    labels, data = await in_thread(chart)
+    assert labels[1:] == ["PV", "House", "EV", "Battery (+ charging)", "Grid (+ import)",
+                          "Battery SoC"]
+    assert data[0] == [row["t"] for row in backend.history_rows]        # the service's rows
+    assert data[1] == [5000.0, 4000.0, 3000.0, 2000.0, 1000.0, 0.0]     # PV
+    assert data[3] == [None, None, None, 7000.0, 7000.0, 7000.0]        # EV: gaps stay gaps
+    assert data[6] == [45.0, 44.0, 43.0, 42.0, 41.0, 40.0]              # SoC
+    legend = await in_thread(lambda: browser.find_element(
+        By.CSS_SELECTOR, "#history-chart .u-legend").text)
+    assert "PV" in legend and "Battery SoC" in legend
+    OUTPUT.mkdir(exist_ok=True)
+    await in_thread(lambda: browser.find_element(By.ID, "history-card").screenshot(
+        str(OUTPUT / "dashboard-history.png")))
+    errors = [e for e in await in_thread(browser.get_log, "browser") if e["level"] == "SEVERE"]
+    assert errors == []

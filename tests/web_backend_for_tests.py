@@ -22,6 +22,7 @@ from typing import Any
 
 from phaeton.config import ConfigError, config_to_dict, load_config, save_config
 from phaeton.logbuffer import LogBuffer
+from phaeton.store.power_history import as_columns
 from phaeton.store.sessions import SessionStore
 from velib.service import VeDbusService
 
@@ -114,6 +115,7 @@ class WebBackendForTests:
         self.charger_writes: list[tuple[str, str, Any, int]] = []
         self._saved_log_level = logging.NOTSET
         self.plan_data: dict | None = None
+        self.history_rows: list[dict] = []
 
     @classmethod
     async def create(cls, directory: Path, config_text: str = "",
@@ -255,6 +257,11 @@ class WebBackendForTests:
 
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
         return self.log_buffer.records(min_level, limit)
+
+    def power_history(self, since_s: float) -> dict:
+        """`history_rows` (rows as store/power_history writes them) from `since_s` on."""
+        return as_columns([r for r in self.history_rows if r["t"] >= since_s],
+                          self.charger_ids())
 
     def plan(self) -> dict | None:
         return copy.deepcopy(self.plan_data)

@@ -285,6 +285,15 @@ async def get_plan(request: web.Request) -> web.Response:
     return json_response({"plan": without_non_finite(request.app[BACKEND].plan())})
 
 
+async def get_history(request: web.Request) -> web.Response:
+    """GET /api/history?hours=24 (1..48): the site's power flow, a row a minute."""
+    hours = query_number(request, "hours", default=24, minimum=1, maximum=48)
+    backend = request.app[BACKEND]
+    now_s = backend.status().get("time") or time.time()    # the service's clock (the demo's)
+    history = backend.power_history(now_s - hours * 3600)
+    return json_response(without_non_finite({**history, "now_s": now_s, "hours": hours}))
+
+
 # ---- logs ----------------------------------------------------------------------------------
 
 def _log_query(request: web.Request) -> tuple[str, int]:
@@ -328,5 +337,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/schedule", get_schedule)
     app.router.add_put("/api/schedule", put_schedule)
     app.router.add_get("/api/plan", get_plan)
+    app.router.add_get("/api/history", get_history)
     app.router.add_get("/api/logs", get_logs)
     app.router.add_get("/api/logs.txt", get_logs_text)

@@ -22,7 +22,14 @@ PAGES = {
     "/login": ("login.html", "Log in", "login.js"),
 }
 
-_MARKERS = ("<!--title-->", "<!--script-->", "<!--main-->")
+#: Pages with charts: they also load the vendored uPlot (static/vendor/, MIT, docs/web.md) and
+#: phaeton's chart helpers, before their own script.
+CHART_PAGES = frozenset({"dashboard.js", "sessions.js", "schedule.js"})
+CHART_HEAD = ('<link rel="stylesheet" href="/static/vendor/uPlot.min.css">\n'
+              '<script src="/static/vendor/uPlot.iife.min.js" defer></script>\n'
+              '<script src="/static/charts.js" defer></script>\n')
+
+_MARKERS = ("<!--title-->", "<!--head-->", "<!--script-->", "<!--main-->")
 
 
 def render_page(content_file: str, title: str, script: str, layout: str | None = None) -> bytes:
@@ -34,8 +41,9 @@ def render_page(content_file: str, title: str, script: str, layout: str | None =
     if missing:
         raise RuntimeError(f"templates/layout.html lacks {', '.join(missing)}")
     content = (TEMPLATE_DIR / content_file).read_text(encoding="utf-8")
-    html = (layout.replace("<!--title-->", title).replace("<!--script-->", script)
-            .replace("<!--main-->", content))
+    head = CHART_HEAD if script in CHART_PAGES else ""
+    html = (layout.replace("<!--title-->", title).replace("<!--head-->", head)
+            .replace("<!--script-->", script).replace("<!--main-->", content))
     return html.encode("utf-8")
 
 

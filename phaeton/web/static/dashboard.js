@@ -140,6 +140,44 @@
     return target + " by " + goal.departure + " · " + state + " · " + soc;
   }
 
+  // The last 24/48 h from phaeton's own history (a row a minute): PV, house, each EV,
+  // battery (+ charging) and grid (+ import) in kW, the battery's SoC on the right.
+  let historyHours = 24;
+  async function loadHistory() {
+    for (const hours of [24, 48]) $("history-" + hours).setAttribute("aria-pressed", String(hours === historyHours));
+    const result = await api("GET", "/api/history?hours=" + historyHours);
+    if (!result.ok) { $("history-note").textContent = explain(result); return; }
+    const h = result.data;
+    const C = phaetonCharts.COLORS;
+    const evIds = Object.keys(h.ev_w || {});
+    const series = [{},
+      { label: "PV", stroke: C.pv, width: 1.5, value: phaetonCharts.kw },
+      { label: "House", stroke: C.house, width: 1.5, value: phaetonCharts.kw },
+      ...evIds.map((id, i) => ({ label: evIds.length > 1 ? "EV " + chargerNameOf(id) : "EV",
+        stroke: phaetonCharts.EV_COLORS[i % phaetonCharts.EV_COLORS.length], width: 1.5, value: phaetonCharts.kw })),
+      { label: "Battery (+ charging)", stroke: C.battery, width: 1, value: phaetonCharts.kw },
+      { label: "Grid (+ import)", stroke: C.grid, width: 1, dash: [4, 3], value: phaetonCharts.kw },
+      { label: "Battery SoC", stroke: C.soc, width: 1, dash: [2, 2], scale: "%",
+        value: (u, v) => (v === null || v === undefined ? "—" : Math.round(v) + " %") }];
+    const data = [h.time_s, h.pv_w, h.house_w, ...evIds.map((id) => h.ev_w[id]), h.battery_w, h.grid_w, h.soc_pct];
+    $("history-note").textContent = h.time_s.length ? "" : "no history yet: phaeton records a row a minute";
+    phaetonCharts.draw($("history-chart"), {
+      series,
+      // the whole window asked for, up to now (a young history does not stretch to fill it)
+      scales: { x: { time: true, range: () => [h.now_s - h.hours * 3600, h.now_s + 60] },
+        "%": { range: [0, 100] } },
+      axes: [{}, { label: "kW", values: phaetonCharts.kwAxis, size: 50 },
+        { side: 1, scale: "%", label: "SoC %", grid: { show: false }, size: 45 }],
+      ...phaetonCharts.nowMarker(() => h.now_s),
+    }, data);
+  }
+
+  function chargerNameOf(id) {
+    const card = cards.find((c) => c.id === id);
+    const name = card && card.status && card.status.charger && card.status.charger.name;
+    return name || id;
+  }
+
   function renderCard(card, s) {
     const part = card.part;
     card.status = s;
@@ -278,5 +316,8 @@
     setInterval(checkLive, 1000);
     loadGoal();
     setInterval(loadGoal, 60000);
+    for (const hours of [24, 48]) $("history-" + hours).addEventListener("click", () => { historyHours = hours; loadHistory(); });
+    loadHistory();
+    setInterval(loadHistory, 60000);
   });
 })();
