@@ -84,6 +84,14 @@ async def wait_until(condition, timeout_s: float = 10) -> None:
     raise AssertionError("condition not met in time")
 
 
+def plan_chart(driver) -> tuple[list, list]:
+    """The plan chart's series labels and data, once it is drawn."""
+    WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+        "const c = document.getElementById('plan-chart'); return c && c.chart;"))
+    return driver.execute_script("const c = document.getElementById('plan-chart').chart;"
+                                 "return [c.series.map((s) => s.label), c.data];")
+
+
 def base_url(client) -> str:
     return str(client.make_url("")).rstrip("/")
 
@@ -303,17 +311,21 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     summary = await in_thread(wait_for_text, browser, "plan-summary", "1.23 EUR")
     assert "4.56 EUR" in summary and "21.0 kWh" in summary
     assert "prices after 18:00 are a forecast" in await in_thread(text_of, browser, "plan")
-    bars = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR, "#plan-chart rect"))
-    assert len(bars) == 3
-    def ys(selector):
-        points = browser.find_element(By.CSS_SELECTOR, selector).get_attribute("points")
-        return [float(p.split(",")[1]) for p in points.split()]
-    price = await in_thread(ys, "#plan-chart polyline.plan-price")
-    assert len(price) == 8 and price == sorted(price, reverse=True)  # rising price: it climbs
-    pv = await in_thread(ys, "#plan-chart polyline.plan-pv")
-    assert len(pv) == 8 and min(pv) == pv[5]          # the PV forecast peaks at slot 5
-    house = await in_thread(ys, "#plan-chart polyline.plan-load")
-    assert len(set(house)) == 1                       # a flat house-load forecast
+    labels, data = await in_thread(plan_chart, browser)
+    assert labels[1:] == ["Import price", "EV", "PV forecast", "House forecast", "Battery SoC"]
+    assert data[0] == [start + i * 3600 for i in range(8)]             # the plan's slots
+    assert data[1] == pytest.approx([0.20 + 0.02 * i for i in range(8)])   # the price steps
+    assert data[2] == [7.0, 7.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0]          # EV bars
+    assert data[3] == [0, 0, 0, 0.5, 1.5, 2.5, 1.5, 0.5]                # PV forecast
+    assert set(data[4]) == {0.3}                                        # flat house load
+    def hover_slot(index: int) -> str:
+        chart = browser.find_element(By.ID, "plan-chart")
+        browser.execute_script(
+            "const u = arguments[0].chart; u.setCursor({left: u.valToPos(u.data[0][arguments[1]]"
+            " + 60, 'x'), top: 10});", chart, index)
+        return browser.find_element(By.ID, "plan-why").text
+    why = await in_thread(hover_slot, 1)
+    assert "cheapest hours for the EV" in why and "EV 7.00 kWh" in why and "0.220 EUR/kWh" in why
     rows = await in_thread(lambda: browser.find_elements(By.CSS_SELECTOR,
                                                          "#plan-table tbody tr.slot"))
     assert len(rows) == 8 and "cheapest hours for the EV" in rows[0].text

@@ -3,6 +3,7 @@ banner follow the live status, the sessions page shows kg CO2 per session and pe
 the plan page draws the grid's intensity beside the prices."""
 from __future__ import annotations
 
+import pytest
 import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
@@ -12,8 +13,8 @@ from phaeton.control.carbon_budget import BudgetStatus
 from phaeton.snapshot import CarbonPeriod, CarbonView
 from phaeton.store.sessions import ChargingSession
 from phaeton.web.status import carbon_status
-from tests.test_web_browser import (base_url, browser, fresh_page, in_thread,  # noqa: F401
-                                    log_in, text_of, wait_for_text)
+from tests.test_web_browser import (OUTPUT, base_url, browser, fresh_page, in_thread,  # noqa: F401
+                                    log_in, plan_chart, text_of, wait_for_text)
 from tests.web_fixtures import PASSWORD, backend, client  # noqa: F401
 
 JAN = 1_767_225_600          # 2026-01-01 00:00 UTC
@@ -118,20 +119,17 @@ async def test_the_plan_page_draws_the_grid_intensity_beside_the_prices(browser,
     assert await in_thread(text_of, browser, "plan-co2") == "3.2 kg"
     assert await in_thread(text_of, browser, "plan-objective") == "CO2"
 
-    def ys(selector):
-        points = browser.find_element(By.CSS_SELECTOR, selector).get_attribute("points")
-        return [float(p.split(",")[1]) for p in points.split()]
-    line = await in_thread(ys, "#plan-chart polyline.plan-carbon")
-    known = [g for g in grams if g is not None]
-    assert len(line) == len(known)                         # the unknown slot is left out
-    # the higher the intensity, the higher the point (smaller y): 700 g/kWh at the top
-    assert [sorted(line).index(y) for y in line] == \
-        [sorted(known, reverse=True).index(g) for g in known]
-    price = await in_thread(ys, "#plan-chart polyline.plan-price")
-    assert price == sorted(price)                          # falling prices go down the chart
-    label = await in_thread(lambda: browser.find_element(
-        By.CSS_SELECTOR, "#plan-chart text.plan-carbon-label").text)
-    assert label == "grid CO2 100–700 g/kWh (green line)"
+    labels, data = await in_thread(plan_chart, browser)
+    assert labels[-1] == "Grid CO2"                        # beside the prices, its own scale
+    assert data[-1] == grams                               # the unknown slot stays a gap
+    assert data[1] == pytest.approx([0.30 - 0.02 * i for i in range(8)])
+    axes = await in_thread(lambda: browser.execute_script(
+        "return document.getElementById('plan-chart').chart.axes.map((a) => a.label);"))
+    assert "EUR/kWh" in axes and "kWh per slot" in axes     # a phone: two axes, the rest
+    assert "g CO2/kWh" not in axes                          # in the legend
+    OUTPUT.mkdir(exist_ok=True)
+    await in_thread(lambda: browser.find_element(By.ID, "plan").screenshot(
+        str(OUTPUT / "plan-with-carbon.png")))
     header = await in_thread(lambda: [h.text for h in browser.find_elements(
         By.CSS_SELECTOR, "#plan-table thead th")])
     assert header[:3] == ["Start", "EUR/kWh", "g CO2/kWh"]
@@ -144,9 +142,10 @@ async def test_the_plan_page_draws_the_grid_intensity_beside_the_prices(browser,
     backend.plan_data = _plan(None)
     await in_thread(fresh_page, browser, base_url(client) + "/schedule")
     await in_thread(wait_for_text, browser, "plan-summary", "4.56")
+    labels, _ = await in_thread(plan_chart, browser)
+    assert "Grid CO2" not in labels
     assert await in_thread(lambda: browser.find_elements(
-        By.CSS_SELECTOR, "#plan-chart polyline.plan-carbon, #plan-table td.carbon, #plan-co2, "
-                         "#plan-objective")) == []
+        By.CSS_SELECTOR, "#plan-table td.carbon, #plan-co2, #plan-objective")) == []
     header = await in_thread(lambda: [h.text for h in browser.find_elements(
         By.CSS_SELECTOR, "#plan-table thead th")])
     assert "g CO2/kWh" not in header

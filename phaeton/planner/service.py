@@ -548,6 +548,7 @@ class PlannerService:
         result["strategy"] = STRATEGY_NAMES.get(self.knobs.strategy, "?")
         result["currency"] = str(self.config["session"]["currency"])
         result["trigger"] = self._last_trigger
+        result["now_s"] = self.clock.time()          # the service's clock (the demo's)
         result["ev"] = self.ev_outlook()
         result["state"] = self.state()
         result["ess"] = self.ess_dict()

@@ -53,11 +53,61 @@
     if (plan.ok && plan.data.plan) renderPlan(plan.data.plan);
   }
 
-  const SVG = "http://www.w3.org/2000/svg";
-  function svg(tag, attrs) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-    return node;
+  const number = (v) => (typeof v === "number" ? v : null);
+
+  // The plan over time: the import price (steps, left axis), the EV's planned energy (bars),
+  // the PV and house-load forecasts (kWh per slot), the battery's SoC (right axis), the grid's
+  // carbon intensity when known (own scale), a now marker; under it, the slot at the cursor
+  // with the planner's reason for it.
+  function planChart(plan, slots, currency, withCarbon) {
+    const C = phaetonCharts.COLORS;
+    const unit = (currency || "price") + "/kWh";
+    const box = el("div", {});
+    const chartBox = el("div", { id: "plan-chart", class: "chart", role: "img", "aria-label": "price curve and plan over time" });
+    const why = el("div", { id: "plan-why", class: "muted", text: "Point at the chart for a slot's plan and reason." });
+    box.append(chartBox, why);
+    const kwh = (u, v) => (v === null || v === undefined ? "—" : fmt.fixed(v, 2) + " kWh");
+    const series = [{},
+      { label: "Import price", stroke: C.price, width: 2, scale: "price", paths: uPlot.paths.stepped({ align: 1 }),
+        value: (u, v) => (v === null || v === undefined ? "—" : fmt.fixed(v, 3) + " " + unit) },
+      { label: "EV", stroke: C.ev, fill: "rgba(10,102,194,0.25)", scale: "kWh", paths: uPlot.paths.bars({ size: [0.9], align: 1 }), points: { show: false }, value: kwh },
+      { label: "PV forecast", stroke: C.pv, width: 1.5, scale: "kWh", value: kwh },
+      { label: "House forecast", stroke: C.load, width: 1.5, dash: [3, 2], scale: "kWh", value: kwh },
+      { label: "Battery SoC", stroke: C.battery, width: 1.5, scale: "%", value: (u, v) => (v === null || v === undefined ? "—" : Math.round(v) + " %") }];
+    const data = [slots.map((s) => s.start_s), slots.map((s) => number(s.import_eur_per_kwh)),
+      slots.map((s) => (typeof s.ev_kwh === "number" ? Math.abs(s.ev_kwh) : null)),
+      slots.map((s) => number(s.pv_kwh)), slots.map((s) => number(s.load_kwh)), slots.map((s) => number(s.soc_pct))];
+    // a phone has room for two axes: price and energy; SoC and CO2 are in the legend
+    const narrow = window.innerWidth < 560;
+    const axes = [{}, { scale: "price", label: unit, size: 55, values: (u, vals) => vals.map((v) => fmt.fixed(v, 2)) },
+      { scale: "kWh", label: "kWh per slot", side: 1, grid: { show: false }, size: 45 }];
+    if (!narrow) axes.push({ scale: "%", label: "SoC %", side: 1, grid: { show: false }, size: 40 });
+    if (withCarbon) {
+      series.push({ label: "Grid CO2", stroke: C.carbon, width: 1.5, dash: [6, 2], scale: "g",
+        value: (u, v) => (v === null || v === undefined ? "—" : Math.round(v) + " g/kWh") });
+      data.push(slots.map((s) => number(s.intensity_g_per_kwh)));
+      if (!narrow) axes.push({ scale: "g", label: "g CO2/kWh", side: 3, grid: { show: false }, size: 50 });
+    }
+    const slotAt = (idx) => slots[idx];
+    requestAnimationFrame(() => phaetonCharts.draw(chartBox, {
+      height: 260, series, axes,
+      // to the end of the last slot, so its step and bar are whole
+      scales: { x: { time: true, range: (u, min, max) => [min, max + (slots.length > 1 ? slots[1].start_s - slots[0].start_s : 900)] },
+        "%": { range: [0, 100] }, kWh: { range: (u, min, max) => [0, Math.max(0.1, max)] } },
+      hooks: {
+        ...phaetonCharts.nowMarker(() => plan.now_s || Date.now() / 1000).hooks,
+        setCursor: [(u) => {
+          const s = u.cursor.idx === null || u.cursor.idx === undefined ? null : slotAt(u.cursor.idx);
+          if (!s) return;
+          const when = new Date(s.start_s * 1000).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
+          why.textContent = when + ": " + [number(s.import_eur_per_kwh) === null ? null : fmt.fixed(s.import_eur_per_kwh, 3) + " " + unit,
+            s.ev_kwh ? "EV " + fmt.fixed(s.ev_kwh, 2) + " kWh" : null,
+            s.battery_kwh ? "battery " + (s.battery_kwh > 0 ? "+" : "") + fmt.fixed(s.battery_kwh, 2) + " kWh" : null,
+            s.why || null].filter(Boolean).join(" · ");
+        }],
+      },
+    }, data));
+    return box;
   }
 
   const OBJECTIVES = { carbon: "CO2", cost_with_carbon_price: "cost plus a carbon price" };
@@ -89,42 +139,9 @@
     }
     for (const warning of plan.warnings || []) box.append(el("div", { class: "message warn", text: warning }));
     if (!slots.length) return;
-    const prices = slots.map((s) => s.import_eur_per_kwh).filter((v) => typeof v === "number");
-    const top = Math.max(0.01, ...prices), low = Math.min(0, ...prices);
-    const width = 360, height = 140, step = width / slots.length;
-    const y = (price) => height - 20 - ((price - low) / (top - low)) * (height - 42);
-    const chart = svg("svg", { viewBox: "0 0 " + width + " " + height, class: "flow", id: "plan-chart", role: "img", "aria-label": "price curve and plan" });
-    // one energy scale (kWh per slot) for the EV bars and the PV and house-load lines
-    const energy = (s, key) => (typeof s[key] === "number" ? Math.abs(s[key]) : null);
-    const maxKwh = Math.max(0.01, ...slots.flatMap((s) => ["ev_kwh", "pv_kwh", "load_kwh"].map((k) => energy(s, k) || 0)));
-    const yKwh = (kwh) => height - 20 - (kwh / maxKwh) * (height - 30);
-    slots.forEach((s, i) => {
-      if (s.ev_kwh) {
-        const h = (Math.abs(s.ev_kwh) / maxKwh) * (height - 30);
-        chart.append(svg("rect", { x: i * step, y: height - 20 - h, width: Math.max(1, step - 1), height: h, class: "plan-ev" }));
-      }
-    });
-    const line = (value, scale, cls) => {
-      const points = slots.map((s, i) => value(s) === null ? null : (i * step + step / 2).toFixed(1) + "," + scale(value(s)).toFixed(1)).filter(Boolean);
-      if (points.length) chart.append(svg("polyline", { points: points.join(" "), class: cls }));
-    };
-    line((s) => energy(s, "pv_kwh"), yKwh, "plan-pv");
-    line((s) => energy(s, "load_kwh"), yKwh, "plan-load");
-    line((s) => (typeof s.import_eur_per_kwh === "number" ? s.import_eur_per_kwh : null), y, "plan-price");
-    // the grid's carbon intensity on its own scale, 0 at the chart's floor (only with a carbon source)
     const intensity = (s) => (typeof s.intensity_g_per_kwh === "number" ? s.intensity_g_per_kwh : null);
     const grams = slots.map(intensity).filter((v) => v !== null);
-    const maxGrams = Math.max(1, ...grams);
-    line(intensity, (g) => height - 20 - (g / maxGrams) * (height - 42), "plan-carbon");
-    const label = svg("text", { x: 2, y: 12 });
-    label.textContent = "price " + low.toFixed(2) + "–" + top.toFixed(2) + " €/kWh; up to " + maxKwh.toFixed(2) + " kWh: EV bars, PV and house lines";
-    chart.append(label);
-    if (grams.length) {
-      const carbonLabel = svg("text", { x: 2, y: 24, class: "plan-carbon-label" });
-      carbonLabel.textContent = "grid CO2 " + Math.round(Math.min(...grams)) + "–" + Math.round(maxGrams) + " g/kWh (green line)";
-      chart.append(carbonLabel);
-    }
-    box.append(chart);
+    box.append(planChart(plan, slots, currency, grams.length > 0));
     const time = (s) => new Date(s.start_s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const num = (v, d) => (typeof v === "number" ? fmt.fixed(v, d) : "—");
     const columns = ["Start", (currency || "price") + "/kWh", grams.length ? "g CO2/kWh" : null, "PV kWh", "House kWh", "EV kWh", "Battery kWh", "SoC", "Why"].filter(Boolean);
