@@ -553,3 +553,36 @@ async def test_the_dashboard_charts_the_power_history_it_is_given(browser, clien
         str(OUTPUT / "dashboard-history.png")))
     errors = [e for e in await in_thread(browser.get_log, "browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+async def test_the_sessions_page_charts_energy_solar_and_cost_per_day_and_month(browser, client,
+                                                                               backend):
+    from datetime import datetime
+
+    from phaeton.store.sessions import ChargingSession
+    days = [datetime(2026, 5, 3, 20), datetime(2026, 5, 3, 23), datetime(2026, 5, 4, 9),
+            datetime(2026, 6, 1, 12)]
+    for when, energy, share, cost in zip(days, (10.0, 5.0, 8.0, 4.0), (0.0, 0.2, 1.0, 0.5),
+                                         (3.0, 1.5, 0.0, 0.6)):
+        start = int(when.timestamp())                 # local time: the browser's zone is ours
+        backend.store.add(ChargingSession(start, start + 3600, energy, 3600, 11000, cost, "EUR",
+                                          share))
+    await in_thread(fresh_page, browser, base_url(client) + "/sessions")
+    await in_thread(wait_for_text, browser, "total-energy", "27.00 kWh")
+
+    def chart(element_id):
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+            f"const c = document.getElementById('{element_id}').chart; return c && c.data;"))
+        return browser.execute_script(
+            f"const c = document.getElementById('{element_id}').chart;"
+            "return [c.series.map((s) => s.label), c.data];")
+    labels, data = await in_thread(chart, "days-chart")
+    assert labels[1:] == ["Energy", "of it solar", "Cost"]
+    assert data[0] == [int(datetime(2026, 5, d).timestamp()) for d in (3, 4)] + \
+        [int(datetime(2026, 6, 1).timestamp())]
+    assert data[1] == [15.0, 8.0, 4.0]
+    assert data[2] == pytest.approx([1.0, 8.0, 2.0])
+    assert data[3] == pytest.approx([4.5, 0.0, 0.6])
+    _, data = await in_thread(chart, "months-chart")
+    assert data[0] == [int(datetime(2026, 5, 1).timestamp()), int(datetime(2026, 6, 1).timestamp())]
+    assert data[1] == [23.0, 4.0]

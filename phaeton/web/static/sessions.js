@@ -73,11 +73,54 @@
       el("td", { class: "num co2", text: co2(s.co2_kg) }))));
     if (!sessions.length) $("rows").append(el("tr", {}, el("td", { colspan: 8, class: "muted", text: "No sessions in this range." })));
     await showRunning();
+    drawPeriods(sessions);
     $("months").replaceChildren(...months.map((m) => el("tr", { "data-month": m.month },
       el("td", { text: m.month }),
       el("td", { class: "num", text: m.count }),
       el("td", { class: "num", text: fmt.num(m.energy_kwh, 2, "kWh") }),
       el("td", { class: "num co2", text: co2(m.co2_kg) }))));
+  }
+
+  // Energy (solar part inside), cost per day and per month of the sessions shown, by their
+  // local start. Bars: energy and its solar part (kWh); line: cost (right axis).
+  function periodOf(unix, month) {
+    const d = new Date(unix * 1000);
+    return (month ? new Date(d.getFullYear(), d.getMonth(), 1) : new Date(d.getFullYear(), d.getMonth(), d.getDate())).getTime() / 1000;
+  }
+
+  function sums(sessions, month) {
+    const by = new Map();
+    for (const s of sessions) {
+      const key = periodOf(s.start_s, month);
+      const sum = by.get(key) || { energy: 0, solar: 0, cost: 0 };
+      sum.energy += s.energy_kwh || 0;
+      sum.solar += (s.energy_kwh || 0) * (s.solar_share || 0);
+      sum.cost += s.cost || 0;
+      by.set(key, sum);
+    }
+    const keys = [...by.keys()].sort((a, b) => a - b);
+    return [keys, keys.map((k) => by.get(k).energy), keys.map((k) => by.get(k).solar), keys.map((k) => by.get(k).cost)];
+  }
+
+  function drawPeriods(sessions) {
+    const currency = (sessions[0] && sessions[0].currency) || "";
+    const C = phaetonCharts.COLORS;
+    for (const [id, month] of [["days-chart", false], ["months-chart", true]]) {
+      const data = sums(sessions, month);
+      const step = month ? 31 * 86400 : 86400;
+      phaetonCharts.draw($(id), {
+        height: 200,
+        series: [{ value: (u, v) => (v === null || v === undefined ? "—" : new Date(v * 1000).toLocaleDateString([], month ? { year: "numeric", month: "short" } : { weekday: "short", day: "numeric", month: "short" })) },
+          { label: "Energy", stroke: C.ev, fill: "rgba(10,102,194,0.25)", scale: "kWh", paths: uPlot.paths.bars({ size: [0.8], align: 1 }), points: { show: false },
+            value: (u, v) => fmt.num(v, 2, "kWh") },
+          { label: "of it solar", stroke: C.pv, fill: "rgba(224,168,0,0.55)", scale: "kWh", paths: uPlot.paths.bars({ size: [0.5], align: 1 }), points: { show: false },
+            value: (u, v) => fmt.num(v, 2, "kWh") },
+          { label: "Cost", stroke: C.price, width: 1.5, scale: "cost", value: (u, v) => fmt.num(v, 2, currency) }],
+        scales: { x: { time: true, range: (u, min, max) => [min, max + step] }, kWh: { range: (u, min, max) => [0, Math.max(1, max)] },
+          cost: { range: (u, min, max) => [0, Math.max(0.01, max)] } },
+        axes: [{}, { scale: "kWh", label: "kWh", size: 45 }, { scale: "cost", label: currency || "cost", side: 1, grid: { show: false }, size: 45 }],
+      }, data);
+    }
   }
 
   // The sessions under way (from the live status) above the finished ones, one per charger;
