@@ -134,6 +134,12 @@ def build_openapi() -> dict[str, Any]:
                                                               "version": _VERSION}}),
                     "responses": {**_ok("saved"), **_SAVE_ERRORS}}},
         "/api/plan": {"get": {"summary": "The planner's plan or null", "responses": _ok("plan")}},
+        "/api/history": {"get": {
+            "summary": "The site's power flow, a row a minute (time_s, pv_w, house_w, battery_w, "
+                       "grid_w, soc_pct, ev_w per charger)",
+            "parameters": [{"name": "hours", "in": "query", "schema": {
+                "type": "number", "minimum": 1, "maximum": 48, "default": 24}}],
+            "responses": {**_ok("time_s"), "400": _ERROR}}},
         "/api/logs": {"get": {"summary": "Recent log records", "parameters": _log_params(),
                               "responses": {**_ok("records"), "400": _ERROR}}},
         "/api/logs.txt": {"get": {"summary": "Recent log lines as a text download",
