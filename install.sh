@@ -77,6 +77,10 @@ SERVICE_LINK="$SERVICE_DIR/$NAME"
 RC_LOCAL="$DATA/rc.local"
 RC_WAS="$DEST/.rc_local_was"
 LOG_DIR="$ROOT/var/log/$NAME"
+# phaeton's page on the GX screen (gui-v2 v1.2.14 or later reads /data/apps/enabled/*/gui-v2/)
+APPS="$DATA/apps"
+GUI_APP="$APPS/available/$NAME"
+APPS_MADE="$DEST/.apps_made"
 ROOT_ARG=""
 [ -n "$ROOT" ] && ROOT_ARG=" --root $ROOT"
 
@@ -308,6 +312,33 @@ choose_password() {
     say "web UI password (shown only now, write it down): $pw"
 }
 
+# The GX screen's page: phaeton/gui_v2/phaeton.json from the installed package, linked as an
+# enabled app. /data/apps is made if missing (and noted, so that uninstalling removes it again).
+install_gui_page() {
+    page=$("$VENV/bin/python" -I -c 'import os, phaeton.gui_v2 as g
+print(os.path.join(os.path.dirname(g.__file__), "phaeton.json"))' 2>/dev/null)
+    if [ -z "$page" ] || [ ! -f "$page" ]; then
+        warn "this release has no page for the GX screen (phaeton/gui_v2/phaeton.json)"
+        return 0
+    fi
+    [ -d "$APPS" ] || { mkdir -p "$APPS" && : > "$APPS_MADE"; }
+    mkdir -p "$GUI_APP/gui-v2" "$APPS/enabled" \
+        && cp "$page" "$GUI_APP/gui-v2/$NAME.json.tmp" \
+        && mv -f "$GUI_APP/gui-v2/$NAME.json.tmp" "$GUI_APP/gui-v2/$NAME.json" \
+        && ln -sfn "$GUI_APP" "$APPS/enabled/$NAME" \
+        || { warn "could not install the GX screen page in $GUI_APP"; return 0; }
+    say "GX screen: Settings > Integrations > UI Plugins > phaeton, and on the charger's page (gui-v2 v1.2.14 or later)"
+}
+
+remove_gui_page() {
+    rm -f "$APPS/enabled/$NAME"
+    rm -rf "$GUI_APP"
+    if [ -f "$APPS_MADE" ]; then
+        rmdir "$APPS/enabled" "$APPS/available" "$APPS" 2>/dev/null || true
+        rm -f "$APPS_MADE"
+    fi
+}
+
 write_service_scripts() {
     mkdir -p "$DEST/service/log" "$LOG_DIR"
     for f in run log/run; do
@@ -370,6 +401,7 @@ do_install() {
     fi
 
     write_service_scripts
+    install_gui_page
     printf '%s\n' "$VERSION" > "$DEST/VERSION"
     rc_add_line
     link_service
@@ -423,6 +455,7 @@ do_status() {
 
 do_uninstall() {
     stop_service
+    remove_gui_page
     rc_remove_line
     rc_restore
     rm -rf "$LOG_DIR"

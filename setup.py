@@ -13,7 +13,8 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["phaeton", "phaeton.*", "velib", "velib.*"]),
-    package_data={"phaeton": ["web/static/*", "web/static/vendor/*", "web/templates/*"]},
+    package_data={"phaeton": ["web/static/*", "web/static/vendor/*", "web/templates/*",
+                             "gui_v2/*.json", "gui_v2/*.qml"]},
     install_requires=[
         "dbus-next>=0.2.3,<0.3",
         "pymodbus>=3.16,<3.17",

@@ -10,6 +10,7 @@ The installer is run from a release bundle built with `scripts/build_release.sh
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -33,7 +34,7 @@ ORIGINAL_RC_LOCAL = "#!/bin/bash\n# the owner's own lines\necho started >> /tmp/
 # table in docs/install.md (tests/test_release_docs.py checks that the two agree).
 KEPT_AFTER_UNINSTALL = {"config.yaml", "config.yaml.bak", "state.json", "sessions.sqlite",
                         "sessions.sqlite-wal", "sessions.sqlite-shm", "energy_history.csv",
-                        "prices-*.json"}
+                        "prices-*.json", "power_history.jsonl"}
 
 pytestmark = pytest.mark.skipif(shutil.which("svscan") is None,
                                 reason="daemontools is not installed (./dev/test installs it)")
@@ -244,6 +245,11 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
     assert run_script.startswith("#!/bin/sh\n") and "exec 2>&1" in run_script
     assert f"exec {dest}/venv/bin/python -m phaeton run --config {dest}/config.yaml" in run_script
     assert f"exec multilog t s25000 n4 {gx}/var/log/phaeton" in (dest / "service/log/run").read_text()
+    # the GX screen's page, as gui-v2 finds it: an enabled app with a gui-v2/*.json
+    page = gx / "data/apps/enabled/phaeton/gui-v2/phaeton.json"
+    assert json.loads(page.read_text())["integrations"][1]["productId"] == "0xFFFF"
+    assert os.readlink(gx / "data/apps/enabled/phaeton") == str(gx / "data/apps/available/phaeton")
+    assert "GX screen: Settings > Integrations > UI Plugins > phaeton" in out
 
     async with SimWorld(speed=1) as world:
         bus = world.bus_address
@@ -296,6 +302,7 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
     assert stat.S_IMODE((gx / "data/rc.local").stat().st_mode) == 0o755
     assert tree(gx / "service") == set()
     assert not (gx / "var/log/phaeton").exists()
+    assert not (gx / "data/apps").exists()             # made by the install, gone again
     left = {p.name for p in dest.iterdir()}
     assert "config.yaml" in left and left <= KEPT_AFTER_UNINSTALL, left
     assert (dest / "config.yaml").read_text() == edited_config

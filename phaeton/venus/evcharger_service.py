@@ -33,6 +33,7 @@ PRODUCT_NAME = "EV Charging Station"
 PRODUCT_ID = 0xFFFF  # third-party driver
 CUSTOM_NAME_MAX = 64  # characters, as config.yaml's device.custom_name
 
+STARTING_REASON = "starting: waiting for the first control step"
 MODE_TEXT = {0: "Manual", 1: "Auto", 2: "Scheduled"}
 STATUS_TEXT = {
     0: "Disconnected", 1: "Connected", 2: "Charging", 3: "Charged", 4: "Waiting for sun",
@@ -149,6 +150,10 @@ class EvChargerService:
         svc.add_path("/ChargingTime", None, text=_duration)
         svc.add_path("/Session/Cost", None, text=lambda v: f"{v:.2f}")
         svc.add_path("/Status", 0, text=lambda v: STATUS_TEXT.get(v, str(v)))
+        # phaeton's own, read-only: why the current is what it is (the web UI's reason and
+        # "limited by"; the GX screen's plugin page shows them)
+        svc.add_path("/Reason", STARTING_REASON)
+        svc.add_path("/LimitedBy", None)
         svc.add_path("/Position", choices.position, writeable=True, kind=int, min=0, max=1,
                      text=lambda v: {0: "AC output", 1: "AC input"}.get(v, str(v)),
                      on_change=self._accept)
@@ -236,6 +241,8 @@ def dbus_values(snapshot: "LoadpointSnapshot") -> dict[str, Any]:
         "/Connected": 1 if m is not None else 0,
         "/Mgmt/Connection": snapshot.connection,
         "/Status": int(decision.status) if decision is not None else 0,
+        "/Reason": decision.reason if decision is not None else STARTING_REASON,
+        "/LimitedBy": str(decision.bound_by) if decision is not None else None,
     }
     if identity is not None:
         values.update({"/Serial": identity.serial or None, "/Model": identity.model or None,

@@ -9,9 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from phaeton.snapshot import LoadpointSnapshot, SiteSnapshot
-from phaeton.venus.evcharger_service import STATUS_TEXT
-
-STARTING_REASON = "starting: waiting for the first control step"
+from phaeton.venus.evcharger_service import STARTING_REASON, STATUS_TEXT
 
 
 def status_of(snapshot: SiteSnapshot) -> dict[str, Any]:
