@@ -157,12 +157,17 @@ def _run_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_run_without_a_dbus_names_the_address_and_creates_nothing(tmp_path):
-    address = f"unix:path={tmp_path / 'no_bus_socket'}"
-    result = subprocess.run(
+def _run_on_bus(tmp_path: Path, address: str) -> subprocess.CompletedProcess:
+    """`phaeton run` with DBUS_SYSTEM_BUS_ADDRESS set to `address`."""
+    return subprocess.run(
         [sys.executable, "-m", "phaeton", "run", "--config", str(_run_config(tmp_path))],
         capture_output=True, text=True, timeout=60, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), "DBUS_SYSTEM_BUS_ADDRESS": address})
+
+
+def test_run_without_a_dbus_names_the_address_and_creates_nothing(tmp_path):
+    address = f"unix:path={tmp_path / 'no_bus_socket'}"
+    result = _run_on_bus(tmp_path, address)
     assert result.returncode == 1
     assert f"phaeton could not start: no system D-Bus at {address}" in result.stderr
     assert "DBUS_SYSTEM_BUS_ADDRESS" in result.stderr
@@ -176,9 +181,6 @@ def test_run_with_a_dead_bus_socket_names_the_address(tmp_path):
     dead.bind(str(path))                       # a socket file nobody listens on
     dead.close()
     address = f"unix:path={path}"
-    result = subprocess.run(
-        [sys.executable, "-m", "phaeton", "run", "--config", str(_run_config(tmp_path))],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "DBUS_SYSTEM_BUS_ADDRESS": address})
+    result = _run_on_bus(tmp_path, address)
     assert result.returncode == 1
     assert f"phaeton could not start (system D-Bus at {address}):" in result.stderr
