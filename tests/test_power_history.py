@@ -67,3 +67,39 @@ def test_an_unwritable_file_is_a_warning_not_a_crash(tmp_path, caplog):
     history.add(T0 + 60, values(2.0))
     assert "power history not written" in caplog.text
     assert history.rows(T0)[-1]["pv_w"] == pytest.approx(2.0)
+
+
+async def test_in_the_service_the_hourly_cut_back_runs_off_the_event_loop(tmp_path):
+    """An fsync of half a megabyte on a GX's flash must not hold up the control tick: with an
+    event loop running, the cut-back goes to a worker thread, and an append made meanwhile is
+    kept."""
+    import asyncio
+    import threading
+
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps({"t": T0 - KEEP_S - 60, "pv_w": 1.0}, separators=(",", ":"))
+                    + "\n")
+    history = PowerHistory(str(path))
+    threads: list[str] = []
+    started, release = threading.Event(), threading.Event()
+    real = history._prune_locked
+
+    def slow_prune(now_s):
+        threads.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        real(now_s)
+    history._prune_locked = slow_prune
+    history.add(T0, values(5.0))                    # returns at once: the prune waits
+    assert await asyncio.to_thread(started.wait, 5)
+    assert threads and threads[0] != threading.main_thread().name
+    history.add(T0 + 60, values(6.0))               # a minute ends while the prune runs:
+    history.add(T0 + 120, values(7.0))              # the tick does not wait for the file
+    assert [r["t"] for r in history.rows(T0 - 60)] == [T0, T0 + 60, T0 + 120]   # none missing
+    release.set()
+    for _ in range(250):
+        if str(T0 + 60) in path.read_text():
+            break
+        await asyncio.sleep(0.02)
+    assert [json.loads(line)["t"] for line in path.read_text().splitlines()] == [T0, T0 + 60]
+    assert [r["t"] for r in history.rows(0)] == [T0, T0 + 60, T0 + 120]   # the old one cut

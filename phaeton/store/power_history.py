@@ -12,14 +12,19 @@ battery's SoC, each charger's power). When the minute is over its row is appende
 held in memory but the minute under way: `rows(since_s)` reads the file when a chart asks. The
 file is cut back to `keep_s` (48 h) at start and then about once an hour, by writing the rows
 kept to a temp file and renaming it, so it stays at about 0.5 MB and a crash leaves either
-file whole. A line that cannot be read (a crash in mid-write) is skipped.
+file whole. In the service that runs in a worker thread (an fsync of half a megabyte on a GX's
+flash must not hold up the control tick); a minute that ends meanwhile waits in memory and the
+cut-back appends it, so the tick never waits for the file. A line that cannot be read (a crash
+in mid-write) is skipped.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,9 @@ class PowerHistory:
         self._minute: int | None = None
         self._sums: dict[str, list[float]] = {}       # key -> [sum, count]
         self._pruned_s: float | None = None
+        self._file_lock = threading.Lock()        # held while the file is written
+        self._pending: list[str] = []             # rows not yet in the file
+        self._pending_lock = threading.Lock()
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -59,7 +67,7 @@ class PowerHistory:
             self._sum(f"ev_w:{charger}", watts)
         if self._pruned_s is None or now_s - self._pruned_s >= PRUNE_EVERY_S:
             self._pruned_s = now_s
-            self.prune(now_s)
+            self._prune_off_the_loop(now_s)
 
     def flush(self) -> None:
         """Write the minute under way (at stop)."""
@@ -86,14 +94,42 @@ class PowerHistory:
         return row
 
     def _write(self, row: dict[str, Any]) -> None:
+        with self._pending_lock:
+            self._pending.append(json.dumps(row, separators=(",", ":")) + "\n")
+        if not self._file_lock.acquire(blocking=False):
+            return              # a cut-back is rewriting the file: it appends the row when done
+        try:
+            self._append_pending()
+        finally:
+            self._file_lock.release()
+
+    def _append_pending(self) -> None:
+        """The rows waiting in memory into the file (the file lock held)."""
+        with self._pending_lock:
+            lines, self._pending = self._pending, []
+        if not lines:
+            return
         try:
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+                f.writelines(lines)
         except OSError as exc:
             log.warning("power history not written to %s: %s", self.path, exc)
 
+    def _prune_off_the_loop(self, now_s: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.prune(now_s)               # no event loop (a script, a test): here and now
+            return
+        loop.run_in_executor(None, self.prune, now_s)
+
     def prune(self, now_s: float) -> None:
         """Keep the last `keep_s` of rows (temp file, fsync, rename)."""
+        with self._file_lock:
+            self._prune_locked(now_s)
+            self._append_pending()
+
+    def _prune_locked(self, now_s: float) -> None:
         try:
             with open(self.path, encoding="utf-8") as f:
                 lines = f.readlines()
@@ -134,6 +170,11 @@ class PowerHistory:
                         found.append(row)
         except FileNotFoundError:
             pass
+        with self._pending_lock:
+            waiting = list(self._pending)
+        for line in waiting:                       # ended while a cut-back ran
+            if (_time_of(line) or -math.inf) >= since_s:
+                found.append(json.loads(line))
         if self._minute is not None and self._sums and self._minute >= since_s:
             found.append(self._row())
         return found
