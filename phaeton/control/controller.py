@@ -155,7 +155,6 @@ class ChargeController:
         self._fuse_cut_s: float | None = None
         self._last_current_a = 0.0
         self.car_full = CarFullDetector()
-        self._now_s = 0.0
         self.main_circuit = Circuit(MAIN_CIRCUIT, settings.fuse_a)
 
     def update_settings(self, settings: ControlSettings) -> None:
@@ -211,11 +210,11 @@ class ChargeController:
                     f"at {soc:.0f}% is below the {self.settings.battery_priority_soc_pct:.0f}% priority SoC")
         return None
 
-    def _decision(self, inputs: ControllerInputs, *, enabled: bool, current_a: float, status: int, reason: str,
+    def _decision(self, inputs: ControllerInputs, now_s: float, *, enabled: bool, current_a: float, status: int, reason: str,
                   bound_by: str, request: int | None, snapshot: PowerFlowSnapshot | None,
                   surplus_w: float | None, fuse_limit_a: float | None = None) -> ChargeDecision:
         self._last_current_a = current_a
-        full = self.car_full.step(self._now_s, inputs.ev, current_a if enabled else 0.0,
+        full = self.car_full.step(now_s, inputs.ev, current_a if enabled else 0.0,
                                   self.settings.min_current_a)
         if full and status in CAR_FULL_HIDES:
             if inputs.ev.vehicle_state is not VehicleState.CHARGED:
@@ -245,15 +244,16 @@ class ChargeController:
         headroom = loads.for_phases(phases)
         return headroom.current_a is not None and headroom.current_a < current_a - CUT_TOLERANCE_A
 
-    def _untrusted_charger(self, inputs: ControllerInputs, start_stop: int, request: int | None,
-                           snapshot: PowerFlowSnapshot | None) -> ChargeDecision:
+    def _untrusted_charger(self, inputs: ControllerInputs, now_s: float, start_stop: int,
+                           request: int | None, snapshot: PowerFlowSnapshot | None
+                           ) -> ChargeDecision:
         """A charger whose readings cannot be believed: it is told the fail-safe current (it
         may still take commands), /Status 0, the problem as the reason."""
         self.auto.reset()
         safe_a = min(self.settings.safe_current_a, inputs.max_current_a)
         if safe_a < self.settings.min_current_a:
             safe_a = 0.0
-        return self._decision(inputs, enabled=start_stop == 1, current_a=safe_a,
+        return self._decision(inputs, now_s, enabled=start_stop == 1, current_a=safe_a,
                               status=ChargerStatus.DISCONNECTED,
                               reason=f"{inputs.charger_problem}: fail-safe current {safe_a:g} A",
                               bound_by=Bound.CHARGER_IMPLAUSIBLE, request=request,
@@ -261,7 +261,6 @@ class ChargeController:
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, inputs: ControllerInputs, now_s: float, local_dt: datetime) -> ChargeDecision:
-        self._now_s = now_s
         s = self.settings
         ev = inputs.ev
         plugged = ev.connected
@@ -299,12 +298,12 @@ class ChargeController:
 
         def stop(status: int, reason: str, bound: str) -> ChargeDecision:
             self.auto.reset()
-            return self._decision(inputs, enabled=start_stop == 1 and inputs.charger_connected, current_a=0.0,
+            return self._decision(inputs, now_s, enabled=start_stop == 1 and inputs.charger_connected, current_a=0.0,
                                   status=status, reason=reason, bound_by=bound, request=request,
                                   snapshot=snapshot, surplus_w=surplus_w)
 
         if not inputs.charger_connected and inputs.charger_problem:
-            return self._untrusted_charger(inputs, start_stop, request, snapshot)
+            return self._untrusted_charger(inputs, now_s, start_stop, request, snapshot)
         if not inputs.charger_connected:
             return stop(ChargerStatus.DISCONNECTED, "charger offline: not answering", Bound.CHARGER_OFFLINE)
         if start_stop == 0:
@@ -329,7 +328,7 @@ class ChargeController:
                       else s.charger_phases)
             phase = self.switcher.step(now_s, None, allowed, wanted_phases=wanted)
         if phase.switching:
-            return self._decision(inputs, enabled=True, current_a=0.0,
+            return self._decision(inputs, now_s, enabled=True, current_a=0.0,
                                   status=phase.status or ChargerStatus.CONNECTED, reason=phase.reason,
                                   bound_by=Bound.PHASE_SWITCH, request=request, snapshot=snapshot,
                                   surplus_w=surplus_w)
@@ -420,5 +419,5 @@ class ChargeController:
             status = mode_status
         else:
             status = vehicle_status(ev.vehicle_state, ev.error_reason)
-        return self._decision(inputs, enabled=True, current_a=amps, status=status, reason=reason, bound_by=bound,
+        return self._decision(inputs, now_s, enabled=True, current_a=amps, status=status, reason=reason, bound_by=bound,
                               request=request, snapshot=snapshot, surplus_w=surplus_w, fuse_limit_a=fuse_limit_a)
