@@ -184,3 +184,12 @@ def test_run_with_a_dead_bus_socket_names_the_address(tmp_path):
     result = _run_on_bus(tmp_path, address)
     assert result.returncode == 1
     assert f"phaeton could not start (system D-Bus at {address}):" in result.stderr
+
+
+def test_dev_demo_runs_at_60x_unless_given_another_speed():
+    """./dev/demo puts --speed 60 before the owner's options; a later --speed wins."""
+    line = [l for l in (REPO / "dev/demo").read_text().splitlines() if l.startswith("exec ")]
+    assert line == ['exec .venv/bin/phaeton demo --speed 60 "$@"']
+    parser = cli.build_parser()
+    assert parser.parse_args(["demo", "--speed", "60", "--port", "9000"]).speed == 60.0
+    assert parser.parse_args(["demo", "--speed", "60", "--speed", "1"]).speed == 1.0
