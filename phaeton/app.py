@@ -231,9 +231,9 @@ class Phaeton:
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
         return self.log_buffer.records(min_level, limit)
 
-    def power_history(self, since_s: float) -> dict:
+    async def power_history(self, since_s: float) -> dict:
         """The site's power flow from `since_s` on (the dashboard's chart)."""
-        return as_columns(self.flow_history.rows(since_s), self.charger_ids())
+        return as_columns(await self.flow_history.read(since_s), self.charger_ids())
 
     def plan(self) -> dict | None:
         """The current plan (the `phaeton plan --json` shape) for the web UI; None before

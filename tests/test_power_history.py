@@ -103,3 +103,11 @@ async def test_in_the_service_the_hourly_cut_back_runs_off_the_event_loop(tmp_pa
         await asyncio.sleep(0.02)
     assert [json.loads(line)["t"] for line in path.read_text().splitlines()] == [T0, T0 + 60]
     assert [r["t"] for r in history.rows(0)] == [T0, T0 + 60, T0 + 120]   # the old one cut
+
+
+async def test_read_in_a_worker_thread_gives_what_rows_gives(tmp_path):
+    history = PowerHistory(str(tmp_path / "h.jsonl"))
+    for minute in range(3):
+        history.add(T0 + 60 * minute, values(100.0 * minute))
+    assert await history.read(T0) == history.rows(T0)
+    assert [r["t"] for r in await history.read(T0 + 60)] == [T0 + 60, T0 + 120]

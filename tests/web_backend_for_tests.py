@@ -258,7 +258,7 @@ class WebBackendForTests:
     def log_records(self, min_level: str = "INFO", limit: int = 500) -> list[dict]:
         return self.log_buffer.records(min_level, limit)
 
-    def power_history(self, since_s: float) -> dict:
+    async def power_history(self, since_s: float) -> dict:
         """`history_rows` (rows as store/power_history writes them) from `since_s` on."""
         return as_columns([r for r in self.history_rows if r["t"] >= since_s],
                           self.charger_ids())

@@ -156,6 +156,17 @@ class PowerHistory:
 
     def rows(self, since_s: float) -> list[dict[str, Any]]:
         """The stored rows from `since_s` on, oldest first, and the minute under way."""
+        return self.stored_rows(since_s) + self._current(since_s)
+
+    async def read(self, since_s: float) -> list[dict[str, Any]]:
+        """`rows`, with the file read in a worker thread: a chart asking for two days must not
+        hold up the control tick (parsing 2880 lines takes a GX a good fraction of a second).
+        A minute that ends while the file is read shows at the next read."""
+        stored = await asyncio.to_thread(self.stored_rows, since_s)
+        return stored + self._current(since_s)
+
+    def stored_rows(self, since_s: float) -> list[dict[str, Any]]:
+        """The rows in the file and those waiting for it (safe from any thread)."""
         found: list[dict[str, Any]] = []
         try:
             with open(self.path, encoding="utf-8") as f:
@@ -175,9 +186,13 @@ class PowerHistory:
         for line in waiting:                       # ended while a cut-back ran
             if (_time_of(line) or -math.inf) >= since_s:
                 found.append(json.loads(line))
-        if self._minute is not None and self._sums and self._minute >= since_s:
-            found.append(self._row())
         return found
+
+    def _current(self, since_s: float) -> list[dict[str, Any]]:
+        """The minute under way (the event loop's thread: the tick adds to it)."""
+        if self._minute is not None and self._sums and self._minute >= since_s:
+            return [self._row()]
+        return []
 
 
 def _time_of(line: str) -> float | None:

@@ -290,7 +290,7 @@ async def get_history(request: web.Request) -> web.Response:
     hours = query_number(request, "hours", default=24, minimum=1, maximum=48)
     backend = request.app[BACKEND]
     now_s = backend.status().get("time") or time.time()    # the service's clock (the demo's)
-    history = backend.power_history(now_s - hours * 3600)
+    history = await backend.power_history(now_s - hours * 3600)
     return json_response(without_non_finite({**history, "now_s": now_s, "hours": hours}))
 
 
