@@ -7,6 +7,7 @@ effect. `/api/<control>` acts on the first charger (the single-charger API);
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ async def post_password(request: web.Request) -> web.Response:
     await auth.require_writer(request)
     body = await read_json_object(request)
     await auth.check_password(client_of(request), body.get("current_password"))
-    new_hash = _new_hash(body)
+    new_hash = await _new_hash(body)
     await _save_hash(request, new_hash)
     auth.end_all_sessions()
     response = json_response({"ok": True, "message": "password changed; log in again"})
@@ -226,7 +227,7 @@ async def _first_password(request: web.Request, auth) -> web.Response:
     unknown = sorted(set(body) - {"new_password", "current_password"})
     if unknown:
         fail(400, f"unknown key(s) {', '.join(map(repr, unknown))}; only 'new_password'")
-    new_hash = _new_hash(body)
+    new_hash = await _new_hash(body)
     async with auth.first_password_lock:
         if auth.password_set:         # another browser was first
             fail(409, "a web password was set meanwhile; log in with it")
@@ -236,12 +237,14 @@ async def _first_password(request: web.Request, auth) -> web.Response:
     return json_response({"ok": True, "message": "password set; log in with it"})
 
 
-def _new_hash(body: dict) -> str:
+async def _new_hash(body: dict) -> str:
+    """The hash of the body's new_password, made in a worker thread (scrypt takes 16 MB and a
+    good part of a second on a GX: the control tick must not wait for it)."""
     new = body.get("new_password")
     if not isinstance(new, str):
         fail(422, f"new_password must be text, got {json_kind(new)}")
     try:
-        return hash_password(new)
+        return await asyncio.to_thread(hash_password, new)
     except ValueError as exc:
         fail(422, str(exc))
 
