@@ -104,9 +104,11 @@ class PowerHistory:
             self._file_lock.release()
 
     def _append_pending(self) -> None:
-        """The rows waiting in memory into the file (the file lock held)."""
+        """The rows waiting in memory into the file (the file lock held). They leave memory
+        only once they are in the file, so a reader on another thread, which reads the file
+        and then what waits, sees each row at least once (`stored_rows` drops the second)."""
         with self._pending_lock:
-            lines, self._pending = self._pending, []
+            lines = list(self._pending)
         if not lines:
             return
         try:
@@ -114,6 +116,8 @@ class PowerHistory:
                 f.writelines(lines)
         except OSError as exc:
             log.warning("power history not written to %s: %s", self.path, exc)
+        with self._pending_lock:
+            del self._pending[:len(lines)]          # others may have been added behind them
 
     def _prune_off_the_loop(self, now_s: float) -> None:
         try:
@@ -183,8 +187,10 @@ class PowerHistory:
             pass
         with self._pending_lock:
             waiting = list(self._pending)
-        for line in waiting:                       # ended while a cut-back ran
-            if (_time_of(line) or -math.inf) >= since_s:
+        seen = {row.get("t") for row in found}
+        for line in waiting:                       # not in the file yet (or just written)
+            when = _time_of(line)
+            if when is not None and when >= since_s and when not in seen:
                 found.append(json.loads(line))
         return found
 
