@@ -32,6 +32,8 @@ setup(
             # the reference the config checker is compared with (ocpp needs it anyway)
             "jsonschema>=4.17,<5",
             "selenium>=4.51,<5",
+            # an independent MQTT peer for the fleet's own client (tests/test_fleet_mqtt_client.py)
+            "paho-mqtt>=2.1,<2.2",
             # tests/test_release.py builds the sdist with setup.py; 3.12 venvs lack setuptools
             "setuptools>=65.5,<85",
         ],
