@@ -219,9 +219,11 @@ def current_windows(windows: list[DessWindow], now_s: float,
     return [w for w in windows if w.start_s + w.duration_s > now_s][:max_windows]
 
 
-def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool
-                   ) -> list[DessWindow]:
-    """Every slot of the plan as DESS windows, equal neighbours merged."""
+def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
+                   target_only: bool = False) -> list[DessWindow]:
+    """Every slot of the plan as DESS windows, equal neighbours merged. `target_only`: every
+    slot is a target-SoC window, also where the battery just follows the house (a fleet
+    schedule asks for its SoC explicitly, see fleet/slots.py)."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     durations_s = np.asarray(plan.slot_duration_h, dtype=float) * 3600.0
     restrictions = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
@@ -252,7 +254,8 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool
             add(start, first_s, target_pct(mix.mid_soc), STRATEGY_TARGET_SOC)
             add(start + first_s, duration - first_s, target, STRATEGY_TARGET_SOC)
             continue
-        strategy = STRATEGY_SELF_CONSUME if _self_consuming(plan, t) else STRATEGY_TARGET_SOC
+        strategy = STRATEGY_SELF_CONSUME if not target_only and _self_consuming(plan, t) \
+            else STRATEGY_TARGET_SOC
         add(start, duration, target, strategy)
     return windows
 
@@ -499,8 +502,9 @@ class EssWriter:
         return self.status.conflict
 
     async def apply(self, plan: Plan | None, now_s: float, *, allow_export: bool = True,
-                    allow_grid_charging: bool = True) -> EssStatus:
-        """Make the battery follow `plan` (None: hand it back). Never raises."""
+                    allow_grid_charging: bool = True, target_only: bool = False) -> EssStatus:
+        """Make the battery follow `plan` (None: hand it back). Never raises. `target_only`:
+        see `merged_windows`."""
         if plan is None:
             return await self.release()
         if self.control == "off" or self.conflict():
@@ -511,7 +515,8 @@ class EssWriter:
                 if self.status.owner_off:
                     self.status.error = None
                     return self.status
-                await self._apply_schedule(plan, now_s, allow_export, allow_grid_charging)
+                await self._apply_schedule(plan, now_s, allow_export, allow_grid_charging,
+                                           target_only)
                 self._claimed = True
             else:
                 await self._apply_setpoint(plan, now_s)
@@ -607,12 +612,13 @@ class EssWriter:
                 raise ValueError(f"settings service refused {path} = {value} (code {code})")
 
     async def _apply_schedule(self, plan: Plan, now_s: float, allow_export: bool,
-                              allow_grid_charging: bool) -> None:
+                              allow_grid_charging: bool, target_only: bool = False) -> None:
         # merged once per plan and choice (the planner applies its plan every few seconds)
-        key = (allow_export, allow_grid_charging)
+        key = (allow_export, allow_grid_charging, target_only)
         if self._merged is None or self._merged[0] is not plan or self._merged[1] != key:
             self._merged = (plan, key, merged_windows(
-                plan, allow_export=allow_export, allow_grid_charging=allow_grid_charging))
+                plan, allow_export=allow_export, allow_grid_charging=allow_grid_charging,
+                target_only=target_only))
         windows = current_windows(self._merged[2], now_s)
         writes = dess_writes(windows, self.settings.get)
         writes += [(path, value) for path, value in self.dess_settings.items()
