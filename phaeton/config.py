@@ -702,6 +702,7 @@ def cross_field_problems(data: Mapping[str, Any],
         found.append((warning, f"must be below carbon.budget.critical_pct "
                                f"({_show(get(critical))} %): a warning at or above the "
                                f"critical level is never seen, got {_show(get(warning))}"))
+    found.extend(_fleet_problems(get, usable))
     web_port = ("web", "port")
     for base in bases:
         ocpp_port = base + ("ocpp", "port")
@@ -711,6 +712,23 @@ def cross_field_problems(data: Mapping[str, Any],
             found.append((ocpp_port, f"clashes with web.port ({get(web_port)}): the OCPP "
                                      f"server and the web server cannot listen on the same "
                                      f"port"))
+    return found
+
+
+def _fleet_problems(get, usable) -> list[tuple[PathParts, str]]:
+    """A fleet that is on needs its id and key; a client certificate needs its key."""
+    found: list[tuple[PathParts, str]] = []
+    if get(("fleet", "enabled")) is not True:
+        return found
+    for name, what in (("site_id", "the site's id in the fleet's topics"),
+                       ("hmac_key", "the key the operator signs this site's schedules with")):
+        key = ("fleet", name)
+        if usable(key) and get(key) is None:
+            found.append((key, f"is required when fleet.enabled is true: {what}"))
+    cert, private = ("fleet", "broker", "tls", "cert_file"), ("fleet", "broker", "tls", "key_file")
+    if usable(cert, private) and get(cert) is not None and get(private) is None:
+        found.append((private, "is required with fleet.broker.tls.cert_file: the client "
+                               "certificate's private key"))
     return found
 
 

@@ -399,6 +399,40 @@ CONFIG_SCHEMA: dict[str, Any] = {
         }),
         "planner": _PLANNER,
         "carbon": _carbon_with_budget(),
+        "fleet": _section("Schedules from an operator over an MQTT broker (docs/fleet.md).", {
+            "enabled": _boolean(False, "Take schedules from the fleet broker."),
+            "site_id": _string(None, "This site's id in the fleet's topics "
+                               "(<topic_prefix>/<site_id>/...); required when enabled.",
+                               nullable=True, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                               hint="1 to 64 letters, digits, _ . or -"),
+            "hmac_key": _string(None, "The site's key: every schedule must carry its "
+                                "HMAC-SHA256; required when enabled.", nullable=True,
+                                min_length=16, max_length=256),
+            "topic_prefix": _string("phaeton/fleet", "The topics' prefix.",
+                                    pattern=r"^[^#+]{1,100}$",
+                                    hint="1 to 100 characters without # or +"),
+            "telemetry_s": _seconds(60, "How often the site publishes its telemetry.",
+                                    minimum=5),
+            "broker": _section("The operator's MQTT broker.", {
+                "host": _host("127.0.0.1", "Host name or address of the broker."),
+                "port": _port(1883, "TCP port of the broker (8883 is usual with TLS)."),
+                "username": _string(None, "User name at the broker; null = none.",
+                                    nullable=True, min_length=1),
+                "password": _string(None, "Password at the broker; null = none.",
+                                    nullable=True),
+                "keepalive_s": _seconds(30, "MQTT keep-alive.", minimum=5),
+                "tls": _section("TLS to the broker: on when ca_file or cert_file is set.", {
+                    "ca_file": _string(None, "CA certificate(s) the broker's certificate is "
+                                       "checked against (PEM file).", nullable=True,
+                                       min_length=1),
+                    "cert_file": _string(None, "Client certificate (PEM), for brokers that "
+                                         "log in by certificate.", nullable=True,
+                                         min_length=1),
+                    "key_file": _string(None, "The client certificate's private key (PEM).",
+                                        nullable=True, min_length=1),
+                }),
+            }),
+        }),
         "logging": _section("Logging.", {
             "level": _string("INFO", "Log level.",
                              enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),

@@ -40,6 +40,7 @@ from phaeton.snapshot import SiteSnapshot
 from phaeton.venus.system_reader import GxSystemReader
 
 if TYPE_CHECKING:
+    from phaeton.fleet.site_client import FleetSite
     from phaeton.planner.service import PlannerService
     from phaeton.store.energy_history import EnergyHistoryFile
     from phaeton.venus.ess_writer import EssWriter
@@ -90,6 +91,7 @@ class Site:
         self.energy_history: EnergyHistoryFile | None = None
         self.ess_writer: EssWriter | None = None
         self.planner: PlannerService | None = None
+        self.fleet: FleetSite | None = None      # when fleet.enabled, built with the planner
         self.snapshots: SnapshotPublisher[SiteSnapshot] = SnapshotPublisher()
         self.snapshots.attach(self._show_on_dbus)
         for loadpoint in self.loadpoints:
@@ -118,6 +120,9 @@ class Site:
             await loadpoint.register()
         self._build_planning()
         await self.planner.start()
+        if self.fleet is not None:
+            from phaeton.fleet.from_config import fleet_link
+            self.fleet.connect(fleet_link(self.config["fleet"]))
         await self.carbon.start()
         self.settings.on_appeared(self._settings_appeared)
         self._tasks.append(asyncio.create_task(self._control_loop(), name="phaeton-control"))
@@ -135,6 +140,11 @@ class Site:
     async def close(self) -> None:
         """The planner hands the battery back; drivers, D-Bus names and readers are released."""
         await self.carbon.stop()
+        try:
+            if self.fleet is not None:
+                await asyncio.wait_for(self.fleet.close(), 5)
+        except Exception as exc:
+            log.warning("while stopping the fleet client: %s", exc)
         try:
             if self.planner is not None:
                 await asyncio.wait_for(self.planner.stop(), 10)
@@ -245,7 +255,21 @@ class Site:
         from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
         self.energy_history = EnergyHistoryFile(f"{self.config['data_dir']}/{HISTORY_FILE}")
         self.energy_history.load()
+        self.fleet = self._build_fleet(self.config)
         self.ess_writer, self.planner = self._build_planner(self.config)
+
+    def _build_fleet(self, config: Config):
+        """The fleet site (docs/fleet.md) when `fleet.enabled`, else None."""
+        if not config["fleet"]["enabled"]:
+            return None
+        from phaeton import __version__
+        from phaeton.fleet.from_config import build_fleet_site
+        return build_fleet_site(
+            charger_entries(config)[0].config, [(e.id, e.config) for e in self.entries],
+            clock=self.clock, readings=self.system.readings,
+            blocked=lambda: self.planner.battery_blocked() if self.planner else None,
+            local_steers=lambda: bool(self.planner and self.planner.local_steers()),
+            version=__version__)
 
     def _build_planner(self, config: Config) -> tuple[EssWriter, PlannerService]:
         """The battery writer `planner.ess_control` asks for, and the planner using it. The
@@ -261,6 +285,7 @@ class Site:
                                  car_states=self._car_states if several else None,
                                  carbon_series=self.carbon.series,
                                  history=self.energy_history.history)
+        planner.fleet = self.fleet
         return writer, planner
 
     def _car_states(self) -> dict:
@@ -339,8 +364,13 @@ class Site:
         shares = self._share(readings, [reading.measurement for reading in chargers])
         carbon = self.carbon.supply_g_per_kwh(now, self._site_flow(shares))
         several = len(self.loadpoints) > 1
+        if self.fleet is not None:
+            self.fleet.tick(now)
         for loadpoint, reading in zip(self.loadpoints, chargers):
-            allowance_w = self.planner.ev_allowance_w(now, loadpoint.name if several else None)
+            allowance_w = self._fleet_ev_w(now, loadpoint.name)
+            if allowance_w is None:
+                allowance_w = self.planner.ev_allowance_w(now,
+                                                          loadpoint.name if several else None)
             await loadpoint.step(reading, readings, allowance_w,
                                  share=shares.get(loadpoint.name), price_per_kwh=price,
                                  carbon_g_per_kwh=carbon)
@@ -349,6 +379,16 @@ class Site:
         self.snapshots.publish(snapshot)
         self.ticks += 1
         return snapshot
+
+    def _fleet_ev_w(self, now: float, charger: str) -> float | None:
+        """A fleet EV window's power for this charger now (W), or None."""
+        if self.fleet is None:
+            return None
+        try:
+            return self.fleet.ev_allowance_w(now, charger)
+        except Exception:  # noqa: BLE001 - a fleet fault leaves the charger to its mode
+            log.exception("fleet: EV window")
+            return None
 
     def _share(self, readings: SiteReadings | None,
                measurements: Sequence[ChargerMeasurement | None]) -> dict[str, LoadpointShare]:

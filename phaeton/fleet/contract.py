@@ -294,6 +294,7 @@ class SiteLimits:
     soc_max_pct: float
     import_limit_kw: float
     has_battery: bool = True
+    battery_steered: bool = True          # planner.ess_control is not "off"
     charger_max_kw: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -304,6 +305,9 @@ def check_limits(schedule: Schedule, limits: SiteLimits) -> None:
         if slot.kind in ("charge", "discharge", "soc", "idle") and not limits.has_battery:
             raise Refusal("limits", f"{name} asks the battery to {slot.kind}, but this site "
                                     "has no home battery (planner.battery.capacity_kwh is 0)")
+        if slot.kind in ("charge", "discharge", "soc", "idle") and not limits.battery_steered:
+            raise Refusal("limits", f"{name} asks the battery to {slot.kind}, but this site "
+                                    "does not steer its battery (planner.ess_control is off)")
         if slot.kind == "charge":
             if slot.kw > limits.import_limit_kw:
                 raise Refusal("limits", f"{name} charges at {slot.kw:g} kW, more than the "

@@ -23,8 +23,11 @@ STATE_PATHS = {
     "/Planner/PlannedSavings": ("", "doing nothing minus the plan's cost (currency)"),
     "/Planner/Reason": ("", "what the plan does now and why, or why it cannot"),
     "/Planner/DessConflict": ("", "1 while Victron's Dynamic ESS runs the battery"),
+    "/Planner/BatterySource": ("", "who commands the battery now: local (phaeton's own plan) "
+                                   "or fleet:<schedule id>@<version> (docs/fleet.md)"),
 }
 REASON_STARTING = "the planner is starting"
+SOURCE_LOCAL = "local"
 
 
 def paths_before_start(planner_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -33,4 +36,5 @@ def paths_before_start(planner_config: Mapping[str, Any]) -> dict[str, Any]:
     values["/Planner/Strategy"] = STRATEGY_BY_NAME[planner_config["strategy"]]
     values["/Planner/Reason"] = REASON_STARTING
     values["/Planner/DessConflict"] = 0
+    values["/Planner/BatterySource"] = SOURCE_LOCAL
     return values

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
+from phaeton.planner.paths import SOURCE_LOCAL
 from phaeton.control.readings import clean_value
 from phaeton.planning.baseline import do_nothing, self_consumption
 from phaeton.planning.model import Plan, PlanProblem
@@ -249,6 +250,9 @@ class PlannerService:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._wake = asyncio.Event()
+        # a fleet operator's schedule (fleet/site_client.py, set by the site): its slots run
+        # through the same battery writer, in place of the plan's while one covers now
+        self.fleet = None
 
     # ---- life cycle -------------------------------------------------------------------------
 
@@ -379,12 +383,42 @@ class PlannerService:
             if trigger:
                 await self._make_plan(now, knobs, ev, grid, trigger)
                 replanned = True
-        if knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None:
+        fleet_plan = self._fleet_plan(now)
+        if fleet_plan is not None:
+            await self.ess_writer.apply(fleet_plan, now, allow_export=knobs.allow_export,
+                                        allow_grid_charging=knobs.allow_grid_charging,
+                                        target_only=True)
+        elif knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None:
             await self.ess_writer.apply(self._plan, now, allow_export=knobs.allow_export,
                                         allow_grid_charging=knobs.allow_grid_charging)
         else:
             await self.ess_writer.release()
         return replanned
+
+    def _fleet_plan(self, now: float) -> Plan | None:
+        """The fleet schedule's Plan for now, or None (no fleet, or no fleet slot now)."""
+        if self.fleet is None:
+            return None
+        try:
+            return self.fleet.battery_plan(now)
+        except Exception:  # noqa: BLE001 - a fleet fault leaves the battery to the local plan
+            log.exception("fleet: the schedule could not be turned into a plan")
+            return None
+
+    def local_steers(self) -> bool:
+        """Whether phaeton's own plan steers the battery (a fleet schedule of priority
+        `local` gives way to it)."""
+        return self.knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None \
+            and self.ess_writer.control != "off"
+
+    def battery_blocked(self) -> str | None:
+        """Why nobody may steer the battery now (the fleet's `limited_by`), or None."""
+        status = self.ess_writer.status
+        if status.conflict:
+            return "dess_conflict"
+        if status.owner_off:
+            return "owner_off"
+        return None
 
     def _ev(self) -> EvState | None:
         try:
@@ -637,6 +671,18 @@ class PlannerService:
                       f"{': ' + reason if reason else ''}")
         elif owner_off:
             reason = owner_off
+        source = SOURCE_LOCAL
+        if self.fleet is not None:
+            slot = self.fleet.active(now)
+            if slot is not None:
+                source = f"fleet:{slot.schedule.id}@{slot.schedule.version}"
+                command = slot.command.as_dict()
+                asked = " ".join(f"{key} {value}" for key, value in command.items()
+                                 if key != "battery")
+                reason = (f"fleet schedule {slot.schedule.id} v{slot.schedule.version}, slot "
+                          f"{slot.index}: {command['battery']}{' ' + asked if asked else ''}")
+                if plan is not None and index is not None:
+                    target = None      # the plan's target is not what the battery aims at now
         if conflict:
             reason = conflict
         return {
@@ -647,6 +693,7 @@ class PlannerService:
             "/Planner/PlannedSavings": savings,
             "/Planner/Reason": reason,
             "/Planner/DessConflict": 1 if conflict else 0,
+            "/Planner/BatterySource": source,
         }
 
 
