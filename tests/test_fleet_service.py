@@ -108,6 +108,8 @@ async def test_a_pushed_schedule_runs_the_gx_battery_and_is_acknowledged(mosquit
             source = await py3dbus("com.victronenergy.evcharger.phaeton_0",
                                    "/Planner/BatterySource", "GetValue")
             assert source["ok"]["v"] == "fleet:trade-1@1"
+            shown = app.site.planner.plan_dict()["fleet"]        # what the web UI shows
+            assert shown["source"] == "fleet:trade-1@1" and shown["connected"]
             await until(lambda: "completed" in operator.states("trade-1"), 60)
             executed = [a for a in operator.of("trade-1") if a["state"] == "executed"]
             assert [a["slot"] for a in executed] == [0, 1]

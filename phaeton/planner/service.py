@@ -586,6 +586,7 @@ class PlannerService:
         result["ev"] = self.ev_outlook()
         result["state"] = self.state()
         result["ess"] = self.ess_dict()
+        result["fleet"] = self.fleet.state(result["now_s"]) if self.fleet is not None else None
         return result
 
     def ev_outlook(self) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from phaeton.web.control_api import problems_json, without_non_finite
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
 from phaeton.web.keys import AUTH, BACKEND
 
-SECRET_KEYS = frozenset({"password", "token", "password_hash", "api_key", "secret"})
+SECRET_KEYS = frozenset({"password", "token", "password_hash", "api_key", "secret", "hmac_key"})
 SECRET_KEPT = "(unchanged)"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_LOG_LINES = 2000

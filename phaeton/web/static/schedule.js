@@ -112,6 +112,19 @@
 
   const OBJECTIVES = { carbon: "CO2", cost_with_carbon_price: "cost plus a carbon price" };
 
+  // The fleet operator's schedules (docs/fleet.md): whose command the battery follows, the
+  // broker connection, the schedules and the acks still waiting for the broker.
+  function renderFleet(fleet) {
+    const running = fleet.source && fleet.source !== "local" ? fleet.source.replace(/^fleet:/, "schedule ") : null;
+    const link = fleet.connected ? "connected" : "not connected" + (fleet.error ? ": " + fleet.error : "");
+    const schedules = (fleet.schedules || []).map((s) => s.id + " v" + s.version + " " + s.state).join(", ");
+    return el("dl", { class: "kv", id: "plan-fleet" },
+      el("dt", { text: "Fleet" }), el("dd", { id: "plan-fleet-source", text: running ? "the battery follows the operator's " + running : "the battery follows phaeton's own plan" }),
+      el("dt", { text: "Broker" }), el("dd", { id: "plan-fleet-link", class: fleet.connected ? "" : "warn", text: link }),
+      schedules ? [el("dt", { text: "Schedules" }), el("dd", { text: schedules })] : null,
+      fleet.pending_acks ? [el("dt", { text: "Acks waiting" }), el("dd", { text: String(fleet.pending_acks) })] : null);
+  }
+
   // The planner's plan (phaeton plan --json shape): price curve, PV and house-load forecasts,
   // planned EV energy, and what the planner does with the battery (or why it does not).
   function renderPlan(plan) {
@@ -137,6 +150,7 @@
       // the GX owner switched Dynamic ESS off: phaeton waits until it is re-enabled
       box.append(el("div", { class: "message error", id: "plan-owner-off", text: plan.ess.owner_off }));
     }
+    if (plan.fleet) box.append(renderFleet(plan.fleet));
     for (const warning of plan.warnings || []) box.append(el("div", { class: "message warn", text: warning }));
     if (!slots.length) return;
     const intensity = (s) => (typeof s.intensity_g_per_kwh === "number" ? s.intensity_g_per_kwh : null);
