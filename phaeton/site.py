@@ -204,6 +204,8 @@ class Site:
             self.circuits = circuits(config)
         if _planner_inputs(old) != _planner_inputs(config):
             await self._restart_planner(config)
+        if old["fleet"] != config["fleet"] or _planner_inputs(old) != _planner_inputs(config):
+            await self._restart_fleet(config)
         self.carbon.budget = BudgetSettings.from_config(     # carbon budget: takes effect now
             (config.get("carbon") or {}).get("budget"))
         self._wake.set()
@@ -299,6 +301,18 @@ class Site:
         self.ess_writer, self.planner = self._build_planner(config)
         await self.planner.start()
         log.info("planner restarted with the saved configuration")
+
+    async def _restart_fleet(self, config: Config) -> None:
+        """The fleet client for a changed config (its broker, key or the site's limits): the
+        old one disconnects; its schedules and outbox stay in the data dir for the new one."""
+        if self.fleet is not None:
+            await self.fleet.close()
+        self.fleet = self._build_fleet(config)
+        if self.fleet is not None:
+            from phaeton.fleet.from_config import fleet_link
+            self.fleet.connect(fleet_link(config["fleet"]))
+        if self.planner is not None:
+            self.planner.fleet = self.fleet
 
     # ---- the control loop ----------------------------------------------------------------------
 

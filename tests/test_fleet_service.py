@@ -143,3 +143,37 @@ async def test_a_pushed_schedule_runs_the_gx_battery_and_is_acknowledged(mosquit
             os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
             await operator.client.stop()
             await app.stop()
+
+
+async def test_the_fleet_is_switched_on_from_a_saved_config_without_a_restart(mosquitto,
+                                                                               tmp_path):
+    async with SimWorld(speed=10, start=START, update_interval_s=5) as world:
+        config = demo_config(world, str(tmp_path / "data"), 8088, hash_password("x" * 12))
+        config["web"]["enabled"] = False
+        path = os.path.join(tmp_path, "config.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f)
+        app = Phaeton(load_config(path), config_path=path, clock=world.clock,
+                      bus_address=world.bus_address)
+        statuses = []
+        watcher = MqttClient(mosquitto.host, mosquitto.port, "watcher",
+                             on_message=lambda t, p, r: statuses.append(json.loads(p)))
+        watcher.subscribe([f"phaeton/fleet/{SITE}/status"])
+        watcher.start()
+        await app.start()
+        try:
+            assert app.site.fleet is None
+            data = app.config()
+            data["fleet"] = {"enabled": True, "site_id": SITE, "hmac_key": KEY,
+                             "broker": {"host": mosquitto.host, "port": mosquitto.port}}
+            assert await app.apply_config(data) == []
+            await until(lambda: any(s.get("online") for s in statuses))
+            assert app.site.planner.fleet is app.site.fleet
+            data["fleet"]["enabled"] = False
+            assert await app.apply_config(data) == []
+            # switched off: the site says it is offline, and the planner forgets it
+            await until(lambda: statuses[-1].get("online") is False)
+            assert app.site.fleet is None and app.site.planner.fleet is None
+        finally:
+            await watcher.stop()
+            await app.stop()

@@ -304,3 +304,26 @@ async def test_ev_windows_give_the_named_charger_its_power(world):
     assert site.ev_allowance_w(T0 + 1000, "0") == pytest.approx(7400)
     assert site.ev_allowance_w(T0 + 1000, "1") is None
     assert site.battery_plan(T0 + 1000) is None          # the battery stays the local plan's
+
+
+async def test_a_signed_cancel_stops_a_schedule_and_a_forged_one_does_not(world):
+    clock, house, site, operator, _ = world
+    await operator.push(schedule([{"battery": "discharge", "kw": 3}] * 4))
+    assert await operator.wait(lambda: "accepted" in operator.states())
+    clock.now = T0 + 60
+    assert site.source(clock.now) == "fleet:trade-1@1"
+
+    def cancel(ident):
+        return {"type": "command", "id": ident, "site": "site-a", "issued_at": iso(T0),
+                "command": "cancel", "schedule_id": "trade-1"}
+    await operator.client.publish("phaeton/fleet/site-a/command",
+                                  seal(cancel("c-forged"), "a-stolen-login-no-key"), qos=1)
+    assert await operator.wait(lambda: any(a.get("command_id") == "c-forged"
+                                           and a["state"] == "refused" for a in operator.acks))
+    assert site.source(clock.now) == "fleet:trade-1@1"          # still running
+    await operator.client.publish("phaeton/fleet/site-a/command", seal(cancel("c-1"), KEY),
+                                  qos=1)
+    assert await operator.wait(lambda: any(a.get("command_id") == "c-1"
+                                           and a["state"] == "accepted" for a in operator.acks))
+    assert site.source(clock.now) == "local" and site.battery_plan(clock.now) is None
+    assert site.store.recent(1)[0].state == "cancelled"
