@@ -30,6 +30,11 @@ DeviceListPluginPage {
 				dataItem.uid: root.charger + "/Planner/Reason"
 			}
 
+			ListText {
+				text: "Battery follows"
+				dataItem.uid: root.charger + "/Planner/BatterySource"
+			}
+
 			ListQuantity {
 				text: "Battery target now"
 				dataItem.uid: root.charger + "/Planner/TargetSoc"
