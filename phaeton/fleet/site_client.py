@@ -67,7 +67,8 @@ class FleetSite:
         self._status_due = True
         self._sender: asyncio.Task | None = None
         self._last_telemetry = 0.0
-        self._last_status: bytes | None = None
+        self._last_source: tuple[str, int] | None = None
+        self._next_slot: dict[tuple[str, int], int] = {}
         self.received = 0
         self._reload()
 
@@ -206,6 +207,8 @@ class FleetSite:
     def _reload(self) -> None:
         self._schedules = [(row, contract.schedule_from_json(row.body))
                            for row in self.store.live()]
+        # the next slot to report, per schedule: kept here so a tick needs no query
+        self._next_slot = {(row.id, row.version): row.next_slot for row, _ in self._schedules}
         self._status_due = True
 
     # ---- what the battery does now -------------------------------------------------------
@@ -264,6 +267,9 @@ class FleetSite:
         now = self.clock.time() if now_s is None else now_s
         readings = self._read()
         slot = self.active(now)
+        source = None if slot is None else slot.key[:2]
+        if source != self._last_source:         # the battery changed hands: say so
+            self._last_source, self._status_due = source, True
         if self._meter is not None and (slot is None or slot.key != self._meter.slot.key):
             self._meter.sample(now, readings, self._blocked())
             self._finish_meter()
@@ -290,9 +296,8 @@ class FleetSite:
     def _finish_meter(self) -> None:
         meter, self._meter = self._meter, None
         schedule = meter.slot.schedule
-        row = self.store.get(schedule.id, schedule.version)
-        if row is None or row.state not in ("accepted", "executing") \
-                or row.next_slot > meter.slot.index:
+        next_slot = self._next_slot.get((schedule.id, schedule.version))
+        if next_slot is None or next_slot > meter.slot.index:   # cancelled, superseded, done
             return
         self._executed(schedule, meter.slot.index, meter)
 
@@ -311,6 +316,7 @@ class FleetSite:
                         slot=index, slot_start=iso(schedule.slot_start_s(index)),
                         asked=schedule.slots[index].as_dict(), **fields)
         self.store.slot_done(schedule.id, schedule.version, index + 1, ack)
+        self._next_slot[(schedule.id, schedule.version)] = index + 1
         self._outbox_ready.set()
 
     def _ack_ended_slots(self, now: float) -> None:
@@ -319,8 +325,8 @@ class FleetSite:
         changed = False
         schedules = [s for _row, s in self._schedules]
         for row, schedule in self._schedules:
-            current = self.store.get(schedule.id, schedule.version)
-            next_slot = current.next_slot if current else len(schedule.slots)
+            next_slot = self._next_slot.get((schedule.id, schedule.version),
+                                            len(schedule.slots))
             running = self._meter.slot.key if self._meter else None
             while next_slot < len(schedule.slots) \
                     and schedule.slot_start_s(next_slot) + contract.SLOT_S <= now \
@@ -332,7 +338,8 @@ class FleetSite:
                     self._executed(schedule, next_slot, None)
                 else:     # run by another schedule or the local plan: no execution ack
                     self.store.slot_done(schedule.id, schedule.version, next_slot + 1, None,
-                                         state=current.state if current else "executing")
+                                         state=row.state)
+                    self._next_slot[(schedule.id, schedule.version)] = next_slot + 1
                 next_slot += 1
             own_meter = running is not None and running[:2] == (schedule.id, schedule.version)
             if now >= schedule.end_s and next_slot >= len(schedule.slots) and not own_meter:
