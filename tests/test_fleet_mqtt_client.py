@@ -193,3 +193,16 @@ def test_back_off_doubles_to_its_cap_with_jitter():
     waits = [backoff_s(n, 1.0, 60.0, rng) for n in range(10)]
     assert 0.8 <= waits[0] <= 1.2 and 1.6 <= waits[1] <= 2.4 and 3.2 <= waits[2] <= 4.8
     assert all(48 <= w <= 72 for w in waits[6:])
+
+
+async def test_publish_on_a_connection_the_broker_dropped_raises_at_once(mosquitto):
+    """Between the broker going away and the reader noticing, a publish must fail fast (a
+    caller retrying in a loop would otherwise write into a dead socket forever)."""
+    client = MqttClient(mosquitto.host, mosquitto.port, "dropped", backoff_initial_s=5)
+    client.start()
+    assert await client.wait_connected(5)
+    client._writer.transport.abort()          # the connection is gone, the reader not yet told
+    for qos in (0, 1):
+        with pytest.raises(MqttDisconnected):
+            await asyncio.wait_for(client.publish("t", b"x", qos=qos), 2)
+    await client.stop()

@@ -214,11 +214,14 @@ class MqttClient:
         """Send a PUBLISH; at QoS 1 wait for the broker's PUBACK. MqttDisconnected when not
         connected or the connection drops before the PUBACK."""
         writer = self._writer
-        if writer is None or not self.connected:
+        if writer is None or not self.connected or writer.is_closing():
             raise MqttDisconnected("not connected to the broker")
         if qos == 0:
-            writer.write(publish_packet(topic, payload, 0, retain))
-            await writer.drain()
+            try:
+                writer.write(publish_packet(topic, payload, 0, retain))
+                await writer.drain()
+            except (ConnectionError, OSError) as exc:
+                raise MqttDisconnected(f"the connection dropped: {exc}") from None
             return
         packet_id = self._packet_id()
         done = asyncio.get_running_loop().create_future()
