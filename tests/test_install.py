@@ -34,7 +34,8 @@ ORIGINAL_RC_LOCAL = "#!/bin/bash\n# the owner's own lines\necho started >> /tmp/
 # table in docs/install.md (tests/test_release_docs.py checks that the two agree).
 KEPT_AFTER_UNINSTALL = {"config.yaml", "config.yaml.bak", "state.json", "sessions.sqlite",
                         "sessions.sqlite-wal", "sessions.sqlite-shm", "energy_history.csv",
-                        "prices-*.json", "power_history.jsonl"}
+                        "prices-*.json", "power_history.jsonl", "fleet.db", "fleet.db-wal",
+                        "fleet.db-shm"}
 
 pytestmark = pytest.mark.skipif(shutil.which("svscan") is None,
                                 reason="daemontools is not installed (./dev/test installs it)")
