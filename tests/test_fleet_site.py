@@ -7,10 +7,10 @@ import asyncio
 import json
 
 import pytest
-from brokers import mosquitto  # noqa: F401  (fixture)
+from brokers import mosquitto, mosquitto_secure  # noqa: F401  (fixtures)
 
 from phaeton.fleet.contract import SiteLimits, iso, seal
-from phaeton.fleet.mqtt_client import MqttClient
+from phaeton.fleet.mqtt_client import MqttClient, tls_context
 from phaeton.fleet.site_client import FleetLink, FleetSite
 from phaeton.fleet.slots import BatteryFacts, FleetReadings
 from phaeton.store.fleet_store import FleetStore
@@ -327,3 +327,33 @@ async def test_a_signed_cancel_stops_a_schedule_and_a_forged_one_does_not(world)
                                            and a["state"] == "accepted" for a in operator.acks))
     assert site.source(clock.now) == "local" and site.battery_plan(clock.now) is None
     assert site.store.recent(1)[0].state == "cancelled"
+
+
+async def test_a_site_logs_in_over_tls_with_a_password(mosquitto_secure, tmp_path):
+    """TLS checked against the operator's CA, with the site's broker login (fleet.broker.*)."""
+    broker = mosquitto_secure
+    site = FleetSite(site_id="site-a", key=KEY, store=FleetStore(tmp_path / "fleet.db"),
+                     limits=LIMITS, battery=BATTERY, readings=House(),
+                     clock=ManualClock(T0 - 600))
+    site.connect(FleetLink("127.0.0.1", broker.tls_port, username=broker.username,
+                           password=broker.password, ca_file=str(broker.ca_file)))
+    operator = MqttClient("127.0.0.1", broker.tls_port, "operator-tls",
+                          username=broker.username, password=broker.password,
+                          ssl_context=tls_context(str(broker.ca_file)),
+                          on_message=lambda t, p, r: acks.append(json.loads(p)))
+    acks: list[dict] = []
+    operator.subscribe(["phaeton/fleet/+/ack"])
+    operator.start()
+    try:
+        assert await site.client.wait_connected(5) and await operator.wait_connected(5)
+        await asyncio.sleep(0.1)
+        await operator.publish("phaeton/fleet/site-a/schedule",
+                               seal(schedule([{"battery": "idle"}]), KEY), qos=1)
+        for _ in range(250):
+            if [a["state"] for a in acks] == ["received", "accepted"]:
+                break
+            await asyncio.sleep(0.02)
+        assert [a["state"] for a in acks] == ["received", "accepted"]
+    finally:
+        await operator.stop()
+        await site.close()
