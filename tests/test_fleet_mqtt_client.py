@@ -4,6 +4,7 @@ TLS with a password or a client certificate, refusals with the broker's reason, 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 
 import pytest
@@ -11,8 +12,17 @@ from brokers import mosquitto, mosquitto_secure  # noqa: F401  (fixtures)
 
 paho = pytest.importorskip("paho.mqtt.client")
 
-from phaeton.fleet.mqtt_client import (MqttClient, MqttDisconnected, Will, backoff_s,
-                                       tls_context)
+from phaeton.fleet.link import BrokerLink
+from phaeton.fleet.mqtt_client import MqttClient, MqttDisconnected, Will, backoff_s
+
+
+def tls_context(ca_file, cert_file=None, key_file=None):
+    """The client TLS context the fleet builds from its broker settings; without a CA
+    file: the system's CAs (which never signed the test broker's certificate)."""
+    if ca_file is None and cert_file is None:
+        return ssl.create_default_context()
+    return BrokerLink("127.0.0.1", 0, ca_file=ca_file, cert_file=cert_file,
+                      key_file=key_file).ssl_context()
 
 
 class PahoPeer:

@@ -12,7 +12,8 @@ from brokers import rabbitmq  # noqa: F401  (fixture)
 
 from phaeton.fleet.contract import seal
 from phaeton.fleet.mqtt_client import MqttClient
-from phaeton.fleet.site_client import FleetLink, FleetSite
+from phaeton.fleet.link import BrokerLink
+from phaeton.fleet.site_client import FleetSite
 from phaeton.fleet.slots import FleetReadings
 from phaeton.store.fleet_store import FleetStore
 from tests.test_fleet_site import BATTERY, KEY, LIMITS, T0, ManualClock, schedule
@@ -35,8 +36,8 @@ async def test_schedule_acks_and_an_outage_on_rabbitmq(rabbitmq, tmp_path):
                              consumption_w=300.0)
     site = FleetSite(site_id="site-a", key=KEY, store=FleetStore(tmp_path / "fleet.db"),
                      limits=LIMITS, battery=BATTERY, readings=lambda: readings, clock=clock)
-    site.connect(FleetLink(broker.host, broker.port, username=broker.username,
-                           password=broker.password, backoff_max_s=1.0))
+    site.connect(BrokerLink(broker.host, broker.port, username=broker.username,
+                           password=broker.password), backoff_max_s=1.0)
     acks = []
     operator = MqttClient(broker.host, broker.port, "operator-rmq", clean_session=False,
                           username=broker.username, password=broker.password,

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from brokers import mosquitto, mosquitto_secure  # noqa: F401  (fixtures)
 
+from jsonschema import Draft202012Validator
+
 from phaeton.fleet.contract import SiteLimits, iso, seal
-from phaeton.fleet.mqtt_client import MqttClient, tls_context
-from phaeton.fleet.site_client import FleetLink, FleetSite
+from phaeton.fleet.mqtt_client import MqttClient
+from phaeton.fleet.link import BrokerLink
+from phaeton.fleet.site_client import FleetSite
 from phaeton.fleet.slots import BatteryFacts, FleetReadings
 from phaeton.store.fleet_store import FleetStore
 
+SCHEMA = Draft202012Validator(json.loads(
+    (Path(__file__).resolve().parents[1] / "docs" / "fleet.schema.json").read_text()))
 KEY = "site-key-0123456789abcdef"
 T0 = 1_796_000_400          # a quarter hour (2026-11-30)
 LIMITS = SiteLimits(max_charge_kw=5, max_discharge_kw=5, soc_min_pct=10, soc_max_pct=95,
@@ -66,6 +72,8 @@ class Operator:
 
     def _message(self, topic, payload, _retain):
         message = json.loads(payload)
+        errors = [e.message for e in SCHEMA.iter_errors(message)]
+        assert not errors, (message, errors)       # every message keeps the contract
         if topic.endswith("/ack"):
             self.acks.append(message)
         else:
@@ -98,7 +106,7 @@ async def world(mosquitto, tmp_path):
     def make_site():
         site = FleetSite(site_id="site-a", key=KEY, store=FleetStore(tmp_path / "fleet.db"),
                          limits=LIMITS, battery=BATTERY, readings=house, clock=clock)
-        site.connect(FleetLink(mosquitto.host, mosquitto.port, backoff_max_s=0.5))
+        site.connect(BrokerLink(mosquitto.host, mosquitto.port), backoff_max_s=0.5)
         made.append(site)
         return site
 
@@ -335,11 +343,11 @@ async def test_a_site_logs_in_over_tls_with_a_password(mosquitto_secure, tmp_pat
     site = FleetSite(site_id="site-a", key=KEY, store=FleetStore(tmp_path / "fleet.db"),
                      limits=LIMITS, battery=BATTERY, readings=House(),
                      clock=ManualClock(T0 - 600))
-    site.connect(FleetLink("127.0.0.1", broker.tls_port, username=broker.username,
+    site.connect(BrokerLink("127.0.0.1", broker.tls_port, username=broker.username,
                            password=broker.password, ca_file=str(broker.ca_file)))
     operator = MqttClient("127.0.0.1", broker.tls_port, "operator-tls",
                           username=broker.username, password=broker.password,
-                          ssl_context=tls_context(str(broker.ca_file)),
+                          ssl_context=BrokerLink("127.0.0.1", 0, ca_file=str(broker.ca_file)).ssl_context(),
                           on_message=lambda t, p, r: acks.append(json.loads(p)))
     acks: list[dict] = []
     operator.subscribe(["phaeton/fleet/+/ack"])
@@ -357,3 +365,23 @@ async def test_a_site_logs_in_over_tls_with_a_password(mosquitto_secure, tmp_pat
     finally:
         await operator.stop()
         await site.close()
+
+
+async def test_a_repeated_superseded_or_cancelled_schedule_is_answered_as_it_stands(world):
+    clock, house, site, operator, _ = world
+    first = schedule([{"battery": "idle"}])
+    await operator.push(first)
+    await operator.push(schedule([{"battery": "idle"}], version=2))
+    assert await operator.wait(lambda: "superseded" in operator.states())
+    await operator.push(first)                          # version 1 once more
+    assert await operator.wait(lambda: operator.acks[-1].get("duplicate"))
+    assert operator.acks[-1]["state"] == "superseded" and operator.acks[-1]["by_version"] == 2
+
+    cancel = {"type": "command", "id": "c-9", "site": "site-a", "issued_at": iso(T0),
+              "command": "cancel", "schedule_id": "trade-1"}
+    await operator.client.publish("phaeton/fleet/site-a/command", seal(cancel, KEY), qos=1)
+    assert await operator.wait(lambda: "cancelled" in operator.states())
+    await operator.push(schedule([{"battery": "idle"}], version=2))
+    assert await operator.wait(lambda: operator.acks[-1].get("duplicate")
+                               and operator.acks[-1]["version"] == 2)
+    assert operator.acks[-1]["state"] == "cancelled"

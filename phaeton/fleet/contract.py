@@ -33,7 +33,8 @@ REFUSAL_CODES = ("malformed", "bad_signature", "schema", "wrong_site", "expired"
                  "limits")
 LIMITED_BY = ("soc_max", "soc_min", "fuse", "battery_power", "dess_conflict", "owner_off",
               "no_readings")
-ACK_STATES = ("received", "accepted", "refused", "superseded", "executed", "completed")
+ACK_STATES = ("received", "accepted", "refused", "superseded", "executed", "completed",
+              "cancelled")
 
 SCHEDULE_KEYS = {"type", "id", "version", "site", "issued_at", "valid_from", "priority", "slots",
                  "ev"}
@@ -256,7 +257,7 @@ def parse_schedule(body: Mapping[str, Any]) -> Schedule:
     extra = set(body) - SCHEDULE_KEYS
     if extra:
         raise Refusal("schema", f"unknown fields {sorted(extra)}")
-    for key in ("id", "version", "site", "issued_at", "valid_from", "slots"):
+    for key in ("id", "version", "site", "issued_at", "valid_from", "priority", "slots"):
         if key not in body:
             raise Refusal("schema", f"the schedule needs {key}")
     ident, version, site = body["id"], body["version"], body["site"]
@@ -266,7 +267,7 @@ def parse_schedule(body: Mapping[str, Any]) -> Schedule:
         raise Refusal("schema", f"version must be an integer of at least 1, got {version!r}")
     if not isinstance(site, str) or not SITE_ID_RE.match(site):
         raise Refusal("schema", "site must be 1..64 of A-Z a-z 0-9 _ . -")
-    priority = body.get("priority", "fleet")
+    priority = body["priority"]
     if priority not in PRIORITIES:
         raise Refusal("schema", f"priority must be one of {list(PRIORITIES)}, got {priority!r}")
     valid_from = parse_time(body["valid_from"], "valid_from")

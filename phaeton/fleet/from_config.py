@@ -10,16 +10,17 @@ from typing import Any
 from phaeton.clock import Clock
 from phaeton.control.readings import SiteReadings, sum_phases
 from phaeton.fleet.contract import SiteLimits
-from phaeton.fleet.site_client import FleetLink, FleetSite
+from phaeton.fleet.link import BrokerLink
+from phaeton.fleet.site_client import FleetSite
 from phaeton.fleet.slots import BatteryFacts, FleetReadings
 from phaeton.store.fleet_store import FleetStore
 
 FLEET_DB = "fleet.db"
 
 
-def fleet_link(fleet: Mapping[str, Any]) -> FleetLink:
+def fleet_link(fleet: Mapping[str, Any]) -> BrokerLink:
     broker, tls = fleet["broker"], fleet["broker"]["tls"]
-    return FleetLink(host=str(broker["host"]), port=int(broker["port"]),
+    return BrokerLink(host=str(broker["host"]), port=int(broker["port"]),
                      username=broker["username"], password=broker["password"],
                      ca_file=tls["ca_file"], cert_file=tls["cert_file"],
                      key_file=tls["key_file"], keepalive_s=int(broker["keepalive_s"]))

@@ -221,7 +221,7 @@ class MqttClient:
                 writer.write(publish_packet(topic, payload, 0, retain))
                 await writer.drain()
             except (ConnectionError, OSError) as exc:
-                raise MqttDisconnected(f"the connection dropped: {exc}") from None
+                raise self._lost(exc) from None
             return
         packet_id = self._packet_id()
         done = asyncio.get_running_loop().create_future()
@@ -231,9 +231,18 @@ class MqttClient:
             await writer.drain()
             await done
         except (ConnectionError, OSError) as exc:
-            raise MqttDisconnected(f"the connection dropped: {exc}") from None
+            raise self._lost(exc) from None
         finally:
             self._waiting.pop(packet_id, None)
+            if done.done() and not done.cancelled():
+                done.exception()      # retrieved: the drop is reported once, by this raise
+
+    def _lost(self, exc: BaseException) -> MqttDisconnected:
+        """A write found the connection gone: not connected from now on (a caller that
+        retries while `connected` must not spin before the reader notices), the reader's
+        task closes it."""
+        self._connected.clear()
+        return MqttDisconnected(f"the connection dropped: {exc}")
 
     # ---- the connection ------------------------------------------------------------------
 
@@ -362,13 +371,3 @@ class MqttClient:
                      reason)
             if self.on_disconnect is not None:
                 self.on_disconnect(reason)
-
-
-def tls_context(ca_file: str | None, cert_file: str | None = None,
-                key_file: str | None = None) -> ssl.SSLContext:
-    """A client TLS context that verifies the broker (against `ca_file`, else the system's
-    CAs) and presents a client certificate when one is given."""
-    context = ssl.create_default_context(cafile=ca_file)
-    if cert_file:
-        context.load_cert_chain(cert_file, key_file)
-    return context

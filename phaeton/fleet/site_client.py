@@ -17,12 +17,13 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from phaeton import __version__
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.fleet import contract
 from phaeton.fleet.contract import Refusal, Schedule, SiteLimits, iso, topic
+from phaeton.fleet.link import BrokerLink
 from phaeton.fleet.mqtt_client import MqttClient, MqttDisconnected, Will
 from phaeton.fleet.slots import (ActiveSlot, BatteryFacts, FleetReadings, SlotMeter,
                                  active_slot, battery_plan, owner_at)
@@ -33,28 +34,13 @@ log = logging.getLogger("phaeton.fleet")
 STATUS_SCHEDULES = 10
 
 
-@dataclass(frozen=True)
-class FleetLink:
-    """How to reach the broker."""
-
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    keepalive_s: int = 30
-    backoff_max_s: float = 60.0
-
-
 class FleetSite:
     def __init__(self, *, site_id: str, key: str, store: FleetStore, limits: SiteLimits,
                  battery: BatteryFacts | None, readings: Callable[[], FleetReadings],
                  blocked: Callable[[], str | None] = lambda: None,
                  local_steers: Callable[[], bool] = lambda: False,
                  clock: Clock = REAL_CLOCK, topic_prefix: str = contract.DEFAULT_TOPIC_PREFIX,
-                 telemetry_s: float = 60.0, version: str = ""):
+                 telemetry_s: float = 60.0, version: str = __version__):
         self.site_id, self.key, self.store, self.limits = site_id, key, store, limits
         self.battery, self.readings, self.blocked = battery, readings, blocked
         self.local_steers, self.clock, self.prefix = local_steers, clock, topic_prefix
@@ -77,19 +63,15 @@ class FleetSite:
     def _topic(self, leaf: str) -> str:
         return topic(self.prefix, self.site_id, leaf)
 
-    def connect(self, link: FleetLink) -> None:
+    def connect(self, link: BrokerLink, *, backoff_max_s: float = 60.0) -> None:
         """Start the broker connection (persistent session, last will) and the ack sender."""
-        context = None
-        if link.ca_file or link.cert_file:
-            from phaeton.fleet.mqtt_client import tls_context
-            context = tls_context(link.ca_file, link.cert_file, link.key_file)
         will = Will(self._topic("status"), json.dumps(
             {"type": "status", "site": self.site_id, "online": False}).encode(), 1, True)
         self.client = MqttClient(link.host, link.port, f"phaeton-site-{self.site_id}",
                                  username=link.username, password=link.password,
-                                 ssl_context=context, keepalive_s=link.keepalive_s,
+                                 ssl_context=link.ssl_context(), keepalive_s=link.keepalive_s,
                                  clean_session=False, will=will, on_message=self.on_message,
-                                 on_connect=self._connected, backoff_max_s=link.backoff_max_s)
+                                 on_connect=self._connected, backoff_max_s=backoff_max_s)
         self.client.subscribe([self._topic("schedule"), self._topic("command")])
         self.client.start()
         self._sender = asyncio.get_running_loop().create_task(self._send_acks())
@@ -138,8 +120,7 @@ class FleetSite:
         if ident is not None and version is not None:
             known = self.store.get(ident, version)
             if known is not None:    # a duplicate delivery: answer with what it is, change nothing
-                self.store.enqueue(self._ack(known.state if known.state != "executing"
-                                             else "accepted", **ids, duplicate=True))
+                self.store.enqueue(self._duplicate_ack(known, ids))
                 return "duplicate"
         self.store.enqueue(self._ack("received", **ids))
         try:
@@ -156,6 +137,17 @@ class FleetSite:
             return "refused"
         self._accept(schedule, body_text, now)
         return "accepted"
+
+    def _duplicate_ack(self, known: StoredSchedule, ids: dict[str, Any]) -> dict[str, Any]:
+        """The ack a schedule already has, for a second delivery of it (`duplicate`)."""
+        if known.state == "superseded":
+            newer = self.store.highest_version(known.id)
+            if newer is not None and newer > known.version:
+                return self._ack("superseded", **ids, by_version=newer, duplicate=True)
+            latest = self.store.recent(1)[0]
+            return self._ack("superseded", **ids, by_id=latest.id, duplicate=True)
+        state = "accepted" if known.state == "executing" else known.state
+        return self._ack(state, **ids, duplicate=True)
 
     def _accept(self, schedule: Schedule, body_text: str, now: float) -> None:
         ids = {"schedule_id": schedule.id, "version": schedule.version}
@@ -179,13 +171,18 @@ class FleetSite:
         self._reload()
 
     def take_command(self, payload: bytes) -> None:
+        unreadable = {"schedule_id": None, "version": None}    # no id to answer to
         try:
             body_text = contract.envelope_body(payload)
         except Refusal as refusal:
-            self.store.enqueue(self._ack("refused", command_id=None, code=refusal.code,
+            self.store.enqueue(self._ack("refused", **unreadable, code=refusal.code,
                                          reason=refusal.reason))
             return
         ident, _version = contract.peek_ids(body_text)
+        if ident is None or not contract.SCHEDULE_ID_RE.match(ident):
+            self.store.enqueue(self._ack("refused", **unreadable, code="schema",
+                                         reason="the command has no valid id"))
+            return
         self.store.enqueue(self._ack("received", command_id=ident))
         try:
             command = contract.parse_command(contract.open_envelope(payload, self.key))
@@ -199,7 +196,8 @@ class FleetSite:
         if command.command == "cancel":
             for stored, schedule in self._schedules:
                 if schedule.id == command.schedule_id:
-                    self.store.set_state(schedule.id, schedule.version, "cancelled")
+                    self.store.set_state(schedule.id, schedule.version, "cancelled", self._ack(
+                        "cancelled", schedule_id=schedule.id, version=schedule.version))
             self._reload()
         self._status_due = True
         self.store.enqueue(self._ack("accepted", command_id=ident))
