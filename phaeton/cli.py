@@ -1,4 +1,4 @@
-"""The `phaeton` command: `run`, `demo`, `check-config`, `plan`.
+"""The `phaeton` command: `run`, `demo`, `check-config`, `plan`, `fleet`.
 
 `check-config` lives here. The other subcommands only parse their arguments and hand them to
 `run_from_cli(args)` of the module that implements them, imported when the subcommand is used
@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = {
     "run": "phaeton.app",
     "demo": "phaeton.sim.demo",
     "plan": "phaeton.planner.cli",
+    "fleet": "phaeton.fleet.operator",
 }
 
 
@@ -36,6 +37,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -86,6 +97,60 @@ def build_parser() -> argparse.ArgumentParser:
                       help="plan from the config's assumed SoCs and knobs, without asking the GX "
                            "(default: the battery SoC, the planner knobs and whether a car is "
                            "plugged in are read from the GX when its D-Bus is there)")
+
+    fleet = commands.add_parser(
+        "fleet", help="operator tools: push schedules to sites and watch their acks over MQTT "
+                      "(docs/fleet.md)")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND",
+                                          required=True)
+    broker = argparse.ArgumentParser(add_help=False)      # the options every fleet command takes
+    broker.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT",
+                        help="the broker (default 127.0.0.1:1883; port 8883 with TLS if omitted)")
+    broker.add_argument("--username", metavar="NAME", help="broker login")
+    broker.add_argument("--password", metavar="SECRET", help="broker password")
+    broker.add_argument("--ca-file", metavar="PEM",
+                        help="CA of the broker's certificate (turns on TLS)")
+    broker.add_argument("--cert-file", metavar="PEM",
+                        help="client certificate (turns on TLS)")
+    broker.add_argument("--key-file", metavar="PEM", help="the client certificate's key")
+    broker.add_argument("--topic-prefix", default="phaeton/fleet", metavar="PREFIX",
+                        help="first levels of every topic (default phaeton/fleet)")
+
+    push = fleet_commands.add_parser(
+        "push", parents=[broker], help="sign a schedule for each site and publish it (QoS 1)")
+    push.add_argument("schedule", metavar="SCHEDULE.json",
+                      help="the schedule body (docs/fleet-examples/schedule.json); its site "
+                           "field is set per site")
+    sites = push.add_mutually_exclusive_group(required=True)
+    sites.add_argument("--site", metavar="ID", help="one site, signed with --key")
+    sites.add_argument("--sites", metavar="CSV",
+                       help="many sites: a CSV file with the header site_id,hmac_key")
+    push.add_argument("--key", metavar="KEY", help="the site's hmac_key (with --site)")
+    push.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
+                      help="give up when the broker cannot be reached for S seconds "
+                           "(default 10)")
+
+    watch = fleet_commands.add_parser(
+        "watch", parents=[broker], help="follow the sites' status and acks in a live table")
+    watch.add_argument("--client-id", metavar="ID",
+                       help="a persistent session under this id: acks sent while the watcher "
+                            "was away arrive when it is back (default: a clean session)")
+    watch.add_argument("--until-acked", type=_positive_int, metavar="N",
+                       help="exit once N sites accepted or refused the newest schedule")
+    watch.add_argument("--schedule-id", metavar="ID",
+                       help="with --until-acked: this schedule (its newest version) instead of "
+                            "the newest seen")
+    watch.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                       help="stop after S seconds; with --until-acked, exit 1 if not reached")
+
+    status = fleet_commands.add_parser(
+        "status", parents=[broker], help="summarise the sites' retained status messages")
+    status.add_argument("--wait", type=_positive_float, default=2.0, metavar="S",
+                        help="seconds to collect the retained statuses (default 2)")
+    status.add_argument("--json", action="store_true", help="print the summary as JSON")
+    status.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
+                        help="give up when the broker cannot be reached in S seconds "
+                             "(default 10)")
     return parser
 
 
