@@ -350,9 +350,10 @@ class MqttClient:
     async def _ping(self, writer: asyncio.StreamWriter) -> None:
         if not self.keepalive_s:
             return
-        while True:
+        while not writer.is_closing():
             await asyncio.sleep(self.keepalive_s / 2)
-            writer.write(packet(PINGREQ, 0, b""))
+            if not writer.is_closing():
+                writer.write(packet(PINGREQ, 0, b""))
 
     async def _drop(self, reason: str) -> None:
         was_connected = self.connected
