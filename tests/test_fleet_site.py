@@ -66,9 +66,11 @@ class Operator:
     def __init__(self, broker):
         self.acks: list[dict] = []
         self.status: dict | None = None
+        self.telemetry: list[dict] = []
         self.client = MqttClient(broker.host, broker.port, "operator", clean_session=False,
                                  on_message=self._message)
-        self.client.subscribe(["phaeton/fleet/+/ack", "phaeton/fleet/+/status"])
+        self.client.subscribe(["phaeton/fleet/+/ack", "phaeton/fleet/+/status",
+                               "phaeton/fleet/+/telemetry"])
 
     def _message(self, topic, payload, _retain):
         message = json.loads(payload)
@@ -76,6 +78,8 @@ class Operator:
         assert not errors, (message, errors)       # every message keeps the contract
         if topic.endswith("/ack"):
             self.acks.append(message)
+        elif topic.endswith("/telemetry"):
+            self.telemetry.append(message)
         else:
             self.status = message
 
@@ -138,6 +142,12 @@ async def test_a_schedule_is_received_accepted_and_a_duplicate_changes_nothing(w
     assert operator.status["online"] is True
     assert operator.status["schedules"] == [{"id": "trade-1", "version": 1,
                                              "state": "accepted"}]
+    assert await operator.wait(lambda: operator.telemetry)
+    assert operator.telemetry[0]["soc_pct"] == 50.0 and operator.telemetry[0]["grid_w"] == 300.0
+    assert operator.telemetry[0]["source"] == "local"
+    site.tick()                                   # within telemetry_s: nothing more
+    await asyncio.sleep(0.2)
+    assert len(operator.telemetry) == 1
 
 
 @pytest.mark.parametrize("case, code, words", [
