@@ -381,7 +381,7 @@ class Site:
         if self.fleet is not None:
             self.fleet.tick(now)
         for loadpoint, reading in zip(self.loadpoints, chargers):
-            allowance_w = self._fleet_ev_w(now, loadpoint.name)
+            allowance_w = self._fleet_ev_w(now, loadpoint.name, reading.measurement)
             if allowance_w is None:
                 allowance_w = self.planner.ev_allowance_w(now,
                                                           loadpoint.name if several else None)
@@ -394,12 +394,14 @@ class Site:
         self.ticks += 1
         return snapshot
 
-    def _fleet_ev_w(self, now: float, charger: str) -> float | None:
+    def _fleet_ev_w(self, now: float, charger: str,
+                    measurement: ChargerMeasurement | None) -> float | None:
         """A fleet EV window's power for this charger now (W), or None."""
         if self.fleet is None:
             return None
         try:
-            return self.fleet.ev_allowance_w(now, charger)
+            energy = measurement.lifetime_energy_kwh if measurement is not None else None
+            return self.fleet.ev_allowance_w(now, charger, energy)
         except Exception:  # noqa: BLE001 - a fleet fault leaves the charger to its mode
             log.exception("fleet: EV window")
             return None

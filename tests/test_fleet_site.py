@@ -324,6 +324,20 @@ async def test_ev_windows_give_the_named_charger_its_power(world):
     assert site.battery_plan(T0 + 1000) is None          # the battery stays the local plan's
 
 
+async def test_an_ev_window_with_a_target_ends_once_the_charger_delivered_it(world):
+    clock, house, site, operator, _ = world
+    body = schedule([{"battery": "local"}] * 8,
+                    ev=[{"start": iso(T0), "end": iso(T0 + 7200), "max_kw": 11,
+                         "target_kwh": 5}])
+    await operator.push(body)
+    assert await operator.wait(lambda: "accepted" in operator.states())
+    assert site.ev_allowance_w(T0 + 10, "0", 1200.0) == pytest.approx(11000)
+    assert site.ev_allowance_w(T0 + 900, "0", 1204.9) == pytest.approx(11000)
+    assert site.ev_allowance_w(T0 + 1000, "0", 1205.0) is None      # 5 kWh delivered
+    assert site.ev_allowance_w(T0 + 1000, "1", 1205.0) == pytest.approx(11000)  # its own count
+    assert site.ev_allowance_w(T0 + 1000, "2", None) == pytest.approx(11000)  # no counter
+
+
 async def test_a_signed_cancel_stops_a_schedule_and_a_forged_one_does_not(world):
     clock, house, site, operator, _ = world
     await operator.push(schedule([{"battery": "discharge", "kw": 3}] * 4))

@@ -162,12 +162,14 @@ class SlotCommand:
 
 @dataclass(frozen=True)
 class EvWindow:
-    """A window in which a charger (None: every charger) may charge up to `max_kw`."""
+    """A window in which a charger (None: every charger) may charge up to `max_kw`, until it
+    delivered `target_kwh` in the window (None: for the whole window)."""
 
     start_s: int
     end_s: int
     max_kw: float
     charger: str | None = None
+    target_kwh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ def _ev_window(raw: Any, index: int) -> EvWindow:
     name = f"ev[{index}]"
     if not isinstance(raw, dict):
         raise Refusal("schema", f"{name} must be an object with start, end and max_kw")
-    extra = set(raw) - {"charger", "start", "end", "max_kw"}
+    extra = set(raw) - {"charger", "start", "end", "max_kw", "target_kwh"}
     if extra:
         raise Refusal("schema", f"{name}: unknown fields {sorted(extra)}")
     for key in ("start", "end", "max_kw"):
@@ -246,8 +248,11 @@ def _ev_window(raw: Any, index: int) -> EvWindow:
     start, end = parse_time(raw["start"], f"{name}.start"), parse_time(raw["end"], f"{name}.end")
     if end <= start:
         raise Refusal("schema", f"{name}: end must be after start")
-    return EvWindow(start, end, _number(raw["max_kw"], f"{name}.max_kw", low=0, high=1000),
-                    charger)
+    target = raw.get("target_kwh")
+    if target is not None:
+        target = _number(target, f"{name}.target_kwh", low=0, high=1000, low_open=True)
+    return EvWindow(start, end, _number(raw["max_kw"], f"{name}.max_kw", low=0, high=1000,
+                                        low_open=True), charger, target)
 
 
 def parse_schedule(body: Mapping[str, Any]) -> Schedule:

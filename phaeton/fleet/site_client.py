@@ -55,6 +55,8 @@ class FleetSite:
         self._last_telemetry = 0.0
         self._last_source: tuple[str, int] | None = None
         self._next_slot: dict[tuple[str, int], int] = {}
+        # each EV window's energy counter when the charger was first seen in it (target_kwh)
+        self._ev_counter: dict[tuple[str, int, int, str | None], float] = {}
         self.received = 0
         self._reload()
 
@@ -240,14 +242,24 @@ class FleetSite:
             self._anchor = {slot.key: anchor}     # only the running slot's is needed
         return battery_plan(slot, anchor, self.battery, readings)
 
-    def ev_allowance_w(self, now_s: float, charger: str | None) -> float | None:
-        """The power (W) a fleet EV window gives this charger now, or None (its mode decides)."""
+    def ev_allowance_w(self, now_s: float, charger: str | None,
+                       energy_kwh: float | None = None) -> float | None:
+        """The power (W) a fleet EV window gives this charger now, or None (its mode decides):
+        none covers now, or the window's `target_kwh` is delivered. `energy_kwh`: the
+        charger's energy counter now (lifetime kWh), what the delivery is measured on; without
+        one a target cannot be followed and the window runs to its end."""
         owner = owner_at([s for _row, s in self._schedules], now_s)
         if owner is None:
             return None
-        for window in owner.schedule.ev:
-            if window.start_s <= now_s < window.end_s and window.charger in (None, charger):
-                return window.max_kw * 1000.0
+        for index, window in enumerate(owner.schedule.ev):
+            if not (window.start_s <= now_s < window.end_s and window.charger in (None, charger)):
+                continue
+            if window.target_kwh is not None and energy_kwh is not None:
+                key = (owner.schedule.id, owner.schedule.version, index, charger)
+                first = self._ev_counter.setdefault(key, energy_kwh)
+                if energy_kwh - first >= window.target_kwh:
+                    return None
+            return window.max_kw * 1000.0
         return None
 
     def _read(self) -> FleetReadings:
