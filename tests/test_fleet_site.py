@@ -409,3 +409,17 @@ async def test_a_repeated_superseded_or_cancelled_schedule_is_answered_as_it_sta
     assert await operator.wait(lambda: operator.acks[-1].get("duplicate")
                                and operator.acks[-1]["version"] == 2)
     assert operator.acks[-1]["state"] == "cancelled"
+
+
+async def test_a_message_too_big_to_be_a_schedule_is_refused_and_the_link_stays_up(world):
+    """A broker redelivers an unacknowledged QoS 1 message at every reconnect: one absurd
+    message must be acknowledged and dropped, not cut the site off for good."""
+    clock, house, site, operator, _ = world
+    await operator.client.publish("phaeton/fleet/site-a/schedule", b"{" * (3 << 20), qos=1)
+    assert await operator.wait(lambda: any(a["state"] == "refused" for a in operator.acks), 10)
+    refused = [a for a in operator.acks if a["state"] == "refused"][0]
+    assert refused["code"] == "malformed" and "more than the 1048576" in refused["reason"]
+    assert site.client.connects == 1
+    await operator.push(schedule([{"battery": "idle"}]))
+    assert await operator.wait(lambda: "accepted" in operator.states())
+    assert site.client.connects == 1

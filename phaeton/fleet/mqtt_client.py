@@ -99,8 +99,19 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, packet_id
     return packet(PUBLISH, flags, body)
 
 
+class Oversize(bytes):
+    """The start of a PUBLISH body longer than MAX_PACKET (the rest was read and dropped);
+    `length` is the whole body's."""
+
+    length: int = 0
+
+
 async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
-    """(type, flags, body) of the next packet; MqttError on a frame that is not MQTT."""
+    """(type, flags, body) of the next packet; MqttError on a frame that is not MQTT. A
+    PUBLISH longer than MAX_PACKET comes back as an `Oversize` head (topic and packet id
+    intact), so it can be acknowledged and dropped: a broker redelivers an unacknowledged
+    QoS 1 message at every reconnect, and one absurd message would otherwise cut the link
+    forever."""
     first = (await reader.readexactly(1))[0]
     length, shift = 0, 0
     for _ in range(4):
@@ -112,7 +123,14 @@ async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
     else:
         raise MqttError("malformed remaining length from the broker")
     if length > MAX_PACKET:
-        raise MqttError(f"the broker sent a {length}-byte packet (more than {MAX_PACKET})")
+        if first >> 4 != PUBLISH:
+            raise MqttError(f"the broker sent a {length}-byte packet (more than {MAX_PACKET})")
+        head = Oversize(await reader.readexactly(min(length, 65536 + 4)))
+        head.length = length
+        left = length - len(head)
+        while left:
+            left -= len(await reader.readexactly(min(left, 1 << 16)))
+        return first >> 4, first & 0x0F, head
     return first >> 4, first & 0x0F, await reader.readexactly(length)
 
 
@@ -144,6 +162,7 @@ class MqttClient:
                  on_message: MessageHandler | None = None,
                  on_connect: Callable[[bool], Awaitable[None] | None] | None = None,
                  on_disconnect: Callable[[str], None] | None = None,
+                 on_oversize: Callable[[str, int], None] | None = None,
                  backoff_initial_s: float = 1.0, backoff_max_s: float = 60.0,
                  connect_timeout_s: float = 10.0, rng: random.Random | None = None):
         self.host, self.port, self.client_id = host, int(port), client_id
@@ -151,6 +170,7 @@ class MqttClient:
         self.keepalive_s, self.clean_session, self.will = int(keepalive_s), clean_session, will
         self.on_message, self.on_connect, self.on_disconnect = on_message, on_connect, \
             on_disconnect
+        self.on_oversize = on_oversize
         self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.connect_timeout_s = connect_timeout_s
         self._rng = rng or random.Random()
@@ -319,7 +339,12 @@ class MqttClient:
                 kind, flags, body = await read_packet(reader)
             if kind == PUBLISH:
                 topic, payload, qos, packet_id, retain = parse_publish(flags, body)
-                if self.on_message is not None:
+                if isinstance(body, Oversize):
+                    log.warning("%s: dropped a %d-byte message on %s (more than %d)",
+                                self.client_id, body.length, topic, MAX_PACKET)
+                    if self.on_oversize is not None:
+                        self.on_oversize(topic, body.length)
+                elif self.on_message is not None:
                     try:
                         result = self.on_message(topic, payload, retain)
                         if asyncio.iscoroutine(result):

@@ -73,7 +73,8 @@ class FleetSite:
                                  username=link.username, password=link.password,
                                  ssl_context=link.ssl_context(), keepalive_s=link.keepalive_s,
                                  clean_session=False, will=will, on_message=self.on_message,
-                                 on_connect=self._connected, backoff_max_s=backoff_max_s)
+                                 on_connect=self._connected, on_oversize=self._oversize,
+                                 backoff_max_s=backoff_max_s)
         self.client.subscribe([self._topic("schedule"), self._topic("command")])
         self.client.start()
         self._sender = asyncio.get_running_loop().create_task(self._send_acks())
@@ -102,6 +103,15 @@ class FleetSite:
             self.take_schedule(payload)
         elif message_topic == self._topic("command"):
             self.take_command(payload)
+        self._outbox_ready.set()
+
+    def _oversize(self, message_topic: str, length: int) -> None:
+        """A message too big to be a schedule was dropped: say so, as a refusal."""
+        from phaeton.fleet.mqtt_client import MAX_PACKET
+        self.store.enqueue(self._ack(
+            "refused", schedule_id=None, version=None, code="malformed",
+            reason=f"the message on {message_topic} is {length} bytes, more than the "
+                   f"{MAX_PACKET} a site takes; it was dropped"))
         self._outbox_ready.set()
 
     def _ack(self, state: str, **fields: Any) -> dict[str, Any]:
