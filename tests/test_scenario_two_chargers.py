@@ -136,17 +136,23 @@ async def test_two_cars_share_the_garage_breaker_and_take_turns(gx):
     await gx.until(lambda: sorted(currents(gx))[0] == 0 and max(currents(gx)) >= 6, 10,
                    "one car paused")
     first = 0 if currents(gx)[0] > 0 else 1
+    paused_at = gx.clock.time()
     await gx.until(lambda: drawn(gx)[1 - first] <= 0.05 and drawn(gx)[first] <= 8.05, 20,
                    "the cars follow")
-    watch = LimitWatch(gx)           # from here on, through the swap of turns (break before make)
-    await watch.run_for(60)
-    assert currents(gx)[first] >= 6 and currents(gx)[1 - first] == 0
-    await gx.until(lambda: currents(gx)[1 - first] >= 6 and currents(gx)[first] == 0, 200,
-                   "the other car's turn")
+    # From here on, through the swap of turns (break before make). A turn counts from when
+    # the car began to run (allocator.RotationState), which was before the house load came,
+    # so how long `first` keeps its turn depends on how long the steps above took: the test
+    # holds what must be true whatever that was (one at a time, the swap within a turn of
+    # 120 s, the fuse kept).
+    watch = LimitWatch(gx)
+    while not (currents(gx)[1 - first] >= 6 and currents(gx)[first] == 0):
+        assert sorted(currents(gx))[0] == 0, "both cars at once"
+        assert gx.clock.time() - paused_at < 200, "the other car's turn never came"
+        await watch.run_for(0.5)
     await watch.run_for(10)
     assert watch.worst_grid_a <= FUSE_A + 0.5
-    waiting = app.status()["chargers"][first]
-    assert "turn" in waiting["reason"], waiting["reason"]
+    await gx.until(lambda: "turn" in app.status()["chargers"][first]["reason"], 10,
+                   "the waiting car says it waits for its turn")
 
     # the house load is gone: both charge again, and a write to one changes only that one
     gx.system.house_w = [300.0] * 3
