@@ -83,8 +83,8 @@ def peek_ids(body_text: str) -> tuple[str | None, int | None]:
     return ident, version if isinstance(version, int) and not isinstance(version, bool) else None
 
 
-def envelope_body(payload: bytes) -> str:
-    """The body text of an envelope, before its signature is checked. Refusal('malformed')."""
+def read_envelope(payload: bytes) -> tuple[str, str]:
+    """(body text, hmac) of an envelope, before the signature is checked. Refusal('malformed')."""
     try:
         envelope = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -102,13 +102,17 @@ def envelope_body(payload: bytes) -> str:
         raise Refusal("malformed", "envelope field 'body' must be the message as a JSON text")
     if not isinstance(mac, str) or not re.fullmatch(r"[0-9a-f]{64}", mac):
         raise Refusal("malformed", "envelope field 'hmac_sha256' must be 64 lowercase hex digits")
-    return body
+    return body, mac
+
+
+def envelope_body(payload: bytes) -> str:
+    """The body text of an envelope, before its signature is checked. Refusal('malformed')."""
+    return read_envelope(payload)[0]
 
 
 def open_envelope(payload: bytes, key: str) -> dict[str, Any]:
     """The body of a signed envelope as a dict; Refusal('malformed' | 'bad_signature')."""
-    body_text = envelope_body(payload)
-    mac = json.loads(payload.decode("utf-8"))["hmac_sha256"]
+    body_text, mac = read_envelope(payload)
     if not hmac.compare_digest(mac, signature(body_text, key)):
         raise Refusal("bad_signature", "the HMAC does not match this site's key: the message "
                                        "was not signed by the operator or was changed")

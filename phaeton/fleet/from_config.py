@@ -13,6 +13,7 @@ from phaeton.fleet.contract import SiteLimits
 from phaeton.fleet.link import BrokerLink
 from phaeton.fleet.site_client import FleetSite
 from phaeton.fleet.slots import BatteryFacts, FleetReadings
+from phaeton.planning.knobs import SiteFacts
 from phaeton.store.fleet_store import FleetStore
 
 FLEET_DB = "fleet.db"
@@ -28,32 +29,29 @@ def fleet_link(fleet: Mapping[str, Any]) -> BrokerLink:
 
 def site_limits(config: Mapping[str, Any], chargers: Sequence[tuple[str, Mapping[str, Any]]]
                 ) -> SiteLimits:
-    """What a schedule may ask of this site: the planner's battery, the fuse's power, and
-    each charger's most (`chargers`: (id, that charger's defaulted config))."""
-    site, battery = config["site"], config["planner"]["battery"]
-    volts = float(site["nominal_voltage_v"])
-    import_kw = float(site["fuse_a"]) * int(site["phases"]) * volts / 1000.0
-    charger_kw = {ident: float(entry["charger"]["max_current_a"])
-                  * int(entry["charger"]["phases"]) * volts / 1000.0
-                  for ident, entry in chargers}
-    return SiteLimits(max_charge_kw=float(battery["max_charge_kw"]),
-                      max_discharge_kw=float(battery["max_discharge_kw"]),
+    """What a schedule may ask of this site: the planner's battery and the fuse's power as the
+    planner sees them (`SiteFacts`), and each charger's most (`chargers`: (id, that charger's
+    defaulted config))."""
+    facts, battery = SiteFacts.from_config(config), config["planner"]["battery"]
+    return SiteLimits(max_charge_kw=facts.battery_max_charge_kw,
+                      max_discharge_kw=facts.battery_max_discharge_kw,
                       soc_min_pct=float(battery["min_soc_pct"]),
-                      soc_max_pct=float(battery["max_soc_pct"]),
-                      import_limit_kw=import_kw,
-                      has_battery=float(battery["capacity_kwh"]) > 0,
+                      soc_max_pct=facts.battery_max_soc_pct,
+                      import_limit_kw=facts.import_limit_kw,
+                      has_battery=facts.battery_capacity_kwh > 0,
                       battery_steered=config["planner"]["ess_control"] != "off",
-                      charger_max_kw=charger_kw)
+                      charger_max_kw={ident: SiteFacts.from_config(entry).ev_max_kw
+                                      for ident, entry in chargers})
 
 
 def battery_facts(config: Mapping[str, Any]) -> BatteryFacts | None:
-    battery = config["planner"]["battery"]
-    if float(battery["capacity_kwh"]) <= 0:
+    facts = SiteFacts.from_config(config)
+    if facts.battery_capacity_kwh <= 0:
         return None
-    one_way = math.sqrt(float(battery["round_trip_efficiency_pct"]) / 100.0)
-    return BatteryFacts(capacity_kwh=float(battery["capacity_kwh"]),
-                        soc_min=float(battery["min_soc_pct"]) / 100.0,
-                        soc_max=float(battery["max_soc_pct"]) / 100.0,
+    one_way = math.sqrt(facts.battery_round_trip)
+    return BatteryFacts(capacity_kwh=facts.battery_capacity_kwh,
+                        soc_min=float(config["planner"]["battery"]["min_soc_pct"]) / 100.0,
+                        soc_max=facts.battery_max_soc_pct / 100.0,
                         charge_efficiency=one_way, discharge_efficiency=one_way)
 
 
