@@ -37,6 +37,7 @@ from phaeton.config_schema_parts import FORMAT_HINTS, TIME_PATTERN
 from phaeton.config_validate import SchemaError, Validator
 from phaeton.planning.tariffs.registry import TARIFF_KINDS
 from phaeton.store.state_file import write_file_atomically
+from phaeton.vehicles.schema import vehicle_problems
 from phaeton.yaml_edit import edit_yaml
 
 _VALIDATOR = Validator(CONFIG_SCHEMA)
@@ -703,6 +704,7 @@ def cross_field_problems(data: Mapping[str, Any],
                                f"({_show(get(critical))} %): a warning at or above the "
                                f"critical level is never seen, got {_show(get(warning))}"))
     found.extend(_fleet_problems(get, usable))
+    found.extend(vehicle_problems(get, usable))
     web_port = ("web", "port")
     for base in bases:
         ocpp_port = base + ("ocpp", "port")

@@ -52,6 +52,7 @@ from phaeton.config_schema_parts import zone as _zone
 from phaeton.planning.carbon.registry import carbon_schema
 from phaeton.planning.objectives import OBJECTIVES
 from phaeton.planning.tariffs.registry import tariff_schema
+from phaeton.vehicles.schema import vehicles_schema
 
 SCHEMA_ID = "urn:phaeton:config"
 
@@ -398,6 +399,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 nullable=True, min_length=1, max_length=1024), "password-hash"),
         }),
         "planner": _PLANNER,
+        "vehicles": vehicles_schema(),
         "carbon": _carbon_with_budget(),
         "fleet": _section("Schedules from an operator over an MQTT broker (docs/fleet.md).", {
             "enabled": _boolean(False, "Take schedules from the fleet broker."),

@@ -38,6 +38,7 @@ from phaeton.planning.knobs import EvState
 from phaeton.snapshot import LoadpointSnapshot, SessionSummary
 from phaeton.store.sessions import ChargingSession, SessionStore
 from phaeton.store.state_file import StateFile, StateFileError
+from phaeton.vehicles.garage import CarView
 from phaeton.venus.evcharger_service import (CUSTOM_NAME_MAX, STATUS_TEXT, ChargerLimits,
                                              UserChoices)
 
@@ -114,6 +115,7 @@ class Loadpoint:
         self._counter = CounterState()            # the lifetime counter's last good value
         self._read_failure: str | None = None     # the last unexpected read exception
         self._apply_error: str | None = None      # the last command the charger refused
+        self.car: CarView | None = None           # the car here, as the site's garage sees it
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -280,12 +282,14 @@ class Loadpoint:
                    plan_allowance_w: float | None = None,
                    share: LoadpointShare | None = None,
                    price_per_kwh: float | None = None,
-                   carbon_g_per_kwh: float | None = None) -> ChargeDecision:
+                   carbon_g_per_kwh: float | None = None,
+                   target_soc_pct: float | None = None) -> ChargeDecision:
         """Decide with this tick's reading and the site's GX readings (and, in Scheduled mode,
         the plan's EV power for now; `share`: this loadpoint's circuits headroom and surplus
         when the site computes them, None: the main fuse and all the surplus), tell the
         charger what changed, account the session (`carbon_g_per_kwh`: the intensity of the
-        site's supply beyond PV now, None: no carbon source)."""
+        site's supply beyond PV now, None: no carbon source; `target_soc_pct`: Scheduled mode
+        stops when the car's own SoC reaches it)."""
         measurement, problem = reading.measurement, reading.problem
         connected = measurement is not None
         if connected and not self._was_connected:
@@ -314,7 +318,8 @@ class Loadpoint:
             charger_connected=connected, charger_problem=problem, manual_phases=c.phases,
             charger_max_current_a=measurement.station_max_current_a if connected else None,
             plan_current_a=self._plan_current_a(plan_allowance_w, measurement)
-            if c.mode == Mode.SCHEDULED else None, site_share=share)
+            if c.mode == Mode.SCHEDULED else None, site_share=share,
+            vehicle_soc_pct=self.car_soc_pct(measurement), target_soc_pct=target_soc_pct)
         decision = self.controller.step(inputs, reading.at_s,
                                         datetime.fromtimestamp(self.clock.time()))
         if decision.start_stop_request is not None and decision.start_stop_request != c.start_stop:
@@ -439,12 +444,20 @@ class Loadpoint:
         return self.controller.fuse_cut_needed(site, EvReadings.from_measurement(m),
                                                float(applied_a), int(phases), share)
 
+    def car_soc_pct(self, measurement: ChargerMeasurement | None) -> float | None:
+        """The car's own SoC to plan and stop with: its fresh reading (`car`, from the site's
+        garage), else what the charger reports (OCPP's SoC measurand), else None."""
+        if self.car is not None:
+            return self.car.usable_soc_pct
+        return measurement.vehicle_soc_pct if measurement is not None else None
+
     def ev_state(self) -> EvState:
         """The EV as the planner sees it."""
         m = self._last_measurement
         plugged = m is not None and EvReadings.from_measurement(m).connected
-        return EvState(plugged=plugged, soc_pct=m.vehicle_soc_pct if m is not None else None,
-                       session_kwh=self.tracker.energy_kwh if self.tracker.active else 0.0)
+        return EvState(plugged=plugged, soc_pct=self.car_soc_pct(m),
+                       session_kwh=self.tracker.energy_kwh if self.tracker.active else 0.0,
+                       capacity_kwh=self.car.capacity_kwh if self.car is not None else None)
 
     # ---- sessions ------------------------------------------------------------------------------
 
@@ -506,7 +519,7 @@ class Loadpoint:
             decision=self._last_decision, measurement=self._last_measurement,
             connection=self.charger.connection_text, identity=self.charger.identity,
             error=self._charger_problem or self.charger.last_error,
-            lifetime_kwh=self._counter.last_kwh, session=self._session_summary())
+            lifetime_kwh=self._counter.last_kwh, session=self._session_summary(), car=self.car)
 
 
 def _rounded(co2_kg: float | None) -> float | None:

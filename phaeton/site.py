@@ -37,6 +37,7 @@ from phaeton.planning.energy_meter import QuarterHourMeter
 from phaeton.publisher import SnapshotPublisher
 from phaeton.site_layout import ChargerEntry, charger_entries, circuits
 from phaeton.snapshot import SiteSnapshot
+from phaeton.vehicles.garage import Garage
 from phaeton.venus.system_reader import GxSystemReader
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class Site:
         for loadpoint in self.loadpoints:
             loadpoint.evcharger.add_planner_paths(self.planner_state())
             loadpoint.on_wake(self.wake)
+            self._take_manual_soc(loadpoint)
+        self.garage = self._build_garage(config)     # the cars and their SoC sources
 
         self._wake = asyncio.Event()
         self._stopping = False
@@ -120,6 +123,7 @@ class Site:
             await loadpoint.register()
         self._build_planning()
         await self.planner.start()
+        await self.garage.start()
         if self.fleet is not None:
             from phaeton.fleet.from_config import fleet_link
             self.fleet.connect(fleet_link(self.config["fleet"]))
@@ -140,6 +144,7 @@ class Site:
     async def close(self) -> None:
         """The planner hands the battery back; drivers, D-Bus names and readers are released."""
         await self.carbon.stop()
+        await self.garage.stop()
         try:
             if self.fleet is not None:
                 await asyncio.wait_for(self.fleet.close(), 5)
@@ -206,6 +211,11 @@ class Site:
             await self._restart_planner(config)
         if old["fleet"] != config["fleet"] or _planner_inputs(old) != _planner_inputs(config):
             await self._restart_fleet(config)
+        if old["vehicles"] != config["vehicles"] or list(old["chargers"]) != list(config["chargers"]):
+            await self.garage.stop()
+            self.garage = self._build_garage(config)
+            await self.garage.start()
+            log.info("cars and their SoC sources restarted with the saved configuration")
         self.carbon.budget = BudgetSettings.from_config(     # carbon budget: takes effect now
             (config.get("carbon") or {}).get("budget"))
         self._wake.set()
@@ -233,6 +243,7 @@ class Site:
                 loadpoint = self.build_loadpoint(config, entry)
                 loadpoint.evcharger.add_planner_paths(self.planner_state())
                 loadpoint.on_wake(self.wake)
+                self._take_manual_soc(loadpoint)
                 await loadpoint.start()
                 if self.settings.available:
                     await loadpoint.attach_settings()
@@ -243,6 +254,45 @@ class Site:
             self.entries = wanted
             self.circuits = circuits(config)
             self._last_site_share = None
+
+    # ---- the cars ------------------------------------------------------------------------------
+
+    def _build_garage(self, config: Config) -> Garage:
+        planner = config["planner"]
+        return Garage(config["vehicles"], [entry.id for entry in charger_entries(config)],
+                      config["data_dir"], clock=self.clock.time,
+                      charge_efficiency=float(planner["ev"]["charge_efficiency_pct"]) / 100.0,
+                      default_capacity_kwh=float(planner["ev"]["capacity_kwh"]))
+
+    def _take_manual_soc(self, loadpoint: Loadpoint) -> None:
+        """/Vehicle/ManualSoc on this charger's D-Bus service sets its car's SoC."""
+        def manual_soc(value: float) -> bool:
+            car = loadpoint.car
+            if car is None:
+                return False
+            self.set_manual_soc(car.name, value, loadpoint.name)
+            return True
+        loadpoint.evcharger.on_manual_soc = manual_soc
+
+    def set_manual_soc(self, car: str, soc: object, charger: str | None = None):
+        """The owner enters car `car`'s SoC (web UI, D-Bus); the next tick uses it. KeyError
+        for an unknown car, SourceError for a value that is no SoC."""
+        at = next((lp for lp in self.loadpoints if lp.name == charger), None) or next(
+            (lp for lp in self.loadpoints if lp.car is not None and lp.car.name == car), None)
+        view = self.garage.set_manual(car, soc, at.last_measurement if at is not None else None)
+        self._wake.set()
+        return view
+
+    def ev_target_soc_pct(self, charger: str) -> float | None:
+        """The SoC Scheduled mode stops at for the car at `charger` (None: no planner yet, or
+        the target is set in kWh)."""
+        if self.planner is None:
+            return None
+        try:
+            return self.planner.ev_target_soc_pct(charger if len(self.loadpoints) > 1 else None)
+        except Exception:  # noqa: BLE001 - no target is no stop
+            log.exception("planner: the car's target")
+            return None
 
     # ---- the planner ---------------------------------------------------------------------------
 
@@ -381,18 +431,27 @@ class Site:
         if self.fleet is not None:
             self.fleet.tick(now)
         for loadpoint, reading in zip(self.loadpoints, chargers):
+            loadpoint.car = self._observe_car(loadpoint.name, reading.measurement)
             allowance_w = self._fleet_ev_w(now, loadpoint.name, reading.measurement)
             if allowance_w is None:
                 allowance_w = self.planner.ev_allowance_w(now,
                                                           loadpoint.name if several else None)
             await loadpoint.step(reading, readings, allowance_w,
                                  share=shares.get(loadpoint.name), price_per_kwh=price,
-                                 carbon_g_per_kwh=carbon)
+                                 carbon_g_per_kwh=carbon,
+                                 target_soc_pct=self.ev_target_soc_pct(loadpoint.name))
         self._record_energy(readings, shares)
         snapshot = self.snapshot(readings)
         self.snapshots.publish(snapshot)
         self.ticks += 1
         return snapshot
+
+    def _observe_car(self, charger: str, measurement: ChargerMeasurement | None):
+        try:
+            return self.garage.observe(charger, measurement)
+        except Exception:  # noqa: BLE001 - a car fault leaves the charger to its mode
+            log.exception("cars: the car at charger %s", charger)
+            return None
 
     def _fleet_ev_w(self, now: float, charger: str,
                     measurement: ChargerMeasurement | None) -> float | None:

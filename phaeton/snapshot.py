@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from phaeton.chargers.base import ChargerIdentity, ChargerMeasurement
 from phaeton.control.controller import ChargeDecision
 from phaeton.control.readings import SiteReadings
+from phaeton.vehicles.garage import CarView
 from phaeton.venus.evcharger_service import ChargerLimits, UserChoices
 
 
@@ -78,6 +79,7 @@ class LoadpointSnapshot:
     error: str | None                      # why the charger is not believed, or its last error
     lifetime_kwh: float | None             # the last good lifetime counter
     session: SessionSummary
+    car: CarView | None = None             # the car at this charger (phaeton.vehicles)
 
     @property
     def connected(self) -> bool:

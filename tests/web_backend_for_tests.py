@@ -59,7 +59,7 @@ def initial_status(config: dict) -> dict:
                   "ev_w": 11040.0},
         "readings_stale": False, "readings_age_s": 0.4, "surplus_w": None, "carbon": None,
         "current_a": [15.9, 16.0, 15.8], "offered_current_a": 16.0, "car_full": False,
-        "vehicle_soc_pct": None,
+        "vehicle_soc_pct": None, "car": None,
         "session": {"active": True, "energy_kwh": 7.25, "duration_s": 2520.0, "cost": 1.81,
                     "currency": "EUR", "solar_share": 0.38, "peak_w": 11100.0},
     }
@@ -291,5 +291,7 @@ async def _make_service(name: str, bus_address: str | None, charger: dict, *,
     svc.add_path("/SetPhases", 3 if first else 1, writeable=True, kind=int, min=1, max=3,
                  on_change=lambda _path, value: value in (1, 3))
     svc.add_path("/AutoStart", 1, writeable=True, kind=int, min=0, max=1)
+    svc.add_path("/Vehicle/ManualSoc", None, writeable=True, kind=float, min=0.0, max=100.0,
+                 nullable=True)
     await svc.register()
     return svc

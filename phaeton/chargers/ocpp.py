@@ -449,7 +449,8 @@ class _ChargePoint:
         status = charger._tag_status(id_tag) if charger is not None else self._tag_status(id_tag)
         if charger is not None:
             charger._on_start_transaction(connector_id, meter_start_wh,
-                                          status == AuthorizationStatus.accepted, tx_id)
+                                          status == AuthorizationStatus.accepted, tx_id,
+                                          id_tag=id_tag if isinstance(id_tag, str) else None)
         return tx_id, status
 
     def _on_stop_transaction(self, transaction_id: int, meter_stop_wh: int) -> None:
@@ -555,6 +556,7 @@ class OcppCharger(Charger):
         self._own_meter_seen = False                 # meter values for our connector arrived
         self._listen_task: asyncio.Task | None = None
         self._transaction_id: int | None = None
+        self._id_tag: str | None = None              # the running transaction's idTag
         self._meter_start_kwh: float | None = None
         self._finished_session_kwh: float | None = None
         self._car_finished = False    # SuspendedEV after energy flowed: the car is done
@@ -709,6 +711,7 @@ class OcppCharger(Charger):
             session_energy_kwh=session_kwh,
             vehicle_soc_pct=sample.soc_pct,
             extra={"ocpp_status": self._status, "transaction_id": self._transaction_id,
+                   "id_tag": self._id_tag,
                    "rate_unit": self.rate_unit, "connector_id": self.config.connector_id},
         )
 
@@ -770,11 +773,13 @@ class OcppCharger(Charger):
         return AuthorizationStatus.invalid
 
     def _on_start_transaction(self, connector_id: int, meter_start_wh: int,
-                              accepted: bool, tx_id: int) -> None:
+                              accepted: bool, tx_id: int, id_tag: str | None = None) -> None:
         """The station's transaction `tx_id` on `connector_id`: tracked only if the tag was
-        accepted (otherwise the station ends it at once)."""
+        accepted (otherwise the station ends it at once). `id_tag` (the card or the car's own
+        tag) tells which car charges (`phaeton.vehicles.garage`)."""
         if connector_id == self.config.connector_id and accepted:
             self._transaction_id = tx_id
+            self._id_tag = id_tag
             self._meter_start_kwh = meter_start_wh / 1000.0
             self._finished_session_kwh = None
             self._car_finished = False
@@ -788,6 +793,7 @@ class OcppCharger(Charger):
             self._finished_session_kwh = max(0.0, meter_stop_wh / 1000.0 - self._meter_start_kwh)
         self._sample.energy_register_kwh = meter_stop_wh / 1000.0
         self._transaction_id = None
+        self._id_tag = None
         self._meter_start_kwh = None
         self._sample.total_power_w = 0.0
         self._sample.power_w = [None, None, None]

@@ -33,6 +33,7 @@ class Bound:
     FUSE = "fuse"
     SURPLUS = "surplus"
     SCHEDULE = "schedule"
+    TARGET_SOC = "target_soc"     # Scheduled: the car's own SoC reached its target
     STALE_READINGS = "stale_readings"
     LOW_SOC = "low_soc"
     BATTERY_PRIORITY = "battery_priority"

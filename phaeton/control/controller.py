@@ -102,6 +102,9 @@ class ControllerInputs:
     site_share: LoadpointShare | None = None      # the site's circuits headroom and surplus
                                                   # share (None: the main fuse and all the
                                                   # surplus, from this EV alone)
+    vehicle_soc_pct: float | None = None          # the car's own SoC, when a fresh reading
+                                                  # is known (phaeton.vehicles)
+    target_soc_pct: float | None = None           # Scheduled: the SoC to stop at
 
     def __post_init__(self) -> None:
         if self.mode not in (0, 1, 2) or isinstance(self.mode, bool):
@@ -119,6 +122,9 @@ class ControllerInputs:
         if self.plan_current_a is not None:
             object.__setattr__(self, "plan_current_a",
                                _check_number("plan_current_a", self.plan_current_a))
+        for name in ("vehicle_soc_pct", "target_soc_pct"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _check_number(name, getattr(self, name)))
         if self.charger_problem is not None and not isinstance(self.charger_problem, str):
             raise ValueError(f"charger_problem must be text or None, got {self.charger_problem!r}")
         if not isinstance(self.ev, EvReadings):
@@ -317,6 +323,12 @@ class ChargeController:
         if not plugged:
             self.switcher.cancel()
             return stop(ChargerStatus.DISCONNECTED, "no vehicle plugged in", Bound.NOT_PLUGGED)
+        if (inputs.mode == Mode.SCHEDULED and inputs.vehicle_soc_pct is not None
+                and inputs.target_soc_pct is not None
+                and inputs.vehicle_soc_pct >= inputs.target_soc_pct):
+            return stop(ChargerStatus.CHARGED,
+                        f"scheduled: the car is at {inputs.vehicle_soc_pct:.0f} %, its target "
+                        f"{inputs.target_soc_pct:.0f} % is reached", Bound.TARGET_SOC)
 
         # Phases: automatic in Auto (with fresh readings), the user's choice in Manual, the
         # charger's wiring otherwise; a change always goes pause -> settle -> switch.

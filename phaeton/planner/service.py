@@ -642,6 +642,18 @@ class PlannerService:
 
     ev_allowance = ev_allowance_w
 
+    def ev_target_soc_pct(self, car: str | None = None) -> float | None:
+        """The SoC the car (with several chargers: the one at charger `car`) is to reach,
+        whatever the strategy (Scheduled mode's windows stop there too); None when its target is
+        an energy (ev_target_kwh)."""
+        knobs = self.knobs
+        if car is not None and self.cars:
+            index = next((i for i, c in enumerate(self.cars) if c.id == car), None)
+            if index is None:
+                return None
+            knobs = self._car_knobs(index, knobs)
+        return None if knobs.ev_target_kwh > 0 else float(knobs.ev_target_soc_pct)
+
     def import_price_now(self, now_s: float) -> float | None:
         """The tariff's import price (currency/kWh, may be negative) of the quarter hour that
         contains `now_s`, as the last plan saw it; None when it had none."""

@@ -135,3 +135,4 @@ class EvState:
     plugged: bool
     soc_pct: float | None = None
     session_kwh: float = 0.0
+    capacity_kwh: float | None = None      # the car's own (phaeton.vehicles), else SiteFacts'

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -207,7 +207,10 @@ def ev_need_kwh(facts: SiteFacts, knobs: PlannerKnobs, soc_pct: float | None) ->
 
 def ev_remaining_kwh(facts: SiteFacts, knobs: PlannerKnobs, ev: EvState) -> float:
     """What the plugged-in car still needs: `ev_need_kwh`, less this session's energy when
-    its SoC is unknown (the assumed SoC was before the session)."""
+    its SoC is unknown (the assumed SoC was before the session). A car that knows its own
+    capacity (`ev.capacity_kwh`) counts with that."""
+    if ev.capacity_kwh and math.isfinite(ev.capacity_kwh) and ev.capacity_kwh > 0:
+        facts = replace(facts, ev_capacity_kwh=float(ev.capacity_kwh))
     need = ev_need_kwh(facts, knobs, ev.soc_pct)
     if ev.soc_pct is None and math.isfinite(ev.session_kwh) and ev.session_kwh > 0:
         need = max(0.0, need - ev.session_kwh * facts.ev_charge_efficiency)

@@ -3,8 +3,10 @@
 Starts a private dbus-daemon (never the machine's system bus), velib's settings service, a
 simulated `com.victronenergy.system` (a June day of PV, house load and an ESS battery that
 carries out Dynamic ESS windows), an Alfen simulator (or with --ocpp an OCPP 1.6J charge point),
-a car that plugs in, and phaeton in Scheduled mode (the energy plan against a day/night tariff,
-solar surplus on top) with its web UI; prints the bus address, the URL, the web password and commands to poke it; stops cleanly
+a car that plugs in (and, when Debian's mosquitto is installed, tells its SoC over MQTT to a
+private broker, as TeslaMate would: phaeton plans with it and stops at the target), and phaeton
+in Scheduled mode (the energy plan against a day/night tariff, solar surplus on top) with its
+web UI; prints the bus address, the URL, the web password and commands to poke it; stops cleanly
 on Ctrl-C (or after --seconds), leaving no process or file behind.
 
 `--chargers 2` runs an Alfen double station instead (one station, sockets 1 and 2, a car
@@ -34,6 +36,7 @@ import yaml
 from phaeton.app import Phaeton, setup_logging
 from phaeton.config import load_config
 from phaeton.logbuffer import LogBuffer
+from phaeton.sim.car_mqtt import CarSocPublisher, DemoBroker, vehicle_config
 from phaeton.sim.world import MAIN_FUSE_A, SimOutlet, SimWorld, free_tcp_port
 from phaeton.web.passwords import hash_password
 
@@ -78,9 +81,13 @@ phaeton demo is running ({speed:g}x time)
   {send} / com.victronenergy.BusItem.GetItems
   {send} /Mode com.victronenergy.BusItem.SetValue variant:int32:1      # Auto (solar only)
   {send} /StartStop com.victronenergy.BusItem.SetValue variant:string:0  # stop
+  {send} /Vehicle/Soc com.victronenergy.BusItem.GetValue   # the car's own SoC
   DBUS_SYSTEM_BUS_ADDRESS='{bus}' busctl --system tree {names[0]}
 Ctrl-C stops everything.
 """
+
+
+DEMO_CAR_TOPIC = "demo/car/soc"
 
 
 @dataclass(frozen=True)
@@ -188,12 +195,18 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
         buffer.setLevel(logging.INFO)
         root.addHandler(buffer)
     script: asyncio.Task | None = None
+    # one charger: its car tells its SoC over MQTT (TeslaMate-like), when mosquitto is here
+    broker = DemoBroker.start(directory) if chargers == 1 else None
+    publisher: CarSocPublisher | None = None
     try:
         async with SimWorld(speed=speed, charger="ocpp" if ocpp else "alfen",
                             chargers=chargers) as world:
             password = secrets.token_urlsafe(9)
             config = demo_config(world, os.path.join(directory, "data"),
                                  port or free_tcp_port(), hash_password(password))
+            if broker is not None:
+                config["vehicles"] = [vehicle_config("demo_car", world.outlet().ev, broker.host,
+                                                     broker.port, DEMO_CAR_TOPIC)]
             config_path = os.path.join(directory, "config.yaml")
             with open(config_path, "w", encoding="utf-8") as f:
                 yaml.safe_dump(config, f, sort_keys=False)
@@ -204,6 +217,10 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
                 if world.ocpp_port is not None:
                     await world.start_charge_point()
                 app.loadpoints[0].write("/Mode", 2)   # Scheduled: the plan, with solar on top
+                if broker is not None:
+                    publisher = CarSocPublisher(world.outlet().ev, broker.host, broker.port,
+                                                DEMO_CAR_TOPIC, world.clock)
+                    publisher.start()
                 if chargers == 1:
                     await world.plug_in()
                 else:
@@ -230,8 +247,12 @@ async def run_demo(speed: float = 1.0, ocpp: bool = False, port: int = 8088,
             finally:
                 if script is not None:
                     await _end_task(script)
+                if publisher is not None:
+                    await publisher.stop()
                 await app.stop()
     finally:
+        if broker is not None:
+            broker.stop()
         shutil.rmtree(directory, ignore_errors=True)
         if hooked:
             root.removeHandler(buffer)

@@ -26,6 +26,7 @@ from phaeton import __version__
 
 if TYPE_CHECKING:
     from phaeton.snapshot import CarbonView, LoadpointSnapshot
+    from phaeton.vehicles.garage import CarView
 
 log = logging.getLogger("phaeton.venus.evcharger")
 
@@ -164,6 +165,13 @@ class EvChargerService:
         # driver publishes it only for models with a display).
         svc.add_path("/GxAutoMode/Enabled", 1)
         svc.add_path("/GxAutoMode/Source", "phaeton")
+        # the car at this charger (read-only but /Vehicle/ManualSoc; docs/vehicles.md)
+        for path, text in VEHICLE_PATHS.items():
+            svc.add_path(path, None, text=text)
+        svc.add_path("/Vehicle/ManualSoc", None, writeable=True, kind=float, min=0.0, max=100.0,
+                     nullable=True, text=_PCT_TEXT, on_change=self._manual_soc)
+        #: set by the site: the owner entered the car's SoC (False: refused, no car here)
+        self.on_manual_soc: Callable[[float], bool] | None = None
         # the site's carbon (read-only; invalid without a carbon source or budget), docs/carbon.md
         for path, text in CARBON_PATHS.items():
             svc.add_path(path, None, text=text)
@@ -186,9 +194,19 @@ class EvChargerService:
             log.exception("handling the write %s=%r", path, value)
         return True
 
+    def _manual_soc(self, _path: str, value: Any) -> bool:
+        if value is None:
+            return True
+        handler = self.on_manual_soc
+        try:
+            return bool(handler is not None and handler(float(value)))
+        except Exception:
+            log.exception("handling the write /Vehicle/ManualSoc=%r", value)
+            return False
+
     def write(self, path: str, value: Any) -> int:
         """A write from the web UI: exactly the D-Bus SetValue path (codes 0/1/2)."""
-        if path not in UserChoices.FIELDS:
+        if path not in UserChoices.FIELDS and path != "/Vehicle/ManualSoc":
             return 1
         return self.service.write(path, value)
 
@@ -265,6 +283,7 @@ def dbus_values(snapshot: "LoadpointSnapshot") -> dict[str, Any]:
     values["/Session/Time"] = session.duration_s
     values["/ChargingTime"] = session.duration_s
     values["/Session/Cost"] = session.cost
+    values.update(vehicle_dbus_values(snapshot.car))
     return values
 
 
@@ -303,6 +322,36 @@ def carbon_dbus_values(carbon: "CarbonView | None") -> dict[str, Any]:
         for name, (field, _) in _BUDGET_FIELDS.items():
             values[f"{base}/{name}"] = rounded(getattr(status, field), 2 if name ==
                                                "UsagePercent" else 3)
+    return values
+
+
+# ---- the car (read-only) -----------------------------------------------------------------------
+
+_PCT_TEXT = lambda v: f"{v:.0f} %"  # noqa: E731
+#: The car's paths; None (invalid) while no car or reading is known.
+VEHICLE_PATHS: dict[str, Callable[[Any], str]] = {
+    "/Vehicle/Name": str,
+    "/Vehicle/Soc": _PCT_TEXT,
+    "/Vehicle/SocAge": lambda v: f"{v:.0f} s",
+    "/Vehicle/SocStale": lambda v: "stale" if v else "fresh",
+    "/Vehicle/SocSource": str,
+    "/Vehicle/Range": lambda v: f"{v:.0f} km",
+}
+
+
+def vehicle_dbus_values(car: "CarView | None") -> dict[str, Any]:
+    """Pure: the /Vehicle/* paths for the car at a charger (all None without one)."""
+    values: dict[str, Any] = {path: None for path in VEHICLE_PATHS}
+    values["/Vehicle/ManualSoc"] = None
+    if car is None:
+        return values
+    values["/Vehicle/Name"] = car.name
+    values["/Vehicle/ManualSoc"] = car.manual_soc_pct
+    if car.soc_pct is not None:
+        values.update({"/Vehicle/Soc": car.soc_pct, "/Vehicle/SocAge": round(car.age_s or 0.0),
+                       "/Vehicle/SocStale": 1 if car.stale else 0,
+                       "/Vehicle/SocSource": car.source,
+                       "/Vehicle/Range": None if car.range_km is None else round(car.range_km)})
     return values
 
 

@@ -1,4 +1,5 @@
-"""API of the live controls: status, the six D-Bus writes, login/logout and the password.
+"""API of the live controls: status, the D-Bus writes (the six of a Victron charger and the
+car's SoC entered by hand), login/logout and the password.
 
 A write goes through `backend.write(path, value, charger_id)`, the same path as a D-Bus
 SetValue on that charger's evcharger service, so it gets the same coercion, range checks and
@@ -69,6 +70,8 @@ CONTROLS = (
             _amps("min_current_a", "charger_max_current_a")),
     Control("phases", "phases", "/SetPhases", {}, _fixed("1 or 3")),
     Control("autostart", "auto_start", "/AutoStart", {}, _fixed("0 off, 1 on")),
+    Control("vehicle_soc", "soc_pct", "/Vehicle/ManualSoc", {},
+            _fixed("0..100 %, with a car at the charger (docs/vehicles.md)")),
 )
 
 

@@ -108,6 +108,7 @@ def charger_status(lp: LoadpointSnapshot) -> dict[str, Any]:
                               else decision.current_a if decision.enabled else 0.0),
         "car_full": bool(decision is not None and decision.car_full),
         "vehicle_soc_pct": m.vehicle_soc_pct if m is not None else None,
+        "car": lp.car.as_dict() if lp.car is not None else None,
         "surplus_w": decision.surplus_w if decision is not None else None,
         "session": asdict(lp.session),
     }

@@ -98,6 +98,11 @@
     for (const mode of [0, 1, 2]) card.part("mode-" + mode).addEventListener("click", () => send(card, "mode", { mode }));
     for (const phases of [1, 3]) card.part("phases-" + phases).addEventListener("click", () => send(card, "phases", { phases }));
     card.part("start-stop").addEventListener("click", () => send(card, "startstop", { start_stop: card.status && card.status.start_stop ? 0 : 1 }));
+    card.part("car-soc-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = card.part("car-soc-input");
+      if (await send(card, "vehicle_soc", { soc_pct: Number(input.value) })) input.value = "";
+    });
     card.part("auto-start").addEventListener("change", (event) => send(card, "autostart", { auto_start: event.target.checked ? 1 : 0 }));
     const slider = card.part("current");
     slider.addEventListener("input", () => { card.sliderBusy = true; card.part("current-value").textContent = slider.value + " A"; });
@@ -112,12 +117,26 @@
   function carDraws(s) {
     const offered = s.offered_current_a;
     const offer = offered === null || offered === undefined ? "" : "of " + fmt.num(offered, 1, "A") + " offered";
-    const soc = s.vehicle_soc_pct === null || s.vehicle_soc_pct === undefined ? "" : "car at " + fmt.num(s.vehicle_soc_pct, 0, "%");
+    const soc = s.car || s.vehicle_soc_pct === null || s.vehicle_soc_pct === undefined ? "" : "car at " + fmt.num(s.vehicle_soc_pct, 0, "%");
     if (s.car_full) return ["car full: takes no current", offer ? "(" + offer + ")" : "", soc].filter(Boolean).join(" ");
     const amps = (s.current_a || []).map((a, i) => (a === null || a === undefined ? null : "L" + (i + 1) + " " + fmt.num(a, 1))).filter(Boolean);
     if (!amps.length) return [offer && "— " + offer, soc].filter(Boolean).join(" · ") || "—";
     const top = Math.max(...(s.current_a || []).filter((a) => typeof a === "number").map(Math.abs));
     return [fmt.num(top, 1, "A") + " (" + amps.join(" · ") + ")", fmt.power(s.ev_w), offer, soc].filter(Boolean).join(" · ");
+  }
+
+  // The car at this charger: its own SoC, how old the reading is and where it came from; a
+  // stale reading is shown as such (the planner does not use it).
+  function carText(car) {
+    if (!car) return "—";
+    if (car.soc_pct === null || car.soc_pct === undefined) {
+      return car.name + ": SoC unknown" + (car.problem ? " (" + car.problem + ")" : "");
+    }
+    const parts = [car.name + " at " + fmt.num(car.soc_pct, 0, "%")];
+    if (car.range_km !== null && car.range_km !== undefined) parts.push(fmt.num(car.range_km, 0, "km"));
+    parts.push((car.stale ? "stale, " : "") + fmt.duration(car.age_s) + " ago from " + car.source);
+    if (car.problem) parts.push(car.problem);
+    return parts.join(" · ");
   }
 
   // The planned car's goal (the first charger's car) from the plan: target by departure and
@@ -205,6 +224,9 @@
       : "not connected" + (c.error ? ": " + c.error : "");
     part("charger-ev-w").textContent = fmt.power(s.ev_w);
     part("car-draws").textContent = carDraws(s);
+    part("car-soc").textContent = carText(s.car);
+    part("car-soc").classList.toggle("stale", !!(s.car && s.car.stale));
+    part("car-soc-form").hidden = !s.car;
     const session = s.session || {};
     part("charger-session").textContent = !session.active ? "no session" : [
       fmt.num(session.energy_kwh, 2, "kWh"), fmt.duration(session.duration_s),
