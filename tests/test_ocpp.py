@@ -743,3 +743,15 @@ async def test_running_transaction_is_adopted_after_a_service_restart(rig):
         sim.transaction_id
     assert sim.offered_current_a() == 8.0
     assert (await second.read()).vehicle_state is VehicleState.CHARGING
+
+
+async def test_the_transaction_s_id_tag_tells_which_car_is_plugged_in(rig):
+    """The card the station started with is in the measurement (phaeton.vehicles picks the car
+    by it) for as long as its transaction runs, and gone after it."""
+    charger, sim = await rig.pair()
+    await sim.plug_in()                         # the simulator presents SIMTAG
+    await eventually(lambda: charger.transaction_id is not None, "transaction started")
+    assert (await charger.read()).extra["id_tag"] == "SIMTAG"
+    await sim.plug_out()
+    await eventually(lambda: charger.transaction_id is None, "transaction ended")
+    assert (await charger.read()).extra["id_tag"] is None

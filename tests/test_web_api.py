@@ -142,6 +142,7 @@ async def test_a_bad_mode_is_refused_with_the_value_and_what_is_allowed(client, 
     ("/api/max_current", {"max_current_a": 13}, "/MaxCurrent", 13.0),
     ("/api/phases", {"phases": 1}, "/SetPhases", 1),
     ("/api/autostart", {"auto_start": 0}, "/AutoStart", 0),
+    ("/api/vehicle_soc", {"soc_pct": 45}, "/Vehicle/ManualSoc", 45.0),
 ])
 async def test_each_control_writes_its_dbus_path(client, backend, url, body, path, expected):
     headers = await login(client)
@@ -177,6 +178,19 @@ async def test_bad_current_values_get_a_clear_message(client, backend, body, sta
     assert response.status == status
     assert words in (await response.json())["error"]
     assert backend.service["/SetCurrent"] == 16.0
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"soc_pct": 140}, "soc_pct = 140 refused: allowed is 0..100 %"),
+    ({"soc_pct": -5}, "refused"),
+    ({"soc_pct": "full"}, "soc_pct must be a number, got text 'full'"),
+])
+async def test_a_typed_in_car_soc_that_is_no_soc_is_refused(client, backend, body, words):
+    headers = await login(client)
+    response = await client.post("/api/vehicle_soc", json=body, headers=headers)
+    assert response.status == 422
+    assert words in (await response.json())["error"]
+    assert backend.service["/Vehicle/ManualSoc"] is None
 
 
 async def test_phase_count_two_is_refused_by_the_service(client, backend):

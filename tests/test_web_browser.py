@@ -586,3 +586,43 @@ async def test_the_sessions_page_charts_energy_solar_and_cost_per_day_and_month(
     _, data = await in_thread(chart, "months-chart")
     assert data[0] == [int(datetime(2026, 5, 1).timestamp()), int(datetime(2026, 6, 1).timestamp())]
     assert data[1] == [23.0, 4.0]
+
+
+async def test_the_dashboard_shows_the_car_s_own_soc_its_age_and_takes_a_typed_in_one(
+        browser, client, backend):
+    base = base_url(client)
+    await in_thread(log_in, browser, base, PASSWORD, "/")
+    await in_thread(wait_for_text, browser, "auth-link", "Log out")
+    assert await in_thread(text_of, browser, "car-soc") == "—"          # no car: no box
+    assert not await in_thread(lambda: browser.find_element(By.ID, "car-soc-form")
+                               .is_displayed())
+    car = {"name": "model3", "charger": "0", "identified_by": "id_tag", "soc_pct": 63.0,
+           "range_km": 287.0, "at_s": 0, "age_s": 420.0, "stale": False, "source": "mqtt",
+           "problem": None, "capacity_kwh": 57.5, "manual_soc_pct": None}
+    backend.publish(car=car)
+    shown = await in_thread(wait_for_text, browser, "car-soc", "model3")
+    assert shown == "model3 at 63 % · 287 km · 7 min ago from mqtt"
+    backend.publish(car={**car, "stale": True, "age_s": 7500.0,
+                         "problem": "MQTT broker 10.0.0.5: connection refused"})
+    shown = await in_thread(wait_for_text, browser, "car-soc", "stale")
+    assert shown == ("model3 at 63 % · 287 km · stale, 2 h 05 min ago from mqtt · "
+                     "MQTT broker 10.0.0.5: connection refused")
+    assert "stale" in await in_thread(
+        lambda: browser.find_element(By.ID, "car-soc").get_attribute("class"))
+    # the owner types the SoC in: it goes to /Vehicle/ManualSoc, as a D-Bus write would
+    await in_thread(lambda: browser.find_element(By.ID, "car-soc-input").send_keys("41"))
+    await in_thread(lambda: browser.find_element(
+        By.CSS_SELECTOR, "#car-soc-form button").click())
+    await wait_until(lambda: backend.service["/Vehicle/ManualSoc"] == 41.0)
+    await in_thread(wait_for_text, browser, "control-message", "done")
+    await in_thread(lambda: browser.find_element(By.ID, "car-soc-input").send_keys("140"))
+    await in_thread(lambda: browser.find_element(
+        By.CSS_SELECTOR, "#car-soc-form button").click())
+    # the browser itself holds back 140 % (the box's 0..100); the server refuses it too
+    # (tests/test_web_api.py)
+    assert await in_thread(lambda: browser.execute_script(
+        "return document.getElementById('car-soc-input').validity.rangeOverflow;"))
+    await asyncio.sleep(0.3)
+    assert backend.service["/Vehicle/ManualSoc"] == 41.0
+    assert [w for w in backend.writes if w[0] == "/Vehicle/ManualSoc"] == [
+        ("/Vehicle/ManualSoc", 41, 0)]
