@@ -7,9 +7,11 @@ shown with its age but the planner does not use it (`fresh`).
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,18 @@ class SourceError(Exception):
     """A source answered something that is not a usable SoC; the message says what and where."""
 
 
-def checked_soc(value: object, where: str) -> float:
-    """`value` as a SoC in % (0..100), or SourceError naming `where` and what was wrong."""
+def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise SourceError(f"{where}: expected a number, got {type(value).__name__}")
     try:
-        soc = float(value)
+        return float(value)
     except ValueError:
         raise SourceError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
+
+
+def checked_soc(value: object, where: str) -> float:
+    """`value` as a SoC in % (0..100), or SourceError naming `where` and what was wrong."""
+    soc = _number(value, where)
     if not math.isfinite(soc) or not 0.0 <= soc <= 100.0:
         raise SourceError(f"{where}: {soc:g} is not a state of charge (0..100 %)")
     return soc
@@ -56,15 +62,32 @@ def checked_range_km(value: object, where: str) -> float | None:
     """`value` as a range in km (None when absent), or SourceError."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise SourceError(f"{where}: expected a number, got {type(value).__name__}")
-    try:
-        km = float(value)
-    except ValueError:
-        raise SourceError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
+    km = _number(value, where)
     if not math.isfinite(km) or not 0.0 <= km <= 5000.0:
         raise SourceError(f"{where}: {km:g} km is not a range")
     return km
+
+
+def json_reading(text: str, cfg: Mapping[str, Any], received_s: float, where: str,
+                 source: str) -> SocReading:
+    """A JSON text as a reading (`reading_from`); SourceError when it is not JSON."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise SourceError(f"{where}: not JSON ({text[:40]!r})") from None
+    return reading_from(document, cfg, received_s, where, source)
+
+
+def reading_from(document: object, cfg: Mapping[str, Any], received_s: float, where: str,
+                 source: str) -> SocReading:
+    """A JSON document as a reading: the SoC at `cfg["field"]`, the range at `range_field` and
+    the time at `time_field` (else `received_s`; never later than that)."""
+    soc = checked_soc(pick(document, str(cfg.get("field") or ""), where), where)
+    range_field = cfg.get("range_field") or ""
+    range_km = checked_range_km(pick(document, range_field, where), where) if range_field else None
+    time_field = cfg.get("time_field") or ""
+    at_s = reading_time_s(pick(document, time_field, where), where) if time_field else received_s
+    return SocReading(soc, min(at_s, received_s), source, range_km)
 
 
 def pick(document: object, path: str, where: str) -> object:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from phaeton.vehicles.base import (SocReading, SourceError, checked_range_km, checked_soc, pick,
-                                   reading_time_s)
+from phaeton.vehicles.base import SocReading, SourceError, json_reading
 
 log = logging.getLogger("phaeton.vehicles")
 
@@ -31,16 +29,7 @@ MAX_BODY = 1 << 20
 def parse_document(text: str, cfg: Mapping[str, Any], received_s: float, url: str) -> SocReading:
     """An answer's body as a reading (SourceError when it is not one)."""
     where = f"HTTP {url}"
-    try:
-        document = json.loads(text)
-    except ValueError:
-        raise SourceError(f"{where}: the answer is not JSON ({text[:40]!r})") from None
-    soc = checked_soc(pick(document, str(cfg.get("field") or ""), where), where)
-    range_field = cfg.get("range_field") or ""
-    range_km = checked_range_km(pick(document, range_field, where), where) if range_field else None
-    time_field = cfg.get("time_field") or ""
-    at_s = reading_time_s(pick(document, time_field, where), where) if time_field else received_s
-    return SocReading(soc, min(at_s, received_s), "http", range_km)
+    return json_reading(text, cfg, received_s, where, "http")
 
 
 class HttpJsonSource:

@@ -14,7 +14,6 @@ good reading in place and says why (`problem`). The connection is the fleet's ow
 """
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import time
@@ -22,8 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from phaeton.fleet.mqtt_client import MqttClient
-from phaeton.vehicles.base import (SocReading, SourceError, checked_range_km, checked_soc, pick,
-                                   reading_time_s)
+from phaeton.vehicles.base import SocReading, SourceError, checked_soc, json_reading
 
 log = logging.getLogger("phaeton.vehicles")
 
@@ -39,16 +37,7 @@ def parse_payload(payload: bytes, cfg: Mapping[str, Any], received_s: float,
     field = str(cfg.get("field") or "")
     if not field:
         return SocReading(checked_soc(text, where), received_s, "mqtt")
-    try:
-        document = json.loads(text)
-    except ValueError:
-        raise SourceError(f"{where}: the payload is not JSON ({text[:40]!r})") from None
-    soc = checked_soc(pick(document, field, where), where)
-    range_field = cfg.get("range_field") or ""
-    range_km = checked_range_km(pick(document, range_field, where), where) if range_field else None
-    time_field = cfg.get("time_field") or ""
-    at_s = reading_time_s(pick(document, time_field, where), where) if time_field else received_s
-    return SocReading(soc, min(at_s, received_s), "mqtt", range_km)
+    return json_reading(text, cfg, received_s, where, "mqtt")
 
 
 class MqttSocSource:
