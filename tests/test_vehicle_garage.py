@@ -122,11 +122,44 @@ def test_manual_soc_entered_before_plugging_in_lasts_its_staleness(tmp_path):
     clock = Clock()
     garage = garage_of(tmp_path, [car("zoe", charger="left", source="manual",
                                       stale_after_s=1800)], clock=clock)
+    garage.observe("left", measured(VehicleState.NO_VEHICLE))
     garage.set_manual("zoe", 35)
-    clock.now += 600
-    assert garage.observe("left", measured(VehicleState.CONNECTED)).usable_soc_pct == 35.0
-    clock.now += 1800
-    assert garage.observe("left", measured(VehicleState.CONNECTED)).stale
+    clock.now += 1200
+    assert garage.observe("left", measured(VehicleState.NO_VEHICLE)).usable_soc_pct == 35.0
+    clock.now += 1200
+    assert garage.observe("left", measured(VehicleState.NO_VEHICLE)).stale
+
+
+def test_manual_soc_entered_before_plugging_in_counts_from_the_plug_in(tmp_path):
+    clock = Clock()
+    garage = garage_of(tmp_path, [car("zoe", charger="left", source="manual", capacity=45,
+                                      stale_after_s=1800)], clock=clock)
+    garage.observe("left", measured(VehicleState.NO_VEHICLE, kwh=200.0))
+    garage.set_manual("zoe", 35)
+    clock.now += 300
+    assert garage.observe("left", measured(VehicleState.CONNECTED, kwh=200.0)).soc_pct == 35.0
+    clock.now += 7200                          # long past stale_after_s: plugged in, it lasts
+    view = garage.observe("left", measured(kwh=205.0))
+    assert view.soc_pct == pytest.approx(35 + 5 * 0.9 / 45 * 100, abs=0.1) and not view.stale
+
+
+def test_a_polled_reading_moves_on_with_the_energy_charged_since_it_arrived(tmp_path):
+    clock = Clock()
+    sources = {}
+    garage = garage_of(tmp_path, [car("tesla", charger="left", capacity=60)], clock=clock,
+                       sources=sources)
+    sources["tesla"].reading = SocReading(70.0, clock.now, "mqtt")
+    assert garage.observe("left", measured(kwh=300.0)).soc_pct == 70.0
+    clock.now += 300                           # 5 minutes at 11 kW, no new poll yet
+    view = garage.observe("left", measured(kwh=300.9))
+    assert view.soc_pct == pytest.approx(70 + 0.9 * 0.9 / 60 * 100, abs=0.05)
+    assert view.charged_since_kwh == pytest.approx(0.9)
+    sources["tesla"].reading = SocReading(71.5, clock.now, "mqtt")          # the next poll
+    view = garage.observe("left", measured(kwh=300.9))
+    assert (view.soc_pct, view.charged_since_kwh) == (71.5, 0.0)
+    # unplugged, nothing is added
+    clock.now += 60
+    assert garage.observe("left", measured(VehicleState.NO_VEHICLE, kwh=302.0)).soc_pct == 71.5
 
 
 def test_bad_manual_entries_are_refused_with_a_reason_and_change_nothing(tmp_path):

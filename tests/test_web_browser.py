@@ -602,7 +602,10 @@ async def test_the_dashboard_shows_the_car_s_own_soc_its_age_and_takes_a_typed_i
     backend.publish(car=car)
     shown = await in_thread(wait_for_text, browser, "car-soc", "model3")
     assert shown == "model3 at 63 % · 287 km · 7 min ago from mqtt"
-    backend.publish(car={**car, "stale": True, "age_s": 7500.0,
+    backend.publish(car={**car, "soc_pct": 64.4, "charged_since_kwh": 0.92})
+    shown = await in_thread(wait_for_text, browser, "car-soc", "64 %")
+    assert shown == "model3 at 64 % · 287 km · 7 min ago from mqtt +0.9 kWh charged since"
+    backend.publish(car={**car, "stale": True, "age_s": 7500.0, "charged_since_kwh": 0.0,
                          "problem": "MQTT broker 10.0.0.5: connection refused"})
     shown = await in_thread(wait_for_text, browser, "car-soc", "stale")
     assert shown == ("model3 at 63 % · 287 km · stale, 2 h 05 min ago from mqtt · "

@@ -6,11 +6,12 @@ Without a `vehicles` list every charger has an implicit car whose SoC is the cha
 (the OCPP `SoC` measurand) or what the owner enters.
 
 Its SoC: the newest of the car's source (MQTT, HTTP, Tesla…), the charger's measurand (source
-`ocpp`) and a manual entry (web UI, `/Vehicle/ManualSoc` on D-Bus). A reading older than the
-car's `stale_after_s` is stale: shown with its age, not planned with. A manual entry made while
-the car is plugged in counts the energy charged since (charger's counter × the charge
-efficiency ÷ capacity) and lasts until the car is unplugged; one made before plugging in lasts
-`stale_after_s`. Manual entries are kept in `<data_dir>/vehicles.json` across restarts.
+`ocpp`) and a manual entry (web UI, `/Vehicle/ManualSoc` on D-Bus), plus what the charger put
+in since that reading arrived while the car is plugged in (the charger's counter × the charge
+efficiency ÷ capacity): a car polled every 10 minutes stops at its target, not a poll later. A
+reading older than the car's `stale_after_s` is stale: shown with its age, not planned with. A
+manual entry made while the car is plugged in lasts until the car is unplugged; one made
+before plugging in lasts `stale_after_s`. Manual entries are kept in `<data_dir>/vehicles.json` across restarts.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class CarView:
     problem: str | None             # why the car's source last failed
     capacity_kwh: float | None
     manual_soc_pct: float | None = None  # the owner's entry as entered (None: none)
+    charged_since_kwh: float = 0.0       # what the charger put in since the reading (in soc_pct)
 
     @property
     def usable_soc_pct(self) -> float | None:
@@ -79,6 +81,8 @@ class _Car:
     start_problem: str | None = None
     was_plugged: bool = field(default=False)
     measurement: Any = None                        # its charger's last measurement
+    # per source: (the reading's time, the charger's counter when it was first seen)
+    marks: dict[str, tuple[float, float | None]] = field(default_factory=dict)
 
 
 def build_source(car: Mapping[str, Any], data_dir: str | Path,
@@ -196,6 +200,12 @@ class Garage:
                 log.info("car %s unplugged: its manual SoC is forgotten", car.name)
                 car.manual = None
                 self._save_manual()
+            elif plugged and not car.was_plugged and car.manual is not None \
+                    and car.manual.mark_kwh is None and measurement.lifetime_energy_kwh is not None:
+                # entered before plugging in: from now on it counts what is charged, and lasts
+                # until the car leaves
+                car.manual.plugged, car.manual.mark_kwh = True, float(measurement.lifetime_energy_kwh)
+                self._save_manual()
             car.was_plugged = plugged
         car.measurement = measurement
         return self._view(car, charger, found[1], measurement, now)
@@ -213,7 +223,7 @@ class Garage:
     def _view(self, car: _Car, charger: str | None, how: str, measurement,
               now: float) -> CarView:
         readings = [r for r in (car.source.latest() if car.source else None,
-                                car.charger_reading, self._manual_reading(car, measurement))
+                                car.charger_reading, self._manual_reading(car))
                     if r is not None]
         # the newest; at the same moment an owner's entry wins (it was made knowing the other)
         newest = max(readings, key=lambda r: (r.at_s, r.source == "manual"), default=None)
@@ -222,24 +232,36 @@ class Garage:
         if newest is None:
             return CarView(car.name, charger, how, None, None, None, None, True, None, problem,
                            car.capacity_kwh, manual)
+        added_kwh = self._charged_since(car, newest, measurement)
+        capacity = car.capacity_kwh or self.default_capacity_kwh
+        soc = min(100.0, newest.soc_pct + added_kwh * self.charge_efficiency / capacity * 100.0)
         age = newest.age_s(now)
         lasting = newest.source == "manual" and car.manual is not None and car.manual.plugged
         stale = age > car.stale_after_s and not lasting
-        return CarView(car.name, charger, how, round(newest.soc_pct, 1), newest.range_km,
+        return CarView(car.name, charger, how, round(soc, 1), newest.range_km,
                        newest.at_s, round(age, 1), stale, newest.source, problem,
-                       car.capacity_kwh, manual)
+                       car.capacity_kwh, manual, round(added_kwh, 3))
 
-    def _manual_reading(self, car: _Car, measurement) -> SocReading | None:
+    def _charged_since(self, car: _Car, reading: SocReading, measurement) -> float:
+        """kWh the charger has put in since `reading` arrived (0 when unplugged or unknown):
+        a reading polled every 10 minutes, or typed in, moves on with the charge between
+        readings, and Scheduled mode stops at the target instead of a poll later."""
+        counter = getattr(measurement, "lifetime_energy_kwh", None)
+        counter = float(counter) if counter is not None and math.isfinite(counter) else None
+        mark = car.marks.get(reading.source)
+        if mark is None or mark[0] != reading.at_s:
+            mark = car.marks[reading.source] = (reading.at_s, counter)   # first seen now
+        if measurement is None or not _plugged(measurement) or counter is None \
+                or mark[1] is None:
+            return 0.0
+        return max(0.0, counter - mark[1])
+
+    def _manual_reading(self, car: _Car) -> SocReading | None:
         entry = car.manual
         if entry is None:
             return None
-        soc = entry.soc_pct
-        counter = getattr(measurement, "lifetime_energy_kwh", None)
-        capacity = car.capacity_kwh or self.default_capacity_kwh
-        if entry.plugged and entry.mark_kwh is not None and counter is not None and capacity:
-            added = max(0.0, float(counter) - entry.mark_kwh) * self.charge_efficiency
-            soc = min(100.0, soc + added / capacity * 100.0)
-        return SocReading(soc, entry.at_s, "manual")
+        car.marks["manual"] = (entry.at_s, entry.mark_kwh)
+        return SocReading(entry.soc_pct, entry.at_s, "manual")
 
     # ---- manual entries ------------------------------------------------------------------------
 

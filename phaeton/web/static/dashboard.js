@@ -134,7 +134,8 @@
     }
     const parts = [car.name + " at " + fmt.num(car.soc_pct, 0, "%")];
     if (car.range_km !== null && car.range_km !== undefined) parts.push(fmt.num(car.range_km, 0, "km"));
-    parts.push((car.stale ? "stale, " : "") + fmt.duration(car.age_s) + " ago from " + car.source);
+    parts.push((car.stale ? "stale, " : "") + fmt.duration(car.age_s) + " ago from " + car.source
+      + (car.charged_since_kwh >= 0.05 ? " +" + fmt.num(car.charged_since_kwh, 1, "kWh") + " charged since" : ""));
     if (car.problem) parts.push(car.problem);
     return parts.join(" · ");
   }
