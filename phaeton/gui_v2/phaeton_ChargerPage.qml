@@ -26,6 +26,26 @@ DeviceListPluginPage {
 			}
 
 			ListText {
+				text: "Car"
+				dataItem.uid: root.charger + "/Vehicle/Name"
+				preferredVisible: dataItem.valid
+			}
+
+			ListQuantity {
+				text: "Car's own SoC"
+				dataItem.uid: root.charger + "/Vehicle/Soc"
+				unit: VenusOS.Units_Percentage
+				preferredVisible: dataItem.valid
+			}
+
+			ListQuantity {
+				text: "Car SoC read"
+				dataItem.uid: root.charger + "/Vehicle/SocAge"
+				unit: VenusOS.Units_Time_Second
+				preferredVisible: dataItem.valid
+			}
+
+			ListText {
 				text: "Energy plan"
 				dataItem.uid: root.charger + "/Planner/Reason"
 			}
