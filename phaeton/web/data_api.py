@@ -25,7 +25,8 @@ from phaeton.web.control_api import problems_json, without_non_finite
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
 from phaeton.web.keys import AUTH, BACKEND
 
-SECRET_KEYS = frozenset({"password", "token", "password_hash", "api_key", "secret", "hmac_key"})
+SECRET_KEYS = frozenset({"password", "token", "password_hash", "api_key", "secret", "hmac_key",
+                         "refresh_token", "client_secret", "bearer_token"})
 SECRET_KEPT = "(unchanged)"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_LOG_LINES = 2000
@@ -179,7 +180,12 @@ def redact(value: Any) -> Any:
 
 def restore_secrets(sent: Any, stored: Any) -> Any:
     """`sent` with SECRET_KEPT put back to the `stored` secret at the same place; the password
-    hash is always the stored one."""
+    hash is always the stored one. In a list (the cars, the chargers) an entry takes the secrets
+    of the stored entry with the same `name` or `id`, else of the one at its place."""
+    if isinstance(sent, list):
+        stored_list = stored if isinstance(stored, list) else []
+        return [restore_secrets(item, _same_entry(item, index, stored_list))
+                for index, item in enumerate(sent)]
     if not isinstance(sent, dict):
         return sent
     out = {}
@@ -194,6 +200,14 @@ def restore_secrets(sent: Any, stored: Any) -> Any:
             and isinstance(stored.get("web"), dict):
         web_section["password_hash"] = stored["web"].get("password_hash")
     return out
+
+
+def _same_entry(item: Any, index: int, stored: list) -> Any:
+    for key in ("name", "id"):
+        if isinstance(item, dict) and key in item:
+            return next((old for old in stored
+                         if isinstance(old, dict) and old.get(key) == item[key]), None)
+    return stored[index] if index < len(stored) else None
 
 
 async def get_config(request: web.Request) -> web.Response:
