@@ -404,6 +404,14 @@ class Metrics:
                                 "Energy of the running session (kWh; 0 without one).")
         decisions = family("phaeton_charger_decisions_total", "counter",
                            "Control decisions by the limit that bound the current.")
+        car_soc = family("phaeton_vehicle_soc_percent", "gauge",
+                         "The car's own SoC at this charger (docs/vehicles.md), with the energy "
+                         "charged since the reading; absent while unknown.")
+        car_age = family("phaeton_vehicle_soc_age_seconds", "gauge",
+                         "How old the car's SoC reading is (s).")
+        car_stale = family("phaeton_vehicle_soc_stale", "gauge",
+                           "1 when the reading is older than the car's stale_after_s (then the "
+                           "plan does not use it).")
         for lp in loadpoints:
             labels = {"charger": lp.name}
             identity = lp.identity
@@ -430,6 +438,12 @@ class Metrics:
                                labels)
             for bound, count in self.decisions.get(lp.name, {}).items():
                 decisions.add(count, {**labels, "bound_by": bound})
+            car = lp.car
+            if car is not None and car.soc_pct is not None:
+                car_labels = {**labels, "car": car.name, "source": car.source or ""}
+                car_soc.add(car.soc_pct, car_labels)
+                car_age.add(car.age_s, car_labels)
+                car_stale.add(car.stale, car_labels)
 
     def _session_families(self, family: Callable[[str, str, str], Family],
                           snapshot: SiteSnapshot | None) -> None:

@@ -21,6 +21,7 @@ from phaeton.control.readings import SiteReadings
 from phaeton.metrics import (BOUND_NAMES, CHECKS, MAX_GAP_S, SITE_FLOWS, Metrics, PlannerWatch)
 from phaeton.metrics_text import Family, Histogram, render
 from phaeton.publisher import SnapshotPublisher
+from phaeton.vehicles.garage import CarView
 from phaeton.snapshot import LoadpointSnapshot, SessionSummary, SiteSnapshot
 from phaeton.store.sessions import SessionTotals
 from phaeton.venus.evcharger_service import ChargerLimits, UserChoices
@@ -127,7 +128,8 @@ def loadpoint(name="0", *, ev_w: float | None = 2300.0, connected=True, bound_by
         connection="Modbus TCP 127.0.0.1", identity=ChargerIdentity("Alfen", "NG910", "ACE1", "6.4"),
         error=error, lifetime_kwh=1234.5,
         session=SessionSummary(active=active, energy_kwh=session_kwh, duration_s=600, cost=0.45,
-                               currency="EUR", solar_share=0.2, peak_w=2300.0))
+                               currency="EUR", solar_share=0.2, peak_w=2300.0),
+        car=CarView("model3", name, "config", 62.5, 280.0, 0.0, 95.0, False, "mqtt", None, 57.5))
 
 
 def site(t: float, *, grid_w=(100.0, 100.0, 100.0), pv_w=(0.0, 0.0, 0.0), battery_w=0.0,
@@ -258,6 +260,10 @@ def test_every_metric_of_a_running_site_parses_and_is_documented():
     assert value(samples, "phaeton_sessions_finished_cost", charger="0", currency="EUR") == 3.75
     assert value(samples, "phaeton_planner_planned_cost", currency="EUR") == 3.21
     assert value(samples, "phaeton_dbus_name_owned", charger="0") == 1
+    car = {"charger": "0", "car": "model3", "source": "mqtt"}
+    assert value(samples, "phaeton_vehicle_soc_percent", **car) == 62.5
+    assert value(samples, "phaeton_vehicle_soc_age_seconds", **car) == 95.0
+    assert value(samples, "phaeton_vehicle_soc_stale", **car) == 0
     assert value(samples, "phaeton_gx_readings_fresh") == 1
     assert value(samples, "phaeton_gx_readings_age_seconds") == 1.0
     assert value(samples, "phaeton_control_ticks_total") == 5
