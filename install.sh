@@ -7,10 +7,13 @@
 #   ./install.sh --uninstall              remove everything and leave the GX as it was
 #   ./install.sh --uninstall --keep-data  the same, but keep config.yaml and the charging data
 #
-# Layout (docs/install.md): /data/phaeton/{install.sh,VERSION,venv,wheels,service,
-# config.yaml,config.yaml.sample} and the data phaeton writes (state.json, sessions.sqlite);
-# /service/phaeton -> /data/phaeton/service; one line in /data/rc.local; logs in
-# /var/log/phaeton. POSIX sh: runs with busybox/bash on the GX and dash elsewhere.
+# Layout (docs/install.md, docs/update.md): each version in /data/phaeton/versions/<version>/
+# (the unpacked release and its own venv/); /data/phaeton/current -> versions/<version> (the
+# one the service runs, switched atomically), /data/phaeton/previous -> the one before;
+# /data/phaeton/{install.sh,service,config.yaml,config.yaml.sample} and the data phaeton writes
+# (state.json, sessions.sqlite, ...); /service/phaeton -> /data/phaeton/service; one line in
+# /data/rc.local; logs in /var/log/phaeton. An install of the older layout (/data/phaeton/venv)
+# is moved to this one, config and data kept. POSIX sh: busybox/bash on the GX, dash elsewhere.
 set -u
 
 NAME=phaeton
@@ -18,7 +21,11 @@ RC_MARKER="# phaeton-install: restores /service/phaeton at boot"
 
 say() { printf '%s\n' "$*"; }
 warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
-die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
+die() {
+    [ -n "${CLEANUP:-}" ] && rm -rf "$CLEANUP"
+    printf 'install.sh: error: %s\n' "$*" >&2
+    exit 1
+}
 
 usage() {
     cat <<'EOF'
@@ -29,7 +36,8 @@ Usage: install.sh [--password-generate] [--python PATH] [--root PREFIX]
 Installs or upgrades phaeton in /data/phaeton on a Venus OS GX device.
   --password-generate  generate the web UI password and print it (default when not interactive)
   --python PATH        Python 3 to build the venv from (default: /usr/bin/python3)
-  --status             show what is installed and whether the service runs
+  --status             show what is installed, the version running and whether the
+                       service is up
   --uninstall          stop and remove phaeton: /data/phaeton, its /service link, its logs
                        and its rc.local line (rc.local goes back to how it was)
   --keep-data          with --uninstall: keep config.yaml and the charging data in
@@ -71,7 +79,14 @@ fi
 
 DATA="$ROOT/data"
 DEST="$DATA/$NAME"
-VENV="$DEST/venv"
+VERSIONS="$DEST/versions"
+CURRENT="$DEST/current"
+PREVIOUS="$DEST/previous"
+PENDING="$DEST/update-pending"       # a self-update switching versions (phaeton/update/pending.py)
+LEGACY_VENV="$DEST/venv"             # before versions/: the venv; now a link to current/venv
+VENV=""                              # the venv being built or used (set per action)
+WHEELS=""                            # the wheels it is built from
+CLEANUP=""                           # a half-built version directory that die removes
 SERVICE_DIR="$ROOT/service"
 SERVICE_LINK="$SERVICE_DIR/$NAME"
 RC_LOCAL="$DATA/rc.local"
@@ -187,6 +202,109 @@ venv_works() {
     [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -I -c 'import phaeton.app' >/dev/null 2>&1
 }
 
+# ---- versions/, current, previous (docs/update.md) ----------------------------------------------
+
+# The version a link (current, previous) names: the last part of its target; empty if none.
+linked_version() {
+    target=$(readlink "$1" 2>/dev/null) || return 0
+    printf '%s\n' "${target##*/}"
+}
+
+# The installed version: what current names, or the VERSION file of the older layout.
+installed_version() {
+    v=$(linked_version "$CURRENT")
+    if [ -z "$v" ] && [ -f "$DEST/VERSION" ]; then v=$(cat "$DEST/VERSION"); fi
+    printf '%s\n' "$v"
+}
+
+# Points link $2 at versions/$1 atomically: a new link is renamed over the old one (rename(2)
+# replaces it in one step; mv would move it into the directory the old link names).
+switch_link() {
+    tmp="$(dirname "$2")/.$(basename "$2").$$.tmp"
+    rm -f "$tmp"
+    ln -s "versions/$1" "$tmp" \
+        && "$PYTHON" -c 'import os, sys; os.replace(sys.argv[1], sys.argv[2])' "$tmp" "$2" \
+        || { rm -f "$tmp"; return 1; }
+}
+
+# A self-update whose process died between switching current and its health check leaves the
+# pending marker: put current and previous back as it says (at boot no such process can still
+# be running; otherwise refuse while it is).
+finish_interrupted_update() {
+    [ -f "$PENDING" ] || return 0
+    pid=$(sed -n 's/^pid=//p' "$PENDING")
+    if [ "$ACTION" != boot ] && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        die "a self-update is switching versions (pid $pid); wait for it: phaeton update status"
+    fi
+    to=$(sed -n 's/^to=//p' "$PENDING")
+    from=$(sed -n 's/^from=//p' "$PENDING")
+    prev=$(sed -n 's/^previous=//p' "$PENDING")
+    if [ -n "$from" ] && [ -d "$VERSIONS/$from" ]; then
+        switch_link "$from" "$CURRENT" || die "cannot switch $CURRENT back to $from"
+        if [ -n "$prev" ] && [ -d "$VERSIONS/$prev" ]; then switch_link "$prev" "$PREVIOUS"
+        else rm -f "$PREVIOUS"; fi
+        if [ -n "$to" ] && [ "$to" != "$from" ] && [ "$to" != "$prev" ]; then
+            rm -rf "${VERSIONS:?}/$to"
+        fi
+        say "an update to $to was interrupted: back to phaeton $from"
+    fi
+    rm -f "$PENDING"
+}
+
+# Keeps the versions current and previous name; deletes the others and leftovers.
+prune_versions() {
+    keep_current=$(linked_version "$CURRENT")
+    keep_previous=$(linked_version "$PREVIOUS")
+    for d in "$VERSIONS"/* "$VERSIONS"/.unpack-*; do
+        [ -e "$d" ] || continue
+        case "${d##*/}" in
+            "$keep_current"|"$keep_previous") ;;
+            *) rm -rf "$d" ;;
+        esac
+    done
+}
+
+# Copies the release in $SRC to $VDIR.partial, builds its venv there and renames it to $VDIR
+# (a directory called versions/<version> is always complete; the running version is untouched).
+stage_version() {
+    stage="$VDIR.partial"
+    rm -rf "$stage"
+    mkdir -p "$stage/wheels" || die "cannot create $stage"
+    CLEANUP=$stage
+    for f in install.sh VERSION config.yaml service docs README.md setup.py phaeton velib; do
+        [ -e "$SRC/$f" ] || continue
+        cp -R "$SRC/$f" "$stage/" || die "cannot copy $SRC/$f to $stage"
+    done
+    printf '%s\n' "$VERSION" > "$stage/VERSION"
+    # wheels: the release's, or phaeton's own built from a source checkout
+    if ls "$SRC"/wheels/*.whl >/dev/null 2>&1; then
+        cp "$SRC"/wheels/*.whl "$stage/wheels/" || die "cannot copy the wheels"
+        [ -f "$SRC/wheels/README.txt" ] && cp "$SRC/wheels/README.txt" "$stage/wheels/"
+    else
+        say "no bundled wheels: building phaeton's wheel from $SRC"
+        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$stage/wheels" "$SRC" \
+            || "$PYTHON" -m pip wheel -q --no-deps -w "$stage/wheels" "$SRC" \
+            || die "cannot build phaeton's wheel from $SRC"
+    fi
+    VENV="$stage/venv"
+    WHEELS="$stage/wheels"
+    system_packages
+    install_venv
+    if [ -e "$VDIR" ]; then   # the same version again: the new copy replaces it
+        rm -rf "$VDIR.old"
+        mv "$VDIR" "$VDIR.old" || die "cannot move $VDIR aside"
+    fi
+    mv "$stage" "$VDIR" || die "cannot rename $stage to $VDIR"
+    CLEANUP=""
+    # the venv's scripts name their interpreter by path: from .partial to the final place
+    "$VDIR/venv/bin/python" -I -c 'import sys; from pathlib import Path
+from phaeton.update.stage import relocate
+relocate(Path(sys.argv[1]), sys.argv[2], sys.argv[1])' "$VDIR/venv" "$stage/venv" \
+        || warn "could not rewrite the venv's paths in $VDIR/venv/bin"
+    VENV="$VDIR/venv"
+    WHEELS="$VDIR/wheels"
+}
+
 # numpy and PyYAML are not pure Python: take them from Venus' package feed when missing.
 system_packages() {
     missing=""
@@ -214,10 +332,10 @@ pip_install() {
         --find-links "$wheels" "$@"
 }
 
-# Builds (or repairs) the venv and installs phaeton's wheel from $DEST/wheels.
+# Builds (or repairs) the venv $VENV and installs phaeton's wheel from $WHEELS.
 install_venv() {
-    wheel=$(ls "$DEST"/wheels/phaeton-*.whl 2>/dev/null | head -n 1)
-    [ -n "$wheel" ] || die "no phaeton wheel in $DEST/wheels"
+    wheel=$(ls "$WHEELS"/phaeton-*.whl 2>/dev/null | head -n 1)
+    [ -n "$wheel" ] || die "no phaeton wheel in $WHEELS"
     pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     if [ -d "$VENV" ] && { ! "$VENV/bin/python" -I -c 'import sys' >/dev/null 2>&1 \
             || [ ! -d "$VENV/lib/python$pyver/site-packages" ]; }; then
@@ -230,7 +348,7 @@ install_venv() {
             die "'$PYTHON -m venv' failed; on Venus run: opkg update && opkg install python3-venv python3-pip"
         }
     fi
-    pip_install "$DEST/wheels" "$wheel" || die "installing phaeton's Python dependencies failed (see above)"
+    pip_install "$WHEELS" "$wheel" || die "installing phaeton's Python dependencies failed (see above)"
     # the exact code of this release, even when the version number did not change
     "$VENV/bin/python" -I -m pip install -q --disable-pip-version-check --no-index --no-deps \
         --force-reinstall "$wheel" || die "installing $wheel failed"
@@ -352,7 +470,13 @@ write_service_scripts() {
 # ---- actions ------------------------------------------------------------------------------------
 
 do_install() {
-    SRC=$(cd "$(dirname "$0")" && pwd)
+    SRC=$(cd "$(dirname "$0")" && pwd -P)
+    if [ -d "$DEST" ] && [ "$SRC" = "$(cd "$DEST" && pwd -P)" ]; then
+        # the installed copy (/data/phaeton/install.sh): reinstall the current version from
+        # its own directory (repairs its venv, the service scripts, the link, the boot line)
+        SRC=$(cd "$CURRENT" 2>/dev/null && pwd -P) \
+            || die "$DEST has no current version: run install.sh from an unpacked release"
+    fi
     for f in config.yaml service/run service/log/run; do
         [ -f "$SRC/$f" ] || die "$SRC/$f is missing: run install.sh from an unpacked release"
     done
@@ -362,32 +486,26 @@ do_install() {
     else VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' "$SRC/setup.py"); fi
     [ -n "$VERSION" ] || die "cannot tell the version of $SRC"
 
-    upgrade=0
-    [ -f "$DEST/VERSION" ] && upgrade=1
-    if [ $upgrade = 1 ]; then say "upgrading phaeton $(cat "$DEST/VERSION") -> $VERSION in $DEST"
+    from=$(installed_version)
+    if [ -n "$from" ]; then say "upgrading phaeton $from -> $VERSION in $DEST"
     else say "installing phaeton $VERSION in $DEST"; fi
-    mkdir -p "$DEST" || die "cannot create $DEST"
+    mkdir -p "$VERSIONS" || die "cannot create $VERSIONS"
+    finish_interrupted_update
 
-    # wheels: the release's, or phaeton's own built from a source checkout
-    mkdir -p "$DEST/wheels.new"
-    if ls "$SRC"/wheels/*.whl >/dev/null 2>&1; then
-        cp "$SRC"/wheels/*.whl "$DEST/wheels.new/"
-        [ -f "$SRC/wheels/README.txt" ] && cp "$SRC/wheels/README.txt" "$DEST/wheels.new/"
+    # the version's own directory beside the running one: versions/<version>/{release, venv}
+    VDIR="$VERSIONS/$VERSION"
+    if [ -d "$VDIR" ] && [ "$SRC" = "$(cd "$VDIR" && pwd -P)" ]; then
+        VENV="$VDIR/venv"             # repairing the installed version in place
+        WHEELS="$VDIR/wheels"
+        system_packages
+        install_venv
     else
-        say "no bundled wheels: building phaeton's wheel from $SRC"
-        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST/wheels.new" "$SRC" \
-            || "$PYTHON" -m pip wheel -q --no-deps -w "$DEST/wheels.new" "$SRC" \
-            || { rm -rf "$DEST/wheels.new"; die "cannot build phaeton's wheel from $SRC"; }
+        stage_version
     fi
-    rm -rf "$DEST/wheels" && mv "$DEST/wheels.new" "$DEST/wheels"
+    SRC=$VDIR
 
-    system_packages
-    install_venv
-
-    if [ "$SRC" != "$DEST" ]; then
-        cp "$SRC/install.sh" "$DEST/install.sh.tmp" && chmod 755 "$DEST/install.sh.tmp" \
-            && mv -f "$DEST/install.sh.tmp" "$DEST/install.sh" || die "cannot copy install.sh"
-    fi
+    cp "$VDIR/install.sh" "$DEST/install.sh.tmp" && chmod 755 "$DEST/install.sh.tmp" \
+        && mv -f "$DEST/install.sh.tmp" "$DEST/install.sh" || die "cannot copy install.sh"
     sed "s|^data_dir: /data/phaeton |data_dir: $DEST |" "$SRC/config.yaml" > "$DEST/config.yaml.sample"
     if [ -f "$DEST/config.yaml" ]; then
         say "config.yaml: kept (the new sample with every key is config.yaml.sample)"
@@ -402,7 +520,14 @@ do_install() {
 
     write_service_scripts
     install_gui_page
-    printf '%s\n' "$VERSION" > "$DEST/VERSION"
+    old=$(linked_version "$CURRENT")
+    if [ "$old" != "$VERSION" ]; then
+        if [ -n "$old" ] && [ -d "$VERSIONS/$old" ]; then
+            switch_link "$old" "$PREVIOUS" || die "cannot link $PREVIOUS"
+        fi
+        switch_link "$VERSION" "$CURRENT" || die "cannot link $CURRENT"
+    fi
+    say "current -> versions/$VERSION$( [ -L "$PREVIOUS" ] && printf ', previous -> versions/%s' "$(linked_version "$PREVIOUS")")"
     rc_add_line
     link_service
     if supervised "$DEST/service"; then
@@ -410,14 +535,25 @@ do_install() {
     else
         say "service linked: svscan starts it within 5 s"
     fi
+    if { [ -d "$LEGACY_VENV" ] && [ ! -L "$LEGACY_VENV" ]; } || [ -f "$DEST/VERSION" ]; then
+        rm -rf "$LEGACY_VENV" "$DEST/wheels" "$DEST/wheels.new" "$DEST/VERSION"
+        say "moved to the layout with versions/ (docs/update.md); config and data kept"
+    fi
+    # /data/phaeton/venv keeps working for commands and scripts written before versions/
+    [ -e "$LEGACY_VENV" ] || ln -sfn current/venv "$LEGACY_VENV" || warn "cannot link $LEGACY_VENV"
+    rm -rf "$VDIR.old"
+    prune_versions
     say "done. Status: $DEST/install.sh$ROOT_ARG --status   Logs: tail -F $LOG_DIR/current | tai64nlocal"
 }
 
 do_boot() {
-    [ -f "$DEST/VERSION" ] || exit 0
+    [ -L "$CURRENT" ] || exit 0
+    finish_interrupted_update
+    VDIR=$(cd "$CURRENT" 2>/dev/null && pwd -P) || die "$CURRENT names no version directory"
+    VENV="$VDIR/venv"
+    WHEELS="$VDIR/wheels"
     if ! venv_works; then
         # a firmware update replaces Python and the packages from the feed
-        SRC=$DEST
         system_packages
         install_venv
     fi
@@ -425,12 +561,26 @@ do_boot() {
 }
 
 do_status() {
-    if [ ! -f "$DEST/VERSION" ]; then
-        say "phaeton: not installed in $DEST"
-        [ -f "$DEST/config.yaml" ] && say "  config.yaml and data are left from an earlier install"
+    if [ ! -L "$CURRENT" ]; then
+        if [ -f "$DEST/VERSION" ]; then
+            say "phaeton $(cat "$DEST/VERSION") installed in $DEST in the layout before versions/"
+            say "  (run the install.sh of this or a newer release to move it; config and data are kept)"
+        else
+            say "phaeton: not installed in $DEST"
+            [ -f "$DEST/config.yaml" ] && say "  config.yaml and data are left from an earlier install"
+        fi
         return 1
     fi
-    say "phaeton $(cat "$DEST/VERSION") installed in $DEST"
+    version=$(linked_version "$CURRENT")
+    VENV="$CURRENT/venv"
+    say "phaeton $version installed in $DEST (current -> $(readlink "$CURRENT"))"
+    previous=$(linked_version "$PREVIOUS")
+    if [ -n "$previous" ] && [ -d "$VERSIONS/$previous" ]; then
+        say "  previous: $previous (phaeton update rollback returns to it)"
+    fi
+    if [ -f "$PENDING" ]; then
+        say "  update: switching to $(sed -n 's/^to=//p' "$PENDING") (running, or interrupted: phaeton update status)"
+    fi
     if venv_works; then say "  venv: ok ($("$VENV/bin/python" -I -V 2>&1))"
     else say "  venv: BROKEN (re-run install.sh)"; fi
     if [ -L "$SERVICE_LINK" ]; then say "  service link: $SERVICE_LINK -> $(readlink "$SERVICE_LINK")"
@@ -450,6 +600,21 @@ do_status() {
             running=0
         fi
     done
+    # which version runs: current's, unless the process started before current was switched
+    state=$(svstat "$DEST/service" 2>/dev/null)
+    case "$state" in
+        *": up "*)
+            up_s=$(printf '%s\n' "$state" | sed -n 's/.*) \([0-9]*\) seconds.*/\1/p')
+            pid=$(printf '%s\n' "$state" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p')
+            switched=$(stat -c %Y "$CURRENT" 2>/dev/null || echo 0)
+            now=$(date +%s)
+            if [ -n "$up_s" ] && [ "$up_s" -gt $((now - switched)) ]; then
+                say "  running: the version before $version (started before current was switched; svc -t $SERVICE_LINK restarts it)"
+            else
+                say "  running: phaeton $version (pid $pid, up ${up_s:-?} s)"
+            fi ;;
+        *) say "  running: nothing (the service is not up)" ;;
+    esac
     [ $running = 1 ]
 }
 
@@ -465,8 +630,11 @@ do_uninstall() {
         say "phaeton removed, with its config and data"
         return 0
     fi
-    rm -rf "$DEST/venv" "$DEST/wheels" "$DEST/wheels.new" "$DEST/service" "$DEST/VERSION" \
-        "$DEST/install.sh" "$DEST/config.yaml.sample" "$RC_WAS"
+    rm -rf "$VERSIONS" "$CURRENT" "$PREVIOUS" "$PENDING" "$DEST/service" "$DEST/install.sh" \
+        "$DEST/config.yaml.sample" "$DEST/update-download" "$DEST/update-status.json" \
+        "$LEGACY_VENV" "$DEST/wheels" "$DEST/wheels.new" "$DEST/VERSION" "$RC_WAS"
+    rm -f "$DEST"/.current.*.tmp "$DEST"/.previous.*.tmp "$DEST"/.install.sh.tmp \
+        "$DEST"/.update-status.json.*.tmp
     rmdir "$DEST" 2>/dev/null || true
     if [ -d "$DEST" ]; then
         say "phaeton removed; kept in $DEST: $(ls -A "$DEST" | tr '\n' ' ')"

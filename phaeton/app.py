@@ -35,6 +35,7 @@ from phaeton.snapshot import SiteSnapshot
 from phaeton.store.power_history import PowerHistory, as_columns
 from phaeton.store.sessions import SessionStore
 from phaeton.store.state_file import StateFile
+from phaeton.update.in_service import UpdateService
 from phaeton.venus.evcharger_service import ChargerLimits, EvChargerService, UserChoices
 from phaeton.web.on_demand import OnDemandWebServer
 from phaeton.web.status import status_of
@@ -71,6 +72,8 @@ class Phaeton:
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_server: OnDemandWebServer | None = None
+        self.updates = UpdateService(config, config_path)                # /api/update
+        self._update_watch: asyncio.Task | None = None
 
     @property
     def loadpoints(self) -> list[Loadpoint]:
@@ -111,6 +114,7 @@ class Phaeton:
     async def start(self) -> None:
         await self.site.start()
         await self._start_web()
+        self._update_watch = asyncio.create_task(self.updates.watch(), name="phaeton-update")
         for loadpoint in self.loadpoints:
             log.info("phaeton running as %s (charger: %s)", loadpoint.evcharger.name,
                      loadpoint.charger.connection_text)
@@ -120,6 +124,8 @@ class Phaeton:
         if self._stopping:
             return
         self._stopping = True
+        if self._update_watch is not None:
+            self._update_watch.cancel()
         await self.site.stop_control()
         if self.web_server is not None:
             await self.web_server.close()
@@ -215,6 +221,7 @@ class Phaeton:
         except ConfigError as exc:
             return list(exc.problems)
         self.cfg = config
+        self.updates.reconfigure(config)
         await self.site.apply_config(config)
         log.info("configuration saved and applied (changes to the one-charger sections, web "
                  "and logging need a restart)")

@@ -1,4 +1,4 @@
-"""The `phaeton` command: `run`, `demo`, `check-config`, `plan`, `fleet`.
+"""The `phaeton` command: `run`, `demo`, `check-config`, `plan`, `fleet`, `update`.
 
 `check-config` lives here. The other subcommands only parse their arguments and hand them to
 `run_from_cli(args)` of the module that implements them, imported when the subcommand is used
@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES = {
     "demo": "phaeton.sim.demo",
     "plan": "phaeton.planner.cli",
     "fleet": "phaeton.fleet.operator",
+    "update": "phaeton.update.cli",
 }
 
 
@@ -151,6 +152,34 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
                         help="give up when the broker cannot be reached in S seconds "
                              "(default 10)")
+
+    update = commands.add_parser(
+        "update", help="self-update from published, signed releases: check, apply, rollback "
+                       "(docs/update.md)")
+    update_commands = update.add_subparsers(dest="update_command", metavar="UPDATE_COMMAND",
+                                            required=True)
+    install = argparse.ArgumentParser(add_help=False)     # the options every update command takes
+    install.add_argument("--root", metavar="PREFIX",
+                         help="the install in PREFIX/data/phaeton, as install.sh --root (default: "
+                              "the install this phaeton runs from, else /data/phaeton)")
+    install.add_argument("--config", metavar="PATH",
+                         help="config file (default: config.yaml in the install)")
+    update_commands.add_parser("check", parents=[install],
+                               help="is a newer release available? (changes nothing)")
+    update_apply = update_commands.add_parser(
+        "apply", parents=[install], help="download, verify, install beside, switch, health "
+                                         "check; roll back by itself when unhealthy")
+    update_apply.add_argument("--version", dest="target_version", metavar="V",
+                              help="install exactly version V (also an older one)")
+    update_apply.add_argument("--trigger", choices=("cli", "web", "auto"), default="cli",
+                              help=argparse.SUPPRESS)
+    update_commands.add_parser("rollback", parents=[install],
+                               help="switch back to the previous version, with the health check")
+    update_status = update_commands.add_parser(
+        "status", parents=[install], help="versions installed, last check, last update")
+    update_status.add_argument("--json", action="store_true", help="print it as JSON")
+    update_commands.add_parser("recover", parents=[install],
+                               help="undo a switch whose apply or rollback process died")
     return parser
 
 

@@ -435,6 +435,31 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 }),
             }),
         }),
+        "update": _section("Self-update from published, signed releases (docs/update.md).", {
+            "url": _string("https://api.github.com/repos/phaeton-ev/phaeton/releases",
+                           "The releases index: GitHub's releases API of the project (the "
+                           "default is a placeholder until the project's home is final), or "
+                           "any server answering the same JSON.",
+                           pattern=r"^https?://[^\s]+$", hint="an http:// or https:// URL",
+                           max_length=500),
+            "channel": _string("stable", "stable: releases only; beta: pre-releases too.",
+                               enum=["stable", "beta"]),
+            "public_key": _string("", "The release key: base64 of the raw 32-byte Ed25519 "
+                                  "public key (docs/update.md); empty = no update is "
+                                  "installed.", pattern=r"^([A-Za-z0-9+/]{43}=)?$",
+                                  hint="empty, or 44 base64 characters ending in ="),
+            "health_timeout_s": _seconds(60, "The new version must own its D-Bus name and "
+                                         "answer /health within this time, else it is rolled "
+                                         "back.", minimum=5, maximum=600),
+            "auto": _boolean(False, "Install new releases of the channel by itself, once a "
+                             "day inside the window."),
+            "window": _string("03:00-05:00", "When automatic updates may run, local time "
+                              "(planner.site.tz), \"HH:MM-HH:MM\" in quotes; an end before "
+                              "the start crosses midnight.",
+                              pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):"
+                                      r"[0-5][0-9]$",
+                              hint='two times "HH:MM-HH:MM", such as "03:00-05:00"'),
+        }),
         "logging": _section("Logging.", {
             "level": _string("INFO", "Log level.",
                              enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]),

@@ -12,6 +12,12 @@
 #   scripts/build_release.sh --without-dependencies
 #                                               phaeton's wheel only (the GX then needs the
 #                                               dependencies from its feed or PyPI)
+#   scripts/build_release.sh --version V        build it as version V (setup.py's and
+#                                               phaeton/__init__.py's version in the staged
+#                                               copy; the source tree is not changed): test
+#                                               releases and release candidates
+# Publishing it for self-update (docs/update.md): upload the tarball, its .sha256 and its
+# Ed25519 signature .sig (openssl pkeyutl -sign -rawin) as assets of a release.
 # Env: PYTHON (default python3), GX_PYTHON_VERSIONS (default "3.12 3.11").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,12 +25,14 @@ ROOT_DIR=$(pwd)
 PY=${PYTHON:-python3}
 GX_PYTHON_VERSIONS=${GX_PYTHON_VERSIONS:-"3.12 3.11"}
 WITH_DEPS=1
+VERSION_OVERRIDE=""
 OUT_DIR="$ROOT_DIR/dist"
 while [ $# -gt 0 ]; do
     case "$1" in
         --without-dependencies) WITH_DEPS=0 ;;
         --out) OUT_DIR=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --version) VERSION_OVERRIDE=$2; shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "build_release.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -32,6 +40,11 @@ done
 
 VERSION=$(sed -n 's/^ *version="\([^"]*\)".*/\1/p' setup.py)
 [ -n "$VERSION" ] || { echo "build_release.sh: no version in setup.py" >&2; exit 1; }
+if [ -n "$VERSION_OVERRIDE" ]; then
+    [[ "$VERSION_OVERRIDE" =~ ^[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?$ ]] \
+        || { echo "build_release.sh: --version $VERSION_OVERRIDE is not like 1.2.3 or 1.2.3b1" >&2; exit 2; }
+    VERSION=$VERSION_OVERRIDE
+fi
 NAME="phaeton-$VERSION"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -42,6 +55,10 @@ mkdir -p "$STAGE/wheels" "$OUT_DIR"
 tar -C "$ROOT_DIR" --exclude='__pycache__' --exclude='*.pyc' -cf - \
     install.sh config.yaml service docs README.md setup.py phaeton velib | tar -C "$STAGE" -xf -
 printf '%s\n' "$VERSION" > "$STAGE/VERSION"
+if [ -n "$VERSION_OVERRIDE" ]; then
+    sed -i "s/^\( *version=\)\"[^\"]*\"/\1\"$VERSION\"/" "$STAGE/setup.py"
+    sed -i "s/^__version__ = .*/__version__ = \"$VERSION\"/" "$STAGE/phaeton/__init__.py"
+fi
 
 # 2. phaeton's own wheel (pure Python)
 #    (built from a copy: setuptools leaves build/ and *.egg-info behind in the source tree)

@@ -13,11 +13,9 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -25,11 +23,11 @@ import pytest
 import yaml
 
 from phaeton.sim.world import SimWorld
-from phaeton.web.passwords import verify_password
+from phaeton.web.passwords import hash_password, verify_password
+from tests.gx_helpers import (ORIGINAL_RC_LOCAL, build_bundle, charger_connected,
+                              installer_env, make_gx, name_on_bus, point_config_at,
+                              run_installer, svstat, tree, unpack, until, Supervisor)
 
-REPO = Path(__file__).resolve().parents[1]
-SERVICE_NAME = "com.victronenergy.evcharger.phaeton_0"
-ORIGINAL_RC_LOCAL = "#!/bin/bash\n# the owner's own lines\necho started >> /tmp/boot.log\n"
 # What --uninstall --keep-data may leave in PREFIX/data/phaeton: the rows "**kept**" of the
 # table in docs/install.md (tests/test_release_docs.py checks that the two agree).
 KEPT_AFTER_UNINSTALL = {"config.yaml", "config.yaml.bak", "state.json", "sessions.sqlite",
@@ -45,109 +43,13 @@ pytestmark = pytest.mark.skipif(shutil.which("svscan") is None,
 def bundle(tmp_path_factory) -> Path:
     """An unpacked release (phaeton's wheel only), built once for this module."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([str(REPO / "scripts/build_release.sh"), "--without-dependencies",
-                    "--out", str(out)], check=True, capture_output=True, text=True,
-                   env={**os.environ, "PYTHON": sys.executable})
-    [tarball] = out.glob("phaeton-*.tar.gz")
-    with tarfile.open(tarball) as tar:
-        tar.extractall(out, filter="data")
-    [unpacked] = [p for p in out.iterdir() if p.is_dir()]
-    return unpacked
+    return unpack(build_bundle(out), out)
 
 
 @pytest.fixture
 def gx(tmp_path) -> Path:
     """A GX-like prefix whose /data/rc.local already has the owner's lines."""
-    root = tmp_path / "gx"
-    for d in ("data", "service", "opt/victronenergy", "var/log"):
-        (root / d).mkdir(parents=True)
-    rc = root / "data/rc.local"
-    rc.write_text(ORIGINAL_RC_LOCAL)
-    rc.chmod(0o755)
-    return root
-
-
-def _base_python_has_the_dependencies() -> bool:
-    """The venv install.sh makes sees the base interpreter's site-packages (as it sees Venus'
-    packages on a GX), not those of a venv the tests may run in."""
-    probe = "import aiohttp, dbus_next, jsonschema, numpy, ocpp, pymodbus, yaml"
-    return subprocess.run([getattr(sys, "_base_executable", sys.executable), "-c", probe],
-                          capture_output=True).returncode == 0
-
-
-OFFLINE = _base_python_has_the_dependencies()
-
-
-def installer_env(**extra: str) -> dict[str, str]:
-    """Offline pip (no index, no pip.conf) when the base Python has every dependency, as a GX
-    with the feed's packages and the bundled wheels has; else pip may fetch them from PyPI."""
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    if OFFLINE:
-        env["PIP_NO_INDEX"] = "1"
-    env.update(extra)
-    return env
-
-
-def run_installer(script: Path, root: Path, *args: str, check: bool = True,
-                  env: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs install.sh with dash/busybox-like `sh`, no terminal on stdin."""
-    result = subprocess.run(["sh", str(script), "--root", str(root), "--python", sys.executable,
-                             *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            env=env or installer_env(), timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"install.sh {args} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
-
-
-def tree(root: Path) -> set[str]:
-    """Every file, link and directory below root, relative."""
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
-
-
-class Supervisor:
-    """`svscan PREFIX/service` in its own process group; `stop()` kills svscan, every supervise,
-    phaeton and multilog (the whole group), so no test leaves them behind."""
-
-    def __init__(self, service_dir: Path, bus_address: str):
-        self.process = subprocess.Popen(
-            ["svscan", str(service_dir)], start_new_session=True, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus_address})
-
-    def stop(self) -> None:
-        if self.process.poll() is not None and not _group_alive(self.process.pid):
-            return
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait_s
-            while _group_alive(self.process.pid) and time.monotonic() < deadline:
-                self.process.poll()
-                time.sleep(0.05)
-            if not _group_alive(self.process.pid):
-                break
-        self.process.wait(timeout=5)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    # zombies of the group count as gone
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return make_gx(tmp_path / "gx")
 
 
 @pytest.fixture
@@ -162,47 +64,6 @@ def supervisors():
     yield start
     for sup in started:
         sup.stop()
-
-
-def bus_call(bus_address: str, *args: str) -> str:
-    result = subprocess.run(["dbus-send", f"--bus={bus_address}", "--print-reply", *args],
-                            capture_output=True, text=True, timeout=10)
-    return result.stdout + result.stderr
-
-
-def name_on_bus(bus_address: str) -> bool:
-    out = bus_call(bus_address, "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
-                   "org.freedesktop.DBus.NameHasOwner", f"string:{SERVICE_NAME}")
-    return "boolean true" in out
-
-
-def charger_connected(bus_address: str) -> bool:
-    out = bus_call(bus_address, f"--dest={SERVICE_NAME}", "/Connected",
-                   "com.victronenergy.BusItem.GetValue")
-    return "int32 1" in out
-
-
-async def until(predicate, what: str, limit_s: float = 60.0) -> None:
-    """Polls `predicate` in a thread (the world's loop keeps running) until it holds."""
-    deadline = time.monotonic() + limit_s
-    while not await asyncio.to_thread(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.2)
-
-
-def svstat(path: Path) -> str:
-    return subprocess.run(["svstat", str(path)], capture_output=True, text=True).stdout
-
-
-def point_config_at(config_path: Path, world_config: dict) -> None:
-    """Merge the world's charger/site/web settings into the installed config.yaml."""
-    data = yaml.safe_load(config_path.read_text())
-    for key in ("charger", "site"):
-        data[key] = world_config[key]
-    data["web"].update(world_config["web"])
-    data["control"] = {"tick_s": 0.5}
-    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 # ---- refusals -------------------------------------------------------------------------------
@@ -244,7 +105,19 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
     assert rc.startswith(ORIGINAL_RC_LOCAL) and rc.count("phaeton-install") == 1
     run_script = (dest / "service/run").read_text()
     assert run_script.startswith("#!/bin/sh\n") and "exec 2>&1" in run_script
-    assert f"exec {dest}/venv/bin/python -m phaeton run --config {dest}/config.yaml" in run_script
+    assert f"exec {dest}/current/venv/bin/python -m phaeton run --config {dest}/config.yaml" \
+        in run_script
+    # each version in its own directory; current names it, nothing is previous yet
+    assert os.readlink(dest / "current") == "versions/0.1.0"
+    assert not (dest / "previous").exists()
+    assert os.readlink(dest / "venv") == "current/venv"     # the path of older commands
+    assert (dest / "versions/0.1.0/venv/bin/python").exists()
+    assert (dest / "versions/0.1.0/wheels").is_dir()
+    # the console script names the interpreter of versions/0.1.0, not of the .partial it was
+    # built in; the commands an owner types work through both links
+    for command in (dest / "venv/bin/phaeton", dest / "current/venv/bin/phaeton"):
+        ran = subprocess.run([str(command), "--version"], capture_output=True, text=True)
+        assert ran.stdout.strip() == "phaeton 0.1.0", ran.stderr
     assert f"exec multilog t s25000 n4 {gx}/var/log/phaeton" in (dest / "service/log/run").read_text()
     # the GX screen's page, as gui-v2 finds it: an enabled app with a gui-v2/*.json
     page = gx / "data/apps/enabled/phaeton/gui-v2/phaeton.json"
@@ -265,6 +138,7 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
         assert ": up (pid " in svstat(gx / "service/phaeton/log")
         status = await asyncio.to_thread(run_installer, dest / "install.sh", gx, "--status")
         assert "phaeton 0.1.0 installed" in status.stdout and "venv: ok" in status.stdout
+        assert "running: phaeton 0.1.0 (pid " in status.stdout
         await until(lambda: (gx / "var/log/phaeton/current").exists()
                     and "phaeton running as" in (gx / "var/log/phaeton/current").read_text(),
                     "the service's log in /var/log/phaeton/current")
@@ -311,6 +185,54 @@ async def test_install_reboot_upgrade_uninstall_under_daemontools(gx, bundle, su
     assert status.returncode == 1 and "not installed" in status.stdout
 
 
+# ---- the layout before versions/ --------------------------------------------------------------
+
+OLD_RUN_SCRIPT = """#!/bin/sh
+exec 2>&1
+cd {dest} || exit 1
+exec {dest}/venv/bin/python -m phaeton run --config {dest}/config.yaml
+"""
+
+
+def test_an_install_of_the_layout_before_versions_is_moved_keeping_config_and_data(gx, bundle):
+    """An install by an installer before self-update: /data/phaeton/{venv,wheels,VERSION}."""
+    dest = gx / "data/phaeton"
+    (dest / "service/log").mkdir(parents=True)
+    shutil.copytree(bundle / "wheels", dest / "wheels")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(dest / "venv")],
+                   check=True)
+    [wheel] = (dest / "wheels").glob("phaeton-*.whl")
+    subprocess.run([str(dest / "venv/bin/python"), "-m", "pip", "install", "-q",
+                    "--find-links", str(dest / "wheels"), str(wheel)], check=True,
+                   env=installer_env())
+    (dest / "VERSION").write_text("0.1.0\n")
+    shutil.copy2(bundle / "install.sh", dest / "install.sh")
+    (dest / "service/run").write_text(OLD_RUN_SCRIPT.format(dest=dest))
+    config = (bundle / "config.yaml").read_text().replace(
+        "data_dir: /data/phaeton ", f"data_dir: {dest} ")
+    config = config.replace("password_hash: null",
+                            f'password_hash: "{hash_password("kept password")}"', 1)
+    (dest / "config.yaml").write_text(config)
+    data = {"state.json": '{"mode": 1}', "sessions.sqlite": "sessions",
+            "energy_history.csv": "t,load_w\n", "prices-tibber.json": "[]"}
+    for name, text in data.items():
+        (dest / name).write_text(text)
+
+    out = run_installer(bundle / "install.sh", gx).stdout
+    assert "upgrading phaeton 0.1.0 -> 0.1.0" in out
+    assert "moved to the layout with versions/" in out and "web UI password: kept" in out
+    assert os.readlink(dest / "venv") == "current/venv" and not (dest / "wheels").exists()
+    assert not (dest / "VERSION").exists()
+    assert os.readlink(dest / "current") == "versions/0.1.0"
+    assert (dest / "config.yaml").read_text() == config
+    for name, text in data.items():
+        assert (dest / name).read_text() == text, name
+    assert "current/venv/bin/python" in (dest / "service/run").read_text()
+    status = run_installer(dest / "install.sh", gx, "--status", check=False).stdout
+    assert "phaeton 0.1.0 installed" in status and "venv: ok" in status
+    assert (gx / "data/rc.local").read_text().count("phaeton-install") == 1
+
+
 # ---- rc.local, uninstall, status -----------------------------------------------------------
 
 def test_creates_rc_local_when_missing_and_uninstall_leaves_the_gx_as_it_was(tmp_path, bundle):
@@ -330,16 +252,17 @@ def test_creates_rc_local_when_missing_and_uninstall_leaves_the_gx_as_it_was(tmp
     # a firmware update: /service is new and Python has another version than the venv was
     # made for; the boot line repairs both from the kept wheels, offline
     dest = root / "data/phaeton"
-    [site_dir] = (dest / "venv/lib").glob("python3.*")
+    venv = dest / "versions/0.1.0/venv"
+    [site_dir] = (venv / "lib").glob("python3.*")
     site_dir.rename(site_dir.with_name("python3.0"))
     (root / "service/phaeton").unlink()
     boot = subprocess.run(["bash", str(rc)], capture_output=True, text=True, env=installer_env())
     assert boot.returncode == 0, boot.stdout + boot.stderr
     assert os.readlink(root / "service/phaeton") == str(dest / "service")
-    version = subprocess.run([str(dest / "venv/bin/python"), "-m", "phaeton", "--version"],
-                             capture_output=True, text=True)
+    version = subprocess.run([str(dest / "current/venv/bin/python"), "-m", "phaeton",
+                              "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("phaeton ")
-    assert "rebuilding it" in boot.stdout and not (dest / "venv/lib/python3.0").exists()
+    assert "rebuilding it" in boot.stdout and not (venv / "lib/python3.0").exists()
 
     run_installer(root / "data/phaeton/install.sh", root, "--uninstall")
     assert tree(root) == before

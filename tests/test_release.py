@@ -141,9 +141,9 @@ def test_installs_from_the_unpacked_release_with_no_index(release, host_binary_w
                             capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stdout + result.stderr
     dest = root / "data/phaeton"
-    assert sorted(p.name for p in (dest / "wheels").glob("*.whl")) == \
+    assert os.readlink(dest / "current") == f"versions/{VERSION}"
+    assert sorted(p.name for p in (dest / "current/wheels").glob("*.whl")) == \
         sorted(p.name for p in (release / "wheels").glob("*.whl"))
-    version = subprocess.run([str(dest / "venv/bin/python"), "-m", "phaeton", "--version"],
-                             capture_output=True, text=True)
+    version = subprocess.run([str(dest / "current/venv/bin/python"), "-m", "phaeton",
+                              "--version"], capture_output=True, text=True)
     assert version.stdout.strip() == f"phaeton {VERSION}"
-    assert (dest / "VERSION").read_text().strip() == VERSION

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from phaeton.clock import Clock
-from phaeton.web import control_api, data_api, headers, metrics_api, pages
+from phaeton.web import control_api, data_api, headers, metrics_api, pages, update_api
 from phaeton.web.auth import Authenticator
 from phaeton.web.backend import WebBackend
 from phaeton.web.events import close_event_streams, get_events
@@ -61,6 +61,7 @@ def create_web_app(backend: WebBackend, web_config: dict[str, Any], *,
     control_api.add_routes(app)
     data_api.add_routes(app)
     metrics_api.add_routes(app)          # /metrics, /health: read-only, open like every read
+    update_api.add_routes(app)           # /api/update: self-update (docs/update.md)
     app.router.add_get("/api/events", get_events)
     app.router.add_get("/api/openapi.json", get_openapi)
     pages.add_routes(app)

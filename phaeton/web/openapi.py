@@ -147,6 +147,29 @@ def build_openapi() -> dict[str, Any]:
                                   "responses": {**_ok("log", {"type": "string"}, "text/plain"),
                                                 "400": _ERROR}}},
         "/api/openapi.json": {"get": {"summary": "This document", "responses": _ok("OpenAPI")}},
+        "/api/update": {"get": {"summary": "Self-update (docs/update.md): running, current, "
+                                           "previous and available version, channel, last "
+                                           "check and the progress of an apply or rollback",
+                                "responses": _ok("update state")}},
+        "/api/update/check": {"post": {"summary": "Ask the releases index now (changes "
+                                                  "nothing); `ok` false with the reason when "
+                                                  "offline", "security": _SECURITY,
+                                       "responses": {**_ok("check result"), **_WRITE_ERRORS}}},
+        "/api/update/apply": {"post": {
+            "summary": "Start `phaeton update apply` detached (it restarts the service; poll "
+                       "GET /api/update); {} for the channel's newest or {\"version\": \"V\"}",
+            "security": _SECURITY,
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"version": {"type": "string"}}}}}},
+            "responses": {"202": {"description": "started"}, **_WRITE_ERRORS,
+                          "409": {**_ERROR, "description": "an update runs already, or this "
+                                                           "install cannot update itself"}}}},
+        "/api/update/rollback": {"post": {
+            "summary": "Start `phaeton update rollback` detached (back to the previous "
+                       "version, with the health check)", "security": _SECURITY,
+            "responses": {"202": {"description": "started"}, **_WRITE_ERRORS,
+                          "409": {**_ERROR, "description": "an update runs already, or there "
+                                                           "is nothing to roll back to"}}}},
     }
     for control in CONTROLS:
         value_schema: dict[str, Any] = {"type": "number"}
