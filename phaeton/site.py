@@ -267,21 +267,12 @@ class Site:
     def _take_manual_soc(self, loadpoint: Loadpoint) -> None:
         """/Vehicle/ManualSoc on this charger's D-Bus service sets its car's SoC."""
         def manual_soc(value: float) -> bool:
-            car = loadpoint.car
-            if car is None:
-                return False
-            self.set_manual_soc(car.name, value, loadpoint.name)
+            if loadpoint.car is None:
+                return False        # no car at this charger: the write is refused
+            self.garage.set_manual(loadpoint.car.name, value, loadpoint.last_measurement)
+            self._wake.set()        # the next tick uses it
             return True
         loadpoint.evcharger.on_manual_soc = manual_soc
-
-    def set_manual_soc(self, car: str, soc: object, charger: str | None = None):
-        """The owner enters car `car`'s SoC (web UI, D-Bus); the next tick uses it. KeyError
-        for an unknown car, SourceError for a value that is no SoC."""
-        at = next((lp for lp in self.loadpoints if lp.name == charger), None) or next(
-            (lp for lp in self.loadpoints if lp.car is not None and lp.car.name == car), None)
-        view = self.garage.set_manual(car, soc, at.last_measurement if at is not None else None)
-        self._wake.set()
-        return view
 
     def ev_target_soc_pct(self, charger: str) -> float | None:
         """The SoC Scheduled mode stops at for the car at `charger` (None: no planner yet, or

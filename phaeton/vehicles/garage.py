@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from phaeton.control.readings import EvReadings
 from phaeton.store.state_file import StateFile, StateFileError
 from phaeton.vehicles.base import SocReading, SocSource, SourceError, checked_soc
 
@@ -308,5 +309,4 @@ class Garage:
 
 
 def _plugged(measurement) -> bool:
-    from phaeton.control.readings import EvReadings
     return EvReadings.from_measurement(measurement).connected

@@ -11,26 +11,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from phaeton.metrics_text import CONTENT_TYPE
-from phaeton.web.http_json import fail, json_response
-from phaeton.web.keys import BACKEND
-
-
-def _metrics_of(request: web.Request):
-    metrics = getattr(request.app[BACKEND], "metrics", None)
-    if metrics is None:
-        fail(503, "metrics are not available from this service")
-    return metrics
+from phaeton.web.http_json import json_response
+from phaeton.web.keys import backend_part
 
 
 async def get_metrics(request: web.Request) -> web.Response:
     """GET /metrics: every metric of docs/metrics.md, built from the last tick's snapshot."""
-    text = _metrics_of(request).render()
+    text = backend_part(request, "metrics", "metrics are").render()
     return web.Response(body=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def get_health(request: web.Request) -> web.Response:
     """GET /health: 200 when ready, 503 naming the failed checks when not."""
-    report = _metrics_of(request).health()
+    report = backend_part(request, "metrics", "metrics are").health()
     return json_response(report, status=200 if report["ready"] else 503)
 
 

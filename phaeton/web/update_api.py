@@ -17,14 +17,7 @@ from aiohttp import web
 
 from phaeton import __version__
 from phaeton.web.http_json import fail, json_kind, json_response, read_json_object
-from phaeton.web.keys import AUTH, BACKEND
-
-
-def _updates_of(request: web.Request):
-    updates = getattr(request.app[BACKEND], "updates", None)
-    if updates is None:
-        fail(503, "self-update is not available from this service")
-    return updates
+from phaeton.web.keys import AUTH, BACKEND, backend_part
 
 
 async def get_update(request: web.Request) -> web.Response:
@@ -40,11 +33,11 @@ async def get_update(request: web.Request) -> web.Response:
 async def post_check(request: web.Request) -> web.Response:
     """POST /api/update/check: ask the index; `ok` false with the reason when offline."""
     await request.app[AUTH].require_writer(request)
-    return json_response(await _updates_of(request).check())
+    return json_response(await backend_part(request, "updates", "self-update is").check())
 
 
 async def _start(request: web.Request, action: str, version: str | None = None) -> web.Response:
-    started = _updates_of(request).start(action, version=version)
+    started = backend_part(request, "updates", "self-update is").start(action, version=version)
     if not started["ok"]:
         fail(409, started["message"])
     return json_response({"ok": True, "pid": started["pid"],
