@@ -74,7 +74,9 @@ def watch_stdin():
     sys.stdin.read()
     GLib.idle_add(loop.quit)
 threading.Thread(target=watch_stdin, daemon=True).start()
-GLib.idle_add(lambda: print("ready", flush=True) and False)
+# before the loop runs: signals that arrive meanwhile wait in the queue and are printed
+# after "ready" (from an idle callback, a busy service's first signal could come first)
+print("ready", flush=True)
 loop.run()
 """
 
