@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = {
     "run": "phaeton.app",
     "demo": "phaeton.sim.demo",
     "plan": "phaeton.planner.cli",
+    "replay": "phaeton.replay.cli",
     "fleet": "phaeton.fleet.operator",
     "update": "phaeton.update.cli",
 }
@@ -94,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
                       help=f"config file (default {DEFAULT_CONFIG_PATH})")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    replay = commands.add_parser(
+        "replay", help="replay a recorded house through the planner in closed loop and "
+                       "compare what it would have paid")
+    replay.add_argument("--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
+                        help=f"config file: battery, site, tariff (default {DEFAULT_CONFIG_PATH})")
+    replay.add_argument("--history", required=True, metavar="FILE",
+                        help="the house's record: energy_history.csv (start_s,load_kwh,pv_kwh)")
+    replay.add_argument("--from", dest="from_date", required=True, metavar="YYYY-MM-DD",
+                        help="first day replayed (local time of planner.site.tz)")
+    replay.add_argument("--days", type=_positive_int, required=True, metavar="N",
+                        help="days replayed")
+    replay.add_argument("--mode", choices=("dess_schedule", "setpoint", "all"), default="all",
+                        help="how the plan is executed (default: all)")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
     plan.add_argument("--assumed", action="store_true",
                       help="plan from the config's assumed SoCs and knobs, without asking the GX "
                            "(default: the battery SoC, the planner knobs and whether a car is "

@@ -190,8 +190,9 @@ def planned_soc_pct(plan: Plan, now_s: float) -> float | None:
 class PlannerService:
     """See the module docstring. `system_value(path)` reads com.victronenergy.system (e.g.
     `GxSystemReader.value`); `ev_state()` says whether the car is plugged in and its SoC;
-    `history()` gives measured energy for the forecasts (None: defaults). The service starts
-    and closes `ess_writer`."""
+    `history()` gives measured energy for the forecasts (None: defaults); `forecaster` stands
+    in for `problem_builder.forecast` (the replay's run with the true load and PV). The
+    service starts and closes `ess_writer`."""
 
     def __init__(self, config: Mapping[str, Any], clock: Clock, settings_client,
                  system_value: Callable[[str], Any], ess_writer: EssWriter, *,
@@ -199,7 +200,8 @@ class PlannerService:
                  car_states: Callable[[], Mapping[str, EvState | None]] | None = None,
                  carbon_series: Callable[[], Any] | None = None,
                  history: Callable[[], EnergyHistory | None] | None = None,
-                 tariff=None, check_s: float = 5.0):
+                 tariff=None, check_s: float = 5.0,
+                 forecaster: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None):
         self.config = config
         self.planner_cfg = config["planner"]
         self.clock = clock or REAL_CLOCK
@@ -207,6 +209,8 @@ class PlannerService:
         self.ess_writer = ess_writer
         self.ev_state = ev_state or (lambda: None)
         self.history = history or (lambda: None)
+        # (planner config, slot starts, now, history) -> (load, PV) kWh per slot
+        self.forecaster = forecaster or forecast
         self.check_s = float(check_s)
         self.facts = SiteFacts.from_config(config)
         self.replan_s = float(self.planner_cfg["replan_s"])
@@ -542,7 +546,7 @@ class PlannerService:
             np.array([price[1] for _, price in known], dtype=float))
         starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
         self._planned_horizon_end_s = int(starts[-1]) + 900 if len(starts) else 0
-        load, pv = forecast(self.planner_cfg, starts, now, self.history())
+        load, pv = self.forecaster(self.planner_cfg, starts, now, self.history())
         states = self._car_states()
         self._planned_cars = dict(states)
         cars = tuple(PlannedCar(car.id, SiteFacts.from_config(car.config),
