@@ -177,7 +177,6 @@ def test_with_the_true_forecast_the_loop_reaches_the_optimum(tmp_path):
     import asyncio
 
     from phaeton.replay.cli import _prices, replay_window
-    from phaeton.replay.history import read_record
     from phaeton.replay.loop import battery_of, replay_mode
     from phaeton.replay.report import perfect_foresight, period_cost
     from phaeton.planning.knobs import PlannerKnobs

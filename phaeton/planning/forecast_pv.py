@@ -170,21 +170,43 @@ class PvForecaster:
     def _daily_ratios(self, t: np.ndarray, measured: np.ndarray, slot_s: int) -> np.ndarray:
         if not t.size:
             return np.zeros(0)
-        clear = self._clear_sky_kwh_at(t, slot_s)
         day = _local_day_number(t, self.zone)
-        daylight = clear > 0.02 * self.kwp * slot_s / 3600.0
+        threshold = 0.02 * self.kwp * slot_s / 3600.0
         ratios = []
         for number in np.unique(day):
             in_day = day == number
             # a usable day has most of its clear-sky energy covered by samples
-            day_start = _day_start_s(int(number), self.zone)
-            full_day = self._clear_sky_kwh_at(day_start + slot_s * np.arange(86400 // slot_s),
-                                              slot_s).sum()
-            covered = clear[in_day & daylight].sum()
+            day_start, clear_day = self._clear_sky_day(int(number), slot_s)
+            full_day = clear_day.sum()
+            at = np.clip(((t[in_day] - day_start) // slot_s).astype(np.int64), 0,
+                         clear_day.size - 1)
+            clear = clear_day[at]
+            daylight = clear > threshold
+            covered = clear[daylight].sum()
             if full_day <= 0 or covered < 0.8 * full_day:
                 continue
-            ratios.append(measured[in_day & daylight].sum() / covered)
+            ratios.append(measured[in_day][daylight].sum() / covered)
         return np.array(ratios)
+
+    def _clear_sky_day(self, day_number: int, slot_s: int) -> tuple[float, np.ndarray]:
+        """(local midnight, clear-sky kWh per slot of that local day): the same every time the
+        forecaster is fitted again, so kept for the last `_DAY_CACHE_SIZE` days of this array."""
+        key = (self.latitude_deg, self.longitude_deg, self.tilt_deg, self.azimuth_deg,
+               self.kwp, self.albedo, slot_s, day_number)
+        cached = _DAY_CACHE.get(key)
+        if cached is None:
+            start = _day_start_s(day_number, self.zone)
+            end = _day_start_s(day_number + 1, self.zone)
+            slots = int(round((end - start) / slot_s))
+            cached = (start, self._clear_sky_kwh_at(start + slot_s * np.arange(slots), slot_s))
+            _DAY_CACHE[key] = cached
+            if len(_DAY_CACHE) > _DAY_CACHE_SIZE:
+                _DAY_CACHE.pop(next(iter(_DAY_CACHE)))
+        return cached
+
+
+_DAY_CACHE: dict[tuple, tuple[float, np.ndarray]] = {}
+_DAY_CACHE_SIZE = 120          # days: the fit's look-back (30) for a few arrays
 
 
 def _local_day_number(t: np.ndarray, zone: ZoneInfo) -> np.ndarray:

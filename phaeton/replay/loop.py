@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from phaeton.planner.service import ESS_LIMIT_PATH, SOC_PATH, PlannerService
-from phaeton.planning.knobs import STRATEGY_BY_NAME, PlannerKnobs, SiteFacts
+from phaeton.planning.knobs import STRATEGY_NAMES, STRATEGY_OPTIMISE, PlannerKnobs, SiteFacts
 from phaeton.planning.problem_builder import EnergyHistory
 from phaeton.planning.tariffs.series import PriceSeries
 from phaeton.replay.history import SLOT_S, Record
@@ -297,8 +297,7 @@ async def replay_mode(config, record: Record, prices: PriceSeries, from_s: int, 
 def _optimising(config):
     """The config with the planner optimising (the replay is about the plan)."""
     planner = dict(config["planner"])
-    planner["strategy"] = "optimise"
-    assert planner["strategy"] in STRATEGY_BY_NAME
+    planner["strategy"] = STRATEGY_NAMES[STRATEGY_OPTIMISE]
     merged = dict(config)
     merged["planner"] = planner
     return merged

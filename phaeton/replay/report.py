@@ -25,7 +25,6 @@ import numpy as np
 from phaeton.planning.knobs import PlannerKnobs
 from phaeton.planning.model import BatterySpec, GridSpec, PlanProblem
 from phaeton.planning.optimizer import plan as optimise
-from phaeton.replay.history import SLOT_S
 from phaeton.replay.house import Battery
 from phaeton.replay.loop import Trace, start_stored_kwh
 
