@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="days replayed")
     replay.add_argument("--mode", choices=("dess_schedule", "setpoint", "all"), default="all",
                         help="how the plan is executed (default: all)")
+    replay.add_argument("--fill-gaps", action="store_true",
+                        help="fill unmeasured gaps longer than 2 h in the replayed days from "
+                             "the same time on the day before (default: refuse them)")
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
     plan.add_argument("--assumed", action="store_true",
                       help="plan from the config's assumed SoCs and knobs, without asking the GX "

@@ -128,8 +128,19 @@ def test_a_long_gap_in_the_replayed_days_is_refused_with_the_line_before_it(tmp_
     path = write_history(tmp_path / "h.csv", skip=gap)
     record = read_record(path)
     line_before = 1 + 9 * 96                       # the header is line 1
-    with pytest.raises(HistoryError, match=rf"3 h not measured after line {line_before} "):
+    with pytest.raises(HistoryError, match=rf"3 h not measured after line {line_before} .*"
+                                           r"--fill-gaps fills longer ones"):
         record.filled(START + 8 * DAY, START + 10 * DAY)
+
+
+def test_a_long_gap_is_filled_from_the_day_before_only_when_asked(tmp_path):
+    gap = {START + 9 * DAY + q * 900 for q in range(12)}
+    record = read_record(write_history(tmp_path / "h.csv", skip=gap))
+    filled = record.filled(START + 8 * DAY, START + 10 * DAY, long_gaps=True)
+    at = filled.index(START + 9 * DAY)
+    assert list(filled.load_kwh[at:at + 12]) == list(record.load_kwh[at - 96:at - 84])
+    assert any("12 unmeasured quarter hour(s) in gaps longer than 2 h filled from the same "
+               "time on the last measured day before" in note for note in filled.notes)
 
 
 # ---- the replay -----------------------------------------------------------------------------

@@ -77,7 +77,8 @@ async def _prices(config: dict, from_s: int, to_s: int):
     return series, Prices(buy, sell)
 
 
-def replay(config: dict, history_path: str, from_date: str, days: int, mode: str) -> dict:
+def replay(config: dict, history_path: str, from_date: str, days: int, mode: str, *,
+           fill_gaps: bool = False) -> dict:
     """Everything `--json` prints (see report.summary); ReplayError or HistoryError."""
     tz = str(config["planner"]["site"]["tz"])
     from_s, to_s = replay_window(from_date, days, tz)
@@ -91,7 +92,7 @@ def replay(config: dict, history_path: str, from_date: str, days: int, mode: str
         raise ReplayError(f"{history_path}: starts {max(warmup_days, 0):.1f} days before "
                           f"--from; the forecasts need at least {MIN_WARMUP_DAYS} days of the "
                           f"house before the first replayed day")
-    record = record.filled(from_s, to_s)
+    record = record.filled(from_s, to_s, long_gaps=fill_gaps)
     series, prices = asyncio.run(_prices(config, from_s, to_s))
     slots = (to_s - from_s) // SLOT_S
     first = record.index(from_s)
@@ -139,7 +140,8 @@ def run_from_cli(args) -> int:
         print("phaeton replay: the config is invalid", file=sys.stderr)
         return 1
     try:
-        result = replay(config, args.history, args.from_date, args.days, args.mode)
+        result = replay(config, args.history, args.from_date, args.days, args.mode,
+                        fill_gaps=args.fill_gaps)
     except (ReplayError, HistoryError) as exc:
         print(f"phaeton replay: {exc}", file=sys.stderr)
         return 2

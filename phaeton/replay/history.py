@@ -12,7 +12,9 @@ Stated treatments (each reported in `Record.notes`):
   forecasts skip them, as the service skips what it did not record;
 - inside the replayed days, a gap of up to `MAX_FILL_S` is filled linearly between the
   measured neighbours (`Record.filled`, counted in the notes); a longer one is refused with
-  the line before it, since every strategy's cost would rest on invented hours.
+  the line before it, since every strategy's cost would rest on invented hours, unless the
+  owner asks for it to be filled (`--fill-gaps`): then each missing quarter hour takes the
+  value of the same time on the last day before it that was measured (counted in the notes).
 """
 from __future__ import annotations
 
@@ -55,9 +57,10 @@ class Record:
     def index(self, t_s: float) -> int:
         return int((t_s - self.start_s) // SLOT_S)
 
-    def filled(self, from_s: int, to_s: int) -> "Record":
+    def filled(self, from_s: int, to_s: int, *, long_gaps: bool = False) -> "Record":
         """The record with the gaps between `from_s` and `to_s` filled (see the module
-        docstring); HistoryError for one longer than MAX_FILL_S or for days not covered."""
+        docstring); HistoryError for days not covered, or for a gap longer than MAX_FILL_S
+        unless `long_gaps` (then filled from the same time on an earlier measured day)."""
         if from_s < self.start_s or to_s > self.end_s:
             raise HistoryError(f"{self.path}: covers {_day(self.start_s)} to "
                                f"{_day(self.end_s - 1)}, the replay needs {_day(from_s)} to "
@@ -65,7 +68,7 @@ class Record:
         load, pv = self.load_kwh.copy(), self.pv_kwh.copy()
         first, last = self.index(from_s), self.index(to_s - 1)
         missing = np.isnan(load) | np.isnan(pv)
-        filled = 0
+        filled = copied = 0
         t = first
         while t <= last:
             if not missing[t]:
@@ -75,6 +78,19 @@ class Record:
             while end <= last and missing[end]:
                 end += 1
             before = t - 1
+            if (end - t) * SLOT_S > MAX_FILL_S and long_gaps:
+                for k in range(t, end):
+                    source = k - 96
+                    while source >= 0 and missing[source]:
+                        source -= 96
+                    if source < 0:
+                        raise HistoryError(f"{self.path}: no measured day before "
+                                           f"{_moment(self.start_s + k * SLOT_S)} to fill "
+                                           f"its gap from")
+                    load[k], pv[k] = load[source], pv[source]
+                copied += end - t
+                t = end
+                continue
             if (end - t) * SLOT_S > MAX_FILL_S or before < 0 or end >= load.size \
                     or missing[before] or missing[end]:
                 where = f"after line {self.line_nos[before]}" if before >= 0 and \
@@ -82,7 +98,8 @@ class Record:
                 raise HistoryError(
                     f"{self.path}: {(end - t) * SLOT_S / 3600:g} h not measured {where} "
                     f"(from {_moment(self.start_s + t * SLOT_S)}); gaps inside the replayed "
-                    f"days may be at most {MAX_FILL_S / 3600:g} h")
+                    f"days may be at most {MAX_FILL_S / 3600:g} h (--fill-gaps fills longer "
+                    f"ones from the same time on the day before)")
             for array in (load, pv):
                 steps = np.arange(1, end - t + 1) / (end - t + 1)
                 array[t:end] = array[before] + steps * (array[end] - array[before])
@@ -92,6 +109,10 @@ class Record:
         if filled:
             notes.append(f"{filled} unmeasured quarter hour(s) in the replayed days filled "
                          f"linearly between their neighbours")
+        if copied:
+            notes.append(f"{copied} unmeasured quarter hour(s) in gaps longer than "
+                         f"{MAX_FILL_S / 3600:g} h filled from the same time on the last "
+                         f"measured day before (--fill-gaps)")
         return Record(self.start_s, load, pv, self.line_nos, self.path, notes)
 
 
