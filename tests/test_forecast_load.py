@@ -125,3 +125,30 @@ def test_dst_days_forecast_by_local_time():
     assert day.size == 92
     # 18:00 local is slot 68 on this 23-hour day (02:00-03:00 does not exist)
     assert day[68] == pytest.approx(0.6, rel=0.15) and day[67] == pytest.approx(0.1, rel=0.15)
+
+
+def test_a_busier_day_than_usual_raises_the_next_hours_and_fades_by_tomorrow():
+    """Guests since yesterday: the last day at 1.6 times the usual, the last hour at 2.5."""
+    end = dt.date(2026, 3, 11)                               # a Wednesday
+    t, kwh = synthetic_history(28, end, seed=5)
+    now = dt.datetime.combine(end, dt.time(0), BERLIN).timestamp()
+    recent = t >= now - 86400
+    kwh = np.where(recent, kwh * 1.6, kwh)
+    kwh = np.where(t >= now - 3600, kwh / 1.6 * 2.5, kwh)
+    usual = LoadForecaster("Europe/Berlin").fit(t[~recent], kwh[~recent], now - 86400)
+    forecaster = LoadForecaster("Europe/Berlin").fit(t, kwh, now)
+    assert 1.4 < forecaster.level < 1.7
+    assert 2.0 < forecaster.nowcast < 2.8
+    ahead = forecaster.forecast_kwh(now, 96 * 2)
+    base = usual.forecast_kwh(now, 96 * 2)
+    assert ahead[0] / base[0] > 1.9                          # the next quarter hour
+    assert 1.3 < ahead[8:16].sum() / base[8:16].sum() < 1.7  # two to four hours on
+    assert ahead[-16:].sum() / base[-16:].sum() < 1.3        # the day after tomorrow's eve
+
+
+def test_without_a_full_recent_day_the_level_is_left_alone():
+    end = dt.date(2026, 3, 11)
+    t, kwh = synthetic_history(28, end, seed=6)
+    now = dt.datetime.combine(end, dt.time(0), BERLIN).timestamp() + 10 * 86400   # 10 days on
+    forecaster = LoadForecaster("Europe/Berlin").fit(t, kwh, now)
+    assert forecaster.level == 1.0 and forecaster.nowcast == 1.0

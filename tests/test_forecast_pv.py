@@ -88,19 +88,60 @@ def synthetic_history(pv: PvForecaster, days: int, sunny_ratio: float, cloudy_ra
     return np.concatenate(t), np.concatenate(kwh)
 
 
-def test_scale_learned_from_sunny_days_and_blended_with_little_history():
+def test_the_forecast_is_the_expected_production_not_a_sunny_day():
+    """Two sunny days in three at 0.72 of clear sky, one cloudy at 0.2: the forecast is what
+    such weeks produce on average (the old 90th percentile forecast 0.72, every day sunny)."""
     pv = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
     today = dt.date(2026, 6, 15)
     t, kwh = synthetic_history(pv, 21, sunny_ratio=0.72, cloudy_ratio=0.2, end_day=today)
     scale = pv.fit(t, kwh, now_s=local_midnight(today))
-    assert scale == pytest.approx(0.72, abs=0.01)
+    mean_ratio = (2 * 0.72 + 0.2) / 3
+    assert scale == pytest.approx(mean_ratio, abs=0.03)
     assert pv.days_learned == 21
-    expected = pv.clear_sky_kwh(local_midnight(today), 96) * 0.72
-    np.testing.assert_allclose(pv.forecast_kwh(local_midnight(today), 96), expected, rtol=0.02)
+    forecast = pv.forecast_kwh(local_midnight(today), 96 * 3).sum()
+    clear = pv.clear_sky_kwh(local_midnight(today), 96 * 3).sum()
+    assert forecast / clear == pytest.approx(mean_ratio, abs=0.03)
     # one day of history: one third learned, two thirds default
     one_day = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
     t1, k1 = synthetic_history(one_day, 1, 0.55, 0.55, today)
     assert one_day.fit(t1, k1) == pytest.approx((0.55 + 2 * 0.85) / 3, abs=0.01)
+
+
+def test_the_index_is_learned_per_hour_of_the_day():
+    """A tree shades the array in the morning: mornings forecast low, afternoons high."""
+    pv = PvForecaster(LAT, LON, 30, 180, 6, "Europe/Berlin")
+    today = dt.date(2026, 5, 20)
+    t, kwh = [], []
+    for i in range(14):
+        start = local_midnight(today - dt.timedelta(days=14 - i))
+        clear = pv.clear_sky_kwh(start, 96)
+        slots = np.arange(96)
+        t.append(start + 900 * slots)
+        kwh.append(clear * np.where(slots < 48, 0.2, 0.8))
+    pv.fit(np.concatenate(t), np.concatenate(kwh), now_s=local_midnight(today))
+    ahead = pv.forecast_kwh(local_midnight(today), 96)
+    clear = pv.clear_sky_kwh(local_midnight(today), 96)
+    morning = slice(36, 44)     # 09:00-11:00 local
+    afternoon = slice(56, 64)   # 14:00-16:00 local
+    assert ahead[morning].sum() / clear[morning].sum() == pytest.approx(0.2, abs=0.02)
+    assert ahead[afternoon].sum() / clear[afternoon].sum() == pytest.approx(0.8, abs=0.02)
+
+
+def test_a_dark_last_hour_lowers_the_next_hours_and_fades():
+    pv = PvForecaster(LAT, LON, 30, 180, 6, "Europe/Berlin")
+    today = dt.date(2026, 6, 10)
+    t, kwh = synthetic_history(pv, 14, 0.8, 0.8, today)
+    noon = local_midnight(today) + 12 * 3600
+    # this morning up to noon: sunny, then the last hour at a quarter of that
+    morning_t = local_midnight(today) + 900 * np.arange(48)
+    morning = pv.clear_sky_kwh(local_midnight(today), 48) * 0.8
+    morning[-4:] *= 0.25
+    pv.fit(np.concatenate([t, morning_t]), np.concatenate([kwh, morning]), now_s=noon)
+    assert pv.nowcast_ratio == pytest.approx(0.25, abs=0.02)
+    ahead = pv.forecast_kwh(noon, 96) / np.maximum(pv.clear_sky_kwh(noon, 96), 1e-9)
+    assert ahead[0] < 0.35                      # the next quarter hour: still dark
+    assert 0.35 < ahead[8] < 0.6                # two hours on: half way back
+    assert ahead[90] == pytest.approx(0.8, abs=0.05)     # tomorrow 10:30: as usual
 
 
 def test_no_or_partial_history_keeps_the_default_derate():

@@ -5,6 +5,11 @@ them) and each day type (weekday, weekend) the forecast is a recency-weighted me
 history, shrunk towards a prior. The prior is the other day type's profile when that one has
 history, else a standard household shape scaled to the history's level, or to the configured
 annual consumption when there is no history at all.
+
+On top of the profile, the recent level: the last day's consumption over what the profile
+expected for it moves the forecast (fading over `LEVEL_TAU_H` of lead time), and the last
+hour's over the next hours (fading over `NOWCAST_TAU_H`), so a house that is busier or emptier
+than usual today is forecast as it is now.
 """
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ from phaeton.planning.forecast_pv import utc_offsets_s
 
 SLOT_S = 900
 SLOTS_PER_DAY = 96
+LEVEL_TAU_H = 24.0
+NOWCAST_TAU_H = 1.0
+RATIO_LIMITS = (0.3, 3.0)
 WEEKDAY, WEEKEND = 0, 1
 
 # Relative hourly consumption of a typical household (own estimate in the spirit of
@@ -74,6 +82,9 @@ class LoadForecaster:
         """[day type, slot] expected kWh per quarter-hour; the standard shape until fitted."""
         self.history_days = 0.0
         """How many days of samples the last fit used (samples / 96)."""
+        self.level = 1.0            # the last day's consumption / the profile's for it
+        self.nowcast = 1.0          # the same for the last hour
+        self.fitted_at_s: float | None = None
 
     def fit(self, t_s, kwh, now_s: float) -> "LoadForecaster":
         """Learn the profile from samples (slot start unix s, kWh in that quarter-hour).
@@ -113,7 +124,22 @@ class LoadForecaster:
                 profile[kind] = ((energy_sum[kind] + prior_weight * first[other])
                                  / (weight_sum[kind] + prior_weight))
         self.profile_kwh = profile
+        self.fitted_at_s = float(now_s)
+        self.level = self._ratio(t, energy, now_s, 86400.0)
+        self.nowcast = self._ratio(t, energy, now_s, 3600.0)
         return self
+
+    def _ratio(self, t: np.ndarray, energy: np.ndarray, now_s: float, window_s: float) -> float:
+        """Measured over profile-expected energy in the last `window_s` (1.0 with too little
+        of it measured)."""
+        recent = t >= now_s - window_s
+        if recent.sum() < 0.75 * window_s / SLOT_S:
+            return 1.0
+        slot, day_type = local_slot_and_day_type(t[recent], self.zone)
+        expected = float(self.profile_kwh[day_type, slot].sum())
+        if expected <= 0:
+            return 1.0
+        return float(np.clip(energy[recent].sum() / expected, *RATIO_LIMITS))
 
     def forecast_kwh(self, start_s: float, n_slots: int, slot_s: int = SLOT_S) -> np.ndarray:
         """Expected consumption per slot (kWh) on a grid of `slot_s` (a multiple of 900 s)."""
@@ -123,4 +149,9 @@ class LoadForecaster:
         starts = start_s + SLOT_S * np.arange(int(n_slots) * per_slot, dtype=float)
         slot, day_type = local_slot_and_day_type(starts, self.zone)
         quarter = self.profile_kwh[day_type, slot]
+        if self.fitted_at_s is not None:
+            lead_h = np.clip((starts - self.fitted_at_s) / 3600.0, 0.0, None)
+            level = 1.0 + (self.level - 1.0) * np.exp(-lead_h / LEVEL_TAU_H)
+            now = (self.nowcast - self.level) * np.exp(-lead_h / NOWCAST_TAU_H)
+            quarter = quarter * np.clip(level + now, *RATIO_LIMITS)
         return quarter.reshape(int(n_slots), per_slot).sum(axis=1)

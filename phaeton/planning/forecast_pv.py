@@ -6,8 +6,12 @@ Pure numpy, no pvlib (not available on the GX). Public formulas used:
 - clear-sky irradiance: Meinel's direct-beam model DNI = E0·0.7^(AM^0.678) with Kasten-Young
   air mass, diffuse taken as a fixed share of the beam, GHI = DNI·cos(zenith) + DHI;
 - plane of array: beam on the tilted plane + isotropic sky diffuse + ground reflection.
-The clear-sky energy is multiplied by a scale learned from recent sunny-ish days (ratio of
-measured to clear-sky energy), or by a default derate while there is too little history.
+The forecast is the expected production, not a sunny day: the clear-sky energy times the
+clear-sky index (measured / clear-sky energy) this array has shown at that local hour of the
+day over recent weeks, recency-weighted so the season shows (`half_life_days`); hours of the
+day with little daylight in the history take the index of all hours. The next hours are moved
+towards the index measured in the last hour (it fades over `NOWCAST_TAU_H`). With less than
+`min_days` of history the index is blended with `default_derate`.
 """
 from __future__ import annotations
 
@@ -86,12 +90,16 @@ def _check(name: str, value: float, low: float, high: float) -> float:
     return float(value)
 
 
+NOWCAST_TAU_H = 2.0      # the index just measured fades over this many hours of lead time
+NOWCAST_WINDOW_S = 3600  # what "just measured" is
+
+
 class PvForecaster:
     """Expected PV energy per slot for one array.
 
     azimuth_deg is the compass direction the panels face (180 = south, 90 = east);
-    tilt_deg 0 = flat. `scale` multiplies the clear-sky DC energy: `default_derate` until
-    `fit` learned it from history.
+    tilt_deg 0 = flat. `scale` is the clear-sky index over all hours (`default_derate` until
+    `fit` learned it from history); `index_by_hour` the index per local hour of the day.
     """
 
     SUBSAMPLES = 3  # irradiance is averaged over 3 points per slot (sunrise/sunset slots)
@@ -99,7 +107,7 @@ class PvForecaster:
     def __init__(self, latitude_deg: float, longitude_deg: float, tilt_deg: float,
                  azimuth_deg: float, kwp: float, tz: str, *, default_derate: float = 0.85,
                  albedo: float = 0.2, min_days: int = 3, lookback_days: int = 30,
-                 scale_limits: tuple[float, float] = (0.2, 1.2)):
+                 scale_limits: tuple[float, float] = (0.0, 1.2), half_life_days: float = 10.0):
         self.latitude_deg = _check("latitude_deg", latitude_deg, -90, 90)
         self.longitude_deg = _check("longitude_deg", longitude_deg, -180, 180)
         self.tilt_deg = _check("tilt_deg", tilt_deg, 0, 90)
@@ -117,8 +125,12 @@ class PvForecaster:
         self.min_days = int(min_days)
         self.lookback_days = int(lookback_days)
         self.scale_limits = scale_limits
+        self.half_life_days = _check("half_life_days", half_life_days, 0.5, 365)
         self.scale = self.default_derate
+        self.index_by_hour = np.full(24, self.default_derate)
         self.days_learned = 0
+        self.nowcast_ratio = 1.0        # index just measured / index expected then
+        self.fitted_at_s: float | None = None
 
     def clear_sky_kwh(self, start_s: float, n_slots: int, slot_s: int = 900) -> np.ndarray:
         """Clear-sky energy per slot (kWh) with no losses (scale 1)."""
@@ -137,56 +149,93 @@ class PvForecaster:
 
     def forecast_kwh(self, start_s: float, n_slots: int, slot_s: int = 900) -> np.ndarray:
         """Expected energy per slot (kWh) on a grid starting at `start_s`."""
-        return self.scale * self.clear_sky_kwh(start_s, n_slots, slot_s)
+        starts = start_s + slot_s * np.arange(int(n_slots), dtype=float)
+        clear = self._clear_sky_kwh_at(starts, slot_s)
+        index = self.index_by_hour[_local_hour(starts + slot_s / 2, self.zone)]
+        if self.fitted_at_s is not None and self.nowcast_ratio != 1.0:
+            lead_h = np.clip((starts + slot_s / 2 - self.fitted_at_s) / 3600.0, 0.0, None)
+            index = index * (1.0 + (self.nowcast_ratio - 1.0) * np.exp(-lead_h
+                                                                        / NOWCAST_TAU_H))
+        return clear * np.clip(index, 0.0, self.scale_limits[1])
 
     def fit(self, t_s, kwh, slot_s: int = 900, now_s: float | None = None) -> float:
-        """Learn `scale` from measured PV energy per slot (samples at slot starts `t_s`).
+        """Learn the clear-sky index from measured PV energy per slot (samples at slot starts
+        `t_s`; `now_s`: the moment of the forecast, later samples are ignored and the last
+        hour before it sets the nowcast). Returns the index over all hours (`scale`).
 
-        Per local day with enough daylight samples, ratio = measured / clear-sky energy; the
-        scale is the 90th percentile of the recent daily ratios (the sunny-ish days), clipped
-        to `scale_limits`. With fewer than `min_days` usable days it is blended with the
-        default derate. Returns the new scale.
+        Only days with most of their clear-sky energy measured count (`min_days` of them for
+        full weight); a broken meter's absurd values are clipped to `scale_limits`.
         """
         t = np.asarray(t_s, dtype=float).reshape(-1)
         measured = np.asarray(kwh, dtype=float).reshape(-1)
         if t.size != measured.size:
             raise ValueError(f"PV history: {t.size} times but {measured.size} energies")
         ok = np.isfinite(t) & np.isfinite(measured) & (measured >= 0)
-        if now_s is not None:
-            ok &= (t >= now_s - self.lookback_days * 86400) & (t < now_s)
+        reference = now_s if now_s is not None else (float(t[ok].max()) + slot_s
+                                                     if ok.any() else 0.0)
+        ok &= (t >= reference - self.lookback_days * 86400) & (t < reference)
         t, measured = t[ok], measured[ok]
-        ratios = self._daily_ratios(t, measured, slot_s)
-        ratios = ratios[-self.lookback_days:]
-        self.days_learned = int(ratios.size)
+        self.fitted_at_s = now_s
+        self.nowcast_ratio = 1.0
+        clear, usable_day = self._clear_and_usable(t, slot_s)
+        days = int(np.unique(_local_day_number(t[usable_day], self.zone)).size) \
+            if t.size else 0
+        self.days_learned = days
         low, high = self.scale_limits
-        if ratios.size == 0:
+        if days == 0:
             self.scale = self.default_derate
+            self.index_by_hour = np.full(24, self.default_derate)
             return self.scale
-        learned = float(np.clip(np.quantile(ratios, 0.9), low, high))
-        weight = min(ratios.size, self.min_days) / self.min_days
-        self.scale = weight * learned + (1 - weight) * self.default_derate
+        daylight = usable_day & (clear > 0.02 * self.kwp * slot_s / 3600.0)
+        weight = 0.5 ** ((reference - t) / 86400.0 / self.half_life_days)
+        w_clear = weight * clear * daylight
+        w_measured = weight * measured * daylight
+        overall = float(np.clip(w_measured.sum() / w_clear.sum(), low, high))
+        hours = _local_hour(t + slot_s / 2, self.zone)
+        clear_by_hour = np.bincount(hours, weights=w_clear, minlength=24)
+        measured_by_hour = np.bincount(hours, weights=w_measured, minlength=24)
+        # an hour needs the clear-sky energy of about one full day's worth of that hour
+        enough = clear_by_hour >= 0.25 * self.kwp * slot_s / 3600.0 * 4
+        by_hour = np.where(enough, measured_by_hour / np.where(enough, clear_by_hour, 1.0),
+                           overall)
+        share = min(days, self.min_days) / self.min_days
+        self.scale = share * overall + (1 - share) * self.default_derate
+        self.index_by_hour = np.clip(share * by_hour + (1 - share) * self.default_derate,
+                                     low, high)
+        if now_s is not None:
+            self.nowcast_ratio = self._nowcast(t, measured, clear, now_s, slot_s)
         return self.scale
 
-    def _daily_ratios(self, t: np.ndarray, measured: np.ndarray, slot_s: int) -> np.ndarray:
+    def _nowcast(self, t: np.ndarray, measured: np.ndarray, clear: np.ndarray, now_s: float,
+                 slot_s: int) -> float:
+        """The index measured over the last hour relative to the index expected for it."""
+        recent = t >= now_s - NOWCAST_WINDOW_S
+        clear_recent = clear[recent]
+        if not recent.any() or clear_recent.sum() < 0.05 * self.kwp * slot_s / 3600.0:
+            return 1.0
+        expected = (clear_recent * self.index_by_hour[_local_hour(t[recent] + slot_s / 2,
+                                                                  self.zone)]).sum()
+        if expected <= 0:
+            return 1.0
+        return float(np.clip(measured[recent].sum() / expected, 0.0, 3.0))
+
+    def _clear_and_usable(self, t: np.ndarray, slot_s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Clear-sky kWh at each sample, and whether its day has at least 80 % of its
+        clear-sky energy measured (a usable day)."""
+        clear = np.zeros(t.size)
+        usable = np.zeros(t.size, dtype=bool)
         if not t.size:
-            return np.zeros(0)
+            return clear, usable
         day = _local_day_number(t, self.zone)
-        threshold = 0.02 * self.kwp * slot_s / 3600.0
-        ratios = []
         for number in np.unique(day):
             in_day = day == number
-            # a usable day has most of its clear-sky energy covered by samples
             day_start, clear_day = self._clear_sky_day(int(number), slot_s)
-            full_day = clear_day.sum()
             at = np.clip(((t[in_day] - day_start) // slot_s).astype(np.int64), 0,
                          clear_day.size - 1)
-            clear = clear_day[at]
-            daylight = clear > threshold
-            covered = clear[daylight].sum()
-            if full_day <= 0 or covered < 0.8 * full_day:
-                continue
-            ratios.append(measured[in_day][daylight].sum() / covered)
-        return np.array(ratios)
+            clear[in_day] = clear_day[at]
+            full_day = clear_day.sum()
+            usable[in_day] = full_day > 0 and clear_day[at].sum() >= 0.8 * full_day
+        return clear, usable
 
     def _clear_sky_day(self, day_number: int, slot_s: int) -> tuple[float, np.ndarray]:
         """(local midnight, clear-sky kWh per slot of that local day): the same every time the
@@ -207,6 +256,12 @@ class PvForecaster:
 
 _DAY_CACHE: dict[tuple, tuple[float, np.ndarray]] = {}
 _DAY_CACHE_SIZE = 120          # days: the fit's look-back (30) for a few arrays
+
+
+def _local_hour(t: np.ndarray, zone: ZoneInfo) -> np.ndarray:
+    """Local hour of the day (0..23) at each unix time."""
+    offsets = utc_offsets_s(t, zone)
+    return (np.floor((np.asarray(t, dtype=float) + offsets) / 3600.0) % 24).astype(np.int64)
 
 
 def _local_day_number(t: np.ndarray, zone: ZoneInfo) -> np.ndarray:
