@@ -123,9 +123,15 @@ async def test_phaeton_takes_over_a_stale_vrm_schedule_and_pv_stays_on(monkeypat
                 answer = await py3dbus(SETTINGS, entry_path(index, "TargetSoc"), "GetValue")
                 assert answer["ok"] == {"t": "d", "v": window.target_soc_pct}
                 assert settings[entry_path(index, "Soc")] == round(window.target_soc_pct)
-            # the GX runs phaeton's window now, with its target
-            assert world.dess_target_at(world.clock.time()).target_soc_pct == \
-                windows[0].target_soc_pct
+            # the GX runs phaeton's windows with their targets: where the plan charges from
+            # the grid a target SoC, where the battery only runs the house self-consumption
+            for window in windows[:4]:
+                running = world.dess_target_at(window.start_s + 1)
+                if window.strategy == 0:
+                    assert running.target_soc_pct == window.target_soc_pct
+                else:
+                    assert running is None
+            assert any(window.strategy == 0 for window in windows[:4])
 
             # and PV stays on: /Pv/Disable 0 in every update, PV still produces
             seen = set()

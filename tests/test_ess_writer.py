@@ -22,6 +22,7 @@ from phaeton.venus.ess_writer import (
     SCHEDULE_ENTRIES,
     SETPOINT_PATH,
     STRATEGY_SELF_CONSUME,
+    STRATEGY_TARGET_SOC,
     WINDOW_FIELDS,
     EssWriter,
     dess_battery_settings,
@@ -30,6 +31,7 @@ from phaeton.venus.ess_writer import (
     dess_writes,
     next_dess_state,
     schedule_path,
+    setpoint_w,
 )
 from phaeton.venus.planner_settings import DESS_STATE_PATH
 from tests import systemcalc_dess
@@ -232,6 +234,46 @@ async def test_setpoint_mode_writes_the_volatile_override_never_the_flash_settin
     assert settings_service[MODE_PATH] == 0  # setpoint mode never creates or sets DESS mode
 
 
+async def test_setpoint_mode_holds_the_planned_battery_power_against_the_live_house(gx):
+    """With the GX's live grid and battery readings, the setpoint is the house's demand now
+    plus what the plan wants the battery to do: the battery charges as planned whatever the
+    house draws, the grid takes the forecast's error; where the battery only runs the house,
+    hub4 is left to plain ESS (no override)."""
+    settings_service, system, hub4, client = gx
+    system.add_path("/Ac/Grid/L1/Power", 1200.0)        # the house draws 1.2 kW, not 0.3
+    system.add_path("/Dc/Battery/Power", 0.0)
+    plan = sample_plan()
+    writer = await started("setpoint", client)
+    await wait_for(lambda: writer.monitor.get_paths("com.victronenergy.hub4"))
+    await wait_for(lambda: writer.monitor.get_value("com.victronenergy.system",
+                                                    "/Ac/Grid/L1/Power") == 1200.0)
+    charge_w = (plan.battery_charge_kwh[0] - plan.battery_discharge_kwh[0]) * 4000
+    assert charge_w > 1000                               # the cheap hour charges
+    status = await writer.apply(plan, T0 + 10)
+    assert status.error is None
+    assert hub4[SETPOINT_PATH] == pytest.approx(round((1200 + charge_w) / 10) * 10)
+    # hub4 did it: the grid at the setpoint, the battery charging; the setpoint holds
+    system["/Ac/Grid/L1/Power"] = 1200.0 + charge_w
+    system["/Dc/Battery/Power"] = charge_w
+    await wait_for(lambda: writer.monitor.get_value("com.victronenergy.system",
+                                                    "/Dc/Battery/Power") == charge_w)
+    await writer.apply(plan, T0 + 20)
+    assert hub4[SETPOINT_PATH] == pytest.approx(round((1200 + charge_w) / 10) * 10)
+    # the dear hours: the battery covers the house as plain ESS does, no override
+    assert setpoint_w(plan, T0 + 2 * 3600 + 10, 400.0) is None
+    await writer.apply(plan, T0 + 2 * 3600 + 10)
+    assert hub4[SETPOINT_PATH] is None
+    await writer.release()
+
+
+def test_the_setpoint_without_live_readings_is_the_planned_grid_exchange():
+    plan = sample_plan()
+    planned = round((plan.grid_import_kwh[0] - plan.grid_export_kwh[0]) * 4000 / 10) * 10
+    assert setpoint_w(plan, T0 + 10) == planned
+    assert setpoint_w(plan, T0 + 10, float("nan")) == planned
+    assert setpoint_w(plan, T0 - 10, 500.0) is None       # before the plan
+
+
 async def test_setpoint_mode_stands_back_for_a_dess_schedule(gx):
     settings_service, _, hub4, client = gx
     settings_service[MODE_PATH] = 4  # someone's local DESS schedule runs
@@ -357,7 +399,10 @@ def test_every_field_systemcalc_reads_is_written_and_unused_entries_are_cleared(
         assert isinstance(entry["TargetSoc"], float) and entry["TargetSoc"] == \
             window.target_soc_pct
         assert entry["Soc"] == round(entry["TargetSoc"]) and isinstance(entry["Soc"], int)
-        assert (entry["AllowGridFeedIn"], entry["Restrictions"]) == (1, 0)
+        # export and grid charging allowed: only what the window's role blocks (the sample
+        # plan charges from the grid or runs the house, it never sells the battery)
+        role_restriction = 0 if window.strategy == STRATEGY_SELF_CONSUME else 1
+        assert (entry["AllowGridFeedIn"], entry["Restrictions"]) == (1, role_restriction)
     # a window's Start comes after its other fields; a cleared entry's Start comes first
     order = {path: n for n, (path, _) in enumerate(writes)}
     for i in range(SCHEDULE_ENTRIES):
@@ -369,7 +414,7 @@ def test_every_field_systemcalc_reads_is_written_and_unused_entries_are_cleared(
 def test_targets_are_decimals_and_windows_merge_on_the_written_decimal():
     plan = sample_plan(slots=4)
     plan = replace(plan, soc=np.array([0.3, 0.39501, 0.39549, 0.4104, 0.4096]),
-                   battery_charge_kwh=np.zeros(4), battery_discharge_kwh=np.zeros(4),
+                   battery_charge_kwh=np.full(4, 0.1), battery_discharge_kwh=np.zeros(4),
                    grid_import_kwh=np.full(4, 0.5), grid_export_kwh=np.zeros(4))
     windows = dess_windows(plan, T0, allow_export=True, allow_grid_charging=True)
     assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in windows] == [
@@ -566,9 +611,11 @@ def test_a_slot_the_plan_runs_in_two_parts_is_two_target_windows():
                    battery_mixes=(SlotMix(slot=1, first_kw=5.0, first_s=360.0,
                                           second_kw=-4.5, mid_soc=0.55),))
     windows = dess_windows(plan, T0, allow_export=True, allow_grid_charging=True)
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in windows] == [
-        (0, 900, 50.0), (900, 360, 55.0), (1260, 540 + 900, 45.0)]   # equal neighbours merge
+    target, own = STRATEGY_TARGET_SOC, STRATEGY_SELF_CONSUME
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in windows] == [
+        (0, 900, 50.0, own), (900, 360, 55.0, target), (1260, 540, 45.0, target),
+        (1800, 900, 45.0, own)]             # the resting slots around it are self-consumption
     without = dess_windows(replace(plan, battery_mixes=()), T0, allow_export=True,
                            allow_grid_charging=True)
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in without] == [
-        (0, 900, 50.0), (900, 1800, 45.0)]                 # the net move alone
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in without] == [
+        (0, 900, 50.0, own), (900, 900, 45.0, target), (1800, 900, 45.0, own)]   # the net move

@@ -5,8 +5,9 @@ At each slot start the service ticks as it does every few seconds on a GX: same 
 what was published by then: tomorrow's day-ahead prices from 13:00 local time), same history
 for the forecasts (the record up to now, the newest `HISTORY_DAYS` days as the service keeps
 them), same `build_problem`, optimiser and re-plan triggers, and the battery writer's own pure
-output (`dess_windows`, `setpoint_w`). That output is then executed against what the house
-really did in the slot (`house.py`), and the battery's SoC carries on to the next tick.
+output (`dess_windows`, `setpoint_w` given the slot's real demand as its live reading). That
+output is then executed against what the house really did in the slot (`house.py`), and the
+battery's SoC carries on to the next tick.
 
 Simplifications, stated in docs/planner.md: one tick per quarter hour (the service checks every
 5 s; a SoC-drift re-plan therefore waits for the next slot), no EV (the record holds the house
@@ -274,7 +275,8 @@ async def replay_mode(config, record: Record, prices: PriceSeries, from_s: int, 
         if plan is None:
             stored, flow = self_consumption(battery, stored, load, pv, hours)
         elif mode == "setpoint":
-            watts = setpoint_w(plan, now)
+            # the writer's own setpoint, with the slot's real demand as its live reading
+            watts = setpoint_w(plan, now, (load - pv) / hours * 1000.0)
             if watts is None:
                 stored, flow = self_consumption(battery, stored, load, pv, hours)
             else:

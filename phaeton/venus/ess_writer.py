@@ -195,11 +195,21 @@ class DessWindow:
                 "Strategy": self.strategy, "Flags": self.flags}
 
 
-def _self_consuming(plan: Plan, t: int) -> bool:
-    """The battery just follows the house in slot t: it moves, and the grid is not used."""
-    moves = plan.battery_charge_kwh[t] > _EPS_KWH or plan.battery_discharge_kwh[t] > _EPS_KWH
-    return bool(moves and plan.grid_import_kwh[t] <= _EPS_KWH
-                and plan.grid_export_kwh[t] <= _EPS_KWH)
+FOLLOWS_HOUSE = "follows_house"
+FROM_GRID = "from_grid"
+TO_GRID = "to_grid"
+
+
+def slot_role(plan: Plan, t: int) -> str:
+    """What the battery does for the grid in slot t of the plan: FROM_GRID (it charges while
+    the site imports: energy the house's PV does not give), TO_GRID (it discharges while the
+    site exports), or FOLLOWS_HOUSE (it stores PV surplus, covers the house, or rests)."""
+    net_import = plan.grid_import_kwh[t] - plan.grid_export_kwh[t]
+    if plan.battery_charge_kwh[t] > _EPS_KWH and net_import > _EPS_KWH:
+        return FROM_GRID
+    if plan.battery_discharge_kwh[t] > _EPS_KWH and -net_import > _EPS_KWH:
+        return TO_GRID
+    return FOLLOWS_HOUSE
 
 
 def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_charging: bool,
@@ -221,19 +231,28 @@ def current_windows(windows: list[DessWindow], now_s: float,
 
 def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
                    target_only: bool = False) -> list[DessWindow]:
-    """Every slot of the plan as DESS windows, equal neighbours merged. `target_only`: every
-    slot is a target-SoC window, also where the battery just follows the house (a fleet
-    schedule asks for its SoC explicitly, see fleet/slots.py)."""
+    """Every slot of the plan as DESS windows, equal neighbours merged.
+
+    Only where the plan trades with the grid does it set a target SoC: a slot that charges
+    from the grid is a target window that may not discharge into the grid (Restrictions
+    BAT2GRID), one that discharges into the grid one that may not charge from it (GRID2BAT).
+    Every other slot, where the battery stores PV surplus, covers the house or rests, is a
+    self-consumption window: there the battery follows what the house really does, not what
+    the forecast said (a forecast error then costs nothing extra). `target_only`: every slot
+    is a target-SoC window (a fleet schedule asks for its SoC explicitly, see
+    fleet/slots.py)."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     durations_s = np.asarray(plan.slot_duration_h, dtype=float) * 3600.0
-    restrictions = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
-                    | (0 if allow_grid_charging else RESTRICT_GRID_TO_BATTERY))
+    owner = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
+             | (0 if allow_grid_charging else RESTRICT_GRID_TO_BATTERY))
     feed_in = 1 if allow_export else 0
     windows: list[DessWindow] = []
 
-    def add(start: int, duration: int, target: float, strategy: int) -> None:
+    def add(start: int, duration: int, target: float, strategy: int,
+            restrictions: int = owner) -> None:
         last = windows[-1] if windows else None
         if last is not None and last.strategy == strategy \
+                and last.restrictions == restrictions \
                 and (strategy == STRATEGY_SELF_CONSUME or last.target_soc_pct == target) \
                 and last.start_s + last.duration_s == start:
             windows[-1] = replace(last, duration_s=last.duration_s + duration,
@@ -254,9 +273,16 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
             add(start, first_s, target_pct(mix.mid_soc), STRATEGY_TARGET_SOC)
             add(start + first_s, duration - first_s, target, STRATEGY_TARGET_SOC)
             continue
-        strategy = STRATEGY_SELF_CONSUME if not target_only and _self_consuming(plan, t) \
-            else STRATEGY_TARGET_SOC
-        add(start, duration, target, strategy)
+        if target_only:
+            add(start, duration, target, STRATEGY_TARGET_SOC)
+            continue
+        role = slot_role(plan, t)
+        if role == FROM_GRID:
+            add(start, duration, target, STRATEGY_TARGET_SOC, owner | RESTRICT_BATTERY_TO_GRID)
+        elif role == TO_GRID:
+            add(start, duration, target, STRATEGY_TARGET_SOC, owner | RESTRICT_GRID_TO_BATTERY)
+        else:
+            add(start, duration, target, STRATEGY_SELF_CONSUME)
     return windows
 
 
@@ -352,16 +378,29 @@ def dess_conflict(mode: Any, system_dess_active: Any, control: str) -> str | Non
     return None
 
 
-def setpoint_w(plan: Plan, now_s: float) -> float | None:
-    """The planned grid exchange (W, + import) of the slot containing `now_s`, or None when
-    the plan does not cover now."""
+def setpoint_w(plan: Plan, now_s: float, house_net_w: float | None = None, *,
+               target_only: bool = False) -> float | None:
+    """The hub4 grid setpoint (W, + import) for the slot containing `now_s`, or None when the
+    plan does not cover now or leaves the battery to ESS.
+
+    With the house's live net demand (`house_net_w`: consumption with the EV, less PV), the
+    setpoint makes the battery do what the plan asked of it, recomputed each tick: live demand
+    plus the planned battery power, so the grid, not the battery, takes the forecast's error;
+    in a slot where the battery only follows the house (`slot_role`) it is None (plain ESS,
+    which follows the house as it is). Without live readings: the planned grid exchange."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     hours = np.asarray(plan.slot_duration_h, dtype=float)
     index = int(np.searchsorted(starts, now_s, side="right")) - 1
     if index < 0 or now_s >= starts[index] + hours[index] * 3600.0 or hours[index] <= 0:
         return None
-    net_kwh = plan.grid_import_kwh[index] - plan.grid_export_kwh[index]
-    return float(round(net_kwh / hours[index] * 1000.0 / 10.0) * 10.0)
+    if house_net_w is None or not math.isfinite(house_net_w):
+        net_kwh = plan.grid_import_kwh[index] - plan.grid_export_kwh[index]
+        return float(round(net_kwh / hours[index] * 1000.0 / 10.0) * 10.0)
+    if not target_only and slot_role(plan, index) == FOLLOWS_HOUSE:
+        return None
+    battery_w = (plan.battery_charge_kwh[index] - plan.battery_discharge_kwh[index]) \
+        / hours[index] * 1000.0
+    return float(round((house_net_w + battery_w) / 10.0) * 10.0)
 
 
 @dataclass
@@ -519,7 +558,7 @@ class EssWriter:
                                            target_only)
                 self._claimed = True
             else:
-                await self._apply_setpoint(plan, now_s)
+                await self._apply_setpoint(plan, now_s, target_only)
             self.status.error = None
             self.status.in_control = True
         except (DbusCallError, OSError, ValueError) as exc:
@@ -629,8 +668,18 @@ class EssWriter:
         await self._write_settings(writes)
         self.status.windows = len(windows)
 
-    async def _apply_setpoint(self, plan: Plan, now_s: float) -> None:
-        wanted = setpoint_w(plan, now_s)
+    def _house_net_w(self) -> float | None:
+        """The site's live demand without the battery (W): grid power less the battery's."""
+        grid = [self._system(f"/Ac/Grid/L{phase}/Power") for phase in (1, 2, 3)]
+        grid = [value for value in grid if isinstance(value, (int, float))
+                and math.isfinite(value)]
+        battery = self._system("/Dc/Battery/Power")
+        if not grid or not isinstance(battery, (int, float)) or not math.isfinite(battery):
+            return None
+        return float(sum(grid)) - float(battery)
+
+    async def _apply_setpoint(self, plan: Plan, now_s: float, target_only: bool) -> None:
+        wanted = setpoint_w(plan, now_s, self._house_net_w(), target_only=target_only)
         if wanted is None or not math.isfinite(wanted):
             await self.release()
             return
