@@ -33,6 +33,7 @@ from phaeton.venus.ess_writer import (
     schedule_path,
     setpoint_w,
 )
+from phaeton.planning.slot_roles import FOLLOWS_HOUSE, FROM_GRID, slot_role
 from phaeton.venus.planner_settings import DESS_STATE_PATH
 from tests import systemcalc_dess
 from tests.dbus_clients import py3dbus
@@ -400,9 +401,11 @@ def test_every_field_systemcalc_reads_is_written_and_unused_entries_are_cleared(
             window.target_soc_pct
         assert entry["Soc"] == round(entry["TargetSoc"]) and isinstance(entry["Soc"], int)
         # export and grid charging allowed: only what the window's role blocks (the sample
-        # plan charges from the grid or runs the house, it never sells the battery)
-        role_restriction = 0 if window.strategy == STRATEGY_SELF_CONSUME else 1
-        assert (entry["AllowGridFeedIn"], entry["Restrictions"]) == (1, role_restriction)
+        # plan charges from the grid, holds, or runs the house; it never sells the battery)
+        role = slot_role(plan, int((window.start_s - T0) // 900))
+        assert (entry["AllowGridFeedIn"], entry["Restrictions"]) == (1, 1 if role == FROM_GRID
+                                                                      else 0)
+        assert (window.strategy == STRATEGY_SELF_CONSUME) == (role == FOLLOWS_HOUSE)
     # a window's Start comes after its other fields; a cleared entry's Start comes first
     order = {path: n for n, (path, _) in enumerate(writes)}
     for i in range(SCHEDULE_ENTRIES):
@@ -611,11 +614,10 @@ def test_a_slot_the_plan_runs_in_two_parts_is_two_target_windows():
                    battery_mixes=(SlotMix(slot=1, first_kw=5.0, first_s=360.0,
                                           second_kw=-4.5, mid_soc=0.55),))
     windows = dess_windows(plan, T0, allow_export=True, allow_grid_charging=True)
-    target, own = STRATEGY_TARGET_SOC, STRATEGY_SELF_CONSUME
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in windows] == [
-        (0, 900, 50.0, own), (900, 360, 55.0, target), (1260, 540, 45.0, target),
-        (1800, 900, 45.0, own)]             # the resting slots around it are self-consumption
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in windows] == [
+        (0, 900, 50.0), (900, 360, 55.0), (1260, 540 + 900, 45.0)]   # equal neighbours merge
     without = dess_windows(replace(plan, battery_mixes=()), T0, allow_export=True,
                            allow_grid_charging=True)
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in without] == [
-        (0, 900, 50.0, own), (900, 900, 45.0, target), (1800, 900, 45.0, own)]   # the net move
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in without] == [
+        (0, 900, 50.0), (900, 900, 45.0), (1800, 900, 45.0)]    # the net move alone (slot 1
+    # charges while importing: no discharge into the grid there; the holds around it do not)

@@ -43,6 +43,8 @@ from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planner.paths import SOURCE_LOCAL
 from phaeton.control.readings import clean_value
 from phaeton.planning.baseline import do_nothing, self_consumption
+from phaeton.planning.forecast_error import ForecastErrors
+from phaeton.planning.harm_guard import GuardDecision, decide
 from phaeton.planning.model import Plan, PlanProblem
 from phaeton.planning.optimizer import plan as optimise
 from phaeton.planning.knobs import (
@@ -155,9 +157,12 @@ def _num(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def _solve(problem: PlanProblem, strategy: int) -> tuple[Plan, Plan]:
-    """(the plan for the strategy, the do-nothing reference); pure, run in a worker thread."""
-    return plan_for_strategy(problem, strategy), do_nothing(problem)
+def _solve(problem: PlanProblem, strategy: int) -> tuple[Plan, Plan, Plan | None]:
+    """(the plan for the strategy, the do-nothing reference, plain self-consumption when the
+    strategy optimises: the do-no-harm guard's reference); pure, run in a worker thread."""
+    reference = self_consumption(problem) if strategy == STRATEGY_OPTIMISE \
+        and problem.battery is not None else None
+    return plan_for_strategy(problem, strategy), do_nothing(problem), reference
 
 
 def plan_for_strategy(problem: PlanProblem, strategy: int) -> Plan:
@@ -235,6 +240,8 @@ class PlannerService:
         self._problem: PlanProblem | None = None
         self._baseline: Plan | None = None
         self._baseline_cost: float | None = None
+        self._guard: GuardDecision | None = None     # do no harm (planning/harm_guard.py)
+        self.forecast_errors = ForecastErrors()
         self._planned_at_s: float | None = None
         self._planned_knobs: PlannerKnobs | None = None
         self._planned_ev: EvState | None = None
@@ -392,7 +399,8 @@ class PlannerService:
             await self.ess_writer.apply(fleet_plan, now, allow_export=knobs.allow_export,
                                         allow_grid_charging=knobs.allow_grid_charging,
                                         target_only=True)
-        elif knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None:
+        elif knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None \
+                and self.steers():
             await self.ess_writer.apply(self._plan, now, allow_export=knobs.allow_export,
                                         allow_grid_charging=knobs.allow_grid_charging)
         else:
@@ -409,11 +417,15 @@ class PlannerService:
             log.exception("fleet: the schedule could not be turned into a plan")
             return None
 
+    def steers(self) -> bool:
+        """Whether the last plan is worth steering the battery with (do no harm)."""
+        return self._guard is None or self._guard.steer
+
     def local_steers(self) -> bool:
         """Whether phaeton's own plan steers the battery (a fleet schedule of priority
         `local` gives way to it)."""
         return self.knobs.strategy == STRATEGY_OPTIMISE and self._plan is not None \
-            and self.ess_writer.control != "off"
+            and self.ess_writer.control != "off" and self.steers()
 
     def battery_blocked(self) -> str | None:
         """Why nobody may steer the battery now (the fleet's `limited_by`), or None."""
@@ -546,7 +558,11 @@ class PlannerService:
             np.array([price[1] for _, price in known], dtype=float))
         starts = first_slot_s(now) + 900 * np.arange(int(self.facts.horizon_h * 4))
         self._planned_horizon_end_s = int(starts[-1]) + 900 if len(starts) else 0
-        load, pv = self.forecaster(self.planner_cfg, starts, now, self.history())
+        history = self.history()
+        if history is not None:
+            self.forecast_errors.compare(now, history.t_s, history.load_kwh, history.pv_kwh)
+        load, pv = self.forecaster(self.planner_cfg, starts, now, history)
+        self.forecast_errors.remember(now, starts, load, pv)
         states = self._car_states()
         self._planned_cars = dict(states)
         cars = tuple(PlannedCar(car.id, SiteFacts.from_config(car.config),
@@ -560,7 +576,10 @@ class PlannerService:
                                 carbon_price_per_tonne=knobs.carbon_price_per_tonne)
         # The optimizer can take seconds on a GX's CPU (charger minimum power): it runs in a
         # worker thread so D-Bus answers and the control tick never wait for it.
-        self._plan, self._baseline = await asyncio.to_thread(_solve, problem, knobs.strategy)
+        self._plan, self._baseline, reference = await asyncio.to_thread(_solve, problem,
+                                                                         knobs.strategy)
+        self._guard = None if reference is None else decide(
+            problem, self._plan, reference, self.forecast_errors.relative_error)
         self._problem = problem
         self._baseline_cost = self._baseline.cost_eur
         self.plans_made += 1
@@ -590,6 +609,11 @@ class PlannerService:
         result["ev"] = self.ev_outlook()
         result["state"] = self.state()
         result["ess"] = self.ess_dict()
+        guard = self._guard
+        result["guard"] = None if guard is None else {
+            "steer": guard.steer, "gain": round(guard.gain_eur, 2),
+            "risk": round(guard.risk_eur, 2), "reason": guard.reason or None,
+            "forecast_error_pct": round(100 * self.forecast_errors.relative_error, 1)}
         result["fleet"] = self.fleet.state(result["now_s"]) if self.fleet is not None else None
         return result
 
@@ -681,6 +705,8 @@ class PlannerService:
             cost = round(plan.cost_eur, 2)
             savings = round((self._baseline_cost or 0.0) - plan.cost_eur, 2)
             reason = reason or plan.reasons[index]
+        if knobs.strategy == STRATEGY_OPTIMISE and not self.steers():
+            reason = self._guard.reason
         if knobs.strategy == STRATEGY_OFF:
             reason = "strategy off: phaeton does not steer the battery"
         elif self.ess_writer.control == "off":

@@ -61,6 +61,7 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.model import Plan
+from phaeton.planning.slot_roles import FOLLOWS_HOUSE, FROM_GRID, HOLDS, TO_GRID, slot_role
 from phaeton.venus.planner_settings import DESS_STATE_PATH
 from velib.monitor import DbusCallError, DbusMonitor, Watch
 from velib.settings import SettingsClient, SettingsError, SettingSpec
@@ -195,23 +196,6 @@ class DessWindow:
                 "Strategy": self.strategy, "Flags": self.flags}
 
 
-FOLLOWS_HOUSE = "follows_house"
-FROM_GRID = "from_grid"
-TO_GRID = "to_grid"
-
-
-def slot_role(plan: Plan, t: int) -> str:
-    """What the battery does for the grid in slot t of the plan: FROM_GRID (it charges while
-    the site imports: energy the house's PV does not give), TO_GRID (it discharges while the
-    site exports), or FOLLOWS_HOUSE (it stores PV surplus, covers the house, or rests)."""
-    net_import = plan.grid_import_kwh[t] - plan.grid_export_kwh[t]
-    if plan.battery_charge_kwh[t] > _EPS_KWH and net_import > _EPS_KWH:
-        return FROM_GRID
-    if plan.battery_discharge_kwh[t] > _EPS_KWH and -net_import > _EPS_KWH:
-        return TO_GRID
-    return FOLLOWS_HOUSE
-
-
 def dess_windows(plan: Plan, now_s: float, *, allow_export: bool, allow_grid_charging: bool,
                  max_windows: int = SCHEDULE_ENTRIES) -> list[DessWindow]:
     """The plan as merged DESS windows that have not ended by `now_s`, at most `max_windows`
@@ -233,14 +217,15 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
                    target_only: bool = False) -> list[DessWindow]:
     """Every slot of the plan as DESS windows, equal neighbours merged.
 
-    Only where the plan trades with the grid does it set a target SoC: a slot that charges
-    from the grid is a target window that may not discharge into the grid (Restrictions
-    BAT2GRID), one that discharges into the grid one that may not charge from it (GRID2BAT).
-    Every other slot, where the battery stores PV surplus, covers the house or rests, is a
-    self-consumption window: there the battery follows what the house really does, not what
-    the forecast said (a forecast error then costs nothing extra). `target_only`: every slot
-    is a target-SoC window (a fleet schedule asks for its SoC explicitly, see
-    fleet/slots.py)."""
+    A target SoC only where the plan does something plain self-consumption would not
+    (`planning/slot_roles.py`): a slot that charges from the grid is a target window that may
+    not discharge into the grid (Restrictions BAT2GRID), one that discharges into the grid one
+    that may not charge from it (GRID2BAT), one where the battery holds its energy while the
+    site imports or exports a target at its SoC (the delegate idles there). Every other slot,
+    where the battery stores PV surplus or covers the house, is a self-consumption window:
+    there the battery follows what the house really does, not what the forecast said, so a
+    forecast error costs nothing extra. `target_only`: every slot is a target-SoC window (a
+    fleet schedule asks for its SoC explicitly, see fleet/slots.py)."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     durations_s = np.asarray(plan.slot_duration_h, dtype=float) * 3600.0
     owner = ((0 if allow_export else RESTRICT_BATTERY_TO_GRID)
@@ -281,6 +266,8 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
             add(start, duration, target, STRATEGY_TARGET_SOC, owner | RESTRICT_BATTERY_TO_GRID)
         elif role == TO_GRID:
             add(start, duration, target, STRATEGY_TARGET_SOC, owner | RESTRICT_GRID_TO_BATTERY)
+        elif role == HOLDS:
+            add(start, duration, target, STRATEGY_TARGET_SOC)
         else:
             add(start, duration, target, STRATEGY_SELF_CONSUME)
     return windows
@@ -385,9 +372,9 @@ def setpoint_w(plan: Plan, now_s: float, house_net_w: float | None = None, *,
 
     With the house's live net demand (`house_net_w`: consumption with the EV, less PV), the
     setpoint makes the battery do what the plan asked of it, recomputed each tick: live demand
-    plus the planned battery power, so the grid, not the battery, takes the forecast's error;
-    in a slot where the battery only follows the house (`slot_role`) it is None (plain ESS,
-    which follows the house as it is). Without live readings: the planned grid exchange."""
+    plus the planned battery power (0 where it holds), so the grid, not the battery, takes the
+    forecast's error; in a slot where the battery only follows the house (`slot_role`) it is
+    None (plain ESS, which follows the house as it is). Without live readings: the planned grid exchange."""
     starts = np.asarray(plan.slot_start_s, dtype=float)
     hours = np.asarray(plan.slot_duration_h, dtype=float)
     index = int(np.searchsorted(starts, now_s, side="right")) - 1
