@@ -22,7 +22,6 @@ from phaeton.venus.ess_writer import (
     SCHEDULE_ENTRIES,
     SETPOINT_PATH,
     STRATEGY_SELF_CONSUME,
-    STRATEGY_TARGET_SOC,
     WINDOW_FIELDS,
     EssWriter,
     dess_battery_settings,

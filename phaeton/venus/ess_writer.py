@@ -2,9 +2,13 @@
 
 Two ways, chosen by `planner.ess_control`:
 
-- `dess_schedule`: Dynamic ESS mode 4 (a local program's schedule). The plan's SoC at the end
-  of each slot becomes a target (a decimal, one place); consecutive slots with the same target
-  (or, where the battery just follows the house, consecutive self-consumption slots) are merged
+- `dess_schedule`: Dynamic ESS mode 4 (a local program's schedule). Where the plan does what
+  plain self-consumption would not (charges from the grid, discharges into it, holds the
+  battery while the site imports or exports: `planning/slot_roles.py`) the plan's SoC at the
+  end of the slot becomes a target (a decimal, one place), with Restrictions that block the
+  opposite trade; everywhere else (the battery stores PV surplus or covers the house) the
+  window is self-consumption, so the battery follows the real house, not the forecast.
+  Consecutive slots with the same target, or consecutive self-consumption slots, are merged
   into one window, and the first 48 windows go into `/Settings/DynamicEss/Schedule/{0..47}/`
   with `/Settings/DynamicEss/Mode` = 4. Every field dbus-systemcalc-py's Dynamic ESS delegate
   (`delegates/dynamicess.py`) reads is written for each window: Start, Duration, TargetSoc
@@ -16,9 +20,13 @@ Two ways, chosen by `planner.ess_control`:
   settings service holds are written (they go to flash), and every one is added with exactly
   the type and range systemcalc registers (`SCHEDULE_FIELDS`, `DESS_SYSTEM_SETTINGS`), so
   localsettings never refuses them with -5.
-- `setpoint`: the planned grid exchange of the current slot as the volatile
-  `/Overrides/Setpoint` (W, + import) on `com.victronenergy.hub4`. `/Settings/CGwacs/
-  AcPowerSetPoint` is never touched (it is written to flash on every change).
+- `setpoint`: the volatile `/Overrides/Setpoint` (W, + import) on `com.victronenergy.hub4`,
+  re-made every tick from the live readings: the site's demand without the battery (grid
+  less battery power) plus the battery power the plan wants in this slot, so the battery does
+  what was planned and the grid takes the forecast's error; no override (plain ESS) where the
+  battery only follows the house; the planned grid exchange while the readings are missing.
+  `/Settings/CGwacs/AcPowerSetPoint` is never touched (it is written to flash on every
+  change).
 
 Victron's own Dynamic ESS (VRM) wins: when `/Settings/DynamicEss/Mode` is 1..3 (VRM's modes),
 or the system service's `/DynamicEss/Active` says DESS runs while the mode is not our local 4,
