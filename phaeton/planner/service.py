@@ -13,8 +13,9 @@ Every `check_s` it re-plans when the last plan is `planner.replan_s` old, when a
 (a GX setting, picked up through its change signal; a burst of writes is one re-plan once
 it settles, and knob changes re-plan at most every KNOB_REPLAN_GAP_S), when the prices changed (new prices, e.g.
 tomorrow's, or different ones for the slots planned), when the EV was plugged in or out or its
-target changed, or when the measured battery SoC drifts from the plan by more than
-`planner.soc_drift_pct`. Strategy 2 is the optimizer, whose plan the `EssWriter` executes;
+target changed, when the measured battery SoC drifts from the plan by more than
+`planner.soc_drift_pct`, or when the house's load and PV measured since the plan are more than
+DEPARTURE_KWH off its forecast (checked once per quarter hour). Strategy 2 is the optimizer, whose plan the `EssWriter` executes;
 1 is the plain self-consumption rule (the battery is handed back to ESS, which does exactly
 that); 0 (off) hands the battery back too, shows a battery-idle plan and gives the EV no
 allowance. Nothing here raises into the caller: a failure becomes the `Reason`.
@@ -75,6 +76,7 @@ SOC_PATH = "/Dc/Battery/Soc"
 ESS_LIMIT_PATH = "/Control/ActiveSocLimit"     # the ESS minimum, raised by BatteryLife
 
 EV_SOC_DRIFT_PCT = 5.0
+DEPARTURE_KWH = 0.5       # load and PV measured since the plan this far off its forecast
 STOP_WAIT_S = 10.0
 KNOB_SETTLE_S = 1.0       # a knob change re-plans once no other change came for this long
 KNOB_REPLAN_GAP_S = 5.0   # and at most this often for knob changes
@@ -242,6 +244,7 @@ class PlannerService:
         self._baseline_cost: float | None = None
         self._guard: GuardDecision | None = None     # do no harm (planning/harm_guard.py)
         self.forecast_errors = ForecastErrors()
+        self._departure_checked_s = 0        # the last slot end the departure check looked at
         self._planned_at_s: float | None = None
         self._planned_knobs: PlannerKnobs | None = None
         self._planned_ev: EvState | None = None
@@ -505,12 +508,44 @@ class PlannerService:
                 return f"EV at charger {name} changed"
         if self._prices_changed(grid):
             return "prices changed"
+        departure = self._departure_kwh(now)
+        if departure is not None and departure > DEPARTURE_KWH:
+            return (f"load and PV since the plan are {departure:.1f} kWh off its forecast")
         soc = self._soc_pct()
         planned = planned_soc_pct(self._plan, now) if self._plan.slot_count else None
         if soc is not None and planned is not None and self.facts.battery_capacity_kwh > 0 \
                 and abs(soc - planned) > self.soc_drift_pct:
             return f"battery SoC {soc:.0f} % is off the plan's {planned:.0f} %"
         return ""
+
+    def _departure_kwh(self, now: float) -> float | None:
+        """How far the quarter hours measured since the last plan are off its forecast (load
+        and PV together, kWh); None until a new quarter hour has been measured (the history
+        is only read once per quarter hour)."""
+        problem, planned_at = self._problem, self._planned_at_s
+        slot_end = int(now // 900 * 900)
+        if problem is None or planned_at is None or slot_end <= self._departure_checked_s:
+            return None
+        self._departure_checked_s = slot_end
+        history = self.history()
+        if history is None:
+            return None
+        starts = np.asarray(problem.slot_start_s, dtype=np.int64)
+        t = np.asarray(history.t_s, dtype=np.int64)
+        since = (t >= planned_at) & (t + 900 <= now)
+        if not since.any():
+            return None
+        at = np.searchsorted(starts, t[since])
+        inside = (at < starts.size)
+        inside[inside] &= starts[at[inside]] == t[since][inside]
+        if not inside.any():
+            return None
+        index = at[inside]
+        load = np.asarray(history.load_kwh, dtype=float)[since][inside]
+        pv = np.asarray(history.pv_kwh, dtype=float)[since][inside]
+        off = np.abs(load - np.asarray(problem.load_kwh)[index]) \
+            + np.abs(pv - np.asarray(problem.pv_kwh)[index])
+        return float(np.nansum(off))
 
     def _prices_changed(self, grid) -> bool:
         """A price the last plan used changed, or a slot inside the horizon it looked at got
