@@ -247,6 +247,19 @@ class Phaeton:
         the first plan."""
         return self.site.planner.plan_dict()
 
+    def realised(self) -> dict | None:
+        """What the house paid per day against plain self-consumption (the web UI's chart)."""
+        history = self.site.money_history
+        if history is None:
+            return None
+        from phaeton.replay.loop import battery_of
+        from phaeton.replay.realised import realised_by_day
+        result = realised_by_day(history.rows, battery_of(self.cfg),
+                                 str(self.cfg["planner"]["site"]["tz"]))
+        if result is not None:
+            result["currency"] = str(self.cfg["session"]["currency"])
+        return result
+
 
 async def _serve_on_socket(runner, sock) -> None:
     from aiohttp import web as aioweb

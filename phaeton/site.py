@@ -43,7 +43,7 @@ from phaeton.venus.system_reader import GxSystemReader
 if TYPE_CHECKING:
     from phaeton.fleet.site_client import FleetSite
     from phaeton.planner.service import PlannerService
-    from phaeton.store.energy_history import EnergyHistoryFile
+    from phaeton.store.energy_history import EnergyHistoryFile, MoneyHistoryFile
     from phaeton.venus.ess_writer import EssWriter
 
 log = logging.getLogger("phaeton.app")   # the service's log name, as before the split
@@ -90,6 +90,7 @@ class Site:
         # numpy (about 12 MB, and seconds of a Cerbo's start-up): start() builds them right
         # after the D-Bus names are owned. Until then /Planner/* show `paths_before_start`.
         self.energy_history: EnergyHistoryFile | None = None
+        self.money_history: MoneyHistoryFile | None = None
         self.ess_writer: EssWriter | None = None
         self.planner: PlannerService | None = None
         self.fleet: FleetSite | None = None      # when fleet.enabled, built with the planner
@@ -295,9 +296,13 @@ class Site:
 
     def _build_planning(self) -> None:
         """The energy history, the battery writer and the planner (see `__init__`)."""
-        from phaeton.store.energy_history import HISTORY_FILE, EnergyHistoryFile
+        from phaeton.store.energy_history import (HISTORY_FILE, MONEY_HISTORY_FILE,
+                                                  EnergyHistoryFile, MoneyHistoryFile)
         self.energy_history = EnergyHistoryFile(f"{self.config['data_dir']}/{HISTORY_FILE}")
         self.energy_history.load()
+        self.money_history = MoneyHistoryFile(
+            f"{self.config['data_dir']}/{MONEY_HISTORY_FILE}")
+        self.money_history.load()
         self.fleet = self._build_fleet(self.config)
         self.ess_writer, self.planner = self._build_planner(self.config)
 
@@ -514,9 +519,12 @@ class Site:
                  and not readings.is_stale(self.control_settings.stale_after_s))
         slots = self.energy_meter.add(self.clock.time(),
                                       flow.house_total_w if fresh else None,
-                                      flow.pv_total_w if fresh else None)
+                                      flow.pv_total_w if fresh else None,
+                                      flow.grid_total_w if fresh else None)
         if slots:
             self.energy_history.append(slots)
+            if self.money_history is not None and self.planner is not None:
+                self.money_history.append(slots, self.planner.price_at)
         # carbon accounting per quarter hour (nothing without a carbon source)
         self.carbon.record(self.clock.time(), flow if fresh else None,
                            readings.battery_soc_pct if readings is not None else None)

@@ -152,3 +152,32 @@ def test_an_unwritable_data_directory_keeps_the_history_in_memory(caplog):
             entry.chmod(0o644)
             entry.unlink()
         directory.rmdir()
+
+
+def test_money_history_keeps_measured_priced_quarter_hours_across_a_restart(tmp_path):
+    from phaeton.store.energy_history import MoneyHistoryFile, read_money_history
+    path = tmp_path / "money_history.csv"
+    history = MoneyHistoryFile(path)
+    prices = {0: (0.30, 0.05), 900: (0.32, 0.05)}
+    history.append([SlotEnergy(0, 0.3, 0.1, 0.2, 0.0),
+                    SlotEnergy(900, 0.3, 0.5, 0.0, 0.2),
+                    SlotEnergy(1800, 0.3, 0.5, 0.0, 0.2),           # no price: left out
+                    SlotEnergy(2700, 0.3, 0.5)],                     # grid not measured
+                   lambda start: prices.get(start))
+    with path.open("a") as handle:
+        handle.write("3600,garbage,,,\n")                           # a damaged line
+    again = MoneyHistoryFile(path)
+    again.load()
+    assert again.rows == read_money_history(path) == [
+        (0, 0.3, 0.1, 0.2, 0.0, 0.30, 0.05), (900, 0.3, 0.5, 0.0, 0.2, 0.32, 0.05)]
+
+
+def test_the_meter_keeps_grid_import_and_export_apart():
+    meter = QuarterHourMeter()
+    slots = []
+    for second in range(0, 1801, 10):
+        grid = 1200.0 if second < 450 else -400.0       # import, then export
+        slots += meter.add(second, 500.0, 300.0, grid)
+    first = slots[0]
+    assert first.grid_import_kwh == pytest.approx(1200 * 450 / 3.6e6)
+    assert first.grid_export_kwh == pytest.approx(400 * 450 / 3.6e6)

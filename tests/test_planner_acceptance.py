@@ -9,6 +9,7 @@ import asyncio
 import os
 from datetime import datetime
 
+import pytest
 import yaml
 
 from phaeton.app import Phaeton
@@ -16,6 +17,7 @@ from phaeton.config import load_config
 from phaeton.sim.demo import DAY_PRICE, NIGHT_PRICE, demo_config
 from phaeton.sim.ev import SimulatedEV
 from phaeton.sim.world import SimWorld
+from phaeton.store.energy_history import read_money_history
 from phaeton.web.passwords import hash_password
 
 TARGET_KWH = 15.0
@@ -62,6 +64,7 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
             status = app.status()
             mode = world.settings["/Settings/DynamicEss/Mode"]
             learned = app.site.planner.history()    # what the next forecast learns from
+            realised = app.realised()               # the web UI's "What the house paid"
         finally:
             await app.stop()
     assert energy >= TARGET_KWH, f"only {energy:.2f} kWh by departure; {status['reason']}"
@@ -83,3 +86,14 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
     assert all(0.0 <= kwh < 0.5 for kwh in learned.pv_kwh)     # night: next to no PV
     rows = (tmp_path / "data" / "energy_history.csv").read_text().splitlines()
     assert rows[0] == "start_s,load_kwh,pv_kwh" and len(rows) == len(learned.t_s) + 1
+    # what was bought and sold per quarter hour, at the tariff's price of that quarter hour,
+    # and the day's money against plain self-consumption on the same load and PV
+    money = read_money_history(tmp_path / "data" / "money_history.csv")
+    assert len(money) >= 8
+    for start, load, pv, bought, sold, buy, sell in money:
+        assert buy == pytest.approx(price_at(datetime.fromtimestamp(start)), abs=1e-4)
+        assert bought >= 0 and sold >= 0 and load > 0
+    assert realised is not None and realised["currency"] == "EUR"
+    assert sum(day["slots"] for day in realised["days"]) == len(money)
+    paid = sum(bought * buy - sold * sell for _, _, _, bought, sold, buy, sell in money)
+    assert realised["total"]["paid"] == pytest.approx(paid, abs=0.01)

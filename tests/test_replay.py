@@ -246,3 +246,32 @@ def test_the_command_prints_every_strategy_per_month_and_the_forecast_errors(tmp
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2
     assert "--from '2017-02-30' is not a date (YYYY-MM-DD)" in bad.stderr
+
+
+def test_what_the_house_paid_per_day_against_plain_self_consumption():
+    from phaeton.replay.house import Battery
+    from phaeton.replay.realised import realised_by_day
+
+    battery = Battery(capacity_kwh=10, soc_min=0.1, soc_max=1.0, max_charge_kw=5,
+                      max_discharge_kw=5, eff_in=1.0, eff_out=1.0)
+    noon, evening = START + 12 * 3600, START + 19 * 3600
+    rows = [
+        # noon: 1 kWh surplus; the house sold it at 0.05 (the plan kept the battery for later)
+        (noon, 0.2, 1.2, 0.0, 1.0, 0.30, 0.05),
+        # evening: 1 kWh needed; the house bought it at 0.40
+        (evening, 1.0, 0.0, 1.0, 0.0, 0.40, 0.05),
+        # the next day, a quarter hour the house covered itself
+        (START + DAY + 19 * 3600, 0.5, 0.0, 0.0, 0.0, 0.40, 0.05),
+    ]
+    result = realised_by_day(rows, battery, "UTC")
+    first, second = result["days"]
+    assert first["date"] == "2017-03-01"
+    assert first["paid"] == pytest.approx(0.40 - 0.05)
+    # self-consumption stored the noon surplus and ran the evening off it
+    assert first["self_consumption"] == pytest.approx(0.0)
+    assert first["saved"] == pytest.approx(-0.35)
+    # the next day self-consumption's battery is empty again (at its minimum): it buys
+    assert second["self_consumption"] == pytest.approx(0.5 * 0.40)
+    assert second["paid"] == 0.0
+    assert result["total"]["saved"] == pytest.approx(-0.35 + 0.2)
+    assert realised_by_day([], battery, "UTC") is None

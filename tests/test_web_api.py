@@ -449,6 +449,16 @@ async def test_plan_is_null_until_the_planner_has_one(client, backend):
     assert plan == {"slots": [{"start_s": 0, "import_eur_per_kwh": None}], "total_cost_eur": 1.5}
 
 
+async def test_what_the_house_paid_is_null_until_there_are_priced_quarter_hours(client, backend):
+    assert await (await client.get("/api/realised")).json() == {"realised": None}
+    backend.realised_data = {"days": [{"date": "2026-12-01", "paid": 1.2,
+                                       "self_consumption": 1.5, "saved": 0.3}],
+                             "total": {"paid": 1.2, "self_consumption": 1.5, "saved": 0.3},
+                             "currency": "EUR"}
+    answer = (await (await client.get("/api/realised")).json())["realised"]
+    assert answer["total"]["saved"] == 0.3 and answer["days"][0]["date"] == "2026-12-01"
+
+
 # ---- logs ----------------------------------------------------------------------------------
 
 async def test_logs_filter_by_level_and_download(client):

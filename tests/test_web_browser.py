@@ -346,6 +346,27 @@ async def test_schedule_page_draws_the_plan_with_its_price_curve(browser, client
     assert "optimise" in summary
 
 
+async def test_schedule_page_shows_what_the_house_paid_against_self_consumption(browser, client,
+                                                                                 backend):
+    backend.realised_data = {
+        "days": [{"date": "2026-11-30", "paid": 2.10, "self_consumption": 2.40, "saved": 0.30},
+                 {"date": "2026-12-01", "paid": 1.90, "self_consumption": 1.80, "saved": -0.10}],
+        "total": {"paid": 4.00, "self_consumption": 4.20, "saved": 0.20}, "currency": "EUR"}
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    summary = await in_thread(wait_for_text, browser, "realised-summary", "4.00 EUR")
+    assert "4.20 EUR" in summary and "Saved by the plan" in summary and "0.20 EUR" in summary
+
+    def chart() -> tuple[list, list]:
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+            "const c = document.getElementById('realised-chart'); return c && c.chart;"))
+        return browser.execute_script("const c = document.getElementById('realised-chart')"
+                                      ".chart; return [c.series.map((s) => s.label), c.data];")
+    labels, data = await in_thread(chart)
+    assert labels[1:] == ["Paid", "Plain self-consumption"]
+    assert data[1] == [2.10, 1.90] and data[2] == [2.40, 1.80]
+    assert data[0][1] - data[0][0] == 86400                    # a bar pair per day
+
+
 async def test_schedule_page_says_when_the_owner_switched_dynamic_ess_off(browser, client,
                                                                           backend):
     off = ("Dynamic ESS was switched off on the GX (/Settings/DynamicEss/Mode = 0); phaeton "

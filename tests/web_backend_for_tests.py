@@ -115,6 +115,7 @@ class WebBackendForTests:
         self.charger_writes: list[tuple[str, str, Any, int]] = []
         self._saved_log_level = logging.NOTSET
         self.plan_data: dict | None = None
+        self.realised_data: dict | None = None
         self.history_rows: list[dict] = []
 
     @classmethod
@@ -265,6 +266,9 @@ class WebBackendForTests:
 
     def plan(self) -> dict | None:
         return copy.deepcopy(self.plan_data)
+
+    def realised(self) -> dict | None:
+        return copy.deepcopy(self.realised_data)
 
 
 def _merge(target: dict, changes: dict) -> None:

@@ -245,6 +245,7 @@ class PlannerService:
         self._guard: GuardDecision | None = None     # do no harm (planning/harm_guard.py)
         self.forecast_errors = ForecastErrors()
         self._departure_checked_s = 0        # the last slot end the departure check looked at
+        self._last_prices = None             # the tariff's last series (price_at)
         self._planned_at_s: float | None = None
         self._planned_knobs: PlannerKnobs | None = None
         self._planned_ev: EvState | None = None
@@ -392,6 +393,7 @@ class PlannerService:
         replanned = False
         if self._tariff is not None:
             series = await self._tariff.prices(now)
+            self._last_prices = series
             grid = series.on_grid(first_slot_s(now), int(self.facts.horizon_h * 3600))
             trigger = self._trigger(now, knobs, ev, grid)
             if trigger:
@@ -418,6 +420,14 @@ class PlannerService:
             return self.fleet.battery_plan(now)
         except Exception:  # noqa: BLE001 - a fleet fault leaves the battery to the local plan
             log.exception("fleet: the schedule could not be turned into a plan")
+            return None
+
+    def price_at(self, t_s: float) -> tuple[float, float] | None:
+        """(import, export) price per kWh at `t_s` from the tariff's last prices, or None."""
+        series = self._last_prices
+        try:
+            return None if series is None else series.price_at(t_s)
+        except Exception:  # noqa: BLE001 - no price is an answer, not a failure
             return None
 
     def steers(self) -> bool:

@@ -8,12 +8,15 @@ memory until the next restart, and the service runs on.
 
 Next to it, `<data_dir>/carbon_history.csv` (`CarbonHistoryFile`) keeps the carbon accounting
 per quarter hour the same way (docs/carbon.md, "Accounting"); it exists only with a carbon
-source configured.
+source configured. `<data_dir>/money_history.csv` (`MoneyHistoryFile`) keeps, per quarter hour
+once the planner has prices, the house load and PV, what the site bought and sold and at what
+price (`start_s,load_kwh,pv_kwh,import_kwh,export_kwh,import_price,export_price`), for a
+year: what the web UI's "What the house paid" compares with plain self-consumption on the same
+load and PV (replay/realised.py).
 """
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import os
@@ -25,7 +28,7 @@ import numpy as np
 from phaeton.control.carbon_accounting import CarbonSlot
 from phaeton.planning.energy_meter import SLOT_S, SlotEnergy
 from phaeton.planning.problem_builder import EnergyHistory
-from phaeton.store.state_file import write_file_atomically
+from phaeton.store.quarter_hour_csv import QuarterHourCsv
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,10 @@ def _cell(kwh: float) -> str:
 
 class EnergyHistoryFile:
     def __init__(self, path: str | os.PathLike, *, keep_days: int = 60):
-        self.path = Path(path)
-        self.keep_rows = int(keep_days) * 86400 // SLOT_S
-        self._rows: list[tuple[float, float, float]] = []
-        self._write_error: str | None = None
+        self._file = QuarterHourCsv(path, HEADER, int(keep_days) * 86400 // SLOT_S,
+                                    "energy history", _energy_line)
+        self.path = self._file.path
+        self.keep_rows = self._file.keep_rows
 
     def load(self) -> None:
         """Read what earlier runs recorded (call once at start)."""
@@ -75,57 +78,28 @@ class EnergyHistoryFile:
         if history is not None:
             rows = sorted(zip(history.t_s.tolist(), history.load_kwh.tolist(),
                               history.pv_kwh.tolist()))
-            self._rows = rows[-self.keep_rows:]
+            self._file.rows = rows[-self.keep_rows:]
 
     def history(self) -> EnergyHistory | None:
         """Everything recorded, for the forecasts (None: nothing yet)."""
-        if not self._rows:
+        if not self._file.rows:
             return None
-        t, load, pv = zip(*self._rows)
+        t, load, pv = zip(*self._file.rows)
         return EnergyHistory(np.array(t), np.array(load), np.array(pv))
 
     @property
     def rows(self) -> int:
-        return len(self._rows)
+        return len(self._file.rows)
 
     def append(self, slots: Iterable[SlotEnergy]) -> None:
         """Record finished quarter hours (ones with nothing measured are left out)."""
-        new = [(float(s.start_s), s.load_kwh, s.pv_kwh) for s in slots
-               if math.isfinite(s.load_kwh) or math.isfinite(s.pv_kwh)]
-        if not new:
-            return
-        self._rows.extend(new)
-        if len(self._rows) > self.keep_rows + 96:     # a day's slack between rewrites
-            self._rows = self._rows[-self.keep_rows:]
-            self._write(self._rewrite)
-        else:
-            self._write(lambda: self._append_lines(new))
+        self._file.extend((float(s.start_s), s.load_kwh, s.pv_kwh) for s in slots
+                          if math.isfinite(s.load_kwh) or math.isfinite(s.pv_kwh))
 
-    def _lines(self, rows) -> str:
-        return "".join(f"{t:.0f},{_cell(load)},{_cell(pv)}\n" for t, load, pv in rows)
 
-    def _append_lines(self, rows) -> None:
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write((HEADER if new_file else "") + self._lines(rows))
-
-    def _rewrite(self) -> None:
-        text = io.StringIO()
-        text.write(HEADER)
-        text.write(self._lines(self._rows))
-        write_file_atomically(self.path, text.getvalue().encode("utf-8"))
-
-    def _write(self, action) -> None:
-        try:
-            action()
-        except OSError as exc:
-            if self._write_error is None:
-                log.warning("energy history %s not written (kept in memory): %s", self.path, exc)
-            self._write_error = str(exc)
-        else:
-            if self._write_error is not None:
-                log.info("energy history %s written again", self.path)
-            self._write_error = None
+def _energy_line(row) -> str:
+    t, load, pv = row
+    return f"{t:.0f},{_cell(load)},{_cell(pv)}\n"
 
 
 # ---- the carbon accounting per quarter hour, next to the energy history ------------------------
@@ -163,15 +137,13 @@ def read_carbon_history(path: str | os.PathLike) -> list[CarbonSlot] | None:
 
 class CarbonHistoryFile:
     """The accounted quarter hours (`control.carbon_accounting.CarbonSlot`) in
-    `<data_dir>/carbon_history.csv`: one line appended per quarter hour, rewritten atomically
-    with the newest `keep_days` once a day's worth more has gathered; a file that cannot be
-    written is logged once and the history lives on in memory (as `EnergyHistoryFile`)."""
+    `<data_dir>/carbon_history.csv`, kept the newest `keep_days` (store/quarter_hour_csv.py)."""
 
     def __init__(self, path: str | os.PathLike, *, keep_days: int = 400):
-        self.path = Path(path)
-        self.keep_rows = int(keep_days) * 86400 // SLOT_S
-        self._slots: list[CarbonSlot] = []
-        self._write_error: str | None = None
+        self._file = QuarterHourCsv(path, CARBON_HEADER, int(keep_days) * 86400 // SLOT_S,
+                                    "carbon history", _carbon_line)
+        self.path = self._file.path
+        self.keep_rows = self._file.keep_rows
 
     def load(self) -> None:
         """Read what earlier runs recorded (call once at start)."""
@@ -182,53 +154,88 @@ class CarbonHistoryFile:
                         self.path, exc)
             return
         if slots:
-            self._slots = slots[-self.keep_rows:]
+            self._file.rows = slots[-self.keep_rows:]
 
     @property
     def slots(self) -> list[CarbonSlot]:
-        return list(self._slots)
+        return list(self._file.rows)
 
     @property
     def last(self) -> CarbonSlot | None:
-        return self._slots[-1] if self._slots else None
+        return self._file.rows[-1] if self._file.rows else None
 
     def append(self, slots: Iterable[CarbonSlot]) -> None:
-        new = list(slots)
-        if not new:
-            return
-        self._slots.extend(new)
-        if len(self._slots) > self.keep_rows + 96:
-            self._slots = self._slots[-self.keep_rows:]
-            self._write(self._rewrite)
-        else:
-            self._write(lambda: self._append_lines(new))
+        self._file.extend(slots)
 
-    @staticmethod
-    def _lines(slots: Iterable[CarbonSlot]) -> str:
-        return "".join(
-            f"{s.start_s:.0f},{s.grid_g_per_kwh:.2f},{s.house_kwh:.4f},{s.car_kwh:.4f},"
+
+def _carbon_line(s: CarbonSlot) -> str:
+    return (f"{s.start_s:.0f},{s.grid_g_per_kwh:.2f},{s.house_kwh:.4f},{s.car_kwh:.4f},"
             f"{s.house_co2_g:.2f},{s.car_co2_g:.2f},{s.avoided_co2_g:.2f},{s.battery_kwh:.4f},"
-            f"{'' if s.battery_g_per_kwh is None else format(s.battery_g_per_kwh, '.2f')}\n"
-            for s in slots)
+            f"{'' if s.battery_g_per_kwh is None else format(s.battery_g_per_kwh, '.2f')}\n")
 
-    def _append_lines(self, slots: list[CarbonSlot]) -> None:
-        new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write((CARBON_HEADER if new_file else "") + self._lines(slots))
 
-    def _rewrite(self) -> None:
-        write_file_atomically(self.path,
-                              (CARBON_HEADER + self._lines(self._slots)).encode("utf-8"))
+# ---- what the site bought and sold per quarter hour, at what price -----------------------------
 
-    def _write(self, action) -> None:
+MONEY_HISTORY_FILE = "money_history.csv"
+MONEY_COLUMNS = ("start_s", "load_kwh", "pv_kwh", "import_kwh", "export_kwh", "import_price",
+                 "export_price")
+MoneyRow = tuple[int, float, float, float, float, float, float]
+MONEY_HEADER = ",".join(MONEY_COLUMNS) + "\n"
+
+
+def read_money_history(path: str | os.PathLike) -> list[MoneyRow]:
+    """`<data_dir>/money_history.csv` as rows of its columns, oldest first; unreadable rows
+    (and negative energies) are skipped; [] without a file."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                values = [float(row[name]) for name in MONEY_COLUMNS]
+            except (KeyError, TypeError, ValueError):
+                continue
+            if all(math.isfinite(v) for v in values) and min(values[1:5]) >= 0:
+                rows.append((int(values[0]), *values[1:]))
+    rows.sort()
+    return rows
+
+
+class MoneyHistoryFile:
+    """See the module docstring; kept the newest `keep_days`."""
+
+    def __init__(self, path: str | os.PathLike, *, keep_days: int = 400):
+        self._file = QuarterHourCsv(path, MONEY_HEADER, int(keep_days) * 86400 // SLOT_S,
+                                    "money history", _money_line)
+        self.path = self._file.path
+
+    def load(self) -> None:
         try:
-            action()
+            rows = read_money_history(self.path)
         except OSError as exc:
-            if self._write_error is None:
-                log.warning("carbon history %s not written (kept in memory): %s", self.path,
-                            exc)
-            self._write_error = str(exc)
-        else:
-            if self._write_error is not None:
-                log.info("carbon history %s written again", self.path)
-            self._write_error = None
+            log.warning("money history %s unreadable, starting a new one in memory: %s",
+                        self.path, exc)
+            return
+        self._file.rows = rows[-self._file.keep_rows:]
+
+    @property
+    def rows(self) -> list[MoneyRow]:
+        return list(self._file.rows)
+
+    def append(self, slots: Iterable[SlotEnergy], price_at) -> None:
+        """Finished quarter hours with every energy measured and a price (`price_at(start_s)`:
+        (import, export) or None)."""
+        new = []
+        for slot in slots:
+            energies = (slot.load_kwh, slot.pv_kwh, slot.grid_import_kwh, slot.grid_export_kwh)
+            price = price_at(slot.start_s)
+            if price is None or not all(math.isfinite(value) for value in energies):
+                continue
+            new.append((int(slot.start_s), *energies, float(price[0]), float(price[1])))
+        self._file.extend(new)
+
+
+def _money_line(row) -> str:
+    start, load, pv, bought, sold, buy, sell = row
+    return f"{start},{load:.4f},{pv:.4f},{bought:.4f},{sold:.4f},{buy:.5f},{sell:.5f}\n"

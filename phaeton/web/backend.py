@@ -110,6 +110,12 @@ class WebBackend(Protocol):
         """The planner's current plan (prices and slots), or None when there is none."""
         ...
 
+    def realised(self) -> dict | None:
+        """What the house paid per day since prices were known, against plain
+        self-consumption on the same load and PV (replay/realised.py), with "currency";
+        None before the first priced quarter hour."""
+        ...
+
     async def power_history(self, since_s: float) -> dict:
         """The site's power flow from `since_s` on, a row a minute (store/power_history.py
         `as_columns`: time_s, pv_w, house_w, battery_w, grid_w, soc_pct, ev_w per charger)."""

@@ -299,6 +299,12 @@ async def get_plan(request: web.Request) -> web.Response:
     return json_response({"plan": without_non_finite(request.app[BACKEND].plan())})
 
 
+async def get_realised(request: web.Request) -> web.Response:
+    """GET /api/realised: what the house paid per day against plain self-consumption, or
+    null before the first priced quarter hour."""
+    return json_response({"realised": without_non_finite(request.app[BACKEND].realised())})
+
+
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/history?hours=24 (1..48): the site's power flow, a row a minute."""
     hours = query_number(request, "hours", default=24, minimum=1, maximum=48)
@@ -351,6 +357,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/schedule", get_schedule)
     app.router.add_put("/api/schedule", put_schedule)
     app.router.add_get("/api/plan", get_plan)
+    app.router.add_get("/api/realised", get_realised)
     app.router.add_get("/api/history", get_history)
     app.router.add_get("/api/logs", get_logs)
     app.router.add_get("/api/logs.txt", get_logs_text)

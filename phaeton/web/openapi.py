@@ -134,6 +134,10 @@ def build_openapi() -> dict[str, Any]:
                                                               "version": _VERSION}}),
                     "responses": {**_ok("saved"), **_SAVE_ERRORS}}},
         "/api/plan": {"get": {"summary": "The planner's plan or null", "responses": _ok("plan")}},
+        "/api/realised": {"get": {
+            "summary": "What the house paid per day since prices were known, against plain "
+                       "self-consumption on the same load and PV, or null",
+            "responses": _ok("days and total")}},
         "/api/history": {"get": {
             "summary": "The site's power flow, a row a minute (time_s, pv_w, house_w, battery_w, "
                        "grid_w, soc_pct, ev_w per charger)",

@@ -180,6 +180,42 @@
       el("tbody", {}, rows))));
   }
 
+  // What the house paid per day against plain self-consumption (GET /api/realised): the
+  // totals, and a bar pair per day (paid, self-consumption).
+  function renderRealised(realised) {
+    const box = $("realised");
+    box.className = "";
+    const currency = realised.currency || "";
+    const money = (v) => (typeof v === "number" ? fmt.fixed(v, 2) + (currency ? " " + currency : "") : "—");
+    const total = realised.total || {};
+    const saved = total.saved;
+    box.replaceChildren(el("dl", { class: "kv", id: "realised-summary" },
+      el("dt", { text: "Paid" }), el("dd", { text: money(total.paid) }),
+      el("dt", { text: "Plain self-consumption" }), el("dd", { text: money(total.self_consumption) }),
+      el("dt", { text: saved >= 0 ? "Saved by the plan" : "Lost by the plan" }),
+      el("dd", { id: "realised-saved", class: saved >= 0 ? "" : "warn", text: money(Math.abs(saved)) })));
+    const days = realised.days || [];
+    if (!days.length) return;
+    const chartBox = el("div", { id: "realised-chart", class: "chart", role: "img", "aria-label": "paid and self-consumption per day" });
+    box.append(chartBox);
+    const noon = (d) => new Date(d.date + "T12:00:00").getTime() / 1000;
+    const value = (u, v) => (v === null || v === undefined ? "—" : money(v));
+    const series = [{},
+      { label: "Paid", stroke: phaetonCharts.COLORS.grid, fill: "rgba(91,107,130,0.45)", paths: uPlot.paths.bars({ size: [0.35, 40], align: -1 }), points: { show: false }, value },
+      { label: "Plain self-consumption", stroke: phaetonCharts.COLORS.battery, fill: "rgba(26,127,55,0.35)", paths: uPlot.paths.bars({ size: [0.35, 40], align: 1 }), points: { show: false }, value }];
+    const data = [days.map(noon), days.map((d) => d.paid), days.map((d) => d.self_consumption)];
+    requestAnimationFrame(() => phaetonCharts.draw(chartBox, {
+      height: 200, series,
+      axes: [{}, { label: currency || "money", size: 50, values: (u, vals) => vals.map((v) => fmt.fixed(v, 2)) }],
+      scales: { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] } },
+    }, data));
+  }
+
+  async function loadRealised() {
+    const result = await api("GET", "/api/realised");
+    if (result.ok && result.data.realised) renderRealised(result.data.realised);
+  }
+
   async function save() {
     document.querySelectorAll("#windows .problem").forEach((p) => { p.textContent = ""; });
     const result = await api("PUT", "/api/schedule", { windows: collect(), version });
@@ -204,5 +240,6 @@
     });
     $("save-schedule").addEventListener("click", save);
     load();
+    loadRealised();
   });
 })();
