@@ -22,6 +22,7 @@ from phaeton.venus.ess_writer import (
     SCHEDULE_ENTRIES,
     SETPOINT_PATH,
     STRATEGY_SELF_CONSUME,
+    STRATEGY_TARGET_SOC,
     WINDOW_FIELDS,
     EssWriter,
     dess_battery_settings,
@@ -613,10 +614,11 @@ def test_a_slot_the_plan_runs_in_two_parts_is_two_target_windows():
                    battery_mixes=(SlotMix(slot=1, first_kw=5.0, first_s=360.0,
                                           second_kw=-4.5, mid_soc=0.55),))
     windows = dess_windows(plan, T0, allow_export=True, allow_grid_charging=True)
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in windows] == [
-        (0, 900, 50.0), (900, 360, 55.0), (1260, 540 + 900, 45.0)]   # equal neighbours merge
+    target, own = STRATEGY_TARGET_SOC, STRATEGY_SELF_CONSUME
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in windows] == [
+        (0, 900, 50.0, own), (900, 360, 55.0, target), (1260, 540, 45.0, target),
+        (1800, 900, 45.0, own)]             # the resting slots around it are self-consumption
     without = dess_windows(replace(plan, battery_mixes=()), T0, allow_export=True,
                            allow_grid_charging=True)
-    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct) for w in without] == [
-        (0, 900, 50.0), (900, 900, 45.0), (1800, 900, 45.0)]    # the net move alone (slot 1
-    # charges while importing: no discharge into the grid there; the holds around it do not)
+    assert [(w.start_s - T0, w.duration_s, w.target_soc_pct, w.strategy) for w in without] == [
+        (0, 900, 50.0, own), (900, 900, 45.0, target), (1800, 900, 45.0, own)]   # the net move

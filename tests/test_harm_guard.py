@@ -38,13 +38,15 @@ def test_each_slot_says_what_the_battery_does_for_the_grid():
     plan = optimise(problem([0.10] * 8 + [0.60] * 8))
     roles = [slot_role(plan, t) for t in range(plan.slot_count)]
     assert FROM_GRID in roles[:8]                # cheap: charge from the grid
-    assert set(roles[:8]) <= {FROM_GRID, HOLDS}  # (or rest with the house on the grid)
+    assert set(roles[:8]) <= {FROM_GRID, FOLLOWS_HOUSE}   # (or rest, the house on the grid)
     assert roles[-1] == FOLLOWS_HOUSE            # dear: run the house from the battery
     sunny = optimise(problem([0.30] * 8, load=0.1, pv=1.0))
     assert slot_role(sunny, 0) == FOLLOWS_HOUSE  # storing the surplus
     rest = replace(sunny, battery_charge_kwh=np.zeros(8), battery_discharge_kwh=np.zeros(8),
                    grid_import_kwh=np.full(8, 0.3), grid_export_kwh=np.zeros(8))
-    assert slot_role(rest, 0) == HOLDS           # the house imports while the battery rests
+    assert slot_role(rest, 0) == FOLLOWS_HOUSE   # the house on the grid, the battery rests
+    charging = replace(rest, ev_kwh=np.full(8, 2.0), grid_import_kwh=np.full(8, 2.3))
+    assert slot_role(charging, 0) == HOLDS       # the car charges: not off the home battery
     sell = replace(rest, battery_discharge_kwh=np.full(8, 1.0), grid_import_kwh=np.zeros(8),
                    grid_export_kwh=np.full(8, 0.7))
     assert slot_role(sell, 0) == TO_GRID

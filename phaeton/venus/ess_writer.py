@@ -4,7 +4,7 @@ Two ways, chosen by `planner.ess_control`:
 
 - `dess_schedule`: Dynamic ESS mode 4 (a local program's schedule). Where the plan does what
   plain self-consumption would not (charges from the grid, discharges into it, holds the
-  battery while the site imports or exports: `planning/slot_roles.py`) the plan's SoC at the
+  battery while the car charges: `planning/slot_roles.py`) the plan's SoC at the
   end of the slot becomes a target (a decimal, one place), with Restrictions that block the
   opposite trade; everywhere else (the battery stores PV surplus or covers the house) the
   window is self-consumption, so the battery follows the real house, not the forecast.
@@ -229,8 +229,8 @@ def merged_windows(plan: Plan, *, allow_export: bool, allow_grid_charging: bool,
     (`planning/slot_roles.py`): a slot that charges from the grid is a target window that may
     not discharge into the grid (Restrictions BAT2GRID), one that discharges into the grid one
     that may not charge from it (GRID2BAT), one where the battery holds its energy while the
-    site imports or exports a target at its SoC (the delegate idles there). Every other slot,
-    where the battery stores PV surplus or covers the house, is a self-consumption window:
+    car charges a target at its SoC (the delegate idles there). Every other slot, where the
+    battery stores PV surplus, covers the house or rests, is a self-consumption window:
     there the battery follows what the house really does, not what the forecast said, so a
     forecast error costs nothing extra. `target_only`: every slot is a target-SoC window (a
     fleet schedule asks for its SoC explicitly, see fleet/slots.py)."""
