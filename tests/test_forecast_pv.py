@@ -90,8 +90,10 @@ def synthetic_history(pv: PvForecaster, days: int, sunny_ratio: float, cloudy_ra
 
 def test_the_forecast_is_the_expected_production_not_a_sunny_day():
     """Two sunny days in three at 0.72 of clear sky, one cloudy at 0.2: the forecast is what
-    such weeks produce on average (the old 90th percentile forecast 0.72, every day sunny)."""
-    pv = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
+    such weeks produce on average (the old 90th percentile forecast 0.72, every day sunny).
+    (Equal weights here; the default weighs the last days most, which the next test shows.)"""
+    pv = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85,
+                      half_life_days=365)
     today = dt.date(2026, 6, 15)
     t, kwh = synthetic_history(pv, 21, sunny_ratio=0.72, cloudy_ratio=0.2, end_day=today)
     scale = pv.fit(t, kwh, now_s=local_midnight(today))
@@ -105,6 +107,17 @@ def test_the_forecast_is_the_expected_production_not_a_sunny_day():
     one_day = PvForecaster(LAT, LON, 35, 200, 8, "Europe/Berlin", default_derate=0.85)
     t1, k1 = synthetic_history(one_day, 1, 0.55, 0.55, today)
     assert one_day.fit(t1, k1) == pytest.approx((0.55 + 2 * 0.85) / 3, abs=0.01)
+
+
+def test_the_last_days_weigh_most_so_the_season_shows():
+    """Three dull weeks, then a sunny one (spring): the forecast follows the sunny week."""
+    pv = PvForecaster(LAT, LON, 35, 180, 8, "Europe/Berlin")
+    today = dt.date(2026, 4, 1)
+    dull_t, dull = synthetic_history(pv, 28, 0.3, 0.3, today - dt.timedelta(days=7))
+    sunny_t, sunny = synthetic_history(pv, 7, 0.8, 0.8, today)
+    pv.fit(np.concatenate([dull_t, sunny_t]), np.concatenate([dull, sunny]),
+           now_s=local_midnight(today))
+    assert pv.scale > 0.7
 
 
 def test_the_index_is_learned_per_hour_of_the_day():

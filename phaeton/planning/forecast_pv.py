@@ -8,7 +8,8 @@ Pure numpy, no pvlib (not available on the GX). Public formulas used:
 - plane of array: beam on the tilted plane + isotropic sky diffuse + ground reflection.
 The forecast is the expected production, not a sunny day: the clear-sky energy times the
 clear-sky index (measured / clear-sky energy) this array has shown at that local hour of the
-day over recent weeks, recency-weighted so the season shows (`half_life_days`); hours of the
+day over recent weeks, recency-weighted so the season shows (`half_life_days`, 3 days: on a
+measured year it keeps every month's day-ahead bias within ±10 %, docs/tariffs.md); hours of the
 day with little daylight in the history take the index of all hours. The next hours are moved
 towards the index measured in the last hour (it fades over `NOWCAST_TAU_H`). With less than
 `min_days` of history the index is blended with `default_derate`.
@@ -107,7 +108,7 @@ class PvForecaster:
     def __init__(self, latitude_deg: float, longitude_deg: float, tilt_deg: float,
                  azimuth_deg: float, kwp: float, tz: str, *, default_derate: float = 0.85,
                  albedo: float = 0.2, min_days: int = 3, lookback_days: int = 30,
-                 scale_limits: tuple[float, float] = (0.0, 1.2), half_life_days: float = 10.0):
+                 scale_limits: tuple[float, float] = (0.0, 1.2), half_life_days: float = 3.0):
         self.latitude_deg = _check("latitude_deg", latitude_deg, -90, 90)
         self.longitude_deg = _check("longitude_deg", longitude_deg, -180, 180)
         self.tilt_deg = _check("tilt_deg", tilt_deg, 0, 90)
