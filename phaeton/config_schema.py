@@ -186,6 +186,21 @@ _SCHEDULE_WINDOW = {
     },
 }
 
+_PV_ARRAY = {
+    "type": "object",
+    "description": "One PV array of several (roofs facing different ways) behind the site's "
+                   "PV meter.",
+    "additionalProperties": False,
+    "required": ["kwp"],
+    "properties": {
+        "kwp": _number(None, "Peak power of this array.", "kWp", minimum=0, maximum=10000),
+        "tilt_deg": _number(30, "Tilt of its panels (0 = flat).", "deg", minimum=0,
+                            maximum=90),
+        "azimuth_deg": _number(180, "Direction its panels face (180 = south, 90 = east).",
+                               "deg", minimum=0, maximum=360),
+    },
+}
+
 _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for the EV and the "
                     "home battery, and how the battery is steered (phaeton plan prints it).", {
     "strategy": _string("optimise", "Default battery strategy (the GX setting "
@@ -223,6 +238,15 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                                maximum=90),
         "pv_azimuth_deg": _number(180, "Direction the panels face (180 = south, 90 = east).",
                                   "deg", minimum=0, maximum=360),
+        "pv_arrays": {
+            "type": "array",
+            "description": "Several PV arrays (e.g. an east and a west roof) instead of "
+                           "pv_kwp, pv_tilt_deg and pv_azimuth_deg, which are then not used; "
+                           "the forecast learns from the site's total PV.",
+            "default": [],
+            "items": _PV_ARRAY,
+            "maxItems": 8,
+        },
         "annual_load_kwh": _number(3500, "House consumption per year without the EV, used "
                                    "until phaeton has its own history.", "kWh",
                                    minimum=100, maximum=1000000),

@@ -177,3 +177,35 @@ def test_bad_configuration_is_rejected():
         PvForecaster(50, 0, 30, 180, -5, "UTC")
     with pytest.raises(ValueError, match="time zone"):
         PvForecaster(50, 0, 30, 180, 5, "Nowhere/City")
+
+
+def test_an_east_and_a_west_roof_are_one_forecast_learned_from_the_total():
+    """Two arrays behind one PV meter: the clear sky is the sum of both (a broad day, not a
+    south peak), and what the meter measured is learned against that sum."""
+    from phaeton.planning.problem_builder import forecast, pv_arrays
+    east_west = PvForecaster(LAT, LON, 30, 90, 4, "Europe/Berlin", more_arrays=((30, 270, 4),))
+    east = PvForecaster(LAT, LON, 30, 90, 4, "Europe/Berlin")
+    west = PvForecaster(LAT, LON, 30, 270, 4, "Europe/Berlin")
+    start = local_midnight(dt.date(2026, 6, 21))
+    np.testing.assert_allclose(east_west.clear_sky_kwh(start, 96),
+                               east.clear_sky_kwh(start, 96) + west.clear_sky_kwh(start, 96))
+    t, kwh = synthetic_history(east_west, 10, 0.6, 0.6, dt.date(2026, 6, 21))
+    assert east_west.fit(t, kwh, now_s=start) == pytest.approx(0.6, abs=0.01)
+    # the config's pv_arrays make the same forecaster
+    site = {"tz": "Europe/Berlin", "latitude_deg": LAT, "longitude_deg": LON, "pv_kwp": 0,
+            "pv_tilt_deg": 30, "pv_azimuth_deg": 180, "annual_load_kwh": 3500,
+            "pv_arrays": [{"kwp": 4, "tilt_deg": 30, "azimuth_deg": 90},
+                          {"kwp": 4, "tilt_deg": 30, "azimuth_deg": 270}]}
+    assert pv_arrays(site) == [(30.0, 90.0, 4.0), (30.0, 270.0, 4.0)]
+    starts = start + 900 * np.arange(96)
+    _, pv = forecast({"site": site}, starts, start)
+    np.testing.assert_allclose(pv, east_west.clear_sky_kwh(start, 96) * 0.85, rtol=1e-9)
+
+
+def test_a_pv_array_without_its_size_is_refused_by_the_config():
+    from phaeton.config import ConfigError, parse_config_text
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text("charger:\n  alfen: {host: 192.0.2.1}\nplanner:\n  site:\n"
+                          "    pv_arrays: [{tilt_deg: 30}]\n")
+    assert [(problem.key_path, problem.line) for problem in caught.value.problems] == [
+        ("planner.site.pv_arrays[0].kwp", 5)]

@@ -108,12 +108,19 @@ class PvForecaster:
     def __init__(self, latitude_deg: float, longitude_deg: float, tilt_deg: float,
                  azimuth_deg: float, kwp: float, tz: str, *, default_derate: float = 0.85,
                  albedo: float = 0.2, min_days: int = 3, lookback_days: int = 30,
-                 scale_limits: tuple[float, float] = (0.0, 1.2), half_life_days: float = 3.0):
+                 scale_limits: tuple[float, float] = (0.0, 1.2), half_life_days: float = 3.0,
+                 more_arrays: tuple[tuple[float, float, float], ...] = ()):
         self.latitude_deg = _check("latitude_deg", latitude_deg, -90, 90)
         self.longitude_deg = _check("longitude_deg", longitude_deg, -180, 180)
         self.tilt_deg = _check("tilt_deg", tilt_deg, 0, 90)
         self.azimuth_deg = _check("azimuth_deg", azimuth_deg, 0, 360)
         self.kwp = _check("kwp", kwp, 0, 10_000)
+        # further arrays behind the same PV meter: (tilt, azimuth, kWp) each
+        self.more_arrays = tuple((_check("tilt_deg", tilt, 0, 90),
+                                  _check("azimuth_deg", azimuth, 0, 360),
+                                  _check("kwp", array_kwp, 0, 10_000))
+                                 for tilt, azimuth, array_kwp in more_arrays)
+        self.total_kwp = self.kwp + sum(array[2] for array in self.more_arrays)
         self.default_derate = _check("default_derate", default_derate, 0.05, 1.5)
         self.albedo = _check("albedo", albedo, 0, 1)
         try:
@@ -143,10 +150,14 @@ class PvForecaster:
         t = (np.asarray(starts, dtype=float)[:, None] + offsets[None, :]).ravel()
         zenith, azimuth = solar_position(t, self.latitude_deg, self.longitude_deg)
         ghi, dni, dhi = clear_sky_irradiance(t, zenith)
-        poa = plane_of_array_w_m2(zenith, azimuth, ghi, dni, dhi, self.tilt_deg,
-                                  self.azimuth_deg, self.albedo)
-        mean_poa = poa.reshape(-1, self.SUBSAMPLES).mean(axis=1)
-        return self.kwp * mean_poa / STC_IRRADIANCE_W_M2 * slot_s / 3600.0
+        energy = np.zeros(np.asarray(starts).size)
+        for tilt, array_azimuth, kwp in ((self.tilt_deg, self.azimuth_deg, self.kwp),
+                                         *self.more_arrays):
+            poa = plane_of_array_w_m2(zenith, azimuth, ghi, dni, dhi, tilt, array_azimuth,
+                                      self.albedo)
+            mean_poa = poa.reshape(-1, self.SUBSAMPLES).mean(axis=1)
+            energy += kwp * mean_poa / STC_IRRADIANCE_W_M2 * slot_s / 3600.0
+        return energy
 
     def forecast_kwh(self, start_s: float, n_slots: int, slot_s: int = 900) -> np.ndarray:
         """Expected energy per slot (kWh) on a grid starting at `start_s`."""
@@ -187,7 +198,7 @@ class PvForecaster:
             self.scale = self.default_derate
             self.index_by_hour = np.full(24, self.default_derate)
             return self.scale
-        daylight = usable_day & (clear > 0.02 * self.kwp * slot_s / 3600.0)
+        daylight = usable_day & (clear > 0.02 * self.total_kwp * slot_s / 3600.0)
         weight = 0.5 ** ((reference - t) / 86400.0 / self.half_life_days)
         w_clear = weight * clear * daylight
         w_measured = weight * measured * daylight
@@ -196,7 +207,7 @@ class PvForecaster:
         clear_by_hour = np.bincount(hours, weights=w_clear, minlength=24)
         measured_by_hour = np.bincount(hours, weights=w_measured, minlength=24)
         # an hour needs the clear-sky energy of about one full day's worth of that hour
-        enough = clear_by_hour >= 0.25 * self.kwp * slot_s / 3600.0 * 4
+        enough = clear_by_hour >= 0.25 * self.total_kwp * slot_s / 3600.0 * 4
         by_hour = np.where(enough, measured_by_hour / np.where(enough, clear_by_hour, 1.0),
                            overall)
         share = min(days, self.min_days) / self.min_days
@@ -212,7 +223,7 @@ class PvForecaster:
         """The index measured over the last hour relative to the index expected for it."""
         recent = t >= now_s - NOWCAST_WINDOW_S
         clear_recent = clear[recent]
-        if not recent.any() or clear_recent.sum() < 0.05 * self.kwp * slot_s / 3600.0:
+        if not recent.any() or clear_recent.sum() < 0.05 * self.total_kwp * slot_s / 3600.0:
             return 1.0
         expected = (clear_recent * self.index_by_hour[_local_hour(t[recent] + slot_s / 2,
                                                                   self.zone)]).sum()
@@ -242,7 +253,7 @@ class PvForecaster:
         """(local midnight, clear-sky kWh per slot of that local day): the same every time the
         forecaster is fitted again, so kept for the last `_DAY_CACHE_SIZE` days of this array."""
         key = (self.latitude_deg, self.longitude_deg, self.tilt_deg, self.azimuth_deg,
-               self.kwp, self.albedo, slot_s, day_number)
+               self.kwp, self.more_arrays, self.albedo, slot_s, day_number)
         cached = _DAY_CACHE.get(key)
         if cached is None:
             start = _day_start_s(day_number, self.zone)

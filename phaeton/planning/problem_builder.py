@@ -88,14 +88,25 @@ def forecast(planner: Mapping[str, Any], starts_s: np.ndarray, now_s: float,
     if history is not None and history.load_kwh.size:
         load.fit(history.t_s, history.load_kwh, now_s)
     load_kwh = load.forecast_kwh(float(starts_s[0]), starts_s.size)
-    if float(site["pv_kwp"]) <= 0:
+    arrays = pv_arrays(site)
+    if sum(kwp for _, _, kwp in arrays) <= 0:
         return load_kwh, np.zeros(starts_s.size)
-    pv = PvForecaster(float(site["latitude_deg"]), float(site["longitude_deg"]),
-                      float(site["pv_tilt_deg"]), float(site["pv_azimuth_deg"]),
-                      float(site["pv_kwp"]), str(site["tz"]))
+    (tilt, azimuth, kwp), *more = arrays
+    pv = PvForecaster(float(site["latitude_deg"]), float(site["longitude_deg"]), tilt, azimuth,
+                      kwp, str(site["tz"]), more_arrays=tuple(more))
     if history is not None and history.pv_kwh.size:
         pv.fit(history.t_s, history.pv_kwh, now_s=now_s)
     return load_kwh, pv.forecast_kwh(float(starts_s[0]), starts_s.size)
+
+
+def pv_arrays(site: Mapping[str, Any]) -> list[tuple[float, float, float]]:
+    """(tilt, azimuth, kWp) of each PV array: `pv_arrays` when given, else the one array of
+    `pv_kwp`, `pv_tilt_deg` and `pv_azimuth_deg`."""
+    arrays = site.get("pv_arrays") or []
+    if arrays:
+        return [(float(a.get("tilt_deg", 30)), float(a.get("azimuth_deg", 180)),
+                 float(a["kwp"])) for a in arrays]
+    return [(float(site["pv_tilt_deg"]), float(site["pv_azimuth_deg"]), float(site["pv_kwp"]))]
 
 
 @dataclass(frozen=True)
