@@ -143,6 +143,7 @@ def test_missing_module_is_one_clear_line_and_exit_2(fake_modules, monkeypatch, 
 def test_subcommands_point_at_the_agreed_modules():
     assert cli.SUBCOMMAND_MODULES == {"run": "phaeton.app", "demo": "phaeton.sim.demo",
                                       "plan": "phaeton.planner.cli",
+                                      "replay": "phaeton.replay.cli",
                                       "fleet": "phaeton.fleet.operator",
                                       "update": "phaeton.update.cli"}
 

@@ -15,7 +15,10 @@ MIN_COMPARED = 96
 
 
 class ForecastErrors:
-    def __init__(self):
+    """`default`: the relative error assumed until MIN_COMPARED slots have been compared."""
+
+    def __init__(self, default: float = DEFAULT_RELATIVE_ERROR):
+        self.default = float(default)
         self._pending: dict[int, tuple[float, float]] = {}    # slot start -> (load, pv)
         self._error = 0.0
         self._measured = 0.0
@@ -25,7 +28,7 @@ class ForecastErrors:
     @property
     def relative_error(self) -> float:
         if self.compared < MIN_COMPARED or self._measured <= 0:
-            return DEFAULT_RELATIVE_ERROR
+            return self.default
         return self._error / self._measured
 
     def remember(self, now_s: float, starts, load_kwh, pv_kwh) -> None:
