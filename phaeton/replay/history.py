@@ -18,6 +18,7 @@ Stated treatments (each reported in `Record.notes`):
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 from dataclasses import dataclass, field
@@ -117,12 +118,10 @@ class Record:
 
 
 def _day(t_s: float) -> str:
-    import datetime as dt
     return dt.datetime.fromtimestamp(t_s, dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 def _moment(t_s: float) -> str:
-    import datetime as dt
     return dt.datetime.fromtimestamp(t_s, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 

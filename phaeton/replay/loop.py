@@ -91,13 +91,12 @@ class RecordingWriter:
         self.control = control
         self.status = EssStatus(control)
         self.plan = None
-        self.now_s = 0.0
         self.allow_export = True
         self.allow_grid_charging = True
 
     async def apply(self, plan, now_s, *, allow_export=True, allow_grid_charging=True,
                     target_only=False) -> EssStatus:
-        self.plan, self.now_s = plan, now_s
+        self.plan = plan
         self.allow_export, self.allow_grid_charging = allow_export, allow_grid_charging
         return self.status
 
@@ -178,7 +177,7 @@ def baseline_trace(record: Record, battery: Battery, from_s: int, slots: int,
     return trace
 
 
-class ForecastErrors:
+class LeadTimeErrors:
     """MAE of the plan's load and PV forecasts by lead time, beside persistence (the same
     quarter hour on the last day measured before the plan was made)."""
 
@@ -256,7 +255,7 @@ async def replay_mode(config, record: Record, prices: PriceSeries, from_s: int, 
 
     service = PlannerService(config, clock, None, system_value, writer, history=history,
                              tariff=tariff, forecaster=what_happened if true_forecast else None)
-    errors = ForecastErrors(record, from_s + slots * SLOT_S)
+    errors = LeadTimeErrors(record, from_s + slots * SLOT_S)
     delegate = DessDelegate(battery, efficiency_pct=100.0 * battery.eff_in * battery.eff_out)
     stored = trace.stored_kwh[0]
     hours = SLOT_S / 3600.0
