@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from phaeton.planning.carbon import (COUNTRY_G_PER_KWH, LIFECYCLE_G_PER_KWH, CarbonDataError,
-                                     CarbonRefresh, CarbonSeries, StaticCarbonSource,
+                                     CarbonSeries, StaticCarbonSource,
                                      country_intensity, mix_intensity)
+from phaeton.planning.interval_refresh import IntervalRefresh
 from phaeton.planning.carbon.entsoe_generation import parse_generation
 from phaeton.planning.carbon.factors import PSR_TYPES, STORAGE, fuel_of
 from phaeton.planning.carbon.file import parse_file
@@ -124,15 +125,15 @@ def test_parsers_refuse_garbage_with_specific_errors():
 # ---- refresh arithmetic and cache -------------------------------------------------------------
 
 def test_refresh_interval_and_back_off():
-    policy = CarbonRefresh(interval_s=1800, backoff_base_s=60, backoff_max_s=300)
+    policy = IntervalRefresh(interval_s=1800, backoff_base_s=60, backoff_max_s=300)
     assert policy.next_fetch_s(100, last_attempt_s=None, failures=0) == 100
     assert policy.next_fetch_s(100, last_attempt_s=50, failures=0) == 1850
     assert [policy.backoff_s(n) for n in range(5)] == [0, 60, 120, 240, 300]
     assert policy.next_fetch_s(0, last_attempt_s=0, failures=1, retry_after_until_s=999) == 999
     with pytest.raises(ValueError, match="backoff_max_s"):
-        CarbonRefresh(backoff_base_s=600, backoff_max_s=60)
+        IntervalRefresh(backoff_base_s=600, backoff_max_s=60)
     with pytest.raises(ValueError, match="interval_s"):
-        CarbonRefresh(interval_s=float("nan"))
+        IntervalRefresh(interval_s=float("nan"))
 
 
 def test_the_cache_round_trips_and_refuses_other_units(tmp_path, caplog):

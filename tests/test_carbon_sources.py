@@ -15,13 +15,14 @@ import pytest
 from aiohttp import web
 
 from phaeton.planning.carbon import (CarbonAuthError, CarbonError, CarbonFile, CarbonFileConfig,
-                                     CarbonRateLimited, CarbonRefresh, ElectricityMaps,
+                                     CarbonRateLimited, ElectricityMaps,
                                      ElectricityMapsConfig, EntsoeGeneration,
                                      EntsoeGenerationConfig, UkCarbonConfig, UkCarbonIntensity)
+from phaeton.planning.interval_refresh import IntervalRefresh
 
 UTC = dt.timezone.utc
 TOKEN = "carbon-test-token"
-REFRESH = CarbonRefresh(interval_s=1800, backoff_base_s=60, backoff_max_s=3600)
+REFRESH = IntervalRefresh(interval_s=1800, backoff_base_s=60, backoff_max_s=3600)
 NOW = int(dt.datetime(2026, 6, 1, 12, 10, tzinfo=UTC).timestamp())
 HALF = 1800
 

@@ -48,10 +48,15 @@ IO_MODULES = {"asyncio", "aiohttp", "dbus_next", "socket", "sqlite3", "subproces
 # The carbon intensity sources (`planning/carbon/`) fetch over HTTP and cache with
 # `store.carbon_cache` the same way and are the same kind of edge; their series type, factor
 # tables and refresh arithmetic are pure and count as planning.
-NOT_YET_PURE = ("phaeton.planning.tariffs", "phaeton.planning.carbon")
+# The PV forecast sources (`planning/solar/`) and the base both kinds of sources share
+# (`planning/fetching_series`) are the same kind of edge; the PV series and the blend of a
+# weather forecast with the learned one are pure.
+NOT_YET_PURE = ("phaeton.planning.tariffs", "phaeton.planning.carbon",
+                "phaeton.planning.fetching_series", "phaeton.planning.solar")
 PURE_TARIFF_MODULES = ("phaeton.planning.tariffs.series", "phaeton.planning.carbon.series",
                        "phaeton.planning.carbon.factors", "phaeton.planning.carbon.countries",
-                       "phaeton.planning.carbon.schedule")
+                       "phaeton.planning.interval_refresh", "phaeton.planning.solar.series",
+                       "phaeton.planning.solar.blend")
 
 
 def module_name(path: Path) -> str:

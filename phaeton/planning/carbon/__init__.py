@@ -25,7 +25,6 @@ _MODULE_OF = {
     "CarbonConfigError": "factory", "carbon_from_config": "factory",
     "LIFECYCLE_G_PER_KWH": "factors", "mix_intensity": "factors",
     "CarbonFile": "file", "CarbonFileConfig": "file",
-    "CarbonRefresh": "schedule",
     "CarbonDataError": "series", "CarbonSeries": "series", "GridIntensity": "series",
     "StaticCarbonSource": "static",
     "UkCarbonConfig": "uk_carbon_intensity", "UkCarbonIntensity": "uk_carbon_intensity",

@@ -28,7 +28,7 @@ import numpy as np
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.carbon.base import CarbonError, CarbonRateLimited, FetchingCarbonSource
 from phaeton.planning.carbon.factory import CarbonContext, construct
-from phaeton.planning.carbon.schedule import CarbonRefresh
+from phaeton.planning.interval_refresh import IntervalRefresh
 from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite_number
 
 EMAPS_URL = "https://api.electricitymap.org"
@@ -134,7 +134,7 @@ class ElectricityMaps(FetchingCarbonSource):
     forecast."""
 
     def __init__(self, config: ElectricityMapsConfig, *, cache_path=None,
-                 refresh: CarbonRefresh | None = None, clock: Clock = REAL_CLOCK,
+                 refresh: IntervalRefresh | None = None, clock: Clock = REAL_CLOCK,
                  timeout_s: float = 20.0):
         self.config = config
         self._forecast_problem: str | None = None   # the last refused forecast, said once

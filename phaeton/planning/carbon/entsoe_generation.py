@@ -29,7 +29,7 @@ from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.carbon.base import CarbonError, FetchingCarbonSource
 from phaeton.planning.carbon.factors import PSR_TYPES, mix_intensity
 from phaeton.planning.carbon.factory import CarbonContext, construct
-from phaeton.planning.carbon.schedule import CarbonRefresh
+from phaeton.planning.interval_refresh import IntervalRefresh
 from phaeton.planning.carbon.series import (QUARTER_HOUR_S, CarbonDataError, CarbonSeries,
                                             finite_number)
 from phaeton.planning.tariffs.series import TimeSeries
@@ -202,7 +202,7 @@ class EntsoeGeneration(FetchingCarbonSource):
     """The realised generation mix of the last 24 h from ENTSO-E, as g CO2-eq/kWh."""
 
     def __init__(self, config: EntsoeGenerationConfig, *, cache_path=None,
-                 refresh: CarbonRefresh | None = None, clock: Clock = REAL_CLOCK,
+                 refresh: IntervalRefresh | None = None, clock: Clock = REAL_CLOCK,
                  timeout_s: float = 20.0):
         self.config = config
         super().__init__(source=NAME, cache_path=cache_path, refresh=refresh, clock=clock,

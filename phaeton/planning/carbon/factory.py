@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.carbon.registry import NONE, kind_named
-from phaeton.planning.carbon.schedule import CarbonRefresh
+from phaeton.planning.interval_refresh import IntervalRefresh
 
 if TYPE_CHECKING:   # the sources bring numpy; `none` (the default) needs none of it
     from phaeton.planning.carbon.base import CarbonSource
@@ -51,7 +51,7 @@ class CarbonContext:
 
     where: str
     clock: Clock = REAL_CLOCK
-    refresh: CarbonRefresh | None = None
+    refresh: IntervalRefresh | None = None
     timeout_s: float = 20.0
     cache_path: Path | None = None
 
@@ -87,7 +87,7 @@ def carbon_from_config(section: Mapping[str, Any] | None,
     settings = {key: value for key, value in own.items() if value is not None}
     context = CarbonContext(f"{where}.{kind.name}", clock)
     if kind.fetches:
-        refresh = construct(CarbonRefresh, {k: v for k, v in
+        refresh = construct(IntervalRefresh, {k: v for k, v in
                                             dict(section.get("refresh") or {}).items()
                                             if v is not None}, f"{where}.refresh")
         timeout_s = section.get("timeout_s", 20.0)

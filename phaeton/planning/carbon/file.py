@@ -20,7 +20,7 @@ import numpy as np
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.carbon.base import CarbonError, FetchingCarbonSource
 from phaeton.planning.carbon.factory import CarbonContext, construct
-from phaeton.planning.carbon.schedule import CarbonRefresh
+from phaeton.planning.interval_refresh import IntervalRefresh
 from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite_number
 from phaeton.planning.tariffs.file import file_changed, file_format
 
@@ -114,7 +114,7 @@ class CarbonFile(FetchingCarbonSource):
     """Intensities from a file or URL. A local file is re-read whenever it changes."""
 
     def __init__(self, config: CarbonFileConfig, *, cache_path=None,
-                 refresh: CarbonRefresh | None = None, clock: Clock = REAL_CLOCK,
+                 refresh: IntervalRefresh | None = None, clock: Clock = REAL_CLOCK,
                  timeout_s: float = 20.0):
         self.config = config
         self._seen_mtime_ns: int | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.carbon.base import FetchingCarbonSource
 from phaeton.planning.carbon.factory import CarbonContext, construct
-from phaeton.planning.carbon.schedule import CarbonRefresh
+from phaeton.planning.interval_refresh import IntervalRefresh
 from phaeton.planning.carbon.series import CarbonDataError, CarbonSeries, finite_number
 
 UK_URL = "https://api.carbonintensity.org.uk"
@@ -109,7 +109,7 @@ class UkCarbonIntensity(FetchingCarbonSource):
     """Half-hour intensities from the GB Carbon Intensity API, national or one region."""
 
     def __init__(self, config: UkCarbonConfig, *, cache_path=None,
-                 refresh: CarbonRefresh | None = None, clock: Clock = REAL_CLOCK,
+                 refresh: IntervalRefresh | None = None, clock: Clock = REAL_CLOCK,
                  timeout_s: float = 20.0):
         self.config = config
         super().__init__(source=NAME, cache_path=cache_path, refresh=refresh, clock=clock,

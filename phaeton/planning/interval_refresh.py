@@ -1,9 +1,9 @@
-"""When a carbon source fetches again: every `interval_s` after a success, with exponential
-back-off after failures and a server's Retry-After honoured. Pure: no I/O.
+"""When a source with no publication time fetches again: every `interval_s` after a success,
+with exponential back-off after failures and a server's Retry-After honoured. Pure: no I/O.
 
-Unlike day-ahead prices, intensities have no publication time: forecasts (UK, Electricity
-Maps) are revised every half hour to hour and actual generation (ENTSO-E) arrives about an
-hour late, so a plain interval fits every source.
+Unlike day-ahead prices, carbon intensities and PV forecasts have no publication time: they are
+revised every half hour to few hours (actual generation from ENTSO-E arrives about an hour
+late), so a plain interval fits every such source.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class CarbonRefresh:
+class IntervalRefresh:
     """interval_s: wait after a good fetch; backoff_base_s / backoff_max_s: wait after the
     first failure, doubling with every further failure up to the maximum."""
 
