@@ -51,6 +51,7 @@ from phaeton.config_schema_parts import time_of_day as _time
 from phaeton.config_schema_parts import zone as _zone
 from phaeton.planning.carbon.registry import carbon_schema
 from phaeton.planning.objectives import OBJECTIVES
+from phaeton.planning.solar.registry import pv_forecast_schema
 from phaeton.planning.tariffs.registry import tariff_schema
 from phaeton.vehicles.schema import vehicles_schema
 
@@ -294,6 +295,7 @@ _PLANNER = _section("The energy planner: prices, forecasts, the 24-48 h plan for
                                          "battery.", "%", minimum=50, maximum=100),
     }),
     "tariff": tariff_schema(),
+    "pv_forecast": pv_forecast_schema(),
 })
 
 CONFIG_SCHEMA: dict[str, Any] = {

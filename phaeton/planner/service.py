@@ -42,6 +42,7 @@ import numpy as np
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planner.paths import SOURCE_LOCAL
+from phaeton.planner.pv_weather import WeatherPv
 from phaeton.control.readings import clean_value
 from phaeton.planning.baseline import do_nothing, self_consumption
 from phaeton.planning.forecast_error import ForecastErrors
@@ -244,6 +245,8 @@ class PlannerService:
         self._baseline_cost: float | None = None
         self._guard: GuardDecision | None = None     # do no harm (planning/harm_guard.py)
         self.forecast_errors = ForecastErrors()
+        # a weather service's PV forecast (planner.pv_forecast), None: the learned one alone
+        self.pv_weather: WeatherPv | None = None
         self._departure_checked_s = 0        # the last slot end the departure check looked at
         self._last_prices = None             # the tariff's last series (price_at)
         self._planned_at_s: float | None = None
@@ -282,6 +285,9 @@ class PlannerService:
             except Exception as exc:  # noqa: BLE001 - a bad tariff must not stop the service
                 self._reason = f"no prices: {exc}"
                 log.error("planner: %s", self._reason)
+        if self.pv_weather is None:
+            self.pv_weather = WeatherPv.from_config(self.planner_cfg,
+                                                    str(self.config["data_dir"]), self.clock)
         await self.settings.start()
         for car in self.car_settings.values():
             await car.start()
@@ -391,6 +397,8 @@ class PlannerService:
         knobs = self.knobs.with_ess_minimum(self._system_number(ESS_LIMIT_PATH))
         ev = self._ev()
         replanned = False
+        if self.pv_weather is not None:
+            await self.pv_weather.refresh(now)
         if self._tariff is not None:
             series = await self._tariff.prices(now)
             self._last_prices = series
@@ -607,6 +615,8 @@ class PlannerService:
         if history is not None:
             self.forecast_errors.compare(now, history.t_s, history.load_kwh, history.pv_kwh)
         load, pv = self.forecaster(self.planner_cfg, starts, now, history)
+        if self.pv_weather is not None:
+            pv = self.pv_weather.apply(now, starts, history, pv)
         self.forecast_errors.remember(now, starts, load, pv)
         states = self._car_states()
         self._planned_cars = dict(states)
@@ -660,6 +670,8 @@ class PlannerService:
             "risk": round(guard.risk_eur, 2), "reason": guard.reason or None,
             "forecast_error_pct": round(100 * self.forecast_errors.relative_error, 1)}
         result["fleet"] = self.fleet.state(result["now_s"]) if self.fleet is not None else None
+        result["pv_forecast"] = (self.pv_weather.as_dict(result["now_s"])
+                                 if self.pv_weather is not None else {"source": "learned"})
         return result
 
     def ev_outlook(self) -> dict[str, Any] | None:
