@@ -348,6 +348,9 @@ def test_a_solcast_source_without_its_key_or_sites_is_refused_by_name(tmp_path):
     with pytest.raises(ConfigError, match=r"planner.pv_forecast.solcast.api_key: is required "
                                           r"when planner.pv_forecast.source is 'solcast'"):
         parse_config_text(text)
+    with pytest.raises(ConfigError, match="planner.pv_forecast.solcast.sites: must list at "
+                                          "least 1 item"):
+        parse_config_text(text + "    solcast:\n      api_key: abc\n")
     planner = config_with(source="solcast", solcast={"api_key": KEY})["planner"]
     with pytest.raises(PvForecastConfigError, match="planner.pv_forecast.solcast: sites must"):
         pv_source_from_config(planner, tmp_path)

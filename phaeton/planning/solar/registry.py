@@ -28,6 +28,7 @@ class PvSourceKind:
     section: dict[str, Any]        # JSON schema of planner.pv_forecast.<name>
     builder: str                   # "module:function": function(settings, context) -> source
     required: Mapping[str, str] = field(default_factory=dict)  # key -> what it is, in words
+    rules: tuple[dict[str, Any], ...] = ()   # more if/then rules of planner.pv_forecast
 
     def schema_section(self) -> dict[str, Any]:
         """The section, each required key marked with why it is required."""
@@ -37,16 +38,17 @@ class PvSourceKind:
                                f"planner.pv_forecast.source is {self.name!r} ({what})"}
         return {**self.section, "properties": properties}
 
-    def schema_rule(self) -> dict[str, Any] | None:
-        """Refuses a required key left null when `source` names this kind."""
+    def schema_rules(self) -> list[dict[str, Any]]:
+        """Its own `rules`, and one that refuses a required key left null when `source` names
+        this kind."""
         if not self.required:
-            return None
+            return list(self.rules)
         keys = {}
         for key in self.required:
             kinds = [kind for kind in self.section["properties"][key]["type"] if kind != "null"]
             keys[key] = {"type": kinds[0]}
-        return {"if": {"properties": {"source": {"const": self.name}}},
-                "then": {"properties": {self.name: {"properties": keys}}}}
+        return [{"if": {"properties": {"source": {"const": self.name}}},
+                 "then": {"properties": {self.name: {"properties": keys}}}}, *self.rules]
 
     def build(self, settings: dict[str, Any], context: Any):
         return load_builder(self.builder)(settings, context)
@@ -80,7 +82,7 @@ def _interval(default: float | None, what: str) -> dict[str, Any]:
 def pv_forecast_schema() -> dict[str, Any]:
     """The `planner.pv_forecast` section: the source enum, every kind's section and the
     request timeout."""
-    rules = [rule for kind in PV_SOURCE_KINDS.values() if (rule := kind.schema_rule())]
+    rules = [rule for kind in PV_SOURCE_KINDS.values() for rule in kind.schema_rules()]
     return parts.section(
         "Where the PV forecast comes from (docs/tariffs.md, PV forecast sources). learned = "
         "the model learned offline from this site's PV meter; a weather service's forecast "
@@ -119,6 +121,8 @@ register(PvSourceKind(
 register(PvSourceKind(
     name="solcast", builder="phaeton.planning.solar.factory:solcast",
     required={"api_key": "the API key of the Solcast account"},
+    rules=({"if": {"properties": {"source": {"const": "solcast"}}},
+            "then": {"properties": {"solcast": {"properties": {"sites": {"minItems": 1}}}}}},),
     section=parts.section("Solcast's forecast of the rooftop sites set up in the owner's "
                           "Solcast account (free home-user plan: 10 requests a day).", {
         "api_key": parts.string(None, "The Solcast API key.", nullable=True, min_length=1,
