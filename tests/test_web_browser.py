@@ -386,6 +386,26 @@ async def test_schedule_page_says_when_the_owner_switched_dynamic_ess_off(browse
     assert "switched off on the GX" in await in_thread(text_of, browser, "plan-battery")
 
 
+async def test_schedule_page_says_where_the_pv_forecast_came_from(browser, client, backend):
+    plan = {"slots": [{"start_s": 1_780_000_000, "import_eur_per_kwh": 0.2, "soc_pct": 50.0,
+                       "why": "idle"}],
+            "total_cost_eur": 1.0, "savings_eur": 0.0, "ev_delivered_kwh": 0.0,
+            "shortfall": None, "warnings": [], "strategy": "optimise", "state": {}}
+    backend.plan_data = {**plan, "pv_forecast": {
+        "source": "open_meteo", "weather_slots": 96, "calibration": 0.912,
+        "compared_kwh": 40.0, "nowcast_ratio": 1.0, "last_error": None}}
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    shown = await in_thread(wait_for_text, browser, "plan-pv-forecast", "Open-Meteo")
+    assert shown == "Open-Meteo, calibrated × 0.91"
+    backend.plan_data = {**plan, "pv_forecast": {
+        "source": "solcast", "weather_slots": 0, "calibration": 1.0,
+        "last_error": "solcast: access refused (HTTP 401); check the API token"}}
+    await in_thread(fresh_page, browser, base_url(client) + "/schedule")
+    shown = await in_thread(wait_for_text, browser, "plan-pv-forecast", "Solcast")
+    assert shown == ("Solcast unavailable, learned forecast used: solcast: access refused "
+                     "(HTTP 401); check the API token")
+
+
 async def test_the_real_service_behind_the_page_follows_the_sky_and_takes_the_mode(
         browser, private_bus, tmp_path):
     """No test double: phaeton with the demo's config on a simulated GX; the sky changes, the

@@ -127,6 +127,18 @@
 
   // The planner's plan (phaeton plan --json shape): price curve, PV and house-load forecasts,
   // planned EV energy, and what the planner does with the battery (or why it does not).
+  const PV_SOURCES = { learned: "learned from the PV meter", open_meteo: "Open-Meteo", forecast_solar: "Forecast.Solar", solcast: "Solcast" };
+
+  // Where the plan's PV forecast came from: the learned model, or a weather service with its
+  // calibration on the meter, and why it is not used when it failed.
+  function pvForecastText(pv) {
+    const name = PV_SOURCES[pv.source] || pv.source;
+    if (pv.source === "learned") return name;
+    if (!pv.weather_slots) return name + " unavailable, learned forecast used" + (pv.last_error ? ": " + pv.last_error : "");
+    const calibration = typeof pv.calibration === "number" ? ", calibrated × " + pv.calibration.toFixed(2) : "";
+    return name + calibration + (pv.last_error ? " (last fetch failed: " + pv.last_error + ")" : "");
+  }
+
   function renderPlan(plan) {
     const slots = Array.isArray(plan.slots) ? plan.slots : [];
     const state = plan.state || {};
@@ -142,6 +154,7 @@
       typeof plan.co2_kg === "number" ? [el("dt", { text: "CO2" }), el("dd", { id: "plan-co2", text: plan.co2_kg.toFixed(1) + " kg" })] : null,
       plan.objective && plan.objective !== "cost" ? [el("dt", { text: "Minimises" }), el("dd", { id: "plan-objective", text: OBJECTIVES[plan.objective] || plan.objective })] : null,
       plan.strategy ? [el("dt", { text: "Strategy" }), el("dd", { text: plan.strategy.replace("_", " ") })] : null,
+      plan.pv_forecast ? [el("dt", { text: "PV forecast" }), el("dd", { id: "plan-pv-forecast", text: pvForecastText(plan.pv_forecast) })] : null,
       state["/Planner/Reason"] ? [el("dt", { text: "Battery" }), el("dd", { id: "plan-battery", text: state["/Planner/Reason"] })] : null,
       plan.shortfall ? [el("dt", { text: "Shortfall" }), el("dd", { text: plan.shortfall.ev_kwh + " kWh: " + plan.shortfall.reason })] : null));
     if (state["/Planner/DessConflict"]) {
