@@ -17,7 +17,7 @@ from phaeton.planning.carbon.factors import PSR_TYPES, STORAGE, fuel_of
 from phaeton.planning.carbon.file import parse_file
 from phaeton.planning.carbon.series import check_intensity
 from phaeton.planning.carbon.uk_carbon_intensity import parse_uk_answer
-from phaeton.store.carbon_cache import CarbonCache
+from phaeton.store.series_cache import SeriesCache
 
 NOW = 1_780_000_000
 
@@ -138,6 +138,10 @@ def test_refresh_interval_and_back_off():
 
 def test_the_cache_round_trips_and_refuses_other_units(tmp_path, caplog):
     path = tmp_path / "carbon.json"
+
+    def CarbonCache(path, key):          # noqa: N802 - the carbon sources' cache
+        return SeriesCache(path, key, CarbonSeries, unit="g/kWh", what="carbon")
+
     series = CarbonSeries([0, 900], [900, 900], [100.0, 200.0], "t", 5)
     CarbonCache(path, "key").save(series)
     loaded = CarbonCache(path, "key").load()

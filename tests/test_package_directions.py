@@ -41,12 +41,12 @@ EDGES = ("velib", "phaeton.venus", "phaeton.store", "phaeton.web", "phaeton.char
 IO_MODULES = {"asyncio", "aiohttp", "dbus_next", "socket", "sqlite3", "subprocess", "os",
               "pathlib", "io", "shutil", "tempfile", "urllib", "http", "ssl", "pymodbus",
               "websockets", "ocpp", "threading"}
-# The tariffs fetch prices over HTTP and cache them with `store.price_cache`: an edge that
+# The tariffs fetch prices over HTTP and cache them with `store.series_cache`: an edge that
 # still lives in `planning/` (issue 12, move 3/4 owns them). Until they move they count as a
 # part of their own, outside the purity rule; their price series type is pure and used by the
 # problem builder, so it counts as planning.
 # The carbon intensity sources (`planning/carbon/`) fetch over HTTP and cache with
-# `store.carbon_cache` the same way and are the same kind of edge; their series type, factor
+# `store.series_cache` the same way and are the same kind of edge; their series type, factor
 # tables and refresh arithmetic are pure and count as planning.
 # The PV forecast sources (`planning/solar/`) and the base both kinds of sources share
 # (`planning/fetching_series`) are the same kind of edge; the PV series and the blend of a

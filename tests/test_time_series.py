@@ -12,7 +12,7 @@ from phaeton.planning.tariffs.factory import tariff_from_config
 from phaeton.planning.tariffs.series import (GridPrices, GridSeries, PriceDataError,
                                              PriceSeries, SeriesDataError, TimeSeries,
                                              price_unit)
-from phaeton.store.price_cache import PriceCache
+from phaeton.store.series_cache import SeriesCache
 
 T0 = 1_780_000_000 // 3600 * 3600
 
@@ -73,10 +73,10 @@ def test_a_price_cache_from_before_units_still_loads(tmp_path):
     path = tmp_path / "prices-entsoe.json"
     path.write_text(json.dumps({"version": 1, "config_key": "k", "series": {
         "source": "entsoe", "fetched_at_s": 7, "slots": [[T0, 3600, 0.3, 0.1]]}}))
-    loaded = PriceCache(path, "k").load()
+    loaded = SeriesCache(path, "k", PriceSeries).load()
     assert loaded.unit == "EUR/kWh" and loaded.price_at(T0) == (0.3, 0.1)
-    PriceCache(path, "k").save(loaded.with_unit("NOK/kWh"))
-    assert PriceCache(path, "k").load().unit == "NOK/kWh"
+    SeriesCache(path, "k", PriceSeries).save(loaded.with_unit("NOK/kWh"))
+    assert SeriesCache(path, "k", PriceSeries).load().unit == "NOK/kWh"
 
 
 async def test_tariffs_label_their_prices_with_the_configured_currency(tmp_path):
@@ -87,7 +87,7 @@ async def test_tariffs_label_their_prices_with_the_configured_currency(tmp_path)
     assert (await tou.prices(T0)).unit == "CHF/kWh"
     # a fetching tariff labels what its cache holds with its own unit
     entsoe = tariff_from_config({"type": "entsoe", "token": "t"}, tmp_path, currency="DKK")
-    PriceCache(tmp_path / "prices-entsoe.json", entsoe.config_key()).save(
+    SeriesCache(tmp_path / "prices-entsoe.json", entsoe.config_key(), PriceSeries).save(
         PriceSeries([T0], [3600], [0.3], [0.0], "entsoe", 0))
     fresh = tariff_from_config({"type": "entsoe", "token": "t"}, tmp_path, currency="DKK")
     assert fresh.unit == "DKK/kWh" and fresh.series.unit == "DKK/kWh"

@@ -7,6 +7,12 @@ A subclass names its series class, its unit and its error classes, and implement
 `config_key()` (what changes the series produced, never a token), `_fetch(now_s)` and, when its
 values have bounds, `_check(series)`. `await source.latest(now_s)` never raises for network or
 data trouble: it fetches when due and answers with the last good series.
+
+`get_text` is the one HTTP request they all make: transport failures and error statuses become
+the caller's own error classes, in words a user can act on (401/403: check the token; 429: rate
+limited, with Retry-After when given in seconds). aiohttp's client is imported at the first
+request: it loads the system's CA certificates into two SSL contexts at import, which sources
+that never fetch (and the service's start-up) should not pay for.
 """
 from __future__ import annotations
 
@@ -19,7 +25,6 @@ from typing import Any, ClassVar
 
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.planning.interval_refresh import IntervalRefresh
-from phaeton.planning.tariffs.http import get_text
 from phaeton.planning.tariffs.series import SeriesDataError, TimeSeries
 from phaeton.store.series_cache import SeriesCache
 
@@ -68,18 +73,21 @@ class FetchingSeries(abc.ABC):
     error: ClassVar[type[Exception]] = FetchError
     auth_error: ClassVar[type[Exception]] = FetchAuthError
     rate_limited: ClassVar[type[Exception]] = FetchRateLimited
+    empty_is_error: ClassVar[bool] = True   # an answer with no slots is a failed fetch
 
-    def __init__(self, *, source: str, cache_path=None, refresh: IntervalRefresh | None = None,
+    def __init__(self, *, source: str, cache_path=None, refresh: Any = None,
                  clock: Clock = REAL_CLOCK, timeout_s: float = 20.0):
         if isinstance(timeout_s, bool) or not (isinstance(timeout_s, (int, float))
                                                and math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
         self.source = source
-        self.policy = refresh or IntervalRefresh()
+        self.policy = refresh or IntervalRefresh()   # IntervalRefresh unless next_refresh_s
+                                                     # is overridden
         self.clock = clock
         self.timeout_s = float(timeout_s)
         self._cache = (SeriesCache(cache_path, self.config_key(), self.series_class,
-                                   unit=self.unit, what=self.what) if cache_path else None)
+                                   unit=self._cache_unit(), what=self.what)
+                       if cache_path else None)
         self._series = self.series_class.empty(source)
         self._cache_loaded = False
         self._last_attempt_s: float | None = None
@@ -101,9 +109,18 @@ class FetchingSeries(abc.ABC):
     def _check(self, series: TimeSeries) -> None:
         """Refuse values out of bounds (raise a SeriesDataError naming the source)."""
 
+    def _adopt(self, series: TimeSeries) -> TimeSeries:
+        """A fetched or cached series as this source holds it (a tariff labels prices with
+        the config's currency)."""
+        return series
+
+    def _cache_unit(self) -> str | None:
+        """The only unit a cached series may have (None: any, `_adopt` relabels it)."""
+        return self.unit
+
     async def _get_text(self, url: str, method: str = "GET", **kwargs: Any) -> str:
-        """One request (`tariffs.http.get_text`): transport failures and error statuses
-        become this source's error classes."""
+        """One request (`get_text`): transport failures and error statuses become this
+        source's error classes."""
         return await get_text(method, url, source=self.source, timeout_s=self.timeout_s,
                               error=self.error, auth_error=self.auth_error,
                               rate_limited=self.rate_limited, **kwargs)
@@ -153,6 +170,7 @@ class FetchingSeries(abc.ABC):
             return
         cached = self._cache.load()
         if cached is not None and len(cached):
+            cached = self._adopt(cached)
             try:
                 self._check(cached)
             except SeriesDataError as exc:
@@ -165,10 +183,10 @@ class FetchingSeries(abc.ABC):
     async def _refresh_at(self, now_s: float) -> None:
         self._last_attempt_s = now_s
         try:
-            fresh = await self._fetch(now_s)
+            fresh = self._adopt(await self._fetch(now_s))
             if not isinstance(fresh, self.series_class) or fresh.unit != self.unit:
                 raise SeriesDataError(f"{self.source}: fetch gave no {self.unit} series")
-            if not len(fresh):
+            if self.empty_is_error and not len(fresh):
                 raise SeriesDataError(f"{self.source}: the answer holds no {self.what}")
             self._check(fresh)
         except Exception as exc:  # noqa: BLE001 - a bad answer must never stop the service
@@ -206,3 +224,40 @@ class FetchingSeries(abc.ABC):
                               else f"{self.source}: {exc}")
         log.exception("%s: unexpected error while fetching %s", self.source, self.what)
         return self.error(f"{self.source}: unexpected error: {exc!r}")
+
+
+async def get_text(method: str, url: str, *, source: str, timeout_s: float,
+                   error: type[Exception], auth_error: type[Exception],
+                   rate_limited: type[Exception], **kwargs) -> str:
+    """The response body of one request; `error` (or its subclasses `auth_error`,
+    `rate_limited(message, retry_after_s)`) for anything else."""
+    import aiohttp
+    try:
+        async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.request(method, url, **kwargs) as response:
+                body = await response.text(errors="replace")
+                if response.status in (401, 403):
+                    raise auth_error(f"{source}: access refused (HTTP {response.status}); "
+                                     "check the API token")
+                if response.status == 429:
+                    raise rate_limited(f"{source}: rate limited (HTTP 429)",
+                                       retry_after_s(response.headers.get("Retry-After")))
+                if response.status >= 400:
+                    raise error(f"{source}: HTTP {response.status}: {body.strip()[:200]}")
+                return body
+    except TimeoutError as exc:
+        raise error(f"{source}: no answer within {timeout_s:g} s") from exc
+    except aiohttp.ClientError as exc:
+        raise error(f"{source}: connection failed: {exc}") from exc
+
+
+def retry_after_s(header: str | None) -> float | None:
+    """Seconds from a Retry-After header given in seconds; None when absent or a date."""
+    if not header:
+        return None
+    try:
+        value = float(header)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None

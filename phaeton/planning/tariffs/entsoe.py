@@ -188,7 +188,7 @@ class EntsoeTariff(FetchingTariff):
                 "periodStart": fmt(start), "periodEnd": fmt(end)}
 
     async def _fetch(self, now_s: float) -> PriceSeries:
-        body = await self._get_text("GET", self.config.url, params=self.query_params(now_s))
+        body = await self._get_text(self.config.url, params=self.query_params(now_s))
         spot = parse_entsoe_spot(body)
         if spot.covered_until_s(now_s) <= now_s:
             raise TariffError("entsoe: the answer has no price for the current time")

@@ -168,7 +168,7 @@ class FileTariff(FetchingTariff):
 
     async def _fetch(self, now_s: float) -> PriceSeries:
         if self.config.is_url:
-            text = await self._get_text("GET", str(self.config.location))
+            text = await self._get_text(str(self.config.location))
         else:
             try:
                 self._seen_mtime_ns = os.stat(self.config.location).st_mtime_ns

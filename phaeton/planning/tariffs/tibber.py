@@ -135,7 +135,7 @@ class TibberTariff(FetchingTariff):
 
     async def _fetch(self, now_s: float) -> PriceSeries:
         body = await self._get_text(
-            "POST", self.config.url,
+            self.config.url, method="POST",
             json={"query": tibber_query(self.config.resolution)},
             headers={"Authorization": f"Bearer {self.config.token}",
                      "Content-Type": "application/json"})
