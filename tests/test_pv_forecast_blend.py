@@ -15,7 +15,8 @@ from phaeton.planning.problem_builder import EnergyHistory
 from phaeton.planning.solar.blend import CALIBRATION_LIMITS, blend
 from phaeton.planning.tariffs.series import PriceSeries
 from phaeton.replay.loop import RecordingWriter, SimClock
-from test_pv_forecast_sources import DAY0, LAT, LON, NOW, FakeWeather, serving
+from test_planner_service import gx  # noqa: F401  (the fixture)
+from test_pv_forecast_sources import DAY0, KEY, LAT, LON, NOW, FakeWeather, serving
 
 KWP = 5.0
 SLOT = 900
@@ -149,3 +150,27 @@ async def test_a_service_that_cannot_be_reached_leaves_the_learned_forecast(tmp_
     assert np.all(np.asarray(service._problem.pv_kwh) == LEARNED_KWH)
     shown = service.pv_weather.as_dict(NOW)
     assert shown["weather_slots"] == 0 and "connection failed" in shown["last_error"]
+
+
+async def test_the_running_planner_builds_the_configured_source_and_refuses_a_bad_one(
+        gx, tmp_path, caplog):
+    """On a private bus with the real settings service: `planner.pv_forecast` is read when the
+    planner starts; a source it cannot build leaves the learned forecast and says why."""
+    from test_planner_service import make_service
+    _, system, client, _ = gx
+    site = {"tz": "Europe/Berlin", "latitude_deg": LAT, "longitude_deg": LON, "pv_kwp": KWP,
+            "pv_tilt_deg": 30, "pv_azimuth_deg": 180, "pv_arrays": [],
+            "annual_load_kwh": 3500}
+    service = await make_service(tmp_path / "a", client, system, site=site, pv_forecast={
+        "source": "open_meteo", "open_meteo": {"url": "http://127.0.0.1:9"}, "timeout_s": 1})
+    try:
+        assert service.pv_weather.source.source == "open_meteo"
+    finally:
+        await service.stop()
+    service = await make_service(tmp_path / "b", client, system, site=site, pv_forecast={
+        "source": "solcast", "solcast": {"api_key": KEY, "sites": []}, "timeout_s": 1})
+    try:
+        assert service.pv_weather is None
+        assert "weather PV forecast off" in caplog.text and "sites must" in caplog.text
+    finally:
+        await service.stop()
