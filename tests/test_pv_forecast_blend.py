@@ -123,7 +123,13 @@ async def test_the_plan_uses_the_calibrated_service_forecast_and_the_learned_one
     weather = FakeWeather()
     async with serving(weather) as url:
         service = planner_with(url, tmp_path, measured_share=0.9)
+        # the first plan does not wait for the service: the fetch runs beside it
         assert await service._tick()
+        assert np.all(np.asarray(service._problem.pv_kwh) == LEARNED_KWH)
+        await service.pv_weather.fetching
+        # the forecast has come: the next tick re-plans with it, the one after does not
+        assert await service._tick() and service._last_trigger == "new PV forecast"
+        assert not await service._tick()
     problem = service._problem
     starts = np.asarray(problem.slot_start_s, dtype=np.int64)
     pv = np.asarray(problem.pv_kwh)
@@ -147,6 +153,8 @@ async def test_a_service_that_cannot_be_reached_leaves_the_learned_forecast(tmp_
         pass                                             # the server is gone
     service = planner_with(url, tmp_path, measured_share=1.0)
     assert await service._tick()
+    await service.pv_weather.fetching
+    assert not await service._tick()                    # a failed fetch is no reason to re-plan
     assert np.all(np.asarray(service._problem.pv_kwh) == LEARNED_KWH)
     shown = service.pv_weather.as_dict(NOW)
     assert shown["weather_slots"] == 0 and "connection failed" in shown["last_error"]
@@ -174,3 +182,20 @@ async def test_the_running_planner_builds_the_configured_source_and_refuses_a_ba
         assert "weather PV forecast off" in caplog.text and "sites must" in caplog.text
     finally:
         await service.stop()
+
+
+async def test_an_offline_restart_plans_at_once_with_the_cached_service_forecast(tmp_path):
+    weather = FakeWeather()
+    async with serving(weather) as url:
+        online = planner_with(url, tmp_path, measured_share=1.0)
+        await online._tick()
+        await online.pv_weather.fetching
+    # the GX restarts without internet: the first plan already has the service's forecast
+    offline = planner_with(url, tmp_path, measured_share=1.0)
+    assert await offline._tick()
+    shown = offline.pv_weather.as_dict(NOW)
+    assert shown["weather_slots"] > 100
+    pv = np.asarray(offline._problem.pv_kwh)
+    assert np.count_nonzero(pv != LEARNED_KWH) > 100
+    await offline.pv_weather.fetching                    # it still tries, and says it failed
+    assert "connection failed" in offline.pv_weather.as_dict(NOW)["last_error"]

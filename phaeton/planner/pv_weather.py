@@ -3,13 +3,16 @@ and the plan.
 
 `WeatherPv.from_config` builds the configured source (`planning/solar`; None for `learned`); a
 setting it cannot use is logged and the learned forecast alone is used. Each planner tick calls
-`await refresh(now)` (the source fetches when its interval is up, else answers from memory);
-each plan calls `apply(now, starts, history, learned_kwh)`, which calibrates the service's
-forecast on the PV meter's history and puts it in place of the learned forecast where it has
-values (`solar.blend`). `as_dict(now)` is what `/api/plan` shows under `pv_forecast`.
+`start_refresh(now)`: when the source's interval is up it fetches in a task of its own, so a
+slow or unreachable service never holds up the tick that steers the battery; `has_news()` says
+a fetch has succeeded since the last plan (the planner then re-plans). Each plan calls
+`apply(now, starts, history, learned_kwh)`, which calibrates the service's forecast on the PV
+meter's history and puts it in place of the learned forecast where it has values
+(`solar.blend`). `as_dict(now)` is what `/api/plan` shows under `pv_forecast`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +33,8 @@ class WeatherPv:
     def __init__(self, source):
         self.source = source
         self.last: PvBlend | None = None
+        self.fetching: asyncio.Task | None = None
+        self._used_fetch_s: float | None = None     # the fetch the last plan used
 
     @classmethod
     def from_config(cls, planner: Mapping[str, Any], data_dir: str,
@@ -42,15 +47,32 @@ class WeatherPv:
             return None
         return None if source is None else cls(source)
 
-    async def refresh(self, now_s: float) -> None:
-        """Fetch when due; a failure is logged by the source and the last forecast stays."""
-        await self.source.latest(now_s)
+    def start_refresh(self, now_s: float) -> None:
+        """Fetch in a task of its own when due; a failure is logged by the source and the
+        last forecast stays."""
+        if self.fetching is not None and not self.fetching.done():
+            return
+        if self.source.next_refresh_s(now_s) <= now_s:
+            self.fetching = asyncio.get_running_loop().create_task(
+                self.source.latest(now_s), name="phaeton-pv-forecast")
+
+    def has_news(self) -> bool:
+        """A fetch succeeded after the one the last plan used."""
+        done_s = self.source.status(0.0).last_success_s
+        return done_s is not None and done_s != self._used_fetch_s
+
+    async def close(self) -> None:
+        if self.fetching is not None:
+            self.fetching.cancel()
+            await asyncio.gather(self.fetching, return_exceptions=True)
+            self.fetching = None
 
     def apply(self, now_s: float, starts_s: np.ndarray, history,
               learned_kwh: np.ndarray) -> np.ndarray:
         """The plan's PV kWh per slot: the calibrated service forecast where it has values,
         `learned_kwh` elsewhere."""
         series = self.source.series
+        self._used_fetch_s = self.source.status(now_s).last_success_s
         weather = series.kwh_per_slot(starts_s)
         t = measured = past = np.zeros(0)
         if history is not None and len(history.t_s):

@@ -324,6 +324,8 @@ class PlannerService:
             if not task.done():
                 task.cancel()
                 await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        if self.pv_weather is not None:
+            await self.pv_weather.close()
         self.settings.stop()
         for car in self.car_settings.values():
             car.stop()
@@ -398,7 +400,7 @@ class PlannerService:
         ev = self._ev()
         replanned = False
         if self.pv_weather is not None:
-            await self.pv_weather.refresh(now)
+            self.pv_weather.start_refresh(now)
         if self._tariff is not None:
             series = await self._tariff.prices(now)
             self._last_prices = series
@@ -526,6 +528,8 @@ class PlannerService:
                 return f"EV at charger {name} changed"
         if self._prices_changed(grid):
             return "prices changed"
+        if self.pv_weather is not None and self.pv_weather.has_news():
+            return "new PV forecast"
         departure = self._departure_kwh(now)
         if departure is not None and departure > DEPARTURE_KWH:
             return (f"load and PV since the plan are {departure:.1f} kWh off its forecast")
