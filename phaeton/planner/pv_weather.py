@@ -58,7 +58,7 @@ class WeatherPv:
 
     def has_news(self) -> bool:
         """A fetch succeeded after the one the last plan used."""
-        done_s = self.source.status(0.0).last_success_s
+        done_s = self.source.last_success_s
         return done_s is not None and done_s != self._used_fetch_s
 
     async def close(self) -> None:
@@ -72,7 +72,7 @@ class WeatherPv:
         """The plan's PV kWh per slot: the calibrated service forecast where it has values,
         `learned_kwh` elsewhere."""
         series = self.source.series
-        self._used_fetch_s = self.source.status(now_s).last_success_s
+        self._used_fetch_s = self.source.last_success_s
         weather = series.kwh_per_slot(starts_s)
         t = measured = past = np.zeros(0)
         if history is not None and len(history.t_s):

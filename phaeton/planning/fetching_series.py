@@ -132,6 +132,11 @@ class FetchingSeries(abc.ABC):
         self._load_cache_once()
         return self._series
 
+    @property
+    def last_success_s(self) -> float | None:
+        """When the last fetch succeeded (None: not since the start)."""
+        return self._last_success_s
+
     def status(self, now_s: float) -> FetchStatus:
         self._load_cache_once()
         return FetchStatus(self.source, self._last_success_s, self._last_attempt_s,
