@@ -90,6 +90,17 @@ async def wait_for(condition, timeout_s=10.0):
     await asyncio.wait_for(poll(), timeout_s)
 
 
+async def ticked_until(service, condition, timeout_s=10.0):
+    """Planner ticks until `condition` holds (AssertionError after `timeout_s`)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        await service.tick()
+        if condition():
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached by ticking"
+        await asyncio.sleep(0.02)
+
+
 def written_targets(settings_service):
     return sorted((settings_service[schedule_path(i, "Start")],
                    settings_service[schedule_path(i, "TargetSoc")])
@@ -438,8 +449,9 @@ async def test_the_owner_switching_dynamic_ess_off_wins_across_a_restart(gx, tmp
     try:
         await wait_for(lambda: settings_service[MODE_PATH] == 4)       # phaeton took over
         await wait_for(lambda: client.get(MODE_PATH) == 4)
-        await service.tick()
-        assert settings_service[DESS_STATE_PATH] == DESS_STATE_STEERING
+        # phaeton steers once the GX's echo of its Mode 4 has come back (on a busy machine
+        # that can take longer than one tick)
+        await ticked_until(service, lambda: settings_service[DESS_STATE_PATH] == DESS_STATE_STEERING)
         assert await outsider.write(MODE_PATH, 0) == 0                 # the owner: DESS off
         await wait_for(lambda: client.get(MODE_PATH) == 0)
         with caplog.at_level(logging.WARNING, logger="phaeton.venus.ess"):
