@@ -32,7 +32,8 @@ service publishes (`phaeton/venus/evcharger_service.py` plus the seven read-only
 paths, which stay at their start values here), and drives an Alfen NG9xx the way phaeton's
 Alfen driver does (`phaeton/chargers/alfen.py`, `shared/reference/alfen-modbus.md`), with a
 small blocking Modbus TCP client of its own (this interpreter has no pymodbus; blocking I/O in the
-main loop is what Victron's dbus-modbus-client does too):
+main loop is what Victron's dbus-modbus-client does too). The paths, the write rules and the
+register decoding are in `alfen_paths.py`, shared with `stack_floor_driver.py`:
 
 - once per connection: station identity, unit 200, registers 100..177;
 - every `--poll-s` (default 2 s): station status (unit 200, 1100..1105), socket meter (unit 1,
@@ -56,7 +57,6 @@ messages are written) as a JSON list; `quit` ends the driver.
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import socket
@@ -75,6 +75,8 @@ except ImportError as _missing:
         "(%s): apt-get install python3-dbus python3-gi, and run it with /usr/bin/python3 (%s)\n"
         % (sys.executable, _missing))
     sys.exit(2)
+
+import alfen_paths as alfen  # noqa: E402  (this script's directory is on the path)
 
 log = logging.getLogger("reference_driver")
 
@@ -178,7 +180,7 @@ class BusItem(dbus.service.Object):
         if self.value is None:
             return "---"
         if self.text is not None:
-            return self.text(self.path, self.value)
+            return self.text(self.value)
         if self.path == "/ProductId" and isinstance(self.value, int):
             return "0x%X" % self.value
         return str(self.value)
@@ -356,83 +358,14 @@ class ModbusTcp:
         body = self._request(unit, struct.pack(">BHH", 0x03, address, count))
         if body[1] != 2 * count or len(body) != 2 + 2 * count:
             raise ModbusError("unit %d: %d bytes for %d registers" % (unit, body[1], count))
-        return Registers(address, body[2:])
+        return alfen.Registers(address, body[2:])
 
     def write(self, unit, address, words):
         data = struct.pack(">%dH" % len(words), *words)
         self._request(unit, struct.pack(">BHHB", 0x10, address, len(words), len(data)) + data)
 
 
-class Registers:
-    """One block of registers as raw big-endian bytes; NaN (or all-0xFFFF) reads as None."""
-
-    def __init__(self, address, data):
-        self.address, self.data = address, data
-
-    def _bytes(self, address, words):
-        start = 2 * (address - self.address)
-        return self.data[start:start + 2 * words]
-
-    def uint16(self, address):
-        (value,) = struct.unpack(">H", self._bytes(address, 1))
-        return None if value == 0xFFFF else value
-
-    def float32(self, address):
-        (value,) = struct.unpack(">f", self._bytes(address, 2))
-        return value if math.isfinite(value) else None
-
-    def float64(self, address):
-        (value,) = struct.unpack(">d", self._bytes(address, 4))
-        return value if math.isfinite(value) else None
-
-    def string(self, address, words):
-        raw = self._bytes(address, words)
-        if raw == b"\xff" * len(raw):
-            return None
-        return raw.split(b"\0", 1)[0].decode("ascii", "replace").strip() or None
-
-
 # ---- the driver ------------------------------------------------------------------------------
-
-MODE_TEXT = {0: "Manual", 1: "Auto", 2: "Scheduled"}
-STATUS_TEXT = {0: "Disconnected", 1: "Connected", 2: "Charging", 3: "Charged",
-               4: "Waiting for sun", 5: "Waiting for RFID", 6: "Waiting for start"}
-POSITION_TEXT = {0: "AC output", 1: "AC input"}
-PLANNER_PATHS = ("/Planner/Strategy", "/Planner/TargetSoc", "/Planner/NextSlot",
-                 "/Planner/PlannedCost", "/Planner/PlannedSavings", "/Planner/Reason",
-                 "/Planner/DessConflict")
-PLANNER_START = {"/Planner/Strategy": 2, "/Planner/DessConflict": 0,
-                 "/Planner/Reason": "plan only, the battery is not steered (reference driver)"}
-STATION_UNIT_DEFAULT, SOCKET_UNIT_DEFAULT = 200, 1
-IDENTITY = (100, 78)
-STATUS = (1100, 6)
-METER = (300, 78)
-CONTROL = (1200, 16)
-SETPOINT_REGISTER = 1210
-SETPOINT_REFRESH_S = 20.0
-MIN_CURRENT_A = 6.0
-
-
-def _amps(path, value):
-    return "%.1f A" % value
-
-
-def _watts(path, value):
-    return "%.0f W" % value
-
-
-def _kwh(path, value):
-    return "%.2f kWh" % value
-
-
-def _duration(path, value):
-    seconds = int(value)
-    return "%d:%02d:%02d" % (seconds // 3600, seconds % 3600 // 60, seconds % 60)
-
-
-def _from_table(table):
-    return lambda path, value: table.get(value, str(value))
-
 
 class ReferenceDriver:
     def __init__(self, bus, name, modbus, station_unit, socket_unit, max_current_a):
@@ -443,90 +376,27 @@ class ReferenceDriver:
         self.connected = False
         self.written_a = None
         self.written_at = 0.0
-        self.session_start = None          # (monotonic s, lifetime kWh) while a car is present
-        svc = self.service = Service(name, bus)
+        self.session = None                  # (monotonic s, lifetime kWh) while a car is present
+        self.service = Service(name, bus)
         connection = "Modbus TCP %s:%d" % (modbus.host, modbus.port) if modbus else ""
-        svc.add_path("/Mgmt/ProcessName", "reference_driver")
-        svc.add_path("/Mgmt/ProcessVersion", "1.0")
-        svc.add_path("/Mgmt/Connection", connection)
-        svc.add_path("/DeviceInstance", 41)
-        svc.add_path("/ProductId", 0xFFFF)
-        svc.add_path("/ProductName", "EV Charging Station")
-        for path in ("/FirmwareVersion", "/HardwareVersion", "/Serial", "/Model"):
-            svc.add_path(path, None)
-        svc.add_path("/Connected", 0)
-        svc.add_path("/Role", "evcharger")
-        svc.add_path("/CustomName", "", writeable=True, kind=str, on_change=self._accept)
-        svc.add_path("/Mode", 0, writeable=True, kind=int, text=_from_table(MODE_TEXT),
-                     on_change=self._accept)
-        svc.add_path("/StartStop", 1, writeable=True, kind=int, on_change=self._accept)
-        svc.add_path("/SetCurrent", max_current_a, writeable=True, kind=float, text=_amps,
-                     on_change=self._accept)
-        svc.add_path("/MaxCurrent", max_current_a, writeable=True, kind=float, text=_amps,
-                     on_change=self._accept)
-        svc.add_path("/MinCurrent", MIN_CURRENT_A, text=_amps)
-        svc.add_path("/Current", None, text=_amps)
-        svc.add_path("/Ac/Power", None, text=_watts)
-        for phase in (1, 2, 3):
-            svc.add_path("/Ac/L%d/Power" % phase, None, text=_watts)
-        svc.add_path("/Ac/PhaseCount", None)
-        svc.add_path("/SetPhases", 3, writeable=True, kind=int, on_change=self._accept)
-        svc.add_path("/Ac/Energy/Forward", None, text=_kwh)
-        svc.add_path("/Session/Energy", None, text=_kwh)
-        svc.add_path("/Session/Time", None, text=_duration)
-        svc.add_path("/ChargingTime", None, text=_duration)
-        svc.add_path("/Session/Cost", None, text=lambda path, value: "%.2f" % value)
-        svc.add_path("/Status", 0, text=_from_table(STATUS_TEXT))
-        svc.add_path("/Position", 1, writeable=True, kind=int, text=_from_table(POSITION_TEXT),
-                     on_change=self._accept)
-        svc.add_path("/AutoStart", 1, writeable=True, kind=int, on_change=self._accept)
-        svc.add_path("/GxAutoMode/Enabled", 1)
-        svc.add_path("/GxAutoMode/Source", "reference_driver")
-        for path in PLANNER_PATHS:               # constant here: the reference plans nothing
-            svc.add_path(path, PLANNER_START.get(path))
+        alfen.declare_paths(self.service.add_path, self._accept, connection, "reference_driver",
+                            max_current_a)
 
     # ---- writes from the bus ------------------------------------------------------------------
 
-    LIMITS = {"/Mode": (0, 2), "/StartStop": (0, 1), "/SetPhases": (1, 3),
-              "/Position": (0, 1), "/AutoStart": (0, 1)}
-
     def _accept(self, path, value):
-        if path in ("/SetCurrent", "/MaxCurrent"):
-            if not 0.0 <= value <= self.max_current_a:
-                return False
-            if path == "/SetCurrent" and 0.0 < value < MIN_CURRENT_A:
-                return False       # a car does not charge below 6 A; 0 pauses (as phaeton)
-            if path == "/MaxCurrent" and value < MIN_CURRENT_A:
-                return False
-        elif path == "/CustomName":
-            if len(value) > 64:
-                return False
-        elif path == "/SetPhases":
-            if value != 3:
-                return False      # no phase switching in the reference
-        else:
-            low, high = self.LIMITS[path]
-            if not low <= value <= high:
-                return False
-        if path in ("/SetCurrent", "/StartStop", "/MaxCurrent"):
-            # the new value is stored after we return: compute the target with it
-            current = value if path == "/SetCurrent" else self.service["/SetCurrent"]
-            started = value if path == "/StartStop" else self.service["/StartStop"]
-            maximum = value if path == "/MaxCurrent" else self.service["/MaxCurrent"]
-            self._write_setpoint(self._target(current, started, maximum))
-        return True
-
-    @staticmethod
-    def _target(current, started, maximum):
-        amps = min(current, maximum) if started else 0.0
-        return amps if amps >= MIN_CURRENT_A else 0.0
+        ok, setpoint = alfen.accept_write(path, value, self.service.__getitem__,
+                                          self.max_current_a)
+        if ok and setpoint is not None:
+            self._write_setpoint(setpoint)
+        return ok
 
     def _write_setpoint(self, amps):
         if self.modbus is None or not self.connected:
             return
         try:
-            words = struct.unpack(">HH", struct.pack(">f", amps))
-            self.modbus.write(self.socket_unit, SETPOINT_REGISTER, list(words))
+            self.modbus.write(self.socket_unit, alfen.SETPOINT_REGISTER,
+                              alfen.setpoint_words(amps))
         except ModbusError as exc:
             self._lost(exc)
             return
@@ -538,28 +408,26 @@ class ReferenceDriver:
         try:
             if not self.connected:
                 self._connect()
-            status = self.modbus.read(self.station_unit, *STATUS)
-            meter = self.modbus.read(self.socket_unit, *METER)
-            control = self.modbus.read(self.socket_unit, *CONTROL)
+            status = self.modbus.read(self.station_unit, *alfen.STATUS)
+            meter = self.modbus.read(self.socket_unit, *alfen.METER)
+            control = self.modbus.read(self.socket_unit, *alfen.CONTROL)
         except ModbusError as exc:
             self._lost(exc)
             return True
-        self._publish(status, meter, control)
-        if time.monotonic() - self.written_at >= SETPOINT_REFRESH_S:
+        values, self.session = alfen.measured_values(status, meter, control, self.session,
+                                                     time.monotonic())
+        self._publish(values)
+        if time.monotonic() - self.written_at >= alfen.SETPOINT_REFRESH_S:
             svc = self.service
-            self._write_setpoint(self._target(svc["/SetCurrent"], svc["/StartStop"],
+            self._write_setpoint(alfen.target(svc["/SetCurrent"], svc["/StartStop"],
                                               svc["/MaxCurrent"]))
         return True                          # keep the GLib timeout
 
     def _connect(self):
-        identity = self.modbus.read(self.station_unit, *IDENTITY)
+        identity = self.modbus.read(self.station_unit, *alfen.IDENTITY)
         self.connected = True
         log.info("connected to %s:%d", self.modbus.host, self.modbus.port)
-        with self.service as batch:
-            batch["/Serial"] = identity.string(157, 11)
-            batch["/Model"] = identity.string(140, 17)
-            batch["/HardwareVersion"] = identity.string(140, 17)
-            batch["/FirmwareVersion"] = identity.string(123, 17)
+        self._publish(alfen.identity_values(identity))
         self.written_at = 0.0                # the station may have lost it: send it now
 
     def _lost(self, exc):
@@ -567,49 +435,13 @@ class ReferenceDriver:
             log.warning("lost %s:%d: %s", self.modbus.host, self.modbus.port, exc)
         self.connected = False
         self.modbus.close()
-        self.session_start = None
-        with self.service as batch:
-            batch["/Connected"] = 0
-            batch["/Status"] = 0
-            for path in ("/Current", "/Ac/Power", "/Ac/L1/Power", "/Ac/L2/Power",
-                         "/Ac/L3/Power", "/Ac/PhaseCount"):
-                batch[path] = None
+        self.session = None
+        self._publish(alfen.lost_values())
 
-    def _publish(self, status, meter, control):
-        mode3 = control.string(1201, 5) or ""
-        currents = [meter.float32(a) for a in (320, 322, 324)]
-        powers = [meter.float32(a) for a in (338, 340, 342)]
-        total_w = meter.float32(344)
-        energy_wh = meter.float64(374)
-        lifetime_kwh = None if energy_wh is None else energy_wh / 1000.0
-        now = time.monotonic()
-        if mode3[:1] in ("B", "C", "D"):
-            if self.session_start is None:
-                self.session_start = (now, lifetime_kwh)
-            status_code = 2 if mode3 in ("C2", "D2") else 1
-        else:
-            self.session_start = None
-            status_code = 0
-        session_energy = session_time = None
-        if self.session_start is not None:
-            started, start_kwh = self.session_start
-            session_time = int(now - started)
-            if lifetime_kwh is not None and start_kwh is not None:
-                session_energy = round(lifetime_kwh - start_kwh, 3)
-        known = [a for a in currents if a is not None]
+    def _publish(self, values):
         with self.service as batch:
-            batch["/Connected"] = 1
-            batch["/Status"] = status_code
-            batch["/Current"] = round(max(known), 2) if known else None
-            batch["/Ac/Power"] = None if total_w is None else round(total_w, 1)
-            for phase, watts in enumerate(powers, start=1):
-                batch["/Ac/L%d/Power" % phase] = None if watts is None else round(watts, 1)
-            batch["/Ac/PhaseCount"] = sum(1 for a in known if a >= 1.0) or None
-            batch["/Ac/Energy/Forward"] = None if lifetime_kwh is None else round(lifetime_kwh, 3)
-            batch["/Session/Energy"] = session_energy
-            batch["/Session/Time"] = session_time
-            batch["/ChargingTime"] = session_time
-            batch["/Session/Cost"] = None if session_time is None else 0.0
+            for path, value in values.items():
+                batch[path] = value
 
     # ---- commands on stdin (dbus_bench.py) ----------------------------------------------------
 
@@ -638,8 +470,8 @@ def main():
     parser.add_argument("--modbus-host", help="the Alfen's address; without it no polling")
     parser.add_argument("--modbus-port", type=int, default=502)
     parser.add_argument("--poll-s", type=float, default=2.0)
-    parser.add_argument("--station-unit", type=int, default=STATION_UNIT_DEFAULT)
-    parser.add_argument("--socket-unit", type=int, default=SOCKET_UNIT_DEFAULT)
+    parser.add_argument("--station-unit", type=int, default=alfen.STATION_UNIT_DEFAULT)
+    parser.add_argument("--socket-unit", type=int, default=alfen.SOCKET_UNIT_DEFAULT)
     parser.add_argument("--max-current-a", type=float, default=16.0)
     parser.add_argument("--commands-on-stdin", action="store_true",
                         help="benchmark commands on stdin (see the module docstring)")

@@ -11,11 +11,15 @@ What is compared:
   re-created on Debian's dbus-python + GLib, the same 42 paths, the same three Modbus reads every
   2 s, a /SetCurrent write sent to register 1210 inside the SetValue call. It does nothing else
   (no GX readings, no control, no sessions store, no planner, no web UI): it is the floor a
-  Venus driver for this charger costs.
+  Venus driver for this charger costs;
+- stack floor: `python benchmarks/stack_floor_driver.py` (this interpreter): the reference's
+  job exactly (`benchmarks/alfen_paths.py`), on phaeton's own stack: asyncio, phaeton's velib
+  on dbus-next, pymodbus. Against the reference it shows what the chosen libraries cost by
+  themselves; phaeton against it, what phaeton's own work costs.
 Both drive the same Alfen simulator (pymodbus, in this process) of one simulated GX
 (`phaeton.sim.world.SimWorld` at real-time speed: private dbus-daemon, settings and system
-services), with a car plugged in throughout. Rounds interleave (phaeton, reference, then
-reference, phaeton, ...); one service runs at a time, started fresh each round.
+services), with a car plugged in throughout. Rounds interleave (the order of the three turns
+each round); one service runs at a time, started fresh each round.
 
 Measured per round, from the moment the process is launched:
 - launch → D-Bus name owned: `NameHasOwner` polled every 2 ms from a separate bus connection;
@@ -31,8 +35,8 @@ CPU is utime + stime of the process and its children, from the per-thread schedu
 statistics (`/proc/<pid>/task/*/schedstat`, ns) or `/proc/<pid>/stat` (10 ms ticks, includes
 threads that ended), whichever is more; RSS/USS include child processes if there are any.
 
-The table prints each figure for both, the ratio phaeton / reference (medians over the rounds;
-latencies pooled) and the targets of issue 14 (RSS ≤ 40 MB after 10 min; name owned ≤ 0.25 s;
+The table prints each figure for the three, the ratios phaeton / reference and stack floor /
+reference (medians over the rounds; latencies pooled) and the targets of issue 14 (RSS ≤ 40 MB after 10 min; name owned ≤ 0.25 s;
 steady CPU ≤ 2× the reference) as met / not met.
 
 Run: .venv/bin/python benchmarks/service_bench.py [--rounds 3] [--settle-s 120] [--steady-s 60]
@@ -67,11 +71,15 @@ from phaeton.sim.world import SimWorld  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE_DRIVER = os.path.join(HERE, "reference_driver.py")
+FLOOR_DRIVER = os.path.join(HERE, "stack_floor_driver.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 PHAETON = "phaeton"
 REFERENCE = "reference"
+FLOOR = "floor"
+SIDES = (PHAETON, REFERENCE, FLOOR)
 NAMES = {PHAETON: "com.victronenergy.evcharger.phaeton_0",
-         REFERENCE: "com.victronenergy.evcharger.reference_0"}
+         REFERENCE: "com.victronenergy.evcharger.reference_0",
+         FLOOR: "com.victronenergy.evcharger.floor_0"}
 POLL_S = 2.0                       # the reference's poll = phaeton's default control tick
 NAME_POLL_S = 0.002
 RSS_TARGET_MB = 40.0
@@ -230,8 +238,12 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = args.pycache
     else:
-        argv = [SYSTEM_PYTHON, REFERENCE_DRIVER, "--bus-name", name, "--modbus-host",
-                "127.0.0.1", "--modbus-port", str(world.alfen_port), "--poll-s", str(POLL_S)]
+        driver = [SYSTEM_PYTHON, REFERENCE_DRIVER] if side == REFERENCE else \
+            [sys.executable, FLOOR_DRIVER]
+        argv = driver + ["--bus-name", name, "--modbus-host", "127.0.0.1", "--modbus-port",
+                         str(world.alfen_port), "--poll-s", str(POLL_S)]
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = args.pycache
     log_path = os.path.join(directory, f"{side}-{round_no}.log")
     what = f"{side} (round {round_no + 1})"
     first_s = min(args.first_s, args.settle_s)
@@ -299,51 +311,60 @@ def print_table(results: dict[str, list[dict]], args) -> None:
     def median(side: str, key: str) -> float:
         return statistics.median(r[key] for r in results[side])
 
-    def pooled(side: str) -> list[float]:
-        return [x for r in results[side] for x in r["latencies"]]
+    def pooled(side: str, q: float) -> float:
+        return _pct([x for r in results[side] for x in r["latencies"]], q) * 1000
+
+    def row(label: str, figure, fmt: str, target: str = "", met=None):
+        """figure(side) for each side; `met(phaeton's figure, the reference's)`."""
+        values = {side: figure(side) for side in SIDES}
+        verdict = None if met is None else met(values[PHAETON], values[REFERENCE])
+        rows.append((label, values, fmt, target, verdict))
 
     first_s = results[PHAETON][0]["first_s"]
-    rows = []   # (label, phaeton, reference, format, target text, met or None)
-    p_rss, r_rss = median(PHAETON, "rss_mb"), median(REFERENCE, "rss_mb")
+    rows: list = []   # (label, {side: figure}, format, target text, met or None)
     rss_note = "" if args.settle_s >= RSS_TARGET_AFTER_S else \
         f" (measured after {args.settle_s:g} s)"
-    rows.append((f"RSS after {args.settle_s:g} s, MB", p_rss, r_rss, "{:.1f}",
-                 f"≤ {RSS_TARGET_MB:g} MB after 10 min{rss_note}", p_rss <= RSS_TARGET_MB))
-    rows.append((f"USS after {args.settle_s:g} s, MB", median(PHAETON, "uss_mb"),
-                 median(REFERENCE, "uss_mb"), "{:.1f}", "", None))
-    p_owned = median(PHAETON, "owned_s")
-    rows.append(("launch → D-Bus name owned, s", p_owned, median(REFERENCE, "owned_s"),
-                 "{:.3f}", f"≤ {OWNED_TARGET_S:g} s", p_owned <= OWNED_TARGET_S))
-    rows.append((f"CPU in the first {first_s:g} s, s", median(PHAETON, "cpu_first_s"),
-                 median(REFERENCE, "cpu_first_s"), "{:.3f}", "", None))
-    p_cpu = median(PHAETON, "steady_cpu_per_min_s")
-    r_cpu = median(REFERENCE, "steady_cpu_per_min_s")
-    rows.append(("steady CPU per minute, s", p_cpu, r_cpu, "{:.3f}",
-                 f"≤ {STEADY_CPU_TARGET_RATIO:g}× the reference",
-                 r_cpu > 0 and p_cpu / r_cpu <= STEADY_CPU_TARGET_RATIO))
+    row(f"RSS after {args.settle_s:g} s, MB", lambda side: median(side, "rss_mb"), "{:.1f}",
+        f"≤ {RSS_TARGET_MB:g} MB after 10 min{rss_note}", lambda p, r: p <= RSS_TARGET_MB)
+    row(f"USS after {args.settle_s:g} s, MB", lambda side: median(side, "uss_mb"), "{:.1f}")
+    row("launch → D-Bus name owned, s", lambda side: median(side, "owned_s"), "{:.3f}",
+        f"≤ {OWNED_TARGET_S:g} s", lambda p, r: p <= OWNED_TARGET_S)
+    row(f"CPU in the first {first_s:g} s, s", lambda side: median(side, "cpu_first_s"),
+        "{:.3f}")
+    row("steady CPU per minute, s", lambda side: median(side, "steady_cpu_per_min_s"), "{:.3f}",
+        f"≤ {STEADY_CPU_TARGET_RATIO:g}× the reference",
+        lambda p, r: r > 0 and p / r <= STEADY_CPU_TARGET_RATIO)
     for label, q in (("p50", 0.50), ("p99", 0.99)):
-        rows.append((f"write → register 1210 {label}, ms", _pct(pooled(PHAETON), q) * 1000,
-                     _pct(pooled(REFERENCE), q) * 1000, "{:.1f}", "", None))
+        row(f"write → register 1210 {label}, ms", lambda side, q=q: pooled(side, q), "{:.1f}")
 
     print()
     print("phaeton run (web UI and planner on) against the reference driver "
           "(benchmarks/reference_driver.py:")
     print("velib_python's VeDbusService on dbus-python + GLib, same 42 paths, same Modbus reads "
-          "every 2 s),")
+          "every 2 s)")
+    print("and the stack floor (benchmarks/stack_floor_driver.py: the reference's job on phaeton's "
+          "stack, asyncio + velib on dbus-next + pymodbus),")
     print(f"measured in this run: {args.rounds} interleaved round(s), settle {args.settle_s:g} s, "
           f"steady window {args.steady_s:g} s, {args.changes} writes per round;")
-    print("medians over the rounds, write latencies pooled; ratio = phaeton / reference.")
+    print("medians over the rounds, write latencies pooled; phaeton/ref, floor/ref and "
+          "phaeton/floor are ratios of the figures.")
     width = max(len(r[0]) for r in rows) + 2
-    print(f"{'':{width}}{'phaeton':>10}{'reference':>11}{'ratio':>8}   target")
-    for label, a, b, fmt, target, met in rows:
-        ratio = f"{a / b:8.1f}" if b else f"{'-':>8}"
+    print(f"{'':{width}}{'phaeton':>9}{'reference':>11}{'floor':>8}{'phaeton/ref':>13}"
+          f"{'floor/ref':>11}{'phaeton/floor':>15}   target")
+
+    def ratio(a: float, b: float, width: int) -> str:
+        return f"{a / b:{width}.1f}" if b else f"{'-':>{width}}"
+
+    for label, values, fmt, target, met in rows:
+        p, r, f = values[PHAETON], values[REFERENCE], values[FLOOR]
         verdict = "" if met is None else ("  met" if met else "  NOT MET")
-        print(f"{label:{width}}{fmt.format(a):>10}{fmt.format(b):>11}{ratio}   "
-              f"{target}{verdict}".rstrip())
+        print(f"{label:{width}}{fmt.format(p):>9}{fmt.format(r):>11}{fmt.format(f):>8}"
+              f"{ratio(p, r, 13)}{ratio(f, r, 11)}{ratio(p, f, 15)}   {target}{verdict}".rstrip())
     replans = [r["replans"] for r in results[PHAETON]]
     lost = {side: sum(r["missed"] for r in results[side]) for side in results}
     print(f"phaeton re-planned {sum(replans)} time(s) inside its steady windows; writes that "
-          f"did not reach 1210 within 5 s: phaeton {lost[PHAETON]}, reference {lost[REFERENCE]}")
+          f"did not reach 1210 within 5 s: phaeton {lost[PHAETON]}, reference {lost[REFERENCE]}, "
+          f"floor {lost[FLOOR]}")
 
 
 # ---- main ----------------------------------------------------------------------------------------
@@ -357,7 +378,11 @@ def precompile(pycache: str) -> None:
     env = dict(os.environ, PYTHONPYCACHEPREFIX=pycache)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     compile_all = [sys.executable, "-m", "compileall", "-qq", "-j", "0"]
-    subprocess.run(compile_all + ["phaeton", "velib"], cwd=ROOT, env=env, check=True)
+    subprocess.run(compile_all + ["phaeton", "velib", "benchmarks/alfen_paths.py"], cwd=ROOT,
+                   env=env, check=True)
+    # the reference's interpreter compiles the module the two drivers share, for itself
+    subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-qq", "benchmarks/alfen_paths.py"],
+                   cwd=ROOT, env=env, check=True)
     # the libraries' own test suites and Python 2 leftovers do not compile: not an error here
     libraries = sorted({sysconfig.get_path(key) for key in ("stdlib", "platstdlib", "purelib",
                                                              "platlib")})
@@ -367,7 +392,7 @@ def precompile(pycache: str) -> None:
 
 async def main(args) -> None:
     directory = tempfile.mkdtemp(prefix="phaeton-service-bench-")
-    results: dict[str, list[dict]] = {PHAETON: [], REFERENCE: []}
+    results: dict[str, list[dict]] = {side: [] for side in SIDES}
     print(f"logs and data in {directory}", flush=True)
     args.pycache = tempfile.mkdtemp(prefix="phaeton-service-bench-pycache-")
     try:
@@ -385,7 +410,8 @@ async def _rounds(args, directory: str, results: dict[str, list[dict]]) -> None:
         client = await MessageBus(bus_address=world.bus_address).connect()
         try:
             for round_no in range(args.rounds):
-                order = [PHAETON, REFERENCE] if round_no % 2 == 0 else [REFERENCE, PHAETON]
+                turn = round_no % len(SIDES)
+                order = SIDES[turn:] + SIDES[:turn]
                 for side in order:
                     results[side].append(await run_one(side, round_no, world, probe, client,
                                                        directory, args))
