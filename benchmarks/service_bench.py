@@ -243,7 +243,10 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
         argv = driver + ["--bus-name", name, "--modbus-host", "127.0.0.1", "--modbus-port",
                          str(world.alfen_port), "--poll-s", str(POLL_S)]
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = args.pycache
+        if side == FLOOR:
+            env["PYTHONPYCACHEPREFIX"] = args.pycache
+        else:                   # the reference uses Debian's compiled standard library
+            env.pop("PYTHONPYCACHEPREFIX", None)
     log_path = os.path.join(directory, f"{side}-{round_no}.log")
     what = f"{side} (round {round_no + 1})"
     first_s = min(args.first_s, args.settle_s)
@@ -360,6 +363,16 @@ def print_table(results: dict[str, list[dict]], args) -> None:
         verdict = "" if met is None else ("  met" if met else "  NOT MET")
         print(f"{label:{width}}{fmt.format(p):>9}{fmt.format(r):>11}{fmt.format(f):>8}"
               f"{ratio(p, r, 13)}{ratio(f, r, 11)}{ratio(p, f, 15)}   {target}{verdict}".rstrip())
+    floor_cpu, reference_cpu = (median(side, "steady_cpu_per_min_s") for side in (FLOOR, REFERENCE))
+    if reference_cpu > 0 and floor_cpu / reference_cpu > STEADY_CPU_TARGET_RATIO:
+        print(f"the stack floor, doing only the reference's job, takes "
+              f"{floor_cpu / reference_cpu:.1f}× the reference's steady CPU: the ≤ "
+              f"{STEADY_CPU_TARGET_RATIO:g}× target is below what phaeton's stack (asyncio, "
+              f"dbus-next, pymodbus) costs for that job alone")
+    floor_rss = median(FLOOR, "rss_mb")
+    print(f"what phaeton adds to its stack: {median(PHAETON, 'rss_mb') - floor_rss:.1f} MB RSS "
+          f"(the target leaves {RSS_TARGET_MB - floor_rss:.1f} MB above the floor), "
+          f"{median(PHAETON, 'steady_cpu_per_min_s') - floor_cpu:.3f} s/min steady CPU")
     replans = [r["replans"] for r in results[PHAETON]]
     lost = {side: sum(r["missed"] for r in results[side]) for side in results}
     print(f"phaeton re-planned {sum(replans)} time(s) inside its steady windows; writes that "
@@ -380,9 +393,13 @@ def precompile(pycache: str) -> None:
     compile_all = [sys.executable, "-m", "compileall", "-qq", "-j", "0"]
     subprocess.run(compile_all + ["phaeton", "velib", "benchmarks/alfen_paths.py"], cwd=ROOT,
                    env=env, check=True)
-    # the reference's interpreter compiles the module the two drivers share, for itself
+    # the reference runs on Debian's compiled standard library (no cache prefix): the module
+    # the two drivers share is compiled for it beside its source (benchmarks/__pycache__)
+    plain = dict(os.environ)
+    plain.pop("PYTHONDONTWRITEBYTECODE", None)
+    plain.pop("PYTHONPYCACHEPREFIX", None)
     subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-qq", "benchmarks/alfen_paths.py"],
-                   cwd=ROOT, env=env, check=True)
+                   cwd=ROOT, env=plain, check=True)
     # the libraries' own test suites and Python 2 leftovers do not compile: not an error here
     libraries = sorted({sysconfig.get_path(key) for key in ("stdlib", "platstdlib", "purelib",
                                                              "platlib")})
