@@ -306,6 +306,7 @@ def compare_min_power(rounds: int, rev: str) -> int:
     summary: dict[str, list[float]] = {"0.00": [], f"{EV_MIN_KW:.2f}": []}
     worst_current_gap = 0.0
     cli_ms = None
+    with_minimum: list[tuple[float, str]] = []   # (current ms, problem) with the minimum
     for k, (name, min_kw, problem) in enumerate(variants):
         old_ms = 1000 * statistics.median(times["previous", k])
         new_ms = 1000 * statistics.median(times["current", k])
@@ -322,6 +323,8 @@ def compare_min_power(rounds: int, rev: str) -> int:
         print(line)
         if name.startswith("phaeton plan") and float(min_kw) > 0:
             cli_ms = new_ms
+        if float(min_kw) > 0:
+            with_minimum.append((new_ms, name))
     for min_kw, ratios in summary.items():
         print(f"min {min_kw} kW: previous/current runtime ratio, median over problems "
               f"{statistics.median(ratios):.2f} (from {min(ratios):.2f} to {max(ratios):.2f})")
@@ -331,6 +334,11 @@ def compare_min_power(rounds: int, rev: str) -> int:
     ok = cli_ms is not None and cli_ms <= 30.0 and worst_current_gap <= 0.1
     print(f"target (`phaeton plan` case with the minimum <= 30 ms: {cli_ms:.1f} ms; within "
           "0.1 % of the MIP optimum):", "met" if ok else "NOT met")
+    # the service re-plans the other problems too (a car plugged in now): the same bound for each
+    fast = sum(1 for ms, _ in with_minimum if ms <= 30.0)
+    worst_ms, worst_name = max(with_minimum)
+    print(f"every problem with the minimum <= 30 ms: {fast} of {len(with_minimum)} "
+          f"(slowest {worst_ms:.1f} ms: {worst_name})")
     return 0 if ok else 1
 
 
