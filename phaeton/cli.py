@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,12 @@ EXIT_INVALID = 1
 EXIT_UNUSABLE = 2
 
 DEFAULT_CONFIG_PATH = "/data/phaeton/config.yaml"
+
+# numpy's BLAS (OpenBLAS in the pip wheels) starts one thread per core when numpy is imported;
+# they spin for a while after the start and after each call. The planner's arrays are a few
+# hundred numbers, too small for a second thread to pay, and on a GX those threads take CPU
+# from Victron's own services. An owner's own setting is kept.
+SINGLE_THREADED_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 # subcommand -> module whose run_from_cli(args) implements it
 SUBCOMMAND_MODULES = {
@@ -242,6 +249,8 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `phaeton` console script; returns the exit code."""
+    for name, value in SINGLE_THREADED_BLAS.items():   # before anything imports numpy
+        os.environ.setdefault(name, value)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -196,3 +196,42 @@ def test_dev_demo_runs_at_60x_unless_given_another_speed():
     parser = cli.build_parser()
     assert parser.parse_args(["demo", "--speed", "60", "--port", "9000"]).speed == 60.0
     assert parser.parse_args(["demo", "--speed", "60", "--speed", "1"]).speed == 1.0
+
+
+_AFTER_THE_ENTRY_POINT = textwrap.dedent("""\
+    import os, sys
+    from phaeton import cli
+    cli.main(["check-config", "config.yaml"])
+    import numpy   # as the planner does, after the entry point
+    print(len(os.listdir("/proc/self/task")), os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+          file=sys.stderr)
+    """)
+
+
+def _threads_after_the_entry_point(**env: str) -> tuple[int, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS",
+                                                             "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", _AFTER_THE_ENTRY_POINT], capture_output=True,
+                            text=True, timeout=60, cwd=REPO,
+                            env={**base, "PYTHONPATH": str(REPO), **env})
+    assert result.returncode == 0, result.stderr
+    threads, setting = result.stderr.split()
+    return int(threads), setting
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2,
+                    reason="with one core numpy's BLAS starts no thread of its own anyway")
+def test_numpy_gets_no_blas_threads_of_its_own_once_phaeton_has_started():
+    """The planner's arrays are small; BLAS threads would only spin and take CPU from the
+    GX's own services (numpy imported by a bare interpreter starts one per core)."""
+    assert _threads_after_the_entry_point() == (1, "1")
+    bare = subprocess.run([sys.executable, "-c", "import os, numpy; "
+                           "print(len(os.listdir('/proc/self/task')))"],
+                          capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items()
+                               if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")})
+    assert int(bare.stdout) > 1, "this numpy starts no BLAS threads: the check above proves nothing"
+
+
+def test_an_owners_own_blas_thread_setting_is_kept():
+    assert _threads_after_the_entry_point(OPENBLAS_NUM_THREADS="2")[1] == "2"
