@@ -35,9 +35,10 @@ CPU is utime + stime of the process and its children, from the per-thread schedu
 statistics (`/proc/<pid>/task/*/schedstat`, ns) or `/proc/<pid>/stat` (10 ms ticks, includes
 threads that ended), whichever is more; RSS/USS include child processes if there are any.
 
-The table prints each figure for the three, the ratios phaeton / reference and stack floor /
-reference (medians over the rounds; latencies pooled) and the targets of issue 14 (RSS ≤ 40 MB after 10 min; name owned ≤ 0.25 s;
-steady CPU ≤ 2× the reference) as met / not met.
+The table prints each figure for the three, the ratios phaeton / reference, floor / reference
+and phaeton / floor (medians over the rounds; latencies pooled) and the targets of issue 14
+(RSS ≤ 40 MB after 10 min; name owned ≤ 0.25 s; steady CPU ≤ 2× the reference) as met / not
+met.
 
 Run: .venv/bin/python benchmarks/service_bench.py [--rounds 3] [--settle-s 120] [--steady-s 60]
      [--changes 100]; quick try (~3 min): --settle-s 30 --rounds 1; the issue's figures:
@@ -235,18 +236,16 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
         with open(config_path, "w") as f:
             yaml.safe_dump(config, f)
         argv = [sys.executable, "-m", "phaeton", "run", "--config", config_path]
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = args.pycache
     else:
         driver = [SYSTEM_PYTHON, REFERENCE_DRIVER] if side == REFERENCE else \
             [sys.executable, FLOOR_DRIVER]
         argv = driver + ["--bus-name", name, "--modbus-host", "127.0.0.1", "--modbus-port",
                          str(world.alfen_port), "--poll-s", str(POLL_S)]
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        if side == FLOOR:
-            env["PYTHONPYCACHEPREFIX"] = args.pycache
-        else:                   # the reference uses Debian's compiled standard library
-            env.pop("PYTHONPYCACHEPREFIX", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if side == REFERENCE:       # Debian's own compiled standard library
+        env.pop("PYTHONPYCACHEPREFIX", None)
+    else:                       # this interpreter: the run's precompiled cache
+        env["PYTHONPYCACHEPREFIX"] = args.pycache
     log_path = os.path.join(directory, f"{side}-{round_no}.log")
     what = f"{side} (round {round_no + 1})"
     first_s = min(args.first_s, args.settle_s)

@@ -208,12 +208,14 @@ _AFTER_THE_ENTRY_POINT = textwrap.dedent("""\
     """)
 
 
+def _without_blas_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in cli.SINGLE_THREADED_BLAS}
+
+
 def _threads_after_the_entry_point(**env: str) -> tuple[int, str]:
-    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS",
-                                                             "OMP_NUM_THREADS")}
     result = subprocess.run([sys.executable, "-c", _AFTER_THE_ENTRY_POINT], capture_output=True,
                             text=True, timeout=60, cwd=REPO,
-                            env={**base, "PYTHONPATH": str(REPO), **env})
+                            env={**_without_blas_settings(), "PYTHONPATH": str(REPO), **env})
     assert result.returncode == 0, result.stderr
     threads, setting = result.stderr.split()
     return int(threads), setting
@@ -228,8 +230,7 @@ def test_numpy_gets_no_blas_threads_of_its_own_once_phaeton_has_started():
     bare = subprocess.run([sys.executable, "-c", "import os, numpy; "
                            "print(len(os.listdir('/proc/self/task')))"],
                           capture_output=True, text=True, timeout=60,
-                          env={k: v for k, v in os.environ.items()
-                               if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")})
+                          env=_without_blas_settings())
     assert int(bare.stdout) > 1, "this numpy starts no BLAS threads: the check above proves nothing"
 
 
