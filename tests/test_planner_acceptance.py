@@ -88,8 +88,10 @@ async def test_scheduled_car_meets_its_departure_target_cheaper_than_charging_at
     assert rows[0] == "start_s,load_kwh,pv_kwh" and len(rows) == len(learned.t_s) + 1
     # what was bought and sold per quarter hour, at the tariff's price of that quarter hour,
     # and the day's money against plain self-consumption on the same load and PV
+    # (a money row also needs the grid's energies measured, so under load it keeps fewer of
+    # the quarters than the learned history: it must be there and a subset of it)
     money = read_money_history(tmp_path / "data" / "money_history.csv")
-    assert len(money) >= 8
+    assert money and {row[0] for row in money} <= {int(t) for t in learned.t_s}
     for start, load, pv, bought, sold, buy, sell in money:
         assert buy == pytest.approx(price_at(datetime.fromtimestamp(start)), abs=1e-4)
         assert bought >= 0 and sold >= 0 and load > 0
