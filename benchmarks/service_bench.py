@@ -3,7 +3,7 @@ in the same run.
 
 What is compared:
 - phaeton: `python -m phaeton run --config ...` (as service/run starts it on a GX, this
-  interpreter) with the config `SimWorld.config_for_phaeton` writes: the default config with the
+  interpreter in a venv like install.sh's: `installed_interpreter`) with the config `SimWorld.config_for_phaeton` writes: the default config with the
   web UI and the energy planner on, a fresh data directory every round; its modules, its
   dependencies and the standard library compiled to bytecode first (into this run's own
   cache), as a GX has them;
@@ -12,7 +12,7 @@ What is compared:
   2 s, a /SetCurrent write sent to register 1210 inside the SetValue call. It does nothing else
   (no GX readings, no control, no sessions store, no planner, no web UI): it is the floor a
   Venus driver for this charger costs;
-- stack floor: `python benchmarks/stack_floor_driver.py` (this interpreter): the reference's
+- stack floor: `python benchmarks/stack_floor_driver.py` (the same venv): the reference's
   job exactly (`benchmarks/alfen_paths.py`), on phaeton's own stack: asyncio, phaeton's velib
   on dbus-next, pymodbus. Against the reference it shows what the chosen libraries cost by
   themselves; phaeton against it, what phaeton's own work costs.
@@ -22,7 +22,8 @@ services), with a car plugged in throughout. Rounds interleave (the order of the
 each round); one service runs at a time, started fresh each round.
 
 Measured per round, from the moment the process is launched:
-- launch → D-Bus name owned: `NameHasOwner` polled every 2 ms from a separate bus connection;
+- launch → D-Bus name owned: the arrival of the daemon's NameOwnerChanged for the name on a
+  separate bus connection (no polling that would load the machine while the service starts);
 - CPU in the first 60 s (`--first-s`; `--settle-s` when that is shorter);
 - RSS and USS (`/proc/<pid>/smaps_rollup`: Rss; Private_Clean + Private_Dirty) after
   `--settle-s` (default 120; the issue's target is after 10 minutes: `--settle-s 600`);
@@ -82,7 +83,7 @@ NAMES = {PHAETON: "com.victronenergy.evcharger.phaeton_0",
          REFERENCE: "com.victronenergy.evcharger.reference_0",
          FLOOR: "com.victronenergy.evcharger.floor_0"}
 POLL_S = 2.0                       # the reference's poll = phaeton's default control tick
-NAME_POLL_S = 0.002
+ALIVE_CHECK_S = 0.05
 RSS_TARGET_MB = 40.0
 RSS_TARGET_AFTER_S = 600.0
 OWNED_TARGET_S = 0.25
@@ -153,6 +154,32 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 class ServiceDied(Exception):
     pass
+
+
+class NameWatch:
+    """When a bus name gets an owner, from the daemon's NameOwnerChanged signal: the moment it
+    arrives here, with no polling that would load this small machine while a service starts."""
+
+    def __init__(self, bus: MessageBus):
+        self._bus = bus
+        self._owned: dict[str, float] = {}
+
+    async def start(self) -> None:
+        await self._bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+            body=["type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'"]))
+        self._bus.add_message_handler(self._signal)
+
+    def _signal(self, msg: Message) -> None:
+        if msg.member == "NameOwnerChanged" and msg.body[2]:
+            self._owned.setdefault(msg.body[0], time.perf_counter())
+
+    def forget(self, name: str) -> None:
+        self._owned.pop(name, None)
+
+    def owned_at(self, name: str) -> float | None:
+        return self._owned.get(name)
 
 
 async def _name_has_owner(bus: MessageBus, name: str) -> bool:
@@ -226,7 +253,7 @@ async def _write_latencies(client: MessageBus, name: str, world: SimWorld, chang
 
 
 async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
-                  client: MessageBus, directory: str, args) -> dict:
+                  watch: NameWatch, client: MessageBus, directory: str, args) -> dict:
     name = NAMES[side]
     env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=world.bus_address)
     env.pop("DBUS_SESSION_BUS_ADDRESS", None)
@@ -235,10 +262,10 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
         config_path = os.path.join(directory, f"config-{round_no}.yaml")
         with open(config_path, "w") as f:
             yaml.safe_dump(config, f)
-        argv = [sys.executable, "-m", "phaeton", "run", "--config", config_path]
+        argv = [args.python, "-m", "phaeton", "run", "--config", config_path]
     else:
         driver = [SYSTEM_PYTHON, REFERENCE_DRIVER] if side == REFERENCE else \
-            [sys.executable, FLOOR_DRIVER]
+            [args.python, FLOOR_DRIVER]
         argv = driver + ["--bus-name", name, "--modbus-host", "127.0.0.1", "--modbus-port",
                          str(world.alfen_port), "--poll-s", str(POLL_S)]
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -249,17 +276,18 @@ async def run_one(side: str, round_no: int, world: SimWorld, probe: MessageBus,
     log_path = os.path.join(directory, f"{side}-{round_no}.log")
     what = f"{side} (round {round_no + 1})"
     first_s = min(args.first_s, args.settle_s)
+    watch.forget(name)
     with open(log_path, "wb") as log:
         launched = time.perf_counter()
         process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=ROOT,
                                                        stdout=log, stderr=log)
     try:
-        while not await _name_has_owner(probe, name):
+        while watch.owned_at(name) is None:
             _check_alive(process, log_path, what)
             if time.perf_counter() - launched > 60:
                 raise ServiceDied(f"{what} did not own {name} within 60 s")
-            await asyncio.sleep(NAME_POLL_S)
-        owned_s = time.perf_counter() - launched
+            await asyncio.sleep(ALIVE_CHECK_S)
+        owned_s = watch.owned_at(name) - launched
 
         await _sleep_until(launched + first_s, process, log_path, what)
         cpu_first = cpu_s(process.pid)
@@ -406,16 +434,40 @@ def precompile(pycache: str) -> None:
                    cwd=ROOT, env=env, check=False)
 
 
+def installed_interpreter(directory: str) -> str:
+    """This interpreter as install.sh leaves it on a GX: a venv whose site-packages holds the
+    dependencies and no development hooks. The development venv has phaeton installed in
+    editable mode, and its `.pth` hook imports pathlib and an import finder into every process
+    it starts (about 10 ms before anything else runs), which a GX does not have. A venv of
+    this interpreter sees the development venv's site-packages through a plain path line in a
+    `.pth` file: its packages are found, its `.pth` files are not run. phaeton itself comes from
+    the source tree, the current directory of `python -m phaeton`."""
+    venv = os.path.join(directory, "venv")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", venv], check=True)
+    python = os.path.join(venv, "bin", "python")
+    site_packages = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site_packages, "development-venv.pth"), "w") as f:
+        f.write("\n".join(sorted({sysconfig.get_path("purelib"),
+                                  sysconfig.get_path("platlib")})) + "\n")
+    return python
+
+
 async def main(args) -> None:
     directory = tempfile.mkdtemp(prefix="phaeton-service-bench-")
     results: dict[str, list[dict]] = {side: [] for side in SIDES}
     print(f"logs and data in {directory}", flush=True)
     args.pycache = tempfile.mkdtemp(prefix="phaeton-service-bench-pycache-")
+    installed = tempfile.mkdtemp(prefix="phaeton-service-bench-venv-")
     try:
         precompile(args.pycache)
+        args.python = installed_interpreter(installed)
         await _rounds(args, directory, results)
     finally:
         shutil.rmtree(args.pycache, ignore_errors=True)
+        shutil.rmtree(installed, ignore_errors=True)
     print_table(results, args)
 
 
@@ -424,13 +476,15 @@ async def _rounds(args, directory: str, results: dict[str, list[dict]]) -> None:
         await world.plug_in()
         probe = await MessageBus(bus_address=world.bus_address).connect()
         client = await MessageBus(bus_address=world.bus_address).connect()
+        watch = NameWatch(probe)
+        await watch.start()
         try:
             for round_no in range(args.rounds):
                 turn = round_no % len(SIDES)
                 order = SIDES[turn:] + SIDES[:turn]
                 for side in order:
-                    results[side].append(await run_one(side, round_no, world, probe, client,
-                                                       directory, args))
+                    results[side].append(await run_one(side, round_no, world, probe, watch,
+                                                       client, directory, args))
         finally:
             probe.disconnect()
             client.disconnect()
