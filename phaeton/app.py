@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from velib.address import missing_socket, system_bus_address
 from velib.settings import SettingsClient
@@ -28,17 +28,19 @@ from phaeton.control.session import SessionTracker
 from phaeton.control.settings import ControlSettings
 from phaeton.loadpoint import Loadpoint
 from phaeton.logbuffer import LogBuffer
-from phaeton.metrics import Metrics
 from phaeton.site import Site
 from phaeton.site_layout import ChargerEntry, charger_entries
 from phaeton.snapshot import SiteSnapshot
 from phaeton.store.power_history import PowerHistory, as_columns
 from phaeton.store.sessions import SessionStore
 from phaeton.store.state_file import StateFile
-from phaeton.update.in_service import UpdateService
 from phaeton.venus.evcharger_service import ChargerLimits, EvChargerService, UserChoices
 from phaeton.web.on_demand import OnDemandWebServer
 from phaeton.web.status import status_of
+
+if TYPE_CHECKING:
+    from phaeton.metrics import Metrics
+    from phaeton.update.in_service import UpdateService
 
 log = logging.getLogger("phaeton.app")
 
@@ -66,13 +68,14 @@ class Phaeton:
         self.site = Site(config, loadpoints, clock=clock, settings=self._settings,
                          bus_address=bus_address, entries=entries,
                          build_loadpoint=self._build_loadpoint)
-        self.metrics = Metrics.for_site(self.site, self.session_store)   # /metrics, /health
         self.flow_history = PowerHistory(os.path.join(self.data_dir, "power_history.jsonl"))
         self.site.snapshots.attach(self.flow_history.observe)            # the charts
         self._status_cache: tuple[SiteSnapshot | None, dict] = (None, {})
         self._stopping = False
         self.web_server: OnDemandWebServer | None = None
-        self.updates = UpdateService(config, config_path)                # /api/update
+        # built once the D-Bus name is owned (`start`): none of it is needed before
+        self.metrics: Metrics | None = None             # /metrics, /health
+        self.updates: UpdateService | None = None       # /api/update
         self._update_watch: asyncio.Task | None = None
 
     @property
@@ -113,6 +116,11 @@ class Phaeton:
 
     async def start(self) -> None:
         await self.site.start()
+        from phaeton.metrics import Metrics
+        from phaeton.update.in_service import UpdateService
+        # before the control loop's first tick, which the site has only scheduled
+        self.metrics = Metrics.for_site(self.site, self.session_store)
+        self.updates = UpdateService(self.cfg, self._config_path)
         await self._start_web()
         self._update_watch = asyncio.create_task(self.updates.watch(), name="phaeton-update")
         for loadpoint in self.loadpoints:
@@ -221,7 +229,8 @@ class Phaeton:
         except ConfigError as exc:
             return list(exc.problems)
         self.cfg = config
-        self.updates.reconfigure(config)
+        if self.updates is not None:
+            self.updates.reconfigure(config)
         await self.site.apply_config(config)
         log.info("configuration saved and applied (changes to the one-charger sections, web "
                  "and logging need a restart)")

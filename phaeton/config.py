@@ -15,8 +15,6 @@ dicts and lists back (for the web UI and JSON).
 from __future__ import annotations
 
 import copy
-import difflib
-import hashlib
 import ipaddress
 import math
 import os
@@ -38,7 +36,6 @@ from phaeton.config_validate import SchemaError, Validator
 from phaeton.planning.tariffs.registry import TARIFF_KINDS
 from phaeton.store.state_file import write_file_atomically
 from phaeton.vehicles.schema import vehicle_problems
-from phaeton.yaml_edit import edit_yaml
 
 _VALIDATOR = Validator(CONFIG_SCHEMA)
 
@@ -769,6 +766,7 @@ def _suggestion(word: str, candidates: Any) -> str:
     by_lower = {name.lower(): name for name in names}
     if word.lower() in by_lower and by_lower[word.lower()] != word:
         return f" (did you mean {by_lower[word.lower()]!r}?)"
+    import difflib      # only a config with a mistake gets here
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -839,6 +837,7 @@ def config_version(content: bytes | None) -> str:
     """The version token of a config file's bytes (None: no file): a hash of the content."""
     if content is None:
         return "none"
+    import hashlib      # the web UI's config editor, not the service's start
     return hashlib.sha256(content).hexdigest()[:32]
 
 
@@ -908,6 +907,7 @@ def _edited_file(previous: bytes | None, plain: dict[str, Any], source: str,
     old = {} if old is None else old
     if not isinstance(old, dict):
         return None
+    from phaeton.yaml_edit import edit_yaml     # saving, never at the service's start
     wanted = merge_onto(old, plain, apply_defaults(old), apply_defaults(plain))
     text = edit_yaml(old_text, wanted)
     if text is None:
