@@ -123,8 +123,8 @@ class Loadpoint:
         """`wake()` runs the next step at once (the site's loop): after a user's write."""
         self._wake = wake
 
-    async def start(self) -> None:
-        """Continue the session that was running before a restart; start the driver."""
+    def continue_session(self) -> None:
+        """Continue the session that was running before a restart."""
         record = self.session_store.load_running(loadpoint=self.name)
         if record:
             try:
@@ -133,6 +133,9 @@ class Loadpoint:
             except ValueError as exc:
                 log.warning("could not continue the saved session (%s); starting fresh", exc)
                 self.session_store.clear_running(loadpoint=self.name)
+
+    async def start(self) -> None:
+        """Start the driver: it connects (and loads its protocol library) in the background."""
         await self.charger.start()
 
     async def register(self) -> None:

@@ -116,12 +116,19 @@ class Site:
 
     async def start(self) -> None:
         for loadpoint in self.loadpoints:
-            await loadpoint.start()
+            loadpoint.continue_session()
         await self.system.start()
         await self.settings.start()
         await self._attach_settings()
         for loadpoint in self.loadpoints:
             await loadpoint.register()
+        # The drivers after the names, as the planner: owning the name does not wait for a
+        # charger (it may be unreachable), and a driver's library (pymodbus, ocpp) loads with
+        # its first connection. Their first connection attempts begin before the planner's
+        # imports, which on a GX take seconds.
+        for loadpoint in self.loadpoints:
+            await loadpoint.start()
+        await asyncio.sleep(0)
         self._build_planning()
         await self.planner.start()
         await self.garage.start()
@@ -245,10 +252,11 @@ class Site:
                 loadpoint.evcharger.add_planner_paths(self.planner_state())
                 loadpoint.on_wake(self.wake)
                 self._take_manual_soc(loadpoint)
-                await loadpoint.start()
+                loadpoint.continue_session()
                 if self.settings.available:
                     await loadpoint.attach_settings()
                 await loadpoint.register()
+                await loadpoint.start()
                 loadpoints.append(loadpoint)
                 log.info("charger %s added as %s", entry.id, loadpoint.evcharger.name)
             self.loadpoints[:] = loadpoints

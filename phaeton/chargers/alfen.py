@@ -58,10 +58,7 @@ import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from typing import TYPE_CHECKING, Any
 
 from phaeton.chargers import modbus_log
 from phaeton.chargers import modbus_words as mw
@@ -70,6 +67,9 @@ from phaeton.chargers.base import (Capability, CapabilityMissing, Charger, Charg
                                    effective_current)
 from phaeton.clock import REAL_CLOCK, Clock
 from phaeton.control.plausibility import measurement_problems, plausible_station_max_current
+
+if TYPE_CHECKING:
+    from pymodbus.client import AsyncModbusTcpClient
 
 log = logging.getLogger("phaeton.chargers.alfen")
 
@@ -272,6 +272,14 @@ class _DeviceError(Exception):
     """The station answered with a Modbus exception or a malformed answer."""
 
 
+def _request_errors() -> tuple[type[BaseException], ...]:
+    """What a request on an open connection raises when the station is gone or silent. Only
+    evaluated when a request raised, so pymodbus (imported with the first connection: the
+    service owns its D-Bus name before it loads) is there by then."""
+    from pymodbus.exceptions import ModbusException
+    return ModbusException, OSError, asyncio.TimeoutError
+
+
 class _StationLink:
     """The Modbus TCP connection to one station (host, port), shared by its sockets' drivers
     (see the module docstring). `users` are the started drivers."""
@@ -294,6 +302,7 @@ class _StationLink:
         async with self._connect_lock:
             if self.client is not None and self.client.connected:
                 return self.client
+            from pymodbus.client import AsyncModbusTcpClient   # the first connection loads it
             holder: list[AsyncModbusTcpClient] = []
             client = AsyncModbusTcpClient(
                 config.host, port=config.port, timeout=config.timeout_s, retries=0,
@@ -792,7 +801,7 @@ class AlfenCharger(Charger):
             raise _LinkError("connection closed")
         try:
             response = await client.read_holding_registers(address, count=count, device_id=unit)
-        except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+        except _request_errors() as exc:
             raise _LinkError(f"no answer reading {where} within {self.config.timeout_s:g} s "
                              f"({_short(exc)})") from None
         if response.isError():
@@ -812,7 +821,7 @@ class AlfenCharger(Charger):
                 response = await client.write_register(address, words[0], device_id=unit)
             else:
                 response = await client.write_registers(address, words, device_id=unit)
-        except (ModbusException, OSError, asyncio.TimeoutError) as exc:
+        except _request_errors() as exc:
             raise _LinkError(f"no answer writing {where} within {self.config.timeout_s:g} s "
                              f"({_short(exc)})") from None
         if response.isError():
