@@ -377,7 +377,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * len(ordered))) - 1))]
 
 
-def print_table(results: dict[str, list[dict]], args) -> None:
+def print_table(results: dict[str, list[dict]], start_owned: dict[str, list[float]],
+                args) -> None:
     def median(side: str, key: str) -> float:
         return statistics.median(r[key] for r in results[side])
 
@@ -399,7 +400,7 @@ def print_table(results: dict[str, list[dict]], args) -> None:
     row(f"USS after {args.settle_s:g} s, MB", lambda side: median(side, "uss_mb"), "{:.1f}")
     def owned(side: str) -> float:
         return statistics.median([r["owned_s"] for r in results[side]]
-                                 + args.start_owned[side])
+                                 + start_owned[side])
 
     launches = args.rounds + args.starts
     row(f"launch → D-Bus name owned, s ({launches} launches)", owned, "{:.3f}",
@@ -503,20 +504,22 @@ def installed_interpreter(directory: str) -> str:
 async def main(args) -> None:
     directory = tempfile.mkdtemp(prefix="phaeton-service-bench-")
     results: dict[str, list[dict]] = {side: [] for side in SIDES}
+    start_owned: dict[str, list[float]] = {side: [] for side in SIDES}   # --starts launches
     print(f"logs and data in {directory}", flush=True)
     args.pycache = tempfile.mkdtemp(prefix="phaeton-service-bench-pycache-")
     installed = tempfile.mkdtemp(prefix="phaeton-service-bench-venv-")
     try:
         precompile(args.pycache)
         args.python = installed_interpreter(installed)
-        await _rounds(args, directory, results)
+        await _rounds(args, directory, results, start_owned)
     finally:
         shutil.rmtree(args.pycache, ignore_errors=True)
         shutil.rmtree(installed, ignore_errors=True)
-    print_table(results, args)
+    print_table(results, start_owned, args)
 
 
-async def _rounds(args, directory: str, results: dict[str, list[dict]]) -> None:
+async def _rounds(args, directory: str, results: dict[str, list[dict]],
+                  start_owned: dict[str, list[float]]) -> None:
     async with SimWorld(speed=1.0) as world:
         await world.plug_in()
         probe = await MessageBus(bus_address=world.bus_address).connect()
@@ -535,10 +538,10 @@ async def _rounds(args, directory: str, results: dict[str, list[dict]]) -> None:
                 for side in SIDES[turn:] + SIDES[:turn]:
                     owned_s = await start_only(side, number, world, probe, watch, directory,
                                                args)
-                    args.start_owned[side].append(owned_s)
+                    start_owned[side].append(owned_s)
             if args.starts:
                 print("  start-only launches, name owned in s: " + "; ".join(
-                    f"{side} " + " ".join(f"{x:.3f}" for x in args.start_owned[side])
+                    f"{side} " + " ".join(f"{x:.3f}" for x in start_owned[side])
                     for side in SIDES), flush=True)
         finally:
             probe.disconnect()
@@ -567,7 +570,6 @@ def _arguments():
             or args.starts < 0:
         parser.error("rounds, settle, steady window and changes must be positive, starts not "
                      "negative")
-    args.start_owned = {side: [] for side in SIDES}
     return args
 
 

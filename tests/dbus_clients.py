@@ -103,6 +103,13 @@ async def dbus_send(service: str, path: str, member: str, *args: str,
     return out
 
 
+async def name_has_owner(name: str) -> bool:
+    """Does `name` have an owner on the (private) system bus, as dbus-send sees it."""
+    out = await dbus_send("org.freedesktop.DBus", "/org/freedesktop/DBus", "NameHasOwner",
+                          f"string:{name}", interface="org.freedesktop.DBus")
+    return "boolean true" in out
+
+
 async def py3dbus(service: str, path: str, member: str, *args) -> dict:
     """Call a BusItem method from Debian's python3-dbus. args: (kind, value) pairs."""
     code, out, err = await run(SYSTEM_PYTHON, "-c", PY3DBUS_CALL, service, path, member,

@@ -23,7 +23,7 @@ from phaeton.sim.gx_system import (
 )
 from phaeton.sim.site import SiteConfig, SiteModel
 from phaeton.venus.system_reader import GxSystemReader
-from tests.dbus_clients import SignalRecorder, dbus_send, py3dbus
+from tests.dbus_clients import SignalRecorder, name_has_owner, py3dbus
 
 SECTION7_PATHS = (
     [f"/Ac/{kind}/L{n}/Power" for kind in ("PvOnGrid", "PvOnOutput", "PvOnGenset", "Grid",
@@ -57,12 +57,6 @@ async def until(predicate, clock, limit_s: float = 600.0):
     while not predicate():
         assert clock.monotonic() - start < limit_s, "condition not reached in simulated time"
         await asyncio.sleep(0.01)
-
-
-async def name_has_owner(name: str) -> bool:
-    out = await dbus_send("org.freedesktop.DBus", "/org/freedesktop/DBus", "NameHasOwner",
-                          f"string:{name}", interface="org.freedesktop.DBus")
-    return "boolean true" in out
 
 
 def make_service(start=NOON, config=None, speed=200.0, **kwargs):

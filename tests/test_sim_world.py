@@ -16,7 +16,7 @@ from phaeton.sim.gx_system import SimulatedSite
 from phaeton.sim.site import SiteConfig
 from phaeton.sim.world import DEFAULT_CLOUD_SCRIPT, DEFAULT_START, GARAGE_A, SimWorld
 from phaeton.site_layout import charger_entries
-from tests.dbus_clients import dbus_send, py3dbus
+from tests.dbus_clients import name_has_owner, py3dbus
 from velib.service import ServiceError, VeDbusService
 
 SETTINGS = "com.victronenergy.settings"
@@ -35,12 +35,6 @@ async def bus_value(service: str, path: str):
     answer = await py3dbus(service, path, "GetValue")
     assert "ok" in answer, answer
     return answer["ok"]["v"]
-
-
-async def name_has_owner(name: str) -> bool:
-    out = await dbus_send("org.freedesktop.DBus", "/org/freedesktop/DBus", "NameHasOwner",
-                          f"string:{name}", interface="org.freedesktop.DBus")
-    return "boolean true" in out
 
 
 def daemons_using(directory: str) -> list[int]:

@@ -4,19 +4,10 @@ with its first connection; the station's identity follows on the bus once it has
 Real parts: a private bus, the settings service, a GX system service, the Alfen simulator."""
 from __future__ import annotations
 
-from dbus_next import Message
-from dbus_next.aio import MessageBus
-
+from dbus_clients import name_has_owner
 from phaeton.app import Phaeton
 from phaeton.config import load_config
 from scripted_gx import ScriptedGx
-
-
-async def _has_owner(bus: MessageBus, name: str) -> bool:
-    reply = await bus.call(Message(
-        destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
-        interface="org.freedesktop.DBus", member="NameHasOwner", signature="s", body=[name]))
-    return bool(reply.body[0])
 
 
 async def test_the_name_is_owned_before_the_driver_starts_then_the_identity_follows(
@@ -25,13 +16,12 @@ async def test_the_name_is_owned_before_the_driver_starts_then_the_identity_foll
         path = gx.config_path()
         app = Phaeton(load_config(path), config_path=path, clock=gx.clock)
         loadpoint = app.loadpoints[0]
-        probe = await MessageBus(bus_address=private_bus).connect()
         seen_when_the_driver_started: list[tuple[bool, int]] = []
         start_driver = loadpoint.charger.start
 
         async def start_and_look() -> None:
             seen_when_the_driver_started.append(
-                (await _has_owner(probe, loadpoint.evcharger.name), gx.alfen.connection_count))
+                (await name_has_owner(loadpoint.evcharger.name), gx.alfen.connection_count))
             await start_driver()
 
         loadpoint.charger.start = start_and_look
@@ -44,4 +34,3 @@ async def test_the_name_is_owned_before_the_driver_starts_then_the_identity_foll
             assert loadpoint.evcharger.service["/Connected"] == 1
         finally:
             await app.stop()
-            probe.disconnect()
